@@ -1,0 +1,1 @@
+"""Root conftest: integration fixtures are registered from tests/integration/service_fixtures.py."""

@@ -1,0 +1,381 @@
+"""The operator console end to end in headless Chromium (Debian's /usr/bin/chromium, driven by
+playwright; nothing is downloaded): a real watchcentre instance, real RabbitMQ, SQLite.
+
+One browser and one instance for the module; each test opens its own page. The page reaches the
+instance through a TCP proxy, so a test can cut its WebSocket as a network drop would.
+Screenshots of each view go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
+from tests.integration.proxy import Proxy
+from watchcentre.adapters.config_files import load_config
+from watchcentre.bootstrap import recipient_keys
+from watchcentre.core.access import Role
+from watchcentre.core.ports import SystemClock
+from watchcentre.security import issue_token
+from watchcentre.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+if not os.path.exists(CHROMIUM):  # fail, never skip: CI must run these (scripts/test installs it)
+    raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does it)")
+
+
+class Console:
+    def __init__(self, instance: Instance, broker: Broker, proxy: Proxy, browser: Browser, token: str) -> None:
+        self.instance, self.broker, self.proxy, self.browser, self.token = instance, broker, proxy, browser, token
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy.port}"
+
+    async def page(self) -> tuple[BrowserContext, Page, list[str]]:
+        context = await self.browser.new_context(viewport={"width": 1500, "height": 900})
+        await context.add_cookies([{"name": "wc_session", "value": self.token, "url": self.url}])
+        page = await context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        await page.goto(self.url + "/")
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        return context, page, problems
+
+    async def routed(self, *message_ids: str, types: tuple[str, ...] = ("routed", "triaged")) -> None:
+        wanted = set(message_ids)
+        await self.broker.wait_events(
+            lambda evs: wanted <= {e["message_id"] for e in evs if e["type"] in types}, within=30
+        )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+    prefix = fresh_prefix()
+    settings = Settings(
+        amqp_prefix=prefix,
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('console') / 'wc.db'}",  # type: ignore[arg-type]
+        config_dir=str(ROOT / "config"),
+        http_port=0,
+        shutdown_deadline=5.0,
+        cookie_secure=False,
+    )
+    broker = await Broker(prefix).open()
+    await broker.watch_events()
+    instance = await Instance(settings).start()
+    proxy = await Proxy("127.0.0.1", instance.port).start()
+    issued = await issue_token(
+        instance.runtime.store, SystemClock(), role=Role.OPERATOR, subject=None, name="Alice",
+        network=instance.runtime.config.network,
+    )  # fmt: skip
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield Console(instance, broker, proxy, browser, issued.token)
+        finally:
+            await browser.close()
+            await proxy.close()
+            await instance.stop()
+            await broker.delete_everything(["inbound", "dead", *recipient_keys(load_config(ROOT / "config"))])
+
+
+def row(page: Page, message_id: str) -> Any:
+    return page.locator(f'#feed-rows .row[data-message-id="{message_id}"]')
+
+
+async def test_published_envelope_appears_in_the_feed_and_the_page_keeps_a_strict_csp(console: Console) -> None:
+    context, page, problems = await console.page()
+    try:
+        response = await page.request.get(console.url + "/")
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+        env = envelope(subject="Cocaïne saisie à Madrid, suspect espagnol", priority="urgent", countries=["ES"])
+        started = time.perf_counter()
+        await console.broker.publish(env)
+        line = row(page, env["message_id"])
+        await expect(line).to_have_count(1, timeout=10_000)
+        seen_after = time.perf_counter() - started
+        await expect(line).to_contain_text("post.madrid")
+        await expect(line).to_contain_text("urgent")
+        await expect(line).to_contain_text("routed")
+        assert seen_after < 5, f"took {seen_after:.2f}s to appear"
+        await page.screenshot(path=str(SHOTS / "feed.png"))
+        # filters: by country, then by a priority it does not have
+        await page.fill("#filters input[name=country]", "DE")
+        await expect(line).to_be_hidden()
+        await page.fill("#filters input[name=country]", "es")
+        await expect(line).to_be_visible()
+        await page.select_option("#filters select[name=priority]", "normal")
+        await expect(line).to_be_hidden()
+        await page.select_option("#filters select[name=priority]", "")
+        await expect(line).to_be_visible()
+        # no CSP violation, no script error (the 404 is /api/cases: the lifecycle API is not merged yet)
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await context.close()
+
+
+async def test_a_subject_with_markup_is_shown_as_text(console: Console) -> None:
+    context, page, problems = await console.page()
+    try:
+        nasty = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> colis à Rabat'
+        env = envelope(subject=nasty, body=f"Corps: {nasty}", countries=["MA"])
+        await console.broker.publish(env)
+        line = row(page, env["message_id"])
+        await expect(line).to_have_count(1, timeout=10_000)
+        assert await line.locator(".subject").text_content() == nasty
+        await line.click()
+        await expect(page.locator("#detail-subject")).to_have_text(nasty)
+        await expect(page.locator("#detail-text")).to_contain_text(nasty)
+        assert await page.evaluate("window.__pwned") is None
+        assert await page.locator("#detail img, #feed-rows img, #feed-rows script").count() == 0
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await context.close()
+
+
+async def test_triage_item_routed_by_clicking_lands_in_the_posts_queue(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        env = envelope(subject="Note de situation", body="Demande d'assistance sans autre précision sur le dossier.")
+        await console.broker.publish(env)
+        await console.routed(env["message_id"], types=("triaged",))
+        await page.click("button[data-view=triage]")
+        item = page.locator(f'#triage-rows tr[data-message-id="{env["message_id"]}"]')
+        await item.click()
+        form = page.locator("#route-form")
+        await form.locator("input[type=search]").fill("lisbon")
+        await form.locator('input[value="post.lisbon"]').check()
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".error")).to_contain_text("reason")  # a reason is required
+        await form.locator("textarea[name=reason]").fill("Suspect known to the Lisbon liaison officer")
+        await page.screenshot(path=str(SHOTS / "triage-route.png"))
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator("#detail-recipients")).to_contain_text("post.lisbon")
+        await expect(page.locator("#detail-why")).to_contain_text("manual by operator:Alice: Suspect known")
+        await console.broker.wait_events(
+            lambda evs: any(
+                e["type"] == "routed" and e["message_id"] == env["message_id"] and e["actor"] == "operator:Alice"
+                for e in evs
+            )
+        )
+        copies = [m for m in await console.broker.drain("post.lisbon") if m.headers.get("x-watchcentre-message-id") == env["message_id"]]
+        assert len(copies) == 1
+        body = orjson.loads(copies[0].body)
+        assert body["routing"]["recipients"] == ["post.lisbon"]
+        assert body["routing"]["explanation"][0] == "manual by operator:Alice: Suspect known to the Lisbon liaison officer"
+        await page.screenshot(path=str(SHOTS / "detail-routed.png"))
+        await expect(page.locator(f'#triage-rows tr[data-message-id="{env["message_id"]}"]')).to_have_count(0)
+    finally:
+        await context.close()
+
+
+async def test_detail_highlights_the_matched_phrases(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        env = envelope(
+            subject="Trafic de cocaïne entre le Maroc et l'Espagne",
+            body="Un ressortissant colombien arrêté à Tanger avec 3 kg de cocaïne. Aucun lien avec le terrorisme.",
+        )
+        await console.broker.publish(env)
+        line = row(page, env["message_id"])
+        await expect(line).to_have_count(1, timeout=10_000)
+        await line.click()
+        marks = page.locator("#detail-text mark")
+        await expect(marks.first).to_be_visible()
+        texts = await marks.all_text_contents()
+        assert any("cocaïne" in t.lower() for t in texts), texts
+        assert any("tanger" in t.lower() for t in texts), texts
+        await expect(page.locator("#detail-text mark.negated")).to_contain_text("terrorisme")
+        await page.screenshot(path=str(SHOTS / "detail-highlights.png"))
+    finally:
+        await context.close()
+
+
+async def test_missed_events_are_back_filled_after_the_websocket_drops(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        first = envelope(subject="Avant la coupure", countries=["IT"])
+        await console.broker.publish(first)
+        await expect(row(page, first["message_id"])).to_have_count(1, timeout=10_000)
+        console.proxy.cut()  # the network drops: the WebSocket dies, reconnections are refused
+        await expect(page.locator("body")).to_have_attribute("data-feed", "down")
+        missed = [envelope(subject=f"Pendant la coupure {i}", countries=["DE"]) for i in range(5)]
+        for env in missed:
+            await console.broker.publish(env)
+        await console.routed(*(e["message_id"] for e in missed))
+        for env in missed:
+            assert await row(page, env["message_id"]).count() == 0
+        console.proxy.restore()
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live", timeout=15_000)
+        for env in missed:
+            await expect(row(page, env["message_id"])).to_have_count(1)
+        assert int(await page.locator("body").get_attribute("data-backfilled") or 0) >= len(missed)
+        assert await row(page, first["message_id"]).count() == 1  # back-fill does not duplicate
+        ids = [int(i) for i in await page.locator("#feed-rows .row").evaluate_all("rs => rs.map(r => r.dataset.id)")]
+        assert ids == sorted(ids, reverse=True)  # newest first, back-filled rows in their place
+        await page.screenshot(path=str(SHOTS / "feed-backfilled.png"))
+    finally:
+        console.proxy.restore()
+        await context.close()
+
+
+async def test_a_burst_of_100_messages_per_second_does_not_freeze_the_page(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        await page.evaluate(
+            """() => { window.__maxGap = 0; let last = performance.now();
+                 window.__gaps = [];
+                 window.__beat = setInterval(() => { const now = performance.now(); window.__gaps.push(now - last);
+                   window.__maxGap = Math.max(window.__maxGap, now - last); last = now; }, 20); }"""
+        )
+        burst = [envelope(subject=f"Rafale {i}", countries=["ES" if i % 2 else "MA"]) for i in range(300)]
+        started = time.perf_counter()
+        for i, env in enumerate(burst):  # paced at 100 per second (the load, not a wait)
+            await console.broker.publish(env)
+            delay = started + (i + 1) / 100 - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await expect(row(page, burst[-1]["message_id"])).to_have_count(1, timeout=20_000)
+        caught_up = time.perf_counter() - started
+        max_gap = await page.evaluate("window.__maxGap")
+        p95_gap = await page.evaluate("(() => { const g = [...window.__gaps].sort((a, b) => a - b); return g[Math.floor(g.length * 0.95)]; })()")
+        stats = await page.evaluate("window.watchcentreStats")
+        shown = await page.locator("#feed-rows .row").count()
+        print(
+            f"burst: 300 messages at 100/s, page caught up after {caught_up:.2f}s; 20 ms timer: p95 gap"
+            f" {p95_gap:.0f} ms, max {max_gap:.0f} ms; {stats['flushes']} DOM updates, mean"
+            f" {stats['flushMsTotal'] / stats['flushes']:.1f} ms, longest {stats['flushMaxMs']:.1f} ms; {shown} rows"
+        )
+        # Wall-clock numbers on 2 cores shared with the service, RabbitMQ and the database during this
+        # very burst: a single stall can be the machine's, not the page's. What must hold: the timer
+        # keeps ticking (p95), our own DOM updates are short on average and batched (fewer updates than
+        # messages), and nothing blocks for seconds.
+        assert p95_gap < 250, f"the page's timer p95 gap is {p95_gap:.0f} ms"
+        assert stats["flushMsTotal"] / stats["flushes"] < 30, stats
+        assert stats["flushes"] < len(burst), stats
+        assert max_gap < 2000, f"the page froze for {max_gap:.0f} ms"
+        assert shown <= 500
+        # the page still answers clicks at once
+        clicked = time.perf_counter()
+        await page.click("button[data-view=glance]")
+        await expect(page.locator("#view-glance")).to_be_visible()
+        assert time.perf_counter() - clicked < 2
+    finally:
+        await context.close()
+
+
+async def test_views_dead_letters_shift_log_glance_and_deadlines(console: Console) -> None:
+    context, page, problems = await console.page()
+    try:
+        bad = envelope(subject="Pays inconnu", countries=["XX"])
+        await console.broker.publish(bad)
+        await console.routed(bad["message_id"], types=("rejected",))
+        # dead letters: correct the country and re-inject
+        await page.click("button[data-view=dead]")
+        item = page.locator(".dead-item", has_text=bad["message_id"])
+        await expect(item).to_contain_text("countries")
+        await page.screenshot(path=str(SHOTS / "dead-letters.png"))
+        corrected = {**bad, "countries": ["ES"]}
+        await item.locator("textarea").fill(orjson.dumps(corrected, option=orjson.OPT_INDENT_2).decode())
+        await item.locator("input[name=reason]").fill("sender typed XX for ES")
+        await item.get_by_role("button", name="Re-inject corrected").click()
+        await expect(page.locator(".okmsg")).to_contain_text(bad["message_id"])
+        await console.routed(bad["message_id"], types=("routed",))
+        # shift log: a note linked to a message, seen by the next shift first (the handover strip)
+        await page.click("button[data-view=log]")
+        await page.fill("#note-text", "Lisbon asked for a call back before 08:00 <b>urgent</b>")
+        await page.fill("#note-form input[name=message_ids]", bad["message_id"])
+        await page.fill("#note-form input[name=references]", "FR-2024-0042")
+        await page.click("#note-form button[type=submit]")
+        await expect(page.locator("#notes li").first).to_contain_text("<b>urgent</b>")
+        await expect(page.locator("#handover")).to_contain_text("call back before 08:00")
+        await page.screenshot(path=str(SHOTS / "shift-log.png"))
+        # at a glance, with the map
+        await page.click("button[data-view=glance]")
+        await expect(page.locator("svg.map path[data-country=ES]")).to_have_count(1)
+        fill = await page.locator("svg.map path[data-country=ES]").get_attribute("fill")
+        assert fill != await page.locator("svg.map path[data-country=AU]").get_attribute("fill")
+        await page.screenshot(path=str(SHOTS / "glance.png"), full_page=True)
+        # deadlines: the corrected request opened a case; the board lists it with its time left
+        await page.click("button[data-view=deadlines]")
+        row = page.locator("#deadlines li", has_text="Pays inconnu")
+        await expect(row).to_have_count(1)
+        await expect(row).to_contain_text("left")
+        await expect(page.locator("#lifecycle-missing")).to_have_count(0)
+        await page.screenshot(path=str(SHOTS / "deadlines-live.png"))
+        assert not [p for p in problems if "Content Security Policy" in p], problems
+    finally:
+        await context.close()
+
+
+async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(console: Console) -> None:
+    context = await console.browser.new_context(viewport={"width": 1500, "height": 900})
+    await context.add_cookies([{"name": "wc_session", "value": console.token, "url": console.url}])
+    page = await context.new_page()
+    cases = {
+        "items": [
+            {
+                "reference": "FR-2024-0007", "state": "routed", "priority": "urgent",
+                "subject": "Demande urgente <i>identification</i>", "sender": "ofast", "crime_types": ["drug_trafficking"],
+                "countries": ["ES"], "recipients": ["post.madrid"], "opened_at": "2024-05-01T08:00:00Z",
+                "ack_due_at": "2024-05-01T09:00:00Z", "due_at": "2024-05-01T12:00:00Z", "time_left_seconds": -7300,
+                "overdue": True, "acknowledged_at": None, "answered_at": None,
+            },
+            {
+                "reference": "FR-2024-0009", "state": "acknowledged", "priority": "normal", "subject": "Vérification",
+                "sender": "c3n", "crime_types": ["cybercrime"], "countries": ["DE"], "recipients": ["post.berlin"],
+                "opened_at": "2024-05-01T08:00:00Z", "ack_due_at": "2024-05-01T09:00:00Z",
+                "due_at": "2024-05-03T12:00:00Z", "time_left_seconds": 2000, "overdue": False,
+                "acknowledged_at": "2024-05-01T08:30:00Z", "answered_at": None,
+            },
+        ]
+    }  # fmt: skip
+
+    async def fake_cases(route: Any) -> None:
+        await route.fulfill(status=200, content_type="application/json", body=orjson.dumps(cases))
+
+    try:
+        await page.route("**/api/cases?open=true", fake_cases)  # the shape the lifecycle API will serve
+        await page.goto(console.url + "/")
+        await page.click("button[data-view=deadlines]")
+        first = page.locator(".deadline").first
+        await expect(first).to_have_class("deadline overdue")
+        await expect(first).to_contain_text("OVERDUE 2h 01m")
+        await expect(first).to_contain_text("<i>identification</i>")
+        await expect(page.locator("#overdue-banner")).to_be_visible()
+        await expect(page.locator("#overdue-banner")).to_contain_text("1 request OVERDUE")
+        await page.screenshot(path=str(SHOTS / "deadlines.png"))
+        await page.click("button[data-view=glance]")
+        await expect(page.locator("svg.map")).to_have_attribute("aria-label", "Open requests by country")
+    finally:
+        await context.close()
+
+
+async def test_signing_in_through_the_form_opens_the_console(console: Console) -> None:
+    context = await console.browser.new_context()
+    page = await context.new_page()
+    try:
+        await page.goto(console.url + "/")
+        await page.wait_for_url("**/signin")  # no session: the page sends the operator to sign in
+        await page.fill("#token", console.token)
+        await page.click("button[type=submit]")  # a real form post: the Origin check must accept it
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        assert page.url == console.url + "/"
+    finally:
+        await context.close()

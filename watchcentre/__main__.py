@@ -1,0 +1,3 @@
+from watchcentre.cli import main
+
+raise SystemExit(main())

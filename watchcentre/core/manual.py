@@ -1,0 +1,171 @@
+"""Manual decisions an operator takes on the console: routing a triage item (or re-routing a routed
+message) to recipients of their choice, and the shift log. Pure: the service publishes and records.
+
+A manual routing has the same shape as an automatic one (`Routing`), so recipients and the audit
+read it the same way; its explanation starts with `manual by <actor>: <reason>`. Each manual
+decision on a message has a revision (1, 2, ...): the copies it publishes get deterministic AMQP
+message ids from (sender, message_id, recipient, revision), so retrying the same decision never
+produces a second copy, and a recipient can tell a re-route from a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from watchcentre.core.envelope import Routing
+from watchcentre.core.network import Network
+from watchcentre.core.records import AuditEvent
+from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+
+MAX_REASON = 1000
+MAX_RECIPIENTS = 20
+
+
+class ManualRoutingError(ValueError):
+    """A manual decision that cannot be taken as asked; names the field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def allowed_recipients(network: Network) -> list[str]:
+    """Every routing key an operator may choose: each post, each unit, and the centre's inbox."""
+    return [*(post_key(p.id) for p in network.posts), *(unit_key(u.id) for u in network.units), CENTRE_INBOX]
+
+
+def decide_manually(
+    *,
+    previous: Routing | None,
+    recipients: Sequence[str],
+    reason: str,
+    actor: str,
+    network: Network,
+) -> Routing:
+    """The routing an operator chose, in the shape of an automatic decision.
+
+    Crime types and countries stay as classified (the decision is about recipients); confidence is
+    1.0, a person decided. The classifier's own evidence lines are kept after the operator's."""
+    why = reason.strip()
+    if not why:
+        raise ManualRoutingError("reason", "a reason is required for a manual routing")
+    if len(why) > MAX_REASON:
+        raise ManualRoutingError("reason", f"at most {MAX_REASON} characters")
+    chosen = list(dict.fromkeys(r.strip() for r in recipients))
+    if not chosen:
+        raise ManualRoutingError("recipients", "choose at least one recipient")
+    if len(chosen) > MAX_RECIPIENTS:
+        raise ManualRoutingError("recipients", f"at most {MAX_RECIPIENTS} recipients")
+    allowed = set(allowed_recipients(network))
+    unknown = [r for r in chosen if r not in allowed]
+    if TRIAGE in unknown:
+        raise ManualRoutingError("recipients", f"{TRIAGE} is where undecided messages wait: choose who gets it")
+    if unknown:
+        raise ManualRoutingError("recipients", f"not a post or unit of the network: {', '.join(unknown)}")
+    explanation = [f"manual by {actor}: {why}", *(f"to {r}: chosen by {actor}" for r in chosen)]
+    if previous is not None:
+        explanation += [f"previously: {line}" for line in previous.explanation if not line.startswith("manual by ")]
+    return Routing(
+        crime_types=list(previous.crime_types) if previous else [],
+        countries=list(previous.countries) if previous else [],
+        recipients=chosen,
+        explanation=explanation,
+        confidence=1.0,
+    )
+
+
+def holders(previous_recipients: Sequence[str], routing: Routing) -> list[str]:
+    """Who holds a copy after a manual routing: the new recipients first, then those who already had
+    one (they keep seeing it). The triage queue is the centre's own: it drops out once decided."""
+    return list(dict.fromkeys([*routing.recipients, *(r for r in previous_recipients if r != TRIAGE)]))
+
+
+@dataclass(frozen=True, slots=True)
+class ManualRouting:
+    """One manual decision, as the store records it (with its audit events) in one transaction."""
+
+    sender: str
+    message_id: str
+    revision: int
+    routing: Routing
+    recipients: list[str]  # holders(): the message's recipients column afterwards
+    actor: str
+    reason: str
+    at: datetime
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+class ManualRecord(BaseModel):
+    """A manual decision as read back: who, when, why, to whom."""
+
+    model_config = ConfigDict(frozen=True)
+
+    revision: int
+    at: datetime
+    actor: str
+    reason: str
+    recipients: list[str]
+
+
+# -- the shift log -----------------------------------------------------------------------------------
+
+MAX_NOTE = 4000
+
+
+class NoteInput(BaseModel):
+    """What an operator writes: the note, and the messages and cases it is about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=MAX_NOTE, pattern=r"\S")
+    message_ids: list[str] = Field(default_factory=list, max_length=50)
+    references: list[str] = Field(default_factory=list, max_length=50, description="Case references.")
+
+
+class Note(BaseModel):
+    """A handover note in the shift log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    at: datetime
+    author: str
+    text: str
+    message_ids: list[str] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list)
+
+
+def clean_note(data: NoteInput) -> NoteInput:
+    text = data.text.strip()
+    if not text:
+        raise ManualRoutingError("text", "write something")
+
+    def ids(values: list[str], name: str) -> list[str]:
+        out = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+        if any(len(v) > 200 for v in out):
+            raise ManualRoutingError(name, "at most 200 characters each")
+        return out
+
+    return NoteInput(
+        text=text, message_ids=ids(data.message_ids, "message_ids"), references=ids(data.references, "references")
+    )
+
+
+class Tallies(BaseModel):
+    """Counts of accepted messages since a time, by crime type and by country (a message counts once
+    under each of its labels); `total` counts messages."""
+
+    since: datetime
+    total: int
+    crime_types: dict[str, int]
+    countries: dict[str, int]
+
+
+def details_of(record: ManualRouting) -> dict[str, Any]:
+    return {"revision": record.revision, "reason": record.reason, "recipients": record.routing.recipients}

@@ -1,0 +1,297 @@
+"""The ports: what the service needs from the outside world, as Protocols. Adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from watchcentre.core.access import TokenRecord
+from watchcentre.core.lifecycle import Case
+from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
+from watchcentre.core.records import (
+    AuditEvent,
+    DeadLetterView,
+    MessageQuery,
+    Outcome,
+    StoredMessage,
+    Visibility,
+)
+from watchcentre.core.routing import Original
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ReferenceTaken(Exception):
+    """A request names a reference that another request already opened."""
+
+    def __init__(self, existing: Case) -> None:
+        super().__init__(f"reference {existing.reference} is already used by another request")
+        self.existing = existing
+
+
+ALERTS = ("ack_overdue", "warning", "overdue")
+"""The deadline alerts a case can raise, each at most once (a DB flag): the acknowledgement deadline
+passed, `warning_at` of the time to answer elapsed, the answer deadline passed."""
+
+
+class TransientError(Exception):
+    """A dependency (broker, database) is unavailable: retry later, the input is not at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCopy:
+    """One persistent copy to publish on the routed exchange."""
+
+    routing_key: str
+    message_id: str
+    body: bytes
+    headers: Mapping[str, str]
+    priority: int = 0
+
+
+class Delivery(Protocol):
+    """One input message from the intake queue, as the consumer hands it to the service."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def attempts(self) -> int:
+        """1 for the first delivery, 2 for the first redelivery, and so on."""
+        ...
+
+    @property
+    def reply_to(self) -> str | None:
+        """Where the sender wants its receipt (AMQP `reply_to`), if anywhere."""
+        ...
+
+    async def ack(self) -> None: ...
+
+    async def retry(self) -> None:
+        """Return the message to the queue for another attempt."""
+        ...
+
+
+class Publisher(Protocol):
+    async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
+        """Publish persistent copies; return only when the broker has confirmed every one."""
+        ...
+
+    async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:
+        """Dead-letter an input with its reason (header x-watchcentre-error); confirmed."""
+        ...
+
+    async def publish_events(self, events: Sequence[AuditEvent]) -> None:
+        """Publish committed audit events for live consumers (best effort: the store is the record)."""
+        ...
+
+    async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
+        """Send a sender its receipt on the queue it named (best effort: the store is the record)."""
+        ...
+
+
+class Store(Protocol):
+    """Messages and the audit trail. One interface, SQLite and PostgreSQL behind it."""
+
+    async def seen(self, sender: str, message_id: str) -> bool:
+        """Whether this (sender, message_id) was already accepted."""
+        ...
+
+    async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each (sender, message_id), whether it was already accepted: one query for many."""
+        ...
+
+    async def seen_rejection(self, digest: str) -> bool:
+        """Whether these exact bytes were already dead-lettered."""
+        ...
+
+    async def originals(self, message_id: str) -> list[Original]:
+        """Accepted messages with this message_id (any sender), newest first."""
+        ...
+
+    async def save_batch(self, outcomes: Sequence[Outcome]) -> list[list[AuditEvent] | None]:
+        """Record outcomes in one transaction; per outcome, its committed events (with seq, prev_hash and
+        hash: the audit chain is extended in that transaction, in seq order) or None for a duplicate (an
+        accepted (sender, message_id) already stored, or a rejection of the same bytes)."""
+        ...
+
+    async def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditEvent]:
+        """Append events that belong to no message outcome (reads, token changes), chained; committed."""
+        ...
+
+    async def get_message(
+        self, message_id: str, sender: str | None = None, visibility: Visibility | None = None
+    ) -> StoredMessage | None:
+        """The newest message with this message_id (and sender) among those `visibility` lets through."""
+        ...
+
+    async def list_messages(
+        self, query: MessageQuery, visibility: Visibility | None = None
+    ) -> list[StoredMessage]: ...
+
+    async def audit(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        sender: str | None = None,
+        message_id: str | None = None,
+        event_type: str | None = None,
+        reference: str | None = None,
+    ) -> list[AuditEvent]: ...
+
+    # -- cases (the request lifecycle) ----------------------------------------------------------------
+
+    async def open_case(self, case: Case, events: Sequence[AuditEvent]) -> tuple[Case, bool]:
+        """Open a case and record its events in one transaction, unless its request (sender,
+        message_id) already opened one: (the case, whether it is new). An empty reference is
+        generated (WC-<year opened>-NNNNNN) and set on the events. ReferenceTaken when the reference
+        belongs to another request."""
+        ...
+
+    async def open_cases(self, cases: Sequence[Case]) -> list[tuple[Case, bool] | ReferenceTaken]:
+        """`open_case` for many cases, without events, in one transaction (batched like `save_batch`):
+        per case, in order, what `open_case` would have returned, or the ReferenceTaken it would have
+        raised (nothing is written for that case; the others are)."""
+        ...
+
+    async def get_case(self, reference: str) -> Case | None: ...
+
+    async def update_case(
+        self, case: Case, expected_version: int, events: Sequence[AuditEvent], reset_alerts: bool = False
+    ) -> list[AuditEvent] | None:
+        """Store the case (version + 1) and its events in one transaction if its stored version is still
+        `expected_version`; None when another writer changed it first. The alert flags are kept, or
+        cleared with `reset_alerts` (an extension moved the due time)."""
+        ...
+
+    async def list_cases(
+        self,
+        *,
+        open_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10_000,
+    ) -> list[Case]:
+        """Cases opened in [since, until), open ones only if asked, oldest first."""
+        ...
+
+    async def due_alerts(self, now: datetime) -> list[tuple[str, str]]:
+        """(reference, alert) for every alert (see ALERTS) due by `now` and not yet raised."""
+        ...
+
+    async def raise_alert(
+        self, reference: str, alert: str, now: datetime, event: AuditEvent
+    ) -> AuditEvent | None:
+        """Set the alert's flag if it is still unset and still due, and record its event, in one
+        transaction (a conditional UPDATE: several instances raise it once); the event, or None."""
+        ...
+
+    # -- bearer tokens (only their SHA-256 is stored) ------------------------------------------------
+
+    async def add_token(self, token: TokenRecord, event: AuditEvent) -> None:
+        """Store a new token and its audit event in one transaction."""
+        ...
+
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    async def tokens(self) -> list[TokenRecord]:
+        """Every token, newest first."""
+        ...
+
+    async def revoke_token(self, token_id: str, at: datetime, event: AuditEvent) -> TokenRecord | None:
+        """Mark a token revoked (and record the event) unless it already is; the token, or None if unknown."""
+        ...
+
+    async def counts(self) -> dict[str, Any]:
+        """Totals by status, for /health and the CLI."""
+        ...
+
+    # -- the operator console -----------------------------------------------------------------------
+
+    async def last_seq(self) -> int:
+        """The seq of the newest audit record (0 when there is none)."""
+        ...
+
+    async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
+        """Record a manual routing in one transaction: the decision (unique per message and revision),
+        the message's new status (routed), routing and recipients, and its audit events (chained).
+        Returns the committed events, or None when that revision was already recorded."""
+        ...
+
+    async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
+        """The manual decisions taken on one message, oldest first."""
+        ...
+
+    async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
+        """Store a shift-log note and its audit event in one transaction; the note with its id."""
+        ...
+
+    async def notes(self, limit: int = 50, before_id: int | None = None) -> list[Note]:
+        """Shift-log notes, newest first."""
+        ...
+
+    async def tallies(self, since: datetime) -> Tallies:
+        """Accepted messages received since `since`, counted by crime type and by country."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise TransientError when the database cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class DeadLetters(Protocol):
+    """The dead-letter queue as a work queue: browse it, and move one letter back to intake."""
+
+    async def list(self, limit: int = 200) -> list[DeadLetterView]: ...
+
+    async def reinject(
+        self,
+        letter_id: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        on_reinjected: Callable[[DeadLetterView], Awaitable[None]],
+    ) -> DeadLetterView | None:
+        """Publish `body` (a corrected copy; None: the original bytes) to intake, confirmed; then await
+        `on_reinjected` (the audit); only then take the letter out of the dead-letter queue.
+        None when no letter with this id is there (already re-injected by someone else)."""
+        ...
+
+
+class Metrics(Protocol):
+    """Operational counters; the adapter exposes them (Prometheus)."""
+
+    def received(self) -> None:
+        """One input taken from the intake queue."""
+        ...
+
+    def routed(self, status: str, seconds: float) -> None:
+        """One input acked as routed or sent to triage, `seconds` after receipt."""
+        ...
+
+    def rejected(self, field: str) -> None:
+        """One input dead-lettered; `field` is the field at fault."""
+        ...
+
+    def duplicate(self) -> None:
+        """One input already handled (same sender and message_id, or same rejected bytes)."""
+        ...
+
+    def failed(self) -> None:
+        """One handling attempt that raised (retried or dead-lettered)."""
+        ...
+
+    def in_flight(self, delta: int) -> None:
+        """Inputs being handled now: +1 on start, -1 on end."""
+        ...

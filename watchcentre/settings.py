@@ -1,0 +1,61 @@
+"""Settings from the environment (WATCHCENTRE_*), with the defaults of the shared contract."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WATCHCENTRE_", extra="ignore")
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_prefix: str = Field(default="watchcentre", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    instance_name: str = Field(
+        default="watchcentre",
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="AMQP connection_name, as `rabbitmqctl list_connections` shows it",
+    )
+    database_url: SecretStr = SecretStr("sqlite:///./var/watchcentre.db")
+    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    config_dir: str = "./config"
+    prefetch: int = Field(default=200, ge=1, le=5000)
+    max_attempts: int = Field(default=5, ge=1, le=100, description="handler failures before dead-lettering")
+    shutdown_deadline: float = Field(default=10.0, gt=0, description="seconds to finish in-flight work")
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    event_loop: str = Field(
+        default="auto",
+        pattern="^(auto|uvloop|asyncio)$",
+        description="auto: uvloop when it is installed (less CPU per message), else asyncio's own",
+    )
+    log_level: str = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None, description="a static bearer token a Prometheus scraper may use for /metrics only"
+    )
+
+    deadline_tick: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds between two deadline checks (warnings, overdue)"
+    )
+
+    cookie_secure: bool = Field(
+        default=True,
+        description="Secure flag of the console's session cookie; false only for plain http on localhost",
+    )
+
+    def redacted_amqp_url(self) -> str:
+        return redact(self.amqp_url.get_secret_value())
+
+    def redacted_database_url(self) -> str:
+        return redact(self.database_url.get_secret_value())
+
+
+def redact(url: str) -> str:
+    """amqp://user:secret@host/ → amqp://user:***@host/ — never print a credential."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
