@@ -148,7 +148,7 @@ class RouteRequest(BaseModel):
         max_length=2000, pattern=r"\S", description="Required (not blank); recorded in the audit and the routing."
     )
     revision: int | None = Field(
-        default=None, ge=0, description="Manual decisions already taken on it, as the operator saw: 409 if stale."
+        default=None, ge=0, le=2**31 - 1, description="Manual decisions already taken on it, as the operator saw: 409 if stale."
     )
 
 
