@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -234,6 +235,15 @@ async def build_app(settings: Settings) -> web.Application:
     return app
 
 
+def settle_heap() -> None:
+    """Move the start-up heap (config, the classifier's vocabulary: ~85,000 objects that live as long
+    as the process) out of the garbage collector's sight. A full collection over it pauses the event
+    loop for ~75 ms, every few thousand messages: the latency's p99. `gc.freeze` keeps those objects
+    out of every later collection; what the service allocates afterwards is collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def _scheduling(scheduler: DeadlineScheduler) -> Callable[[web.Application], AsyncIterator[None]]:
     """The deadline scheduler: started after the consumer, stopped before it (cleanup runs in reverse)."""
 
@@ -274,6 +284,7 @@ def _closing(
 def _consuming(rt: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         await rt.service.start()
+        settle_heap()
         await rt.consumer.start(rt.service.on_delivery)
         log.info(
             "started",
