@@ -480,3 +480,25 @@ async def test_ping_answers_and_fails_once_closed(backend: Backend) -> None:
 async def test_an_unreachable_postgresql_is_a_transient_error() -> None:
     with pytest.raises(TransientError):
         await PostgresStore.open("postgresql://postgres@127.0.0.1:1/test")
+
+
+async def test_sqlite_copies_its_log_into_the_database_file_by_itself(tmp_path: Path) -> None:
+    """WAL checkpoints run off the commit path (store_sqlite.Checkpointer), and they do run: a copy of
+    the database file alone, without its -wal log (a naive backup), holds every committed message."""
+    path = tmp_path / "wc.db"
+    store = await SqliteStore.open(str(path))
+    try:
+        for i in range(0, 300, 100):
+            await store.save_batch([accepted(f"cp{j}") for j in range(i, i + 100)])
+        checkpoints = store._checkpoints
+        assert checkpoints is not None
+        checkpoints.ran.clear()
+        await asyncio.wait_for(checkpoints.ran.wait(), 10)  # the background task, not called by hand
+        assert (tmp_path / "wc.db-wal").stat().st_size > 0  # the log is still there, and still used
+        copy = tmp_path / "copy.db"
+        copy.write_bytes(path.read_bytes())
+        async with aiosqlite.connect(copy) as db:
+            rows = list(await db.execute_fetchall("SELECT count(*) FROM messages WHERE message_id LIKE 'cp%'"))
+        assert rows[0][0] == 300
+    finally:
+        await store.close()

@@ -675,6 +675,7 @@ class Checkpointer:
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
+        self.ran = asyncio.Event()  # set after each background run (for the tests)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sqlite-checkpoints")
@@ -696,6 +697,7 @@ class Checkpointer:
                 await asyncio.to_thread(self.checkpoint)
             except sqlite3.Error as exc:  # busy, or the file is gone: the fallback still holds
                 log.warning("sqlite_checkpoint_failed", error=str(exc))
+            self.ran.set()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """One PASSIVE checkpoint: (busy, log frames, frames copied)."""
