@@ -101,10 +101,29 @@ async def declare_topology(
     inbound = await declare_inbound(channel, names)
     routed = await channel.declare_exchange(names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
     events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
-    for key in recipient_keys:
-        queue = await channel.declare_queue(names.queue_for(key), durable=True)
-        await queue.bind(routed, routing_key=key)
+    await _declare_recipient_queues(channel, names, list(recipient_keys))
     return inbound, routed, events
+
+
+async def _declare_recipient_queues(
+    channel: AbstractChannel, names: Names, keys: list[str], lanes: int = 8
+) -> None:
+    """A durable queue per recipient, bound to `P.routed` by its key. A channel answers one declare
+    at a time, so ~90 recipients cost ~180 round trips in a row (0.6 s of a fresh start); spread
+    over `lanes` short-lived channels of the same connection they overlap (0.64 → 0.15 s)."""
+    raw = cast(aiormq.Channel, await channel.get_underlay_channel())
+
+    async def lane(chunk: list[str]) -> None:
+        lane_channel = await raw.connection.channel()
+        try:
+            for key in chunk:
+                queue = names.queue_for(key)
+                await lane_channel.queue_declare(queue, durable=True)
+                await lane_channel.queue_bind(queue, names.routed, routing_key=key)
+        finally:
+            await lane_channel.close()
+
+    await asyncio.gather(*(lane(keys[i::lanes]) for i in range(lanes) if keys[i::lanes]))
 
 
 async def declare_inbound(channel: AbstractChannel, names: Names) -> AbstractQueue:
