@@ -10,9 +10,10 @@ flush takes them all: the batch size follows the load by itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from watchcentre.tasks import cancel_and_wait
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,9 +42,7 @@ class Batcher(Generic[T, R]):
             return
         while self._pending:
             await self._flush_once()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def submit(self, item: T) -> R:
         if self._task is None:

@@ -11,7 +11,6 @@ probes the broker and the database with backoff, and resumes it when both answer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,6 +39,7 @@ from watchcentre.core.ports import Store, SystemClock, TransientError
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.service import RoutingService, ServiceSettings
 from watchcentre.settings import Settings
+from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.bootstrap")
 
@@ -136,10 +136,7 @@ class Intake:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
 
 @dataclass

@@ -12,7 +12,6 @@ audit event, published on `P.events`, and an `alert` copy routed to `centre.tria
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from watchcentre.core.network import CENTRE, Network
 from watchcentre.core.ports import Clock, OutboundCopy, Publisher, ReferenceTaken, Store
 from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent, Status
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, copy_id, post_key, unit_key
+from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.cases")
 
@@ -353,10 +353,7 @@ class DeadlineScheduler:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
 
 def _as_envelope(action: Action, case: Case, event: AuditEvent) -> tuple[str, dict[str, Any]]:

@@ -53,6 +53,7 @@ from watchcentre.core.records import (
 )
 from watchcentre.core.taxonomy import CRIME_CODES
 from watchcentre.security import record_list, record_read
+from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.console")
 
@@ -114,10 +115,7 @@ class FeedHub:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for client in list(self._clients):
             client.kick()
 

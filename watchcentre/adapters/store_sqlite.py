@@ -41,6 +41,7 @@ from watchcentre.core.records import (
     handling_of,
 )
 from watchcentre.core.routing import Original
+from watchcentre.tasks import cancel_and_wait
 
 T = TypeVar("T")
 log = structlog.get_logger("watchcentre.store")
@@ -682,10 +683,7 @@ class Checkpointer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
