@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -502,3 +504,34 @@ async def test_sqlite_copies_its_log_into_the_database_file_by_itself(tmp_path: 
         assert rows[0][0] == 300
     finally:
         await store.close()
+
+
+STOP_DURING_CHECKPOINTS = """
+import asyncio, os, sys
+from tests.integration.test_store import accepted
+from watchcentre.adapters.store_sqlite import SqliteStore
+
+async def main(folder):
+    for i in range(300):
+        store = await SqliteStore.open(os.path.join(folder, f"wc{i % 3}.db"), checkpoint_every=0.0)
+        await store.save_batch([accepted(f"m{i}-{j}") for j in range(20)])
+        await asyncio.sleep(0)
+        await store.close()
+    print("closed 300 times")
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_sqlite_closes_cleanly_while_checkpoints_are_running(tmp_path: Path) -> None:
+    """Closing the store while its checkpoint thread is busy must wait for it: closing a sqlite3
+    connection under a running statement crashes the whole process (it did, before the close was
+    queued on the checkpoint thread). In a child process, so that a crash is a failure, not the end
+    of the test run."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_DURING_CHECKPOINTS, str(tmp_path)],
+        cwd=root, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "closed 300 times" in done.stdout

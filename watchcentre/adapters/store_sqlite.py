@@ -15,6 +15,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,7 +204,7 @@ class SqliteStore:
         self._checkpoints = checkpoints
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
+    async def open(cls, path: str, checkpoint_every: float = 0.25) -> SqliteStore:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         with _transient():
@@ -227,7 +228,7 @@ class SqliteStore:
             except BaseException:
                 await db.close()
                 raise
-        checkpoints = None if path == ":memory:" else Checkpointer(path)
+        checkpoints = None if path == ":memory:" else Checkpointer(path, checkpoint_every)
         if checkpoints is not None:
             checkpoints.start()
         return cls(db, checkpoints)
@@ -674,6 +675,9 @@ class Checkpointer:
         self._path = path
         self._interval = interval
         self._conn: sqlite3.Connection | None = None
+        # One thread owns the connection: a checkpoint and the close are queued on it, one after
+        # the other, so the close never comes while a checkpoint is running (sqlite3 would crash).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoints")
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
         self.ran = asyncio.Event()  # set after each background run (for the tests)
@@ -683,27 +687,32 @@ class Checkpointer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        await cancel_and_wait(task)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        await cancel_and_wait(task)  # a checkpoint under way goes on in its thread...
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)  # ...and ends first
+        self._thread.shutdown(wait=False)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await asyncio.to_thread(self.checkpoint)
+                await loop.run_in_executor(self._thread, self.checkpoint)
             except sqlite3.Error as exc:  # busy, or the file is gone: the fallback still holds
                 log.warning("sqlite_checkpoint_failed", error=str(exc))
             self.ran.set()
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """One PASSIVE checkpoint: (busy, log frames, frames copied)."""
+        """One PASSIVE checkpoint: (busy, log frames, frames copied). On the checkpoint thread only."""
         if self._conn is None:
             self._conn = sqlite3.connect(self._path, timeout=1.0, check_same_thread=False)
         busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.runs += 1
         return int(busy), int(frames), int(copied)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 @contextmanager
