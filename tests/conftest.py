@@ -1,1 +1,13 @@
-"""Root conftest: integration fixtures are registered from tests/integration/service_fixtures.py."""
+"""Root conftest: integration fixtures are registered from tests/integration/service_fixtures.py.
+
+Property-based tests (hypothesis) draw the same examples on every run, so a CI result can be
+replayed and a landing never depends on the luck of the draw; WATCHCENTRE_FUZZ_SEED=random explores
+new ground (and tests/integration/test_fuzz.py takes any other number as its seed)."""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("explore" if os.environ.get("WATCHCENTRE_FUZZ_SEED") == "random" else "repeatable")

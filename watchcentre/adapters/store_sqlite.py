@@ -686,7 +686,10 @@ class Checkpointer:
         self._task = asyncio.create_task(self._run(), name="sqlite-checkpoints")
 
     async def stop(self) -> None:
+        """Idempotent: a store may be closed twice."""
         task, self._task = self._task, None
+        if task is None:
+            return
         await cancel_and_wait(task)  # a checkpoint under way goes on in its thread...
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)  # ...and ends first
         self._thread.shutdown(wait=False)
