@@ -109,8 +109,9 @@ async def _declare_recipient_queues(
     channel: AbstractChannel, names: Names, keys: list[str], lanes: int = 8
 ) -> None:
     """A durable queue per recipient, bound to `P.routed` by its key. A channel answers one declare
-    at a time, so ~90 recipients cost ~180 round trips in a row (0.6 s of a fresh start); spread
-    over `lanes` short-lived channels of the same connection they overlap (0.64 → 0.15 s)."""
+    at a time, so ~90 recipients cost ~180 round trips in a row; spread over `lanes` short-lived
+    channels of the same connection they overlap (93 queues: 1.07 → 0.22 s on a fresh broker,
+    0.21 → 0.04 s when they exist)."""
     raw = cast(aiormq.Channel, await channel.get_underlay_channel())
 
     async def lane(chunk: list[str]) -> None:
