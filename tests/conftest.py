@@ -2,7 +2,7 @@
 
 Property-based tests (hypothesis) draw the same examples on every run, so a CI result can be
 replayed and a landing never depends on the luck of the draw; WATCHCENTRE_FUZZ_SEED=random explores
-new ground (and tests/integration/test_fuzz.py takes any other number as its seed)."""
+new ground (replay a find with `pytest --hypothesis-seed=N`)."""
 
 import os
 

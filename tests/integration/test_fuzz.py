@@ -4,16 +4,16 @@
   the document (status, content type, headers, schema), authentication enforced;
 * the envelope pipeline with hypothesis: every input either routes or is dead-lettered with a reason.
 
-CI runs both from a fixed seed, so a red run can be replayed exactly and a landing never depends on
-the luck of the draw; explore beyond it with WATCHCENTRE_FUZZ_SEED=<another number> (or `random`),
-and turn what it finds into a fix (and, when it is worth keeping, an explicit example).
+Both draw the same examples on every run (the `repeatable` hypothesis profile of tests/conftest.py),
+so a red run can be replayed exactly and a landing never depends on the luck of the draw. Explore
+beyond them with WATCHCENTRE_FUZZ_SEED=random (and `--hypothesis-seed=N` to replay a find), then
+turn what they find into a fix.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import schemathesis
 from aiohttp import web
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.test_http import NETWORK, OUTCOMES
@@ -43,12 +43,6 @@ from watchcentre.service import RoutingService
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_EXAMPLES = 40  # per operation; ~10 operations
-_SEED = os.environ.get("WATCHCENTRE_FUZZ_SEED", "20261123")
-
-
-def seeded(test: Any) -> Any:
-    """Hypothesis from the fixed seed (WATCHCENTRE_FUZZ_SEED), or from a random one if it says `random`."""
-    return test if _SEED == "random" else seed(int(_SEED))(test)
 
 
 class Server:
@@ -137,7 +131,6 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
     assert len(operations) >= 10
     for operation in operations:
 
-        @seeded
         @given(case=operation.as_strategy())
         @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))  # fmt: skip
@@ -247,7 +240,6 @@ def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) ->
     loop.run_until_complete(service.start())
     outcomes = {"routed": 0, "triage": 0, "dead": 0, "duplicate": 0}
 
-    @seeded
     @given(raw=INPUTS)
     @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(raw: bytes) -> None:

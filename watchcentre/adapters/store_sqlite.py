@@ -2,7 +2,8 @@
 
 One connection, driven by aiosqlite's own thread. A write transaction is one job on that thread,
 BEGIN to COMMIT (`_write`): it is never interleaved with another statement, and it costs one
-hand-over between the event loop and the thread, not one per statement. Timestamps are ISO-8601 UTC text with
+hand-over between the event loop and the thread, not one per statement. WAL checkpoints run on a
+connection and thread of their own (`Checkpointer`). Timestamps are ISO-8601 UTC text with
 microseconds (`2024-05-01T10:00:00.000000Z`), so that text order is time order. Crime types,
 countries and recipients are JSON arrays on the row and, for indexed filtering, rows of the side
 table `message_tags`.
@@ -679,7 +680,6 @@ class Checkpointer:
         # the other, so the close never comes while a checkpoint is running (sqlite3 would crash).
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoints")
         self._task: asyncio.Task[None] | None = None
-        self.runs = 0
         self.ran = asyncio.Event()  # set after each background run (for the tests)
 
     def start(self) -> None:
@@ -699,18 +699,16 @@ class Checkpointer:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await loop.run_in_executor(self._thread, self.checkpoint)
+                await loop.run_in_executor(self._thread, self._checkpoint)
             except sqlite3.Error as exc:  # busy, or the file is gone: the fallback still holds
                 log.warning("sqlite_checkpoint_failed", error=str(exc))
             self.ran.set()
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        """One PASSIVE checkpoint: (busy, log frames, frames copied). On the checkpoint thread only."""
+    def _checkpoint(self) -> None:
+        """One PASSIVE checkpoint; on the checkpoint thread only."""
         if self._conn is None:
             self._conn = sqlite3.connect(self._path, timeout=1.0, check_same_thread=False)
-        busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.runs += 1
-        return int(busy), int(frames), int(copied)
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _close(self) -> None:
         if self._conn is not None:
