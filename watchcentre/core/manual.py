@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,14 +118,17 @@ class ManualRecord(BaseModel):
 MAX_NOTE = 4000
 
 
+LinkId = Annotated[str, Field(max_length=200)]  # a message id or case reference a note links to
+
+
 class NoteInput(BaseModel):
     """What an operator writes: the note, and the messages and cases it is about."""
 
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=MAX_NOTE, pattern=r"\S")
-    message_ids: list[str] = Field(default_factory=list, max_length=50)
-    references: list[str] = Field(default_factory=list, max_length=50, description="Case references.")
+    message_ids: list[LinkId] = Field(default_factory=list, max_length=50)
+    references: list[LinkId] = Field(default_factory=list, max_length=50, description="Case references.")
 
 
 class Note(BaseModel):
@@ -146,15 +149,10 @@ def clean_note(data: NoteInput) -> NoteInput:
     if not text:
         raise ManualRoutingError("text", "write something")
 
-    def ids(values: list[str], name: str) -> list[str]:
-        out = list(dict.fromkeys(v.strip() for v in values if v.strip()))
-        if any(len(v) > 200 for v in out):
-            raise ManualRoutingError(name, "at most 200 characters each")
-        return out
+    def ids(values: list[str]) -> list[str]:
+        return list(dict.fromkeys(v.strip() for v in values if v.strip()))
 
-    return NoteInput(
-        text=text, message_ids=ids(data.message_ids, "message_ids"), references=ids(data.references, "references")
-    )
+    return NoteInput(text=text, message_ids=ids(data.message_ids), references=ids(data.references))
 
 
 class Tallies(BaseModel):
