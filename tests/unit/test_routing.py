@@ -47,7 +47,6 @@ CASES = [
     ("unit to a region's post", {}, {"ID": 0.95}, None, ["post.singapore"]),
     ("fan-out, one copy per post", {}, {"MA": 0.9, "ES": 0.9, "AD": 0.8}, None, ["post.rabat", "post.madrid"]),
     ("no country: triage", {}, {}, None, ["centre.triage"]),
-    ("France only: triage", {}, {}, None, ["centre.triage"]),
     ("low confidence: triage", {}, {"MA": 0.4}, None, ["centre.triage"]),
     ("a country no post covers: triage", {}, {"ZZ": 0.9}, None, ["centre.triage"]),
     ("the centre writes like a unit", {"sender": "centre"}, {"ES": 0.9}, None, ["post.madrid"]),
@@ -97,3 +96,14 @@ def test_copy_ids_are_deterministic_and_distinct_per_recipient() -> None:
     assert copy_id("ofast", "m1", "post.rabat") != copy_id("ofast", "m1", "post.madrid")
     assert copy_id("ofast", "m1", "post.rabat") != copy_id("bnrf", "m1", "post.rabat")
     assert copy_id("ofast", "m1", "post.rabat", revision=1) != copy_id("ofast", "m1", "post.rabat")
+
+
+def test_france_only_goes_to_triage_and_says_why() -> None:
+    routing = decide(env(), cls({}, home=["FR"]), NET)
+    assert routing.recipients == ["centre.triage"]
+    assert "to centre.triage: only France is concerned: no post abroad to route to" in routing.explanation
+
+
+def test_no_country_at_all_says_so() -> None:
+    routing = decide(env(), cls({}), NET)
+    assert "to centre.triage: no foreign country found" in routing.explanation
