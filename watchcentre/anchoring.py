@@ -56,6 +56,8 @@ class AnchorWriter:
 
     async def start(self) -> None:
         """Anchor the head now (an anchor that cannot be written fails the start), then every interval."""
+        # the file exists from the first start on, even for an empty trail: a missing one is news
+        await self.anchor.append(b"")
         await self.checkpoint()
         self._task = asyncio.create_task(self._run(), name="audit-anchor")
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.test_store import T0, Backend, accepted, backend, rejected
+from watchcentre.adapters.audit_anchor import FileAnchor
+from watchcentre.anchoring import AnchorWriter
 from watchcentre.core.access import Role
 from watchcentre.core.audit_chain import GENESIS
 from watchcentre.core.ports import SystemClock
@@ -20,6 +23,8 @@ from watchcentre.core.records import AuditEvent
 from watchcentre.security import authenticate, issue_token, revoke_token, verify_audit
 
 __all__ = ["backend"]  # the fixture, parametrised over both engines
+
+ANCHOR_KEY = b"test-anchor-key-" + b"0" * 32
 
 
 async def seed(b: Backend) -> None:
@@ -95,11 +100,25 @@ async def test_an_edit_behind_the_services_back_is_named(backend: Backend, edit:
 
 
 async def test_the_audit_verify_command_names_the_broken_record(
-    backend: Backend, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    backend: Backend, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from watchcentre.cli import main
 
     await seed(backend)
+    anchor = cli_env(backend, monkeypatch, tmp_path)
+    await AnchorWriter(backend.store, anchor, SystemClock(), 3600).checkpoint()
+
+    assert await _run(main, ["audit", "verify"]) == 0
+    seqs = [e.seq for e in await backend.store.audit()]
+    await behind_the_back(backend, f"UPDATE audit SET reference = 'CASE-X' WHERE seq = {seqs[5]}")
+    capsys.readouterr()
+    assert await _run(main, ["audit", "verify"]) == 1
+    out = capsys.readouterr()
+    assert f"chain broken at seq {seqs[5]}" in out.err
+
+
+def cli_env(backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FileAnchor:
+    """Point `watchcentre` at this test's database and anchor; the anchor, as the service would write it."""
     if backend.engine == "sqlite":
         monkeypatch.setenv("WATCHCENTRE_DATABASE_URL", f"sqlite:///{backend.location}")
     else:
@@ -108,14 +127,9 @@ async def test_the_audit_verify_command_names_the_broken_record(
         monkeypatch.setenv("WATCHCENTRE_DATABASE_URL", POSTGRES_URL)
         monkeypatch.setenv("WATCHCENTRE_DATABASE_SCHEMA", backend.location)
     monkeypatch.setenv("WATCHCENTRE_LOG_FORMAT", "json")
-
-    assert await _run(main, ["audit", "verify"]) == 0
-    seqs = [e.seq for e in await backend.store.audit()]
-    await behind_the_back(backend, f"UPDATE audit SET reference = 'CASE-X' WHERE seq = {seqs[5]}")
-    capsys.readouterr()
-    assert await _run(main, ["audit", "verify"]) == 1
-    out = capsys.readouterr()
-    assert f"BROKEN at seq {seqs[5]}" in out.err
+    monkeypatch.setenv("WATCHCENTRE_AUDIT_ANCHOR_PATH", str(tmp_path / "anchor" / "audit-anchor.jsonl"))
+    monkeypatch.setenv("WATCHCENTRE_AUDIT_ANCHOR_KEY", ANCHOR_KEY.decode())
+    return FileAnchor(tmp_path / "anchor" / "audit-anchor.jsonl", ANCHOR_KEY)
 
 
 async def _run(main: Any, argv: list[str]) -> int:

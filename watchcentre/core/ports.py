@@ -264,7 +264,7 @@ class AuditAnchor(Protocol):
         ...
 
     async def append(self, line: bytes) -> None:
-        """Append one line durably (fsynced before returning)."""
+        """Append one line durably (fsynced before returning); b"" only makes sure the anchor exists."""
         ...
 
 
