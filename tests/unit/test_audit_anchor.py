@@ -100,7 +100,9 @@ class Case:
 
 CASES = [
     Case("untouched, anchored at the head", lambda: (ORIGINAL, anchor_at(ORIGINAL, 30, 60, 100)), []),
-    Case("untouched, anchored earlier (the head moved since)", lambda: (ORIGINAL, anchor_at(ORIGINAL, 90)), []),
+    Case(
+        "untouched, anchored earlier (the head moved since)", lambda: (ORIGINAL, anchor_at(ORIGINAL, 90)), []
+    ),
     Case("empty trail, no anchor yet", lambda: ([], None), []),
     Case("untouched, no anchor file", lambda: (ORIGINAL, None), ["no anchor file"]),
     Case("the last 20 records cut", truncated, ["truncated after seq 80: the anchor recorded seq 100"]),
@@ -117,7 +119,9 @@ CASES = [
     Case("rewritten and re-chained", rewritten_and_rechained, ["seq 50 differs", "seq 100 differs"]),
     Case("a checkpoint edited", line_edited, ["line 2: bad signature"]),
     Case("a checkpoint forged without the key", forged, ["line 2: bad signature"]),
-    Case("a line that is no checkpoint, a torn last line", garbage_and_torn, ["not a checkpoint", "incomplete"]),
+    Case(
+        "a line that is no checkpoint, a torn last line", garbage_and_torn, ["not a checkpoint", "incomplete"]
+    ),
     Case(
         "seq starts late, linked to the genesis",
         lambda: (chain([3, 4, 5]), None),
