@@ -16,6 +16,8 @@ from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.anchoring")
 
+STOP_TIMEOUT_S = 5.0
+
 
 class AnchorWriter:
     def __init__(self, store: Store, anchor: AuditAnchor, clock: Clock, interval_s: float) -> None:
@@ -66,6 +68,7 @@ class AnchorWriter:
         task, self._task = self._task, None
         await cancel_and_wait(task)
         try:
-            await self.checkpoint()
+            async with asyncio.timeout(STOP_TIMEOUT_S):  # a database that is out must not hold up the exit
+                await self.checkpoint()
         except Exception as exc:  # shutting down goes on; the error is logged for the operator
             log.error("audit_anchor_failed_at_stop", error=repr(exc), anchor=self.anchor.where)
