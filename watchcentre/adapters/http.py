@@ -38,7 +38,7 @@ from watchcentre.core.access import (
 )
 from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.network import Network
-from watchcentre.core.ports import Clock, Store, SystemClock
+from watchcentre.core.ports import AuditAnchor, Clock, Store, SystemClock
 from watchcentre.core.records import EventType, MessageQuery
 from watchcentre.core.routing import post_key, unit_key
 from watchcentre.core.taxonomy import CRIME_CODES
@@ -82,6 +82,8 @@ class HttpDeps:
     """A static token a Prometheus scraper may present for /metrics only (operators' tokens work too)."""
     cookie_secure: bool = True
     """The session cookie's Secure flag: off only for a console served over plain http on localhost."""
+    audit_anchor: AuditAnchor | None = None
+    """The signed checkpoints `GET /api/audit/verify` checks the trail against (None: the chain only)."""
 
 
 DEPS = web.AppKey("deps", HttpDeps)
@@ -399,7 +401,8 @@ async def list_audit(request: web.Request) -> web.Response:
 @area(Area.AUDIT)
 async def get_audit_verify(request: web.Request) -> web.Response:
     parse_query(request, _NoQuery)
-    result = await verify_audit(request.app[DEPS].store)
+    deps = request.app[DEPS]
+    result = await verify_audit(deps.store, deps.audit_anchor)
     return json_response(result.model_dump(mode="json"))
 
 

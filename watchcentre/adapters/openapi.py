@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from watchcentre import __version__
+from watchcentre.core.audit_chain import Verification
 from watchcentre.core.envelope import Envelope, Routing
 from watchcentre.core.manual import ManualRecord, Note, NoteInput, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, MessageQuery, Status, StoredMessage
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import Verification
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -541,9 +541,9 @@ def openapi_document(version: str = __version__) -> dict[str, Any]:
         "/api/audit/verify": {
             "get": {
                 "operationId": "verifyAudit",
-                "summary": "Walk the audit hash chain; name the first record whose link or hash is broken",
+                "summary": "Walk the audit trail: the hash chain, gaps in seq, the signed anchor of its head",
                 "responses": {
-                    "200": _json(Verification, "The verification (ok: false names first_break.seq)."),
+                    "200": _json(Verification, "The verification; ok: false lists every finding in problems."),
                     **_BAD_REQUEST,
                     **_ERRORS,
                 },
