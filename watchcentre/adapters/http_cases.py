@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
@@ -28,11 +27,11 @@ from watchcentre.adapters.http import (
     json_response,
     parse_json_body,
     parse_query,
+    parse_time,
     principal_of,
 )
 from watchcentre.adapters.openapi import (
     CASE_SUMMARY_FIELDS,
-    RFC3339_PATTERN,
     CaseActionBody,
     CasesQuery,
     StatsQuery,
@@ -78,8 +77,6 @@ def _desk(app: web.Application) -> CaseDesk:
         rules=DeadlineRules.eu_default(),
     )
 
-
-_RFC3339 = re.compile(RFC3339_PATTERN)
 
 ACTIONS: dict[str, Action | None] = {
     "ack": Action.ACK,
@@ -244,13 +241,7 @@ async def post_case_action(request: web.Request) -> web.Response:
     desk = _desk(request.app)
     case = await _visible_case(request)  # first: what the caller may not see does not exist, body or not
     body = await parse_json_body(request, CaseActionBody) if request.body_exists else CaseActionBody()
-    expected_at = None
-    if body.expected_at is not None:
-        if not _RFC3339.match(body.expected_at):
-            raise ApiError(
-                400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", "expected_at"
-            )
-        expected_at = datetime.fromisoformat(body.expected_at)
+    expected_at = None if body.expected_at is None else parse_time(body.expected_at, "expected_at")
     action = ACTIONS[name]
     if action is None:
         if body.clarification is None:
