@@ -38,6 +38,7 @@ from watchcentre.adapters.openapi import (
 )
 from watchcentre.cases import Actor, CaseDesk, CaseNotFound, CaseRefused
 from watchcentre.core.access import Area, Principal, Role
+from watchcentre.core.bounds import visible
 from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side
 from watchcentre.core.network import CENTRE
 from watchcentre.core.ports import OutboundCopy
@@ -314,7 +315,7 @@ _PAGE = """<!doctype html>
 <body>
 <main>
 <h1>{reference}</h1>
-<p><strong>{subject}</strong></p>
+<p><strong dir="auto">{subject}</strong></p>
 <dl>
 {facts}
 </dl>
@@ -363,10 +364,13 @@ async def track_page(request: web.Request) -> web.Response:
     html = _PAGE.format(
         reference=escape(case.reference),
         state=escape(view["state"]),
-        subject=escape(case.subject),
-        facts="\n".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts),
+        subject=escape(visible(case.subject)),
+        facts="\n".join(
+            f'<dt>{escape(k)}</dt><dd dir="auto">{escape(visible(str(v)))}</dd>' for k, v in facts
+        ),
         timeline="\n".join(
-            f"<li><time>{escape(str(e['at']))}</time> {escape(str(e['type']))} by {escape(str(e['actor']))}</li>"
+            f"<li><time>{escape(str(e['at']))}</time> {escape(str(e['type']))} by "
+            f"<bdi>{escape(visible(str(e['actor'])))}</bdi></li>"
             for e in timeline
         ),
     )

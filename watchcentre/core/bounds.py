@@ -7,6 +7,7 @@ it can reach recursion or datetime overflow deeper in (docs/security.md, "Hostil
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,3 +57,13 @@ def sane_time(at: datetime) -> datetime:
     if problem is not None:
         raise ValueError(problem)
     return at
+
+
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+"""Bidi overrides/isolates and zero-width characters: shown raw, a subject can display reversed
+("gnp.exe" as "exe.png") or hide words. The console's dom.js `visible` uses the same list."""
+
+
+def visible(text: str) -> str:
+    """`text` with each bidi-control and zero-width character shown as a marker, e.g. ⟨U+202E⟩."""
+    return _INVISIBLE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
