@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from html import escape
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from watchcentre.core.access import (
     visible_posts,
     visible_units,
 )
+from watchcentre.core.bounds import DEPTH_PROBLEM, time_problem, too_deep
 from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.network import Network
 from watchcentre.core.ports import AuditAnchor, Clock, Store, SystemClock
@@ -130,8 +132,8 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         if value != "":
             params[key] = value
     for key in ("since", "until"):
-        if key in params and not _RFC3339.match(params[key]):
-            raise ApiError(400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", key)
+        if key in params:
+            parse_time(params[key], key)
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -139,6 +141,26 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         field = ".".join(str(p) for p in first["loc"]) or "query"
         message = "unknown parameter" if first["type"] == "extra_forbidden" else str(first["msg"])
         raise ApiError(400, message, field) from None
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """An RFC 3339 time with an offset, within the sane range (core/bounds.py); 400 naming `field`."""
+    if not _RFC3339.match(text):
+        raise ApiError(400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", field)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:  # matches the pattern, yet no such day: 2024-02-30
+        raise ApiError(400, "not a real date and time", field) from None
+    problem = time_problem(at)
+    if problem is not None:
+        raise ApiError(400, problem, field)
+    return at
+
+
+def same_origin(request: web.Request) -> bool:
+    """A browser's cross-site request carries a foreign Origin; no Origin is a non-browser client."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
 
 
 # -- middleware ---------------------------------------------------------------------------------
@@ -260,10 +282,8 @@ async def auth_middleware(
         limiter.fail(who)
         log.warning("authentication_failed", reason=why, client=who, path=request.path, cookie=from_cookie)
         raise _challenge("invalid, expired or revoked token")
-    if from_cookie and request.method not in ("GET", "HEAD", "OPTIONS"):
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
-            raise ApiError(403, "cross-origin request refused")
+    if from_cookie and request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
+        raise ApiError(403, "cross-origin request refused")
     if area is not None and not may_use(principal, area):
         raise ApiError(403, f"role {principal.label} may not use this route")
     request[PRINCIPAL] = principal
@@ -481,10 +501,14 @@ async def parse_json_body(request: web.Request, model: type[M], max_bytes: int =
         raise ApiError(413, f"request body over the {max_bytes}-byte limit")
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):  # orjson's own cap (1024), above ours
+            raise ApiError(400, DEPTH_PROBLEM, "body") from None
         raise ApiError(400, "not valid JSON", "body") from None
     if not isinstance(data, dict):
         raise ApiError(400, "expected a JSON object", "body")
+    if too_deep(data):  # before anything recursive (`_integral`, validation) walks it
+        raise ApiError(400, DEPTH_PROBLEM, "body")
     try:
         return model.model_validate(_integral(data), strict=True)
     except ValidationError as exc:
@@ -499,8 +523,7 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
     """Take a token (form or JSON), check it, keep it in the wc_session cookie."""
     deps, limiter, who = request.app[DEPS], request.app[LIMITER], client_key(request)
     as_json = request.content_type == "application/json"
-    origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    if not same_origin(request):
         raise ApiError(403, "cross-origin sign-in refused")
     wait = limiter.retry_after(who)
     if wait is not None:
@@ -539,6 +562,10 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
 
 @public
 async def post_signout(request: web.Request) -> web.Response:
+    # Public (an expired session may still sign out), so the middleware's Origin check does not run:
+    # without this, any site could sign a user out.
+    if not same_origin(request):
+        raise ApiError(403, "cross-origin sign-out refused")
     response = json_response({"signed_out": True})
     secure = request.app[DEPS].cookie_secure
     response.del_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Strict")

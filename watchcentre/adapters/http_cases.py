@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
@@ -28,17 +27,18 @@ from watchcentre.adapters.http import (
     json_response,
     parse_json_body,
     parse_query,
+    parse_time,
     principal_of,
 )
 from watchcentre.adapters.openapi import (
     CASE_SUMMARY_FIELDS,
-    RFC3339_PATTERN,
     CaseActionBody,
     CasesQuery,
     StatsQuery,
 )
 from watchcentre.cases import Actor, CaseDesk, CaseNotFound, CaseRefused
 from watchcentre.core.access import Area, Principal, Role
+from watchcentre.core.bounds import visible
 from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side
 from watchcentre.core.network import CENTRE
 from watchcentre.core.ports import OutboundCopy
@@ -78,8 +78,6 @@ def _desk(app: web.Application) -> CaseDesk:
         rules=DeadlineRules.eu_default(),
     )
 
-
-_RFC3339 = re.compile(RFC3339_PATTERN)
 
 ACTIONS: dict[str, Action | None] = {
     "ack": Action.ACK,
@@ -244,13 +242,7 @@ async def post_case_action(request: web.Request) -> web.Response:
     desk = _desk(request.app)
     case = await _visible_case(request)  # first: what the caller may not see does not exist, body or not
     body = await parse_json_body(request, CaseActionBody) if request.body_exists else CaseActionBody()
-    expected_at = None
-    if body.expected_at is not None:
-        if not _RFC3339.match(body.expected_at):
-            raise ApiError(
-                400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", "expected_at"
-            )
-        expected_at = datetime.fromisoformat(body.expected_at)
+    expected_at = None if body.expected_at is None else parse_time(body.expected_at, "expected_at")
     action = ACTIONS[name]
     if action is None:
         if body.clarification is None:
@@ -323,7 +315,7 @@ _PAGE = """<!doctype html>
 <body>
 <main>
 <h1>{reference}</h1>
-<p><strong>{subject}</strong></p>
+<p><strong dir="auto">{subject}</strong></p>
 <dl>
 {facts}
 </dl>
@@ -372,10 +364,13 @@ async def track_page(request: web.Request) -> web.Response:
     html = _PAGE.format(
         reference=escape(case.reference),
         state=escape(view["state"]),
-        subject=escape(case.subject),
-        facts="\n".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts),
+        subject=escape(visible(case.subject)),
+        facts="\n".join(
+            f'<dt>{escape(k)}</dt><dd dir="auto">{escape(visible(str(v)))}</dd>' for k, v in facts
+        ),
         timeline="\n".join(
-            f"<li><time>{escape(str(e['at']))}</time> {escape(str(e['type']))} by {escape(str(e['actor']))}</li>"
+            f"<li><time>{escape(str(e['at']))}</time> {escape(str(e['type']))} by "
+            f"<bdi>{escape(visible(str(e['actor'])))}</bdi></li>"
             for e in timeline
         ),
     )

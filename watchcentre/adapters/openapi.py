@@ -24,6 +24,9 @@ from watchcentre.core.taxonomy import CRIME_CODES
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
+"""What the document promises is accepted: years 2001-2098, inside core/bounds.py's range whatever
+the offset (the server checks the range itself, with its own message)."""
 
 # -- wire shapes ---------------------------------------------------------------------------------
 
@@ -446,7 +449,7 @@ def openapi_document(version: str = __version__) -> dict[str, Any]:
     for p in message_params:
         if p["name"] in ("since", "until"):
             p["description"] = "RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z."
-            p["schema"] = {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}
+            p["schema"] = {"type": "string", "format": "date-time", "pattern": SANE_TIME_PATTERN}
         elif p["name"] == "country":
             p["schema"] = {"type": "string", "pattern": "^[A-Za-z]{2}$"}
             p["description"] = "ISO 3166-1 alpha-2 (either case)."
@@ -664,7 +667,7 @@ _PERIOD = [
         "name": name,
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN},
+        "schema": {"type": "string", "format": "date-time", "pattern": SANE_TIME_PATTERN},
         "description": f"Cases opened {'at or after' if name == 'since' else 'before'} (RFC 3339).",
     }
     for name in ("since", "until")
