@@ -13,7 +13,7 @@ from tests.integration.test_store import Backend
 from watchcentre.adapters import store_postgres, store_sqlite
 from watchcentre.core.lifecycle import Action, CaseState, DeadlineRules, Side, apply, new_case
 from watchcentre.core.ports import ReferenceTaken
-from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent
+from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent, Visibility
 from watchcentre.core.references import check_char, well_formed
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -223,3 +223,28 @@ async def test_list_cases_filters_open_and_period(backend: Backend) -> None:
     assert [c.reference for c in await store.list_cases(open_only=True)] == [a.reference]
     assert [c.reference for c in await store.list_cases(since=T0 + timedelta(hours=1))] == [b.reference]
     assert [c.reference for c in await store.list_cases(until=T0 + timedelta(hours=1))] == [a.reference]
+
+
+async def test_need_to_know_follows_the_case_data_and_older_databases_are_filled_in(backend: Backend) -> None:
+    """The recipients the list query filters on are kept from each case's data by the database
+    itself (whoever rewrites the case), and filled in once for a database from before them."""
+    store = backend.store
+    c, _ = await store.open_case(case("m-1"), [])
+    spain = Visibility(senders=frozenset(), recipients=frozenset({"post.es"}))
+    germany = Visibility(senders=frozenset(), recipients=frozenset({"post.de"}))
+    assert [x.reference for x in await store.list_cases(visibility=spain)] == [c.reference]
+    moved = c.model_copy(update={"recipients": ["post.de"]})
+    assert await store.update_case(moved, c.version, []) is not None
+    assert await store.list_cases(visibility=spain) == []
+    assert [x.reference for x in await store.list_cases(visibility=germany)] == [c.reference]
+    unit = Visibility(senders=frozenset({"ocrtis"}), recipients=frozenset())
+    assert [x.reference for x in await store.list_cases(visibility=unit)] == [c.reference]
+    nobody = Visibility(senders=frozenset(), recipients=frozenset())
+    assert await store.list_cases(visibility=nobody) == []
+
+    await backend.sql("DELETE FROM case_recipients")  # as a database from before the table
+    again = await backend.reopen()
+    try:
+        assert [x.reference for x in await again.list_cases(visibility=germany)] == [c.reference]
+    finally:
+        await again.close()
