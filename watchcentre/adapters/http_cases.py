@@ -2,7 +2,9 @@
 investigator tracking (JSON and a phone-friendly page) and statistics.
 
 Need-to-know as for messages: an operator sees every case; a post only the cases routed to it; a unit
-only the requests it sent; anything else is 404, as if it did not exist. Auditors: 403.
+only the requests it sent; anything else is 404, as if it did not exist. Auditors: 403. Lists are
+scoped inside the store's query (`case_visibility`) and paged newest first by an opaque cursor
+(`before` = the previous page's `next`); a page is shown overdue first, then the least time left.
 Actions: `POST /api/cases/{reference}/{action}` with action ack|progress|answer|close|reject|withdraw|
 clarification|extend and an optional JSON body {reason, expected_at, clarification}. A refused
 transition is 409 with `error.current_state`.
@@ -10,14 +12,17 @@ transition is 409 with `error.current_state`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from watchcentre.adapters.http import (
@@ -33,16 +38,17 @@ from watchcentre.adapters.http import (
 from watchcentre.adapters.openapi import (
     CASE_SUMMARY_FIELDS,
     CaseActionBody,
+    CasePageQuery,
     CasesQuery,
     StatsQuery,
 )
 from watchcentre.cases import Actor, CaseDesk, CaseNotFound, CaseRefused
-from watchcentre.core.access import Area, Principal, Role
+from watchcentre.core.access import Area, Principal, Role, case_visibility, case_visible
 from watchcentre.core.bounds import visible
 from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side
 from watchcentre.core.network import CENTRE
 from watchcentre.core.ports import OutboundCopy
-from watchcentre.core.records import AuditEvent, EventType
+from watchcentre.core.records import AuditEvent, CaseCursor, EventType, Visibility
 from watchcentre.core.routing import post_key
 from watchcentre.core.stats import case_stats, stats_rows
 
@@ -78,6 +84,8 @@ def _desk(app: web.Application) -> CaseDesk:
         rules=DeadlineRules.eu_default(),
     )
 
+
+STATS_PAGE = 5000
 
 ACTIONS: dict[str, Action | None] = {
     "ack": Action.ACK,
@@ -147,13 +155,7 @@ def _urgency(case: Case, now: datetime) -> tuple[int, float]:
 
 
 def may_see(who: Principal, case: Case) -> bool:
-    if who.role is Role.OPERATOR:
-        return True
-    if who.role is Role.POST and who.subject:
-        return post_key(who.subject) in case.recipients
-    if who.role is Role.UNIT and who.subject:
-        return case.sender == who.subject
-    return False
+    return case_visible(case_visibility(who), sender=case.sender, recipients=case.recipients)
 
 
 def side_of(who: Principal, case: Case) -> Side:
@@ -199,15 +201,56 @@ async def _record(request: web.Request, case: Case | None, details: dict[str, An
 # -- handlers --------------------------------------------------------------------------------------
 
 
+def cursor_of(case: Case) -> str:
+    """The opaque `next` cursor after `case`: where it stands in the newest-first order."""
+    raw = orjson.dumps([case.opened_at.isoformat(), case.reference])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _cursor(text: str | None) -> CaseCursor | None:
+    """`before` back into a place in the order; a 400 naming it when it is not a cursor we gave."""
+    if text is None:
+        return None
+    try:
+        at, reference = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        opened_at = datetime.fromisoformat(at)
+        if opened_at.tzinfo is None or not isinstance(reference, str) or not reference:
+            raise ValueError("incomplete")
+        return CaseCursor(opened_at.astimezone(UTC), reference)
+    except (ValueError, TypeError, OverflowError, binascii.Error):  # orjson's error is a ValueError
+        raise ApiError(400, "not a cursor: pass the `next` of the previous page", "before") from None
+
+
+async def _case_page(
+    request: web.Request, query: CasePageQuery, visibility: Visibility | None, open_only: bool
+) -> tuple[list[Case], str | None]:
+    """One page of the cases `visibility` lets through, scoped in the store's query; the next cursor."""
+    found = await request.app[DEPS].store.list_cases(
+        visibility=visibility, open_only=open_only, before=_cursor(query.before), limit=query.limit + 1
+    )
+    page = found[: query.limit]
+    return page, cursor_of(page[-1]) if len(found) > query.limit else None
+
+
+async def _case_list(
+    request: web.Request,
+    query: CasePageQuery,
+    visibility: Visibility | None,
+    open_only: bool,
+    what: dict[str, Any],
+) -> web.Response:
+    now = request.app[DEPS].clock.now()
+    page, after = await _case_page(request, query, visibility, open_only)
+    await _record(request, None, {"references": [c.reference for c in page], **what})
+    items = [case_summary(c, now) for c in sorted(page, key=lambda c: _urgency(c, now))]
+    return json_response({"items": items, "next": after})
+
+
 @area(Area.MESSAGES)
 async def list_cases(request: web.Request) -> web.Response:
     query = parse_query(request, CasesQuery)
-    deps, who = request.app[DEPS], principal_of(request)
-    now = deps.clock.now()
-    cases = [c for c in await deps.store.list_cases(open_only=bool(query.open)) if may_see(who, c)]
-    cases.sort(key=lambda c: _urgency(c, now))
-    await _record(request, None, {"references": [c.reference for c in cases], "open": query.open})
-    return json_response({"items": [case_summary(c, now) for c in cases]})
+    visibility = case_visibility(principal_of(request))
+    return await _case_list(request, query, visibility, bool(query.open), {"open": query.open})
 
 
 @area(Area.MESSAGES)
@@ -217,12 +260,9 @@ async def post_inbox(request: web.Request) -> web.Response:
     allowed = who.role is Role.OPERATOR or (who.role is Role.POST and who.subject == post_id)
     if not allowed or post_id not in deps.network.posts_by_id:
         raise ApiError(404, "no such post", "post_id")
-    now = deps.clock.now()
-    key = post_key(post_id)
-    cases = [c for c in await deps.store.list_cases(open_only=True) if key in c.recipients]
-    cases.sort(key=lambda c: _urgency(c, now))
-    await _record(request, None, {"references": [c.reference for c in cases], "post": post_id})
-    return json_response({"items": [case_summary(c, now) for c in cases]})
+    query = parse_query(request, CasePageQuery)
+    to_post = Visibility(senders=frozenset(), recipients=frozenset({post_key(post_id)}))
+    return await _case_list(request, query, to_post, True, {"post": post_id})
 
 
 @area(Area.MESSAGES)
@@ -283,7 +323,18 @@ def _period(request: web.Request) -> StatsQuery:
 
 
 async def _stats(request: web.Request, query: StatsQuery) -> dict[str, Any]:
-    cases = await request.app[DEPS].store.list_cases(since=query.since, until=query.until, limit=1_000_000)
+    """Over every case of the period the caller may see, read page by page (no cap to truncate it)."""
+    store, visibility = request.app[DEPS].store, case_visibility(principal_of(request))
+    cases: list[Case] = []
+    before: CaseCursor | None = None
+    while True:
+        page = await store.list_cases(
+            visibility=visibility, since=query.since, until=query.until, before=before, limit=STATS_PAGE
+        )
+        cases += page
+        if len(page) < STATS_PAGE:
+            break
+        before = CaseCursor(page[-1].opened_at, page[-1].reference)
     return {"since": _iso(query.since), "until": _iso(query.until), **case_stats(cases)}
 
 

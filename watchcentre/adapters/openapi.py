@@ -262,7 +262,11 @@ CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)
 
 
 class CaseList(BaseModel):
-    items: list[CaseSummary] = Field(description="Overdue first, then the least time left.")
+    items: list[CaseSummary] = Field(
+        description="One page: the next `limit` cases newest first (by opened_at, then reference),"
+        " shown overdue first, then the least time left."
+    )
+    next: str | None = Field(description="Pass as `before` for the next (older) page; null at the end.")
 
 
 class CaseTimelineEvent(BaseModel):
@@ -319,8 +323,22 @@ class ConflictBody(BaseModel):
     error: ConflictDetail
 
 
-class CasesQuery(BaseModel):
+CASE_PAGE_MAX = 1000
+
+
+class CasePageQuery(BaseModel):
+    """Keyset paging of cases, newest first: GET /api/posts/{post_id}/inbox."""
+
     model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=500, ge=1, le=CASE_PAGE_MAX, description="Cases per page (1 to 1000).")
+    before: str | None = Field(
+        default=None, max_length=400, description="The `next` of the previous page (an opaque cursor)."
+    )
+
+
+class CasesQuery(CasePageQuery):
+    """GET /api/cases."""
 
     open: bool | None = Field(default=None, description="true: only cases still awaiting an answer.")
 
@@ -369,6 +387,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (CaseDetail, "serialization"),
     (CaseActionBody, "validation"),
     (ConflictBody, "serialization"),
+    (CasesQuery, "validation"),
+    (CasePageQuery, "validation"),
     (Stats, "serialization"),
     (Envelope, "validation"),
     (MessageQuery, "validation"),
@@ -456,6 +476,8 @@ def openapi_document(version: str = __version__) -> dict[str, Any]:
         elif p["name"] == "crime_type":
             p["schema"] = {"type": "string", "enum": sorted(CRIME_CODES)}
     audit_params = _query_parameters(schemas["AuditQuery"])
+    case_params = _query_parameters(schemas["CasesQuery"])
+    page_params = _query_parameters(schemas["CasePageQuery"])
 
     paths: dict[str, Any] = {
         "/health": {
@@ -621,7 +643,7 @@ def openapi_document(version: str = __version__) -> dict[str, Any]:
             }
         },
     }
-    paths.update(_case_paths())
+    paths.update(_case_paths(case_params, page_params))
     paths.update(_console_paths())
     return {
         "openapi": "3.1.0",
@@ -661,7 +683,7 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-_REFERENCE = _path_param("reference", "The case reference, e.g. WC-2026-000123.")
+_REFERENCE = _path_param("reference", "The case reference, e.g. WC-2026-7KQ2M9XH4TF.")
 _PERIOD = [
     {
         "name": name,
@@ -675,22 +697,18 @@ _PERIOD = [
 _NO_CASE = {"404": _json(ErrorBody, "No such case, or not one the caller may see.")}
 
 
-def _case_paths() -> dict[str, Any]:
+def _case_paths(case_params: list[dict[str, Any]], page_params: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "/api/cases": {
             "get": {
                 "operationId": "listCases",
-                "summary": "Cases the caller may see: overdue first, then the least time left (audited)",
-                "parameters": [
-                    {
-                        "name": "open",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "boolean"},
-                        "description": "true: only cases still awaiting an answer.",
-                    }
-                ],
-                "responses": {"200": _json(CaseList, "The cases."), **_BAD_REQUEST, **_ERRORS},
+                "summary": "Cases the caller may see, newest first in pages; in a page overdue first (audited)",
+                "description": (
+                    "Need-to-know is part of the query: an operator sees every case, a post the cases routed"
+                    " to it, a unit the requests it sent. Follow `next` (as `before`) for older cases."
+                ),
+                "parameters": case_params,
+                "responses": {"200": _json(CaseList, "One page of cases."), **_BAD_REQUEST, **_ERRORS},
             }
         },
         "/api/cases/{reference}/{action}": {
@@ -739,11 +757,12 @@ def _case_paths() -> dict[str, Any]:
         "/api/posts/{post_id}/inbox": {
             "get": {
                 "operationId": "postInbox",
-                "summary": "Open requests routed to the post, overdue first, then soonest due (audited)",
-                "parameters": [_path_param("post_id", "A post id (an operator, or that post).")],
+                "summary": "Open requests routed to the post, newest first in pages; in a page overdue first (audited)",
+                "parameters": [_path_param("post_id", "A post id (an operator, or that post)."), *page_params],
                 "responses": {
-                    "200": _json(CaseList, "The open cases."),
+                    "200": _json(CaseList, "One page of open cases."),
                     "404": _json(ErrorBody, "No such post, or not the caller's."),
+                    **_BAD_REQUEST,
                     **_ERRORS,
                 },
             }
@@ -772,7 +791,7 @@ def _case_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "stats",
                 "summary": "Requests by crime type, country, post, state; time to ack and answer; on-time share",
-                "description": "Operators only. Cases opened in [since, until).",
+                "description": "Operators only. Every case opened in [since, until).",
                 "parameters": _PERIOD,
                 "responses": {"200": _json(Stats, "The statistics."), **_BAD_REQUEST, **_ERRORS},
             }

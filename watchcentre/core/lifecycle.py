@@ -124,11 +124,6 @@ REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,79}$"
 _REFERENCE = re.compile(REFERENCE_PATTERN)
 
 
-def generated_reference(year: int, number: int) -> str:
-    """A readable reference: WC-2026-000123."""
-    return f"WC-{year:04d}-{number:06d}"
-
-
 def valid_reference(reference: str) -> bool:
     return bool(_REFERENCE.match(reference))
 
