@@ -511,18 +511,23 @@ async def test_access_matrix_over_amqp(service_settings: Settings, broker: Broke
             await broker.publish(actions[cell])
         ids = {a["message_id"] for a in actions.values()}
         await broker.wait_events(
-            lambda ev: len({e["message_id"] for e in ev if e["type"] in ("routed", "triaged", "rejected")} & ids)
-            == len(ids)
+            lambda ev: (
+                len({e["message_id"] for e in ev if e["type"] in ("routed", "triaged", "rejected")} & ids)
+                == len(ids)
+            )
         )
         await broker.wait_events(
-            lambda ev: sum(e["type"] == "case_answered" for e in ev)
-            >= sum(v == "answered" for v in AMQP_MATRIX.values())
+            lambda ev: (
+                sum(e["type"] == "case_answered" for e in ev)
+                >= sum(v == "answered" for v in AMQP_MATRIX.values())
+            )
         )
         after = {cell: await store.get_case(cases[requests[cell]["message_id"]].reference) for cell in cells}
-        outcome = {
-            cell: (await store.get_message(actions[cell]["message_id"], cell[0])) for cell in cells
-        }
-    dead = {orjson.loads(m.body)["message_id"]: m.headers["x-watchcentre-error"] for m in await broker.drain("dead")}
+        outcome = {cell: (await store.get_message(actions[cell]["message_id"], cell[0])) for cell in cells}
+    dead = {
+        orjson.loads(m.body)["message_id"]: m.headers["x-watchcentre-error"]
+        for m in await broker.drain("dead")
+    }
     for cell, expected in AMQP_MATRIX.items():
         case, message = after[cell], outcome[cell]
         assert case is not None, cell

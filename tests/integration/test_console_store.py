@@ -76,7 +76,9 @@ async def test_tallies_count_accepted_messages_since_a_time(backend: Backend) ->
     assert t.crime_types == {"drug_trafficking": 1, "cybercrime": 1, "financial_crime": 1}
 
 
-async def test_a_manual_decision_on_a_request_moves_its_case_in_the_same_transaction(backend: Backend) -> None:  # noqa: F811
+async def test_a_manual_decision_on_a_request_moves_its_case_in_the_same_transaction(
+    backend: Backend,  # noqa: F811
+) -> None:
     store = backend.store
     await save_one(store, accepted("m1", status=Status.TRIAGE, countries=(), recipients=("centre.triage",)))
     triaged = new_case(
@@ -97,7 +99,9 @@ async def test_a_manual_decision_on_a_request_moves_its_case_in_the_same_transac
     fresh = await store.get_case(case.reference)
     assert fresh is not None
     moved, _ = reassign(fresh, ["post.rome"], T0)
-    assert await store.apply_manual(replace(decision(1, ["post.rome"], ["post.rome"]), case=moved)) is not None
+    assert (
+        await store.apply_manual(replace(decision(1, ["post.rome"], ["post.rome"]), case=moved)) is not None
+    )
     after = await store.get_case(case.reference)
     assert after is not None and after.state is CaseState.ROUTED and after.recipients == ["post.rome"]
     assert after.version == fresh.version + 1

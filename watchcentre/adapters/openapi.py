@@ -156,7 +156,9 @@ class RouteRequest(BaseModel):
         " without it such a routing is refused (409, field `recipients`). Recorded in the audit event.",
     )
     override_reason: str | None = Field(
-        default=None, max_length=2000, description="Why the marking is overridden: required with override_marking."
+        default=None,
+        max_length=2000,
+        description="Why the marking is overridden: required with override_marking.",
     )
 
 
