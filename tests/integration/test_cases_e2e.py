@@ -83,7 +83,8 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         await broker.wait_events(has("case_answered", reference=reference))
         await act(1, "case_closed", sender="ofast", kind="status", state="closed", reference=reference)
 
-        # refused: an ack on a closed case, an action by a post that is not a party, an unknown case
+        # refused: an ack on a closed case, a status without its state; an action by a post that is
+        # not a party, and one naming an unknown case, go to triage alike (the case untouched)
         bad = [
             envelope(sender="madrid", kind="ack", subject="ack", body="-", reference=reference),
             envelope(sender="rome", kind="ack", subject="ack", body="-", reference=reference),
@@ -92,12 +93,13 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         ]
         for env in bad:
             await broker.publish(env)
-        await broker.wait_events(has("rejected", n=4))
+        await broker.wait_events(has("rejected", n=2))
+        await broker.wait_events(has("triaged", n=2))
         final = await store.get_case(reference)
         timeline = [e.type for e in await store.audit(reference=reference, limit=1000)]
         assert (await verify_audit(store)).ok  # case records are chained like every other
 
-    assert timeline.count("rejected") == 3  # the refusals about this case are in its timeline
+    assert timeline.count("rejected") == 2  # the parties' refusals about this case are in its timeline
     assert final is not None and final.state == "closed" and final.answered_at is not None
     assert final.acknowledged_at is not None and final.paused_seconds >= 0
     for expected in (
@@ -119,9 +121,20 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         for m in await broker.drain("dead")
     }
     assert reasons[bad[0]["message_id"]] == "state: cannot ack a case that is closed (current state: closed)"
-    assert reasons[bad[1]["message_id"]] == f"sender: rome is not a party to case {reference}"
-    assert reasons[bad[2]["message_id"]] == "reference: no case WC-1999-000001"
     assert reasons[bad[3]["message_id"]].startswith("state: required for a status")
+    assert set(reasons) == {bad[0]["message_id"], bad[3]["message_id"]}
+    triaged = {
+        m["message_id"]: m["routing"]["explanation"]
+        for m in (orjson.loads(t.body) for t in await broker.drain("centre.triage"))
+    }
+    assert triaged[bad[1]["message_id"]] == [
+        f"to centre.triage: ack from rome: no case or message it is a party to matches reference {reference};"
+        " an operator must match it"
+    ]
+    assert triaged[bad[2]["message_id"]] == [
+        "to centre.triage: ack from madrid: no case or message it is a party to matches reference WC-1999-000001;"
+        " an operator must match it"
+    ]
 
 
 async def test_a_given_reference_is_kept_and_a_taken_one_refused(settings: Settings, broker: Broker) -> None:

@@ -43,10 +43,11 @@ from watchcentre.adapters.openapi import (
     StatsQuery,
 )
 from watchcentre.cases import Actor, CaseDesk, CaseNotFound, CaseRefused
-from watchcentre.core.access import Area, Principal, Role, case_visibility, case_visible
+from watchcentre.core.access import Area, Principal, Role, case_visibility
 from watchcentre.core.bounds import visible
-from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side
+from watchcentre.core.lifecycle import Action, Case, DeadlineRules
 from watchcentre.core.network import CENTRE
+from watchcentre.core.parties import principal_side
 from watchcentre.core.ports import OutboundCopy
 from watchcentre.core.records import AuditEvent, CaseCursor, EventType, Visibility
 from watchcentre.core.routing import post_key
@@ -155,15 +156,8 @@ def _urgency(case: Case, now: datetime) -> tuple[int, float]:
 
 
 def may_see(who: Principal, case: Case) -> bool:
-    return case_visible(case_visibility(who), sender=case.sender, recipients=case.recipients)
-
-
-def side_of(who: Principal, case: Case) -> Side:
-    if who.role is Role.OPERATOR:
-        return Side.CENTRE
-    if who.role is Role.POST:
-        return Side.POST
-    return Side.UNIT
+    """Only a party sees a case (core/parties.py: the same rule as over AMQP)."""
+    return principal_side(who, case) is not None
 
 
 async def _visible_case(request: web.Request) -> Case:
@@ -294,8 +288,10 @@ async def post_case_action(request: web.Request) -> web.Response:
         if not body.reason or not body.reason.strip():
             raise ApiError(400, "required for extend", "reason")
     who = principal_of(request)
+    side = principal_side(who, case)
+    if side is None:  # unreachable past _visible_case; never act for a non-party
+        raise ApiError(404, "no such case", "reference")
     try:
-        side = side_of(who, case)
         actor = Actor(side, who.label if who.role is not Role.OPERATOR else f"operator:{who.name}")
         after, committed = await desk.act(
             case.reference, action, actor, expected_at=expected_at, reason=body.reason

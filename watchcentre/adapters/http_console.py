@@ -83,6 +83,8 @@ class ConsoleActions(Protocol):
         reason: str,
         actor: str,
         expected_revision: int | None = None,
+        override_marking: bool = False,
+        override_reason: str | None = None,
     ) -> tuple[Routing, list[AuditEvent]]: ...
 
     async def reinject_dead(
@@ -452,7 +454,8 @@ async def route(request: web.Request) -> web.Response:
     try:
         routing, events = await console.actions.route_manually(
             sender=ask.sender, message_id=ask.message_id, recipients=ask.recipients, reason=ask.reason,
-            actor=actor_of(who), expected_revision=ask.revision,
+            actor=actor_of(who), expected_revision=ask.revision, override_marking=ask.override_marking,
+            override_reason=ask.override_reason,
         )  # fmt: skip
     except ManualError as exc:
         raise _manual_error(exc) from None

@@ -153,6 +153,16 @@ class RouteRequest(BaseModel):
     revision: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="Manual decisions already taken on it, as the operator saw: 409 if stale."
     )
+    override_marking: bool = Field(
+        default=False,
+        description="Route it even where its handling marking (or its case's) does not allow these recipients;"
+        " without it such a routing is refused (409, field `recipients`). Recorded in the audit event.",
+    )
+    override_reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why the marking is overridden: required with override_marking.",
+    )
 
 
 class RouteResult(BaseModel):
@@ -869,7 +879,9 @@ def _console_paths() -> dict[str, Any]:
                 "consoleRoute",
                 "Route a triage item, or re-route a message, to chosen recipients with a reason (audited)",
                 {"200": _json(RouteResult, "Published (confirmed) and recorded."), **not_found,
-                 "409": _json(ErrorBody, "Another manual decision was taken meanwhile: reload.")},
+                 "409": _json(ErrorBody, "Another manual decision was taken (or its case changed) meanwhile:"
+                              " reload; or its handling marking does not allow these recipients (field"
+                              " `recipients`): set override_marking with override_reason.")},
                 requestBody=body(RouteRequest),
             )
         },

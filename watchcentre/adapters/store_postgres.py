@@ -175,6 +175,12 @@ CREATE TABLE IF NOT EXISTS notes (
     message_ids jsonb NOT NULL DEFAULT '[]',
     refs        jsonb NOT NULL DEFAULT '[]'
 );
+-- a case from before markings followed cases takes its request's marking (once: a case written
+-- since then has the key, null or not)
+UPDATE cases SET data = jsonb_set(data, '{handling}', coalesce((
+    SELECT m.envelope -> 'handling' FROM messages m
+    WHERE m.sender = cases.sender AND m.message_id = cases.message_id AND m.status <> 'rejected'), 'null'))
+WHERE NOT data ? 'handling';
 """
 
 # One row per outcome, one array per column; ORDER BY ord gives ids in batch order. ON CONFLICT DO
@@ -479,13 +485,7 @@ class PostgresStore:
         with _transient():
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(_WRITER_LOCK)
-                done = await conn.fetch(
-                    "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
-                    f" data = $5::jsonb{reset} WHERE reference = $6 AND version = $7 RETURNING reference",
-                    case.state.value, _outc(case.ack_due_at), _outc(case.warn_at), _outc(case.due_at),
-                    _case_data(case), _clean(case.reference), expected_version,
-                )  # fmt: skip
-                if not done:
+                if not await _write_case(conn, case, expected_version, reset):
                     return None
                 return await _insert_events(conn, list(events))
 
@@ -563,6 +563,12 @@ class PostgresStore:
         return int(await self._fetchval("SELECT coalesce(max(seq), 0) FROM audit"))
 
     async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
+        try:
+            return await self._apply_manual(decision)
+        except _CaseChanged:
+            return None
+
+    async def _apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
         d = decision
         with _transient():
             async with self._pool.acquire() as conn, conn.transaction():
@@ -582,6 +588,8 @@ class PostgresStore:
                 )  # fmt: skip
                 if not updated:
                     raise LookupError(f"no accepted message {d.sender}/{d.message_id}")
+                if d.case is not None and not await _write_case(conn, d.case, d.case.version):
+                    raise _CaseChanged  # rolls the decision back: nothing of it is written
                 return await _insert_events(conn, list(d.events))
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
@@ -986,6 +994,21 @@ _ALERT_DUE = {  # $1 is now
     "overdue": f"state IN ({_OPEN}) AND due_at <= $1 AND overdue_raised_at IS NULL",
 }
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
+
+
+class _CaseChanged(Exception):
+    """Inside a transaction: the case was changed by another writer (the transaction is undone)."""
+
+
+async def _write_case(conn: Any, case: Case, expected_version: int, also: str = "") -> bool:
+    """Store the case (version + 1) if its stored version is still `expected_version`."""
+    done = await conn.fetch(
+        "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
+        f" data = $5::jsonb{also} WHERE reference = $6 AND version = $7 RETURNING reference",
+        case.state.value, _outc(case.ack_due_at), _outc(case.warn_at), _outc(case.due_at),
+        _case_data(case), _clean(case.reference), expected_version,
+    )  # fmt: skip
+    return bool(done)
 
 
 def _outc(at: datetime | None) -> datetime | None:

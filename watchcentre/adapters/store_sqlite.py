@@ -184,6 +184,15 @@ CREATE TABLE IF NOT EXISTS notes (
 COMMIT;
 """
 
+# A case from before markings followed cases: it takes its request's marking (once: a case written
+# since then has the key, null or not).
+_CASE_MARKINGS = """
+UPDATE cases SET data = json_set(data, '$.handling', (
+    SELECT json_extract(m.envelope, '$.handling') FROM messages m
+    WHERE m.sender = cases.sender AND m.message_id = cases.message_id AND m.status != 'rejected'))
+WHERE json_type(data, '$.handling') IS NULL
+"""
+
 _INSERT_MESSAGE = """
 INSERT INTO messages (sender, message_id, kind, priority, reference, subject, status, received_at,
                       crime_types, countries, recipients, envelope, routing, error, raw, digest)
@@ -248,6 +257,7 @@ class SqliteStore:
                 for column in ("prev_hash", "hash"):  # a database from before the hash chain
                     if column not in columns:
                         await db.execute(f"ALTER TABLE audit ADD COLUMN {column} TEXT")
+                await db.execute(_CASE_MARKINGS)
             except BaseException:
                 await db.close()
                 raise
@@ -430,15 +440,7 @@ class SqliteStore:
         reset = ", warning_raised_at = NULL, overdue_raised_at = NULL" if reset_alerts else ""
 
         def tx(db: sqlite3.Connection) -> list[AuditEvent] | None:
-            cursor = db.execute(
-                "UPDATE cases SET state = ?, version = version + 1, ack_due_at = ?, warn_at = ?, due_at = ?,"
-                f" data = ?{reset} WHERE reference = ? AND version = ?",
-                (
-                    case.state.value, _ots(case.ack_due_at), _ots(case.warn_at), _ots(case.due_at),
-                    _case_data(case), case.reference, expected_version,
-                ),
-            )  # fmt: skip
-            if cursor.rowcount != 1:
+            if not _write_case(db, case, expected_version, reset):
                 return None
             return _insert_events(db, list(events))
 
@@ -555,9 +557,14 @@ class SqliteStore:
                 " ON CONFLICT DO NOTHING",
                 [(r, fk) for r in d.recipients],
             )
+            if d.case is not None and not _write_case(db, d.case, d.case.version):
+                raise _CaseChanged  # rolls the decision back: nothing of it is written
             return _insert_events(db, list(d.events))
 
-        return await self._write(tx)
+        try:
+            return await self._write(tx)
+        except _CaseChanged:
+            return None
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
         rows = await self._fetch(
@@ -658,6 +665,23 @@ class SqliteStore:
         with _transient():
             result: T = await db._execute(job)  # type: ignore[no-untyped-call]
             return result
+
+
+class _CaseChanged(Exception):
+    """Inside a write transaction: the case was changed by another writer (the transaction is undone)."""
+
+
+def _write_case(db: sqlite3.Connection, case: Case, expected_version: int, also: str = "") -> bool:
+    """Store the case (version + 1) if its stored version is still `expected_version`."""
+    cursor = db.execute(
+        "UPDATE cases SET state = ?, version = version + 1, ack_due_at = ?, warn_at = ?, due_at = ?,"
+        f" data = ?{also} WHERE reference = ? AND version = ?",
+        (
+            case.state.value, _ots(case.ack_due_at), _ots(case.warn_at), _ots(case.due_at),
+            _case_data(case), case.reference, expected_version,
+        ),
+    )  # fmt: skip
+    return cursor.rowcount == 1
 
 
 def _open_case(db: sqlite3.Connection, case: Case, events: Sequence[AuditEvent]) -> tuple[Case, bool]:

@@ -230,8 +230,10 @@ class Store(Protocol):
 
     async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
         """Record a manual routing in one transaction: the decision (unique per message and revision),
-        the message's new status (routed), routing and recipients, and its audit events (chained).
-        Returns the committed events, or None when that revision was already recorded."""
+        the message's new status (routed), routing and recipients, its request's case (`decision.case`,
+        written only if still at `case.version`), and its audit events (chained). Returns the committed
+        events, or None when that revision was already recorded or the case changed meanwhile (then
+        nothing is written)."""
         ...
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
