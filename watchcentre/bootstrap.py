@@ -37,6 +37,7 @@ from watchcentre.cases import DeadlineScheduler
 from watchcentre.core.classify import Classifier
 from watchcentre.core.ports import Store, SystemClock, TransientError
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+from watchcentre.core.senders import SenderPolicy
 from watchcentre.service import RoutingService, ServiceSettings
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
@@ -71,7 +72,9 @@ async def open_store(settings: Settings) -> Store:
         return await SqliteStore.open(sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
         return await PostgresStore.open(url, schema=settings.database_schema)
-    raise ValueError(f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)")
+    raise ValueError(
+        f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)"
+    )
 
 
 async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobustConnection:
@@ -79,7 +82,9 @@ async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobu
         try:
             return await amqp.connect(settings.amqp_url.get_secret_value(), settings.instance_name)
         except TransientError as exc:
-            log.warning("broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc))
+            log.warning(
+                "broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc)
+            )
             if attempt == attempts:
                 raise
             await asyncio.sleep(1.0)
@@ -181,7 +186,9 @@ async def build_app(settings: Settings) -> web.Application:
         publisher=amqp.AmqpPublisher(confirm, plain, names),
         metrics=metrics,
         clock=SystemClock(),
-        settings=ServiceSettings(max_attempts=settings.max_attempts),
+        settings=ServiceSettings(
+            max_attempts=settings.max_attempts, senders=sender_policy(settings, config, connection)
+        ),
         handling=config.handling,
         deadlines=config.deadlines,
     )
@@ -223,13 +230,31 @@ async def build_app(settings: Settings) -> web.Application:
     app[RUNTIME] = runtime
     app[CASES] = service.cases
     hub = FeedHub(store)
-    app[CONSOLE] = ConsoleDeps(actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters)
+    app[CONSOLE] = ConsoleDeps(
+        actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters
+    )
     app.cleanup_ctx.append(_closing("store", store.close))
     app.cleanup_ctx.append(_closing("amqp", connection.close))
     app.cleanup_ctx.append(_consuming(runtime))
     app.cleanup_ctx.append(_scheduling(scheduler))
     app.cleanup_ctx.append(_live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)))
     return app
+
+
+def sender_policy(settings: Settings, config: Config, connection: AbstractRobustConnection) -> SenderPolicy:
+    development = settings.broker_trust == "development"
+    if development:
+        log.warning(
+            "BROKER_TRUST_DEVELOPMENT",
+            warning="every broker user, guest included, may send as any post, unit or the centre: never in "
+            "production (unset WATCHCENTRE_BROKER_TRUST, provision users: `watchcentre broker provision`)",
+        )
+    return SenderPolicy(
+        users=config.broker,
+        development=development,
+        service_user=amqp.user_of(connection),
+        prefix=settings.amqp_prefix,
+    )
 
 
 def settle_heap() -> None:

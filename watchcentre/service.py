@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -66,6 +66,7 @@ from watchcentre.core.records import (
     body_digest,
 )
 from watchcentre.core.routing import TRIAGE, Original, choose_original, copy_id, decide, sender_key, unit_key
+from watchcentre.core.senders import SenderPolicy
 
 log = structlog.get_logger("watchcentre.service")
 
@@ -89,6 +90,8 @@ REINJECTED_HEADER = "x-watchcentre-reinjected"
 class ServiceSettings:
     max_attempts: int = 5
     """A message whose handling fails this many times is dead-lettered with the failure."""
+    senders: SenderPolicy = field(default_factory=SenderPolicy)
+    """Which broker user may speak for which sender, and where receipts may go."""
 
 
 class RoutingService:
@@ -156,7 +159,7 @@ class RoutingService:
         started = time.perf_counter()
         self.metrics.in_flight(1)
         try:
-            status = await self.handle(delivery.body)
+            status = await self.handle(delivery.body, delivery.user_id)
         except TransientError as exc:
             await self._unavailable(delivery, exc)
             return
@@ -186,13 +189,19 @@ class RoutingService:
         if status is not None:
             self.metrics.routed(status, time.perf_counter() - started)
         if delivery.reply_to:
-            await self._receipt(delivery.body, delivery.reply_to)
+            await self._receipt(delivery.body, delivery.reply_to, delivery.user_id)
 
-    async def _receipt(self, raw: bytes, to: str) -> None:
+    async def _receipt(self, raw: bytes, to: str, user: str | None) -> None:
         """Tell the sender what became of its message, on the queue it named (AMQP `reply_to`): the
         status, the case reference (generated for a request that gave none), the recipients, or the
-        reason it was refused. Sent after the ack, best effort: the store is the record."""
+        reason it was refused. Sent after the ack, best effort: the store is the record. Only to a
+        queue the publisher owns (`SenderPolicy.may_receive_receipt`): never into another's queue."""
         decoded = decode_envelope(raw)
+        if not self.settings.senders.may_receive_receipt(to, decoded.sender, user):
+            log.warning(
+                "receipt_refused", to=to, sender=decoded.sender, message_id=decoded.message_id, user=user
+            )
+            return
         receipt: dict[str, object]
         if isinstance(decoded, Envelope):
             receipt = {"message_id": decoded.message_id, "sender": decoded.sender}
@@ -229,12 +238,13 @@ class RoutingService:
 
     # -- the pipeline ----------------------------------------------------------------------------
 
-    async def handle(self, raw: bytes) -> str | None:
-        """Route or reject one input. Returns the status, or None when nothing new was done."""
+    async def handle(self, raw: bytes, user: str | None = None) -> str | None:
+        """Route or reject one input published by broker user `user` (its validated AMQP user_id).
+        Returns the status, or None when nothing new was done."""
         self.metrics.received()
         decoded = decode_envelope(raw)
         if isinstance(decoded, Envelope):
-            rejection = self._check(decoded)
+            rejection = self._check(decoded, user)
             if rejection is None:
                 try:
                     return await self._route(decoded)
@@ -243,7 +253,10 @@ class RoutingService:
                     if refused.current is not None:
                         problem += f" (current state: {refused.current})"
                     rejection = Rejection(
-                        field=refused.field, problem=problem, message_id=decoded.message_id, sender=decoded.sender
+                        field=refused.field,
+                        problem=problem,
+                        message_id=decoded.message_id,
+                        sender=decoded.sender,
                     )
                     await self._reject(raw, rejection, attempts=1, reference=refused.reference)
                     return None
@@ -251,11 +264,14 @@ class RoutingService:
         await self._reject(raw, decoded, attempts=1)
         return None
 
-    def _check(self, env: Envelope) -> Rejection | None:
-        """What the envelope model cannot know alone: the network and the real country codes."""
+    def _check(self, env: Envelope, user: str | None) -> Rejection | None:
+        """What the envelope model cannot know alone: the network, whether the broker user that
+        published it may speak for its sender, and the real country codes."""
         ids = {"message_id": env.message_id, "sender": env.sender}
         if self.network.sender_kind(env.sender) is None:
             return Rejection(field="sender", problem=f"unknown sender '{env.sender}'", **ids)
+        if (refused := self.settings.senders.refusal(user, env.sender)) is not None:
+            return Rejection(field="sender", problem=refused, **ids)
         unreal = [c for c in env.countries if c not in self.known_countries]
         if unreal:
             return Rejection(
@@ -337,11 +353,16 @@ class RoutingService:
         except CaseRefused as exc:  # e.g. answered meanwhile over HTTP: the reply is routed all the same
             log.info("reply_not_an_answer", reference=reference, problem=exc.problem)
 
-    async def _case_action(self, env: Envelope, original: Original | None, received_at: datetime) -> str | None:
+    async def _case_action(
+        self, env: Envelope, original: Original | None, received_at: datetime
+    ) -> str | None:
         """ack, status, clarification: act on the case, then tell the other side (a routed copy)."""
         reference = env.reference or (original.reference if original else None)
         if reference is None:
-            raise CaseRefused("reference", f"a {env.kind.value} needs the case reference (or in_reply_to one of its messages)")
+            raise CaseRefused(
+                "reference",
+                f"a {env.kind.value} needs the case reference (or in_reply_to one of its messages)",
+            )
         case = await self.store.get_case(reference)
         if case is None:
             raise CaseRefused("reference", f"no case {reference}")
@@ -367,7 +388,9 @@ class RoutingService:
             crime_types=case.crime_types,
             countries=case.countries,
             recipients=recipients,
-            explanation=[f"to {r}: party to case {reference} ({action.value} by {env.sender})" for r in recipients],
+            explanation=[
+                f"to {r}: party to case {reference} ({action.value} by {env.sender})" for r in recipients
+            ],
             confidence=1.0,
         )
         if reference != env.reference:
@@ -490,7 +513,9 @@ class RoutingService:
         )  # fmt: skip
         committed = await self.store.apply_manual(decision)
         if committed is None:
-            raise ManualError(409, "revision", "another operator routed this message at the same time: reload it")
+            raise ManualError(
+                409, "revision", "another operator routed this message at the same time: reload it"
+            )
         log.info("routed_manually", sender=sender, message_id=message_id, actor=actor, recipients=routing.recipients,
                  revision=revision)  # fmt: skip
         await self._announce(committed)
@@ -514,7 +539,9 @@ class RoutingService:
         if corrected is not None:
             decoded = decode_envelope(corrected)
             if isinstance(decoded, Envelope):
-                problem = self._check(decoded)
+                problem = self._check(
+                    decoded, self.settings.senders.service_user
+                )  # re-published as the service
                 if problem is not None:
                     decoded = problem
             if isinstance(decoded, Rejection):
@@ -539,7 +566,9 @@ class RoutingService:
             )  # fmt: skip
             events.extend(await self.store.append_audit([event]))
 
-        letter = await self.dead_letters.reinject(letter_id, corrected, {REINJECTED_HEADER: letter_id}, record)
+        letter = await self.dead_letters.reinject(
+            letter_id, corrected, {REINJECTED_HEADER: letter_id}, record
+        )
         if letter is None:
             raise ManualError(404, "letter_id", "no such dead letter: already re-injected, or never there")
         await self._announce(events)
@@ -578,7 +607,11 @@ class RoutingService:
                 at=received_at,
                 type=EventType.RECEIVED,
                 actor=env.sender,
-                details={"kind": env.kind.value, "priority": env.priority.value, "sent_at": env.sent_at.isoformat()},
+                details={
+                    "kind": env.kind.value,
+                    "priority": env.priority.value,
+                    "sent_at": env.sent_at.isoformat(),
+                },
                 **ids,
             ),
             AuditEvent(
@@ -605,11 +638,15 @@ class RoutingService:
             ),
         ]
 
-    async def _reject(self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None) -> None:
+    async def _reject(
+        self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None
+    ) -> None:
         if await self.store.seen_rejection(body_digest(raw)):
             # recorded once; dead-lettered again, or this input (a redelivery, a replay of a
             # dead letter that still fails) would end up neither routed nor dead-lettered
-            await self.publisher.publish_dead(raw, rejection.reason, {"x-watchcentre-attempts": str(attempts)})
+            await self.publisher.publish_dead(
+                raw, rejection.reason, {"x-watchcentre-attempts": str(attempts)}
+            )
             self.metrics.duplicate()
             log.info("duplicate_rejection", sender=rejection.sender, message_id=rejection.message_id)
             return
@@ -658,4 +695,3 @@ def _action_of(env: Envelope) -> Action:
     if env.state is None:
         raise CaseRefused("state", "required for a status: the new state, or expected_at with a reason")
     return STATUS_TARGETS[env.state]
-

@@ -106,7 +106,9 @@ class Broker:
 
         await q.consume(on_event, no_ack=True)
 
-    async def wait_events(self, predicate: Callable[[list[dict[str, Any]]], bool], within: float = 20.0) -> None:
+    async def wait_events(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], within: float = 20.0
+    ) -> None:
         async def waiter() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: predicate(self.events))
@@ -147,7 +149,7 @@ class Broker:
         for name in [f"{self.prefix}.{s}" for s in queue_suffixes]:
             with contextlib.suppress(Exception):
                 await channel.queue_delete(name)
-        for name in (f"{self.prefix}.routed", f"{self.prefix}.events"):
+        for name in (f"{self.prefix}.routed", f"{self.prefix}.events", f"{self.prefix}.intake"):
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(name)
         await self.connection.close()

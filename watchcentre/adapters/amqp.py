@@ -1,7 +1,8 @@
 """RabbitMQ through aio-pika: the topology, the intake consumer and the confirmed publisher.
 
-Names (P = prefix): queue `P.inbound` (quorum, delivery limit, dead-letters to `P.dead`); topic
-exchange `P.routed` with a durable queue per recipient (`P.post.<ID>`, `P.unit.<ID>`,
+Names (P = prefix): queue `P.inbound` (quorum, delivery limit, dead-letters to `P.dead`), fed by the
+fanout exchange `P.intake` (what provisioned senders publish to) and, in development, by the default
+exchange; receipt queues `P.reply.<sender>` (declared by their owners); topic exchange `P.routed` with a durable queue per recipient (`P.post.<ID>`, `P.unit.<ID>`,
 `P.centre.inbox`, `P.centre.triage`); queue `P.dead`; topic exchange `P.events`.
 The connection is robust: after a broker restart or a dropped connection aio-pika reconnects,
 re-declares what was declared on it (the intake queue is declared on the consuming channel too, so
@@ -35,6 +36,7 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError, PublishError
 
 from watchcentre.core.ports import Delivery, OutboundCopy, TransientError
 from watchcentre.core.records import AuditEvent, DeadLetterView
+from watchcentre.core.senders import INTAKE, reply_queue
 
 log = structlog.get_logger("watchcentre.amqp")
 
@@ -65,6 +67,13 @@ class Names:
     @property
     def inbound(self) -> str:
         return f"{self.prefix}.inbound"
+
+    @property
+    def intake(self) -> str:
+        return f"{self.prefix}.{INTAKE}"
+
+    def reply_for(self, sender: str) -> str:
+        return reply_queue(self.prefix, sender)
 
     @property
     def dead(self) -> str:
@@ -99,6 +108,8 @@ async def declare_topology(
     """Declare everything idempotently; return (inbound queue, routed exchange, events exchange)."""
     await channel.declare_queue(names.dead, durable=True, arguments={"x-queue-type": "quorum"})
     inbound = await declare_inbound(channel, names)
+    intake = await channel.declare_exchange(names.intake, aio_pika.ExchangeType.FANOUT, durable=True)
+    await inbound.bind(intake)
     routed = await channel.declare_exchange(names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
     events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
     await _declare_recipient_queues(channel, names, list(recipient_keys))
@@ -162,6 +173,10 @@ class _Delivery:
         return self._message.reply_to or None
 
     @property
+    def user_id(self) -> str | None:
+        return self._message.user_id or None
+
+    @property
     def stale(self) -> bool:
         """The channel it came on is gone: the broker has already put it back in the queue."""
         try:
@@ -185,7 +200,9 @@ class _Delivery:
 class AmqpPublisher:
     """Routed copies and dead letters on a confirm channel; events on a plain one."""
 
-    def __init__(self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names) -> None:
+    def __init__(
+        self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names
+    ) -> None:
         self._confirm = confirm_channel
         self._plain = events_channel
         self._names = names
@@ -246,7 +263,9 @@ class AmqpPublisher:
         return unroutable
 
     async def _declare_recipients(self, routing_keys: Sequence[str]) -> None:
-        routed = await self._confirm.declare_exchange(self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
+        routed = await self._confirm.declare_exchange(
+            self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         for key in routing_keys:
             queue = await self._confirm.declare_queue(self._names.queue_for(key), durable=True)
             await queue.bind(routed, routing_key=key)
@@ -430,7 +449,9 @@ def dead_letter_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:16]
 
 
-async def list_dead(connection: AbstractRobustConnection, names: Names, limit: int = 1000) -> list[DeadLetter]:
+async def list_dead(
+    connection: AbstractRobustConnection, names: Names, limit: int = 1000
+) -> list[DeadLetter]:
     """Browse `P.dead` without removing anything (see `_browse`)."""
     return await _browse(connection, names, limit, DeadLetter.of)
 
@@ -489,8 +510,12 @@ async def _requeue_dead(
     """The one way a dead letter goes back to `P.inbound`: each letter whose id is `wanted` is
     re-published (persistent, confirmed; `body` instead of its own bytes when given), `on_moved`
     records it, and only then is it acked on `P.dead`. The others are left unacked: back in
-    `P.dead`, in order, when the channel closes."""
+    `P.dead`, in order, when the channel closes.
+
+    It goes back under the service's own broker user (`user_id`), which is trusted for every sender:
+    an operator's replay vouches for the letter, and is audited."""
     channel = await connection.channel(publisher_confirms=True)
+    user = user_of(connection)
     moved: list[_T] = []
     try:
         queue = await channel.declare_queue(names.dead, passive=True, robust=False)
@@ -509,6 +534,7 @@ async def _requeue_dead(
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     headers={REPLAYED_HEADER: letter_id, **(headers or {})},
+                    user_id=user,
                 ),
                 routing_key=names.inbound,
                 mandatory=True,
@@ -523,6 +549,12 @@ async def _requeue_dead(
         return moved
     finally:
         await channel.close()
+
+
+def user_of(connection: AbstractRobustConnection) -> str | None:
+    """The connection's broker user (aio-pika keeps its URL on the concrete class only)."""
+    url = getattr(connection, "url", None)
+    return cast(str | None, url.user) if url is not None else None
 
 
 async def announce(connection: AbstractRobustConnection, names: Names, events: Sequence[AuditEvent]) -> None:
@@ -616,7 +648,9 @@ class EventFeed:
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=1000)
-        exchange = await self._channel.declare_exchange(self._names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+        exchange = await self._channel.declare_exchange(
+            self._names.events, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         queue = await self._channel.declare_queue(
             exclusive=True, auto_delete=True, arguments={"x-max-length": 100_000}
         )
