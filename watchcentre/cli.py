@@ -1,4 +1,4 @@
-"""The `watchcentre` command: serve, publish, demo, classify, check-config, dead list|replay."""
+"""The `watchcentre` command: serve, publish, demo, classify, check-config, dead list|replay, broker provision."""
 
 from __future__ import annotations
 
@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     from watchcentre import cli_admin
 
     cli_admin.register(sub)  # token issue|revoke|list, audit verify
+    from watchcentre import cli_broker
+
+    cli_broker.register(sub)  # broker provision
     args = parser.parse_args(argv)
 
     from watchcentre.adapters.logging import configure_logging
