@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -651,8 +652,13 @@ class EventFeed:
         exchange = await self._channel.declare_exchange(
             self._names.events, aio_pika.ExchangeType.TOPIC, durable=True
         )
+        # Named under the prefix (not server-named): the service's broker user needs no grant
+        # outside its own names (docs/security.md).
         queue = await self._channel.declare_queue(
-            exclusive=True, auto_delete=True, arguments={"x-max-length": 100_000}
+            f"{self._names.prefix}.feed.{secrets.token_hex(8)}",
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-max-length": 100_000},
         )
         for event_type in self._event_types:
             await queue.bind(exchange, routing_key=event_type)

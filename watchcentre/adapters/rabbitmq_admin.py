@@ -8,10 +8,11 @@ second each, some 300 of them for the whole network).
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
@@ -33,14 +34,15 @@ class Provisioned:
 class RabbitAdmin:
     def __init__(self, url: str, vhost: str = "/") -> None:
         parts = urlsplit(url)
-        self._auth = aiohttp.BasicAuth(parts.username or "guest", parts.password or "")
+        login = f"{unquote(parts.username or 'guest')}:{unquote(parts.password or '')}"
+        self._auth = {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
         host = parts.hostname or "127.0.0.1"
         self._base = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
         self._vhost = quote(vhost, safe="")
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RabbitAdmin:
-        self._session = aiohttp.ClientSession(auth=self._auth, timeout=aiohttp.ClientTimeout(total=30))
+        self._session = aiohttp.ClientSession(headers=self._auth, timeout=aiohttp.ClientTimeout(total=30))
         return self
 
     async def __aexit__(self, *_: object) -> None:

@@ -145,8 +145,8 @@ def _any_of(names: list[str]) -> str:
 def grants(users: BrokerUsers, network: Network, prefix: str) -> list[Grant]:
     """The least each user needs. A post, unit, centre or gateway user: write on `P.intake` only;
     read on its senders' own queues and reply queues; configure (declare) its reply queues. The
-    service user: everything under the prefix, the default exchange (dead letters, receipts,
-    replays) and server-named queues (its live feed)."""
+    service user: everything under the prefix, and the default exchange (dead letters, receipts,
+    replays)."""
 
     def queues(senders: list[str]) -> list[str]:
         out: list[str] = []
@@ -175,10 +175,6 @@ def grants(users: BrokerUsers, network: Network, prefix: str) -> list[Grant]:
     out = [grant(users.user_of(s), [s]) for s in _post_and_unit_ids(network)]
     out += [grant(u, [CENTRE]) for u in users.centre]
     out += [grant(u, list(senders)) for u, senders in sorted(users.gateways.items())]
-    mine = f"^({re.escape(prefix)}\\..*|amq\\.gen-.*)$"
-    out.append(
-        Grant(
-            users.service_user, ("*",), mine, f"^({re.escape(prefix)}\\..*|amq\\.gen-.*|amq\\.default)$", mine
-        )
-    )
+    mine = f"^{re.escape(prefix)}\\..*$"
+    out.append(Grant(users.service_user, ("*",), mine, f"^({re.escape(prefix)}\\..*|amq\\.default)$", mine))
     return out
