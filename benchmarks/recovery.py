@@ -41,9 +41,7 @@ async def _publish_probe(broker: Broker, prefix: str) -> None:
         await channel.close()
 
 
-async def _routed_beyond(
-    broker: Broker, queue: str, count: int, proc: Managed | None, within: float
-) -> float:
+async def _routed_beyond(broker: Broker, queue: str, count: int, proc: Managed | None, within: float) -> float:
     """Seconds until `queue` holds more than `count` messages."""
     started = time.monotonic()
     while await broker.depth(queue) <= count:
@@ -101,9 +99,7 @@ async def run(starts: int = 3) -> tuple[list[Figure], dict[str, Any]]:
         async with watchcentre(prefix, db, name=name) as proc:
             healthy = time.monotonic() - t0
             after_kill = healthy + await _routed_beyond(broker, rabat, before, proc, 60)
-            err.print(
-                f"SIGKILL → restarted → probe routed: {after_kill:.2f} s (healthy after {healthy:.2f} s)"
-            )
+            err.print(f"SIGKILL → restarted → probe routed: {after_kill:.2f} s (healthy after {healthy:.2f} s)")
             figures.append(
                 Figure("recovery", "SIGKILL, restart → routing again", after_kill, "s",
                        target=f"≤ {ROUTING_AGAIN_TARGET:.0f} s", passed=after_kill <= ROUTING_AGAIN_TARGET)
