@@ -90,10 +90,7 @@ class Server:
         )  # fmt: skip
         await self.service.start()
         app[CONSOLE] = ConsoleDeps(
-            actions=self.service,
-            hub=FeedHub(self.store),
-            classify=classifier.classify,
-            dead_letters=NoDeadLetters(),
+            actions=self.service, hub=FeedHub(self.store), classify=classifier.classify, dead_letters=NoDeadLetters()
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -220,8 +217,6 @@ ENVELOPES = st.fixed_dictionaries(
         "extra": FIELD_VALUES,
     },
 )
-
-
 def _json(value: Any) -> bytes:
     """Standard-library JSON: big integers and NaN included, as a careless sender would write them."""
     return json.dumps(value).encode()

@@ -77,8 +77,8 @@ def known_countries() -> frozenset[str]:
 def load_config(directory: str | Path) -> Config:
     """Load and cross-check the files; raise ConfigError listing every problem.
 
-        handling.yaml is optional: without it no handling code is known, and an envelope that carries one
-        is refused. deadlines.yaml is optional: without it the EU defaults apply. broker.yaml is optional:
+    handling.yaml is optional: without it no handling code is known, and an envelope that carries one
+    is refused. deadlines.yaml is optional: without it the EU defaults apply. broker.yaml is optional:
     without it each post and unit speaks only through its own broker user (`wc-<id>`), and no other
     user (but the service's own) speaks for anyone."""
     root = Path(directory)
@@ -108,14 +108,7 @@ def load_config(directory: str | Path) -> Config:
         unknown = sorted(gazetteer.countries() - universe)
         if unknown:
             problems.append(f"{GAZETTEER_FILE}: not ISO 3166-1 alpha-2 codes: {', '.join(unknown)}")
-    if (
-        problems
-        or network is None
-        or rules is None
-        or gazetteer is None
-        or handling is None
-        or deadlines is None
-    ):
+    if problems or network is None or rules is None or gazetteer is None or handling is None or deadlines is None:
         raise ConfigError(problems)
     if broker is None:
         raise ConfigError(problems)
