@@ -39,16 +39,23 @@ async def _publish(settings: Settings, bodies: Iterable[bytes], total: int | Non
     sent = 0
     user = connection.url.user
     async with connection:
+        # P.intake (declared by the service) is where a provisioned sender may publish; before the
+        # service ever ran, only P.inbound through the default exchange (guest, development) exists.
         channel = await connection.channel(publisher_confirms=True)
+        try:
+            exchange, key = await channel.get_exchange(names.intake, ensure=True), ""
+        except aio_pika.exceptions.ChannelClosed:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange, key = channel.default_exchange, names.inbound
         with Progress(transient=not sys.stderr.isatty()) as progress:
-            task = progress.add_task(f"publishing to {names.inbound}", total=total)
+            task = progress.add_task(f"publishing to {exchange.name or names.inbound}", total=total)
             batch: list[asyncio.Future[Any]] = []
             for body in bodies:
                 msg = aio_pika.Message(
                     body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     user_id=user,  # the broker checks it: the service trusts it to name who published
                 )  # fmt: skip
-                batch.append(asyncio.ensure_future(channel.default_exchange.publish(msg, names.inbound)))
+                batch.append(asyncio.ensure_future(exchange.publish(msg, key)))
                 if len(batch) >= 500:
                     await asyncio.gather(*batch)
                     sent += len(batch)
