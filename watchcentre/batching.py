@@ -21,19 +21,22 @@ R = TypeVar("R")
 
 class Batcher(Generic[T, R]):
     def __init__(
-        self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 500
+        self,
+        flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 500,
+        name: str | None = None,
     ) -> None:
         self._flush = flush
         self._max = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.items = 0
+        self._name = name or getattr(flush, "__name__", "flush")
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"batcher-{getattr(self._flush, '__name__', 'flush')}")
+            self._task = asyncio.create_task(self._run(), name=f"batcher-{self._name}")
 
     async def stop(self) -> None:
         """Flush what is pending, then stop."""
@@ -68,8 +71,6 @@ class Batcher(Generic[T, R]):
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        self.batches += 1
-        self.items += len(batch)
         for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)

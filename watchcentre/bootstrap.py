@@ -1,10 +1,12 @@
 """The one place that reads settings and wires adapters to the service.
 
-Every resource is an aiohttp `cleanup_ctx`, so `run_app` starts them in order and tears them down
-in reverse: stop consuming → finish in-flight work (with a deadline) → flush the group commit →
-close the AMQP channels and connection → close the store.
+Every resource is opened in its own aiohttp `cleanup_ctx` (store, audit anchoring, broker connection
+and channels, topology, batchers, consumer, deadline scheduler, live feed), so `run_app` opens them in
+order and closes them in reverse, and a failed start closes exactly what was opened. Stopping: stop
+consuming → finish in-flight work (up to the shutdown deadline, then cancel it: unacked, the broker
+redelivers it) → flush the group commit → close the AMQP channels and connection → close the store.
 
-While a dependency is out (a handler met a TransientError), an `Intake` guard pauses the consumer,
+While a dependency is out (a handler met a TransientError), an `OutageGuard` pauses the consumer,
 probes the broker and the database with backoff, and resumes it when both answer.
 """
 
@@ -14,13 +16,14 @@ import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlparse
 
 import structlog
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 from aiohttp import web
+from yarl import URL
 
 from watchcentre import __version__
 from watchcentre.adapters import amqp
@@ -35,16 +38,30 @@ from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.store_postgres import PostgresStore
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.anchoring import AnchorWriter
-from watchcentre.cases import DeadlineScheduler
+from watchcentre.batching import Batcher
+from watchcentre.cases import CaseDesk, DeadlineScheduler
 from watchcentre.core.classify import Classifier
-from watchcentre.core.ports import Store, SystemClock, TransientError
+from watchcentre.core.lifecycle import Case
+from watchcentre.core.ports import (
+    Clock,
+    DeadLetters,
+    Metrics,
+    Publisher,
+    ReferenceTaken,
+    Store,
+    SystemClock,
+    TransientError,
+)
+from watchcentre.core.records import AuditEvent, Outcome
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.senders import SenderPolicy
-from watchcentre.service import RoutingService, ServiceSettings
+from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.bootstrap")
+
+T = TypeVar("T")
 
 
 def build_classifier(config: Config) -> Classifier:
@@ -74,7 +91,9 @@ async def open_store(settings: Settings) -> Store:
         return await SqliteStore.open(sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
         return await PostgresStore.open(url, schema=settings.database_schema)
-    raise ValueError(f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)")
+    raise ValueError(
+        f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)"
+    )
 
 
 def open_anchor(settings: Settings, *, create_key: bool) -> FileAnchor:
@@ -89,14 +108,16 @@ async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobu
         try:
             return await amqp.connect(settings.amqp_url.get_secret_value(), settings.instance_name)
         except TransientError as exc:
-            log.warning("broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc))
+            log.warning(
+                "broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc)
+            )
             if attempt == attempts:
                 raise
             await asyncio.sleep(1.0)
     raise AssertionError("unreachable")
 
 
-class Intake:
+class OutageGuard:
     """Pauses intake while a dependency is out; probes with backoff; resumes when it answers.
 
     Good messages are then not handed back again and again while the database (or the broker) is
@@ -106,13 +127,13 @@ class Intake:
         self,
         consumer: amqp.AmqpConsumer,
         probe: Callable[[], Awaitable[dict[str, bool]]],
-        first_delay: float = 0.1,
-        max_delay: float = 2.0,
+        first_delay_s: float = 0.1,
+        max_delay_s: float = 2.0,
     ) -> None:
         self._consumer = consumer
         self._probe = probe
-        self._first = first_delay
-        self._max = max_delay
+        self._first_s = first_delay_s
+        self._max_s = max_delay_s
         self._task: asyncio.Task[None] | None = None
         self.pauses = 0
 
@@ -129,9 +150,9 @@ class Intake:
 
     async def _recover(self, why: str) -> None:
         started = time.monotonic()
-        delay = self._first
+        delay_s = self._first_s
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay_s)
             try:
                 checks = await self._probe()
             except Exception as exc:  # a probe must never end the recovery
@@ -139,14 +160,111 @@ class Intake:
                 log.warning("probe_failed", error=repr(exc))
             if all(checks.values()):
                 break
-            log.warning("dependency_still_unavailable", checks=checks, retry_in=delay, cause=why)
-            delay = min(delay * 2, self._max)
-        log.info("dependency_back", after=round(time.monotonic() - started, 3))
+            log.warning("dependency_still_unavailable", checks=checks, retry_in_s=delay_s, cause=why)
+            delay_s = min(delay_s * 2, self._max_s)
+        log.info("dependency_back", after_s=round(time.monotonic() - started, 3))
         self._consumer.resume()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+
+
+class Late(Generic[T]):
+    """A resource a cleanup_ctx opens at start-up, for what is wired before it: aiohttp takes the
+    routes and their deps before it runs any cleanup_ctx. Any use before it is open fails loudly."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._value: T | None = None
+
+    def bind(self, value: T) -> T:
+        self._value = value
+        return value
+
+    @property
+    def value(self) -> T:
+        if self._value is None:
+            raise RuntimeError(f"{self._what} is not open (yet)")
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.value, name)
+
+
+@dataclass(frozen=True)
+class Service:
+    """The service layer, wired: what the consumer, the console and the case routes call."""
+
+    intake: Intake
+    pipeline: Pipeline
+    operator: OperatorCommands
+    desk: CaseDesk
+    outbox: Outbox
+    seen: Batcher[tuple[str, str], bool]
+    opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
+    committer: Batcher[Outcome, list[AuditEvent] | None]
+
+    def start(self) -> None:
+        for batcher in (self.seen, self.opener, self.committer):
+            batcher.start()
+
+    async def stop(self) -> None:
+        """Flush what is pending: cases first, then the records that name them."""
+        await self.opener.stop()
+        await self.committer.stop()
+        await self.seen.stop()
+
+
+def build_service(
+    *,
+    config: Config,
+    classifier: Classifier,
+    store: Store,
+    publisher: Publisher,
+    metrics: Metrics,
+    clock: Clock,
+    settings: ServiceSettings,
+    dead_letters: DeadLetters | None = None,
+    on_unavailable: Callable[[TransientError], None] | None = None,
+    max_batch: int = 500,
+) -> Service:
+    """The one place the service layer is built (the batchers not started: `Service.start`)."""
+    # the store is looked up at each flush: it may be a `Late` one, opened after this is built
+    seen: Batcher[tuple[str, str], bool] = Batcher(
+        lambda keys: store.seen_many(keys), max_batch=max_batch, name="seen"
+    )
+    opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken] = Batcher(
+        lambda cases: store.open_cases(cases), max_batch=max_batch, name="open-cases"
+    )
+    committer: Batcher[Outcome, list[AuditEvent] | None] = Batcher(
+        lambda outcomes: store.save_batch(outcomes), max_batch=max_batch, name="commit"
+    )
+    network, handling = config.network, config.handling
+    desk = CaseDesk(
+        store=store, publisher=publisher, clock=clock, network=network, rules=config.deadlines,
+        opener=opener.submit, handling=handling,
+    )  # fmt: skip
+    outbox = Outbox(store=store, publisher=publisher, commit=committer.submit, metrics=metrics, clock=clock)
+    checks = EnvelopeChecks(
+        network=network, known_countries=known_countries(), senders=settings.senders, handling=handling
+    )
+    pipeline = Pipeline(
+        checks=checks, classifier=classifier, network=network, handling=handling, store=store, desk=desk,
+        outbox=outbox, seen=seen.submit, metrics=metrics, clock=clock,
+    )  # fmt: skip
+    intake = Intake(
+        pipeline=pipeline, outbox=outbox, metrics=metrics, settings=settings, on_unavailable=on_unavailable
+    )
+    operator = OperatorCommands(
+        network=network,
+        handling=handling,
+        checks=checks,
+        store=store,
+        outbox=outbox,
+        dead_letters=dead_letters,
+    )
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer)
 
 
 @dataclass
@@ -157,50 +275,42 @@ class Runtime:
     config: Config
     store: Store
     connection: AbstractRobustConnection
-    service: RoutingService
+    service: Service
     consumer: amqp.AmqpConsumer
     names: amqp.Names
-    intake: Intake | None = None
-    scheduler: DeadlineScheduler | None = None
+    guard: OutageGuard
+    scheduler: DeadlineScheduler
+
+
+@dataclass
+class _Broker:
+    """The connection and its channels, opened at start-up (`_broker`)."""
+
+    connection: Late[AbstractRobustConnection]
+    confirm: Late[AbstractChannel]
+    plain: Late[AbstractChannel]
+    consume: Late[AbstractChannel]
+    inbound: Late[AbstractQueue]
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
 async def build_app(settings: Settings) -> web.Application:
+    """The whole instance, nothing opened yet: aiohttp opens each resource in its cleanup_ctx, in
+    order, and closes them in reverse, so a failed start closes exactly what was opened."""
     config = load_config(settings.config_dir)
     classifier = build_classifier(config)
     metrics = PrometheusMetrics()
     anchor = open_anchor(settings, create_key=True)
-    store = await open_store(settings)
-    try:
-        connection = await connect_broker(settings)
-    except BaseException:
-        await store.close()
-        raise
     names = amqp.Names(settings.amqp_prefix)
-    confirm = await connection.channel(publisher_confirms=True, on_return_raises=True)
-    plain = await connection.channel(publisher_confirms=False)
-    consume = await connection.channel(publisher_confirms=False)
-    await amqp.declare_topology(confirm, names, recipient_keys(config))
-    inbound = await amqp.declare_inbound(consume, names)  # on this channel: its consumer is restored
-    service = RoutingService(
-        network=config.network,
-        classifier=classifier,
-        known_countries=known_countries(),
-        store=store,
-        publisher=amqp.AmqpPublisher(confirm, plain, names),
-        metrics=metrics,
-        clock=SystemClock(),
-        settings=ServiceSettings(
-            max_attempts=settings.max_attempts, senders=sender_policy(settings, config, connection)
-        ),
-        handling=config.handling,
-        deadlines=config.deadlines,
-    )
-    consumer = amqp.AmqpConsumer(consume, inbound, settings.prefetch)
-    dead_letters = amqp.AmqpDeadLetters(connection, names)
-    service.dead_letters = dead_letters
+    late_store: Late[Store] = Late("the store")
+    broker = _Broker(Late("the AMQP connection"), Late("the confirm channel"), Late("the events channel"),
+                     Late("the consuming channel"), Late("the intake queue"))  # fmt: skip
+    store = cast(Store, late_store)
+    connection = cast(AbstractRobustConnection, broker.connection)
+    confirm, consume = cast(AbstractChannel, broker.confirm), cast(AbstractChannel, broker.consume)
+    consumer = amqp.AmqpConsumer(consume, cast(AbstractQueue, broker.inbound), settings.prefetch)
 
     async def readiness() -> dict[str, bool]:
         db_ok = True
@@ -217,10 +327,25 @@ async def build_app(settings: Settings) -> web.Application:
         )
         return {"broker": broker_ok, "database": db_ok}
 
-    intake = Intake(consumer, readiness)
-    service.on_unavailable = intake.unavailable
-    scheduler = DeadlineScheduler(service.cases, service.clock, settings.deadline_tick)
-    runtime = Runtime(settings, config, store, connection, service, consumer, names, intake, scheduler)
+    guard = OutageGuard(consumer, readiness)
+    dead_letters = amqp.AmqpDeadLetters(connection, names)
+    service = build_service(
+        config=config,
+        classifier=classifier,
+        store=store,
+        publisher=amqp.AmqpPublisher(confirm, cast(AbstractChannel, broker.plain), names),
+        metrics=metrics,
+        clock=SystemClock(),
+        settings=ServiceSettings(
+            max_attempts=settings.max_attempts,
+            handler_timeout_s=settings.handler_timeout_s,
+            senders=sender_policy(settings, config),
+        ),
+        dead_letters=dead_letters,
+        on_unavailable=guard.unavailable,
+    )
+    scheduler = DeadlineScheduler(service.desk, SystemClock(), settings.deadline_tick_s)
+    runtime = Runtime(settings, config, store, connection, service, consumer, names, guard, scheduler)
 
     app = create_app(
         HttpDeps(
@@ -235,20 +360,27 @@ async def build_app(settings: Settings) -> web.Application:
         )
     )
     app[RUNTIME] = runtime
-    app[CASES] = service.cases
+    app[CASES] = service.desk
     hub = FeedHub(store)
-    app[CONSOLE] = ConsoleDeps(actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters)
-    app.cleanup_ctx.append(_closing("store", store.close))
+    app[CONSOLE] = ConsoleDeps(
+        actions=service.operator, hub=hub, classify=classifier.classify, dead_letters=dead_letters
+    )
     anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s)
-    app.cleanup_ctx.append(_anchoring(anchoring))
-    app.cleanup_ctx.append(_closing("amqp", connection.close))
-    app.cleanup_ctx.append(_consuming(runtime))
-    app.cleanup_ctx.append(_scheduling(scheduler))
-    app.cleanup_ctx.append(_live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)))
+    for ctx in (
+        _store(settings, late_store),
+        _anchoring(anchoring),
+        _broker(settings, broker),
+        _topology(config, names, broker),
+        _batching(service),
+        _consuming(runtime),
+        _scheduling(scheduler),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)),
+    ):
+        app.cleanup_ctx.append(ctx)
     return app
 
 
-def sender_policy(settings: Settings, config: Config, connection: AbstractRobustConnection) -> SenderPolicy:
+def sender_policy(settings: Settings, config: Config) -> SenderPolicy:
     development = settings.broker_trust == "development"
     if development:
         log.warning(
@@ -259,22 +391,71 @@ def sender_policy(settings: Settings, config: Config, connection: AbstractRobust
     return SenderPolicy(
         users=config.broker,
         development=development,
-        service_user=amqp.user_of(connection),
+        service_user=URL(settings.amqp_url.get_secret_value()).user,  # as aio-pika reads it
         prefix=settings.amqp_prefix,
     )
 
 
 def settle_heap() -> None:
-    """Move the start-up heap (config, the classifier's vocabulary: ~85,000 objects that live as long
-    as the process) out of the garbage collector's sight: a full collection over it pauses the event
-    loop for ~75 ms each time one runs. `gc.freeze` keeps those objects out of every later
-    collection; what the service allocates afterwards is collected as usual. (At 100 msg/s the
-    latency's p99 did not move beyond noise: full collections are rare at that pace.)"""
+    """Move the start-up heap (config, the classifier's vocabulary: objects that live as long as the
+    process) out of the garbage collector's sight, so full collections no longer walk it and pause
+    the event loop (measurements: docs/performance.md). Later allocations are collected as usual."""
     gc.collect()
     gc.freeze()
 
 
-def _scheduling(scheduler: DeadlineScheduler) -> Callable[[web.Application], AsyncIterator[None]]:
+Ctx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _store(settings: Settings, store: Late[Store]) -> Ctx:
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        opened = store.bind(await open_store(settings))
+        yield
+        await opened.close()
+        log.info("closed", what="store")
+
+    return ctx
+
+
+def _broker(settings: Settings, broker: _Broker) -> Ctx:
+    """The connection and its channels: confirmed publishes, the unconfirmed events and receipts, and
+    the consumer's own (its intake queue is declared on it, so a reconnection restores the consumer)."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        connection = broker.connection.bind(await connect_broker(settings))
+        try:
+            broker.confirm.bind(await connection.channel(publisher_confirms=True, on_return_raises=True))
+            broker.plain.bind(await connection.channel(publisher_confirms=False))
+            broker.consume.bind(await connection.channel(publisher_confirms=False))
+            yield
+        finally:
+            await connection.close()  # its channels with it
+            log.info("closed", what="amqp")
+
+    return ctx
+
+
+def _topology(config: Config, names: amqp.Names, broker: _Broker) -> Ctx:
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        await amqp.declare_topology(broker.confirm.value, names, recipient_keys(config))
+        broker.inbound.bind(await amqp.declare_inbound(broker.consume.value, names))
+        yield
+
+    return ctx
+
+
+def _batching(service: Service) -> Ctx:
+    """The group commit and the batched look-ups: stopped (flushed) after the consumer."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        service.start()
+        yield
+        await service.stop()
+
+    return ctx
+
+
+def _scheduling(scheduler: DeadlineScheduler) -> Ctx:
     """The deadline scheduler: started after the consumer, stopped before it (cleanup runs in reverse)."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
@@ -285,7 +466,7 @@ def _scheduling(scheduler: DeadlineScheduler) -> Callable[[web.Application], Asy
     return ctx
 
 
-def _anchoring(writer: AnchorWriter) -> Callable[[web.Application], AsyncIterator[None]]:
+def _anchoring(writer: AnchorWriter) -> Ctx:
     """Audit checkpoints: stopped after the consumer and the HTTP site (no more writers), before the
     store closes, so the last one anchors the final head."""
 
@@ -297,7 +478,7 @@ def _anchoring(writer: AnchorWriter) -> Callable[[web.Application], AsyncIterato
     return ctx
 
 
-def _live_feed(hub: FeedHub, events: amqp.EventFeed) -> Callable[[web.Application], AsyncIterator[None]]:
+def _live_feed(hub: FeedHub, events: amqp.EventFeed) -> Ctx:
     """The console's live feed: this instance's queue on P.events, fanned out to the open pages."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
@@ -310,24 +491,10 @@ def _live_feed(hub: FeedHub, events: amqp.EventFeed) -> Callable[[web.Applicatio
     return ctx
 
 
-def _closing(
-    what: str, close: Callable[[], object]
-) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+def _consuming(rt: Runtime) -> Ctx:
     async def ctx(_: web.Application) -> AsyncIterator[None]:
-        yield
-        result = close()
-        if asyncio.iscoroutine(result):
-            await result
-        log.info("closed", what=what)
-
-    return ctx  # type: ignore[return-value]
-
-
-def _consuming(rt: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(_: web.Application) -> AsyncIterator[None]:
-        await rt.service.start()
         settle_heap()
-        await rt.consumer.start(rt.service.on_delivery)
+        await rt.consumer.start(rt.service.intake.on_delivery)
         log.info(
             "started",
             prefix=rt.names.prefix,
@@ -337,10 +504,8 @@ def _consuming(rt: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
             database=rt.settings.redacted_database_url(),
         )
         yield
-        unfinished = await rt.consumer.stop(rt.settings.shutdown_deadline)
-        if rt.intake is not None:
-            await rt.intake.stop()
-        await rt.service.stop()
-        log.info("stopped_consuming", unfinished=unfinished)
+        cancelled = await rt.consumer.stop(rt.settings.shutdown_deadline_s)
+        await rt.guard.stop()
+        log.info("stopped_consuming", cancelled=cancelled)
 
     return ctx

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +23,22 @@ class Settings(BaseSettings):
     config_dir: str = "./config"
     prefetch: int = Field(default=200, ge=1, le=5000)
     max_attempts: int = Field(default=5, ge=1, le=100, description="handler failures before dead-lettering")
-    shutdown_deadline: float = Field(default=10.0, gt=0, description="seconds to finish in-flight work")
+    shutdown_deadline_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds to finish in-flight work at shutdown; handlers still running are then cancelled",
+        # the name documented before units were in names still works
+        validation_alias=AliasChoices(
+            "shutdown_deadline_s", "WATCHCENTRE_SHUTDOWN_DEADLINE_S", "WATCHCENTRE_SHUTDOWN_DEADLINE"
+        ),
+    )
+    handler_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="seconds one delivery may take; past that it counts as a handler failure (retried, then "
+        "dead-lettered). Longer than a publish confirm may take (30 s), so a broker outage stays an outage",
+    )
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     event_loop: str = Field(
         default="auto",
@@ -35,8 +50,14 @@ class Settings(BaseSettings):
         default=None, description="a static bearer token a Prometheus scraper may use for /metrics only"
     )
 
-    deadline_tick: float = Field(
-        default=30.0, gt=0, le=3600, description="seconds between two deadline checks (warnings, overdue)"
+    deadline_tick_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds between two deadline checks (warnings, overdue)",
+        validation_alias=AliasChoices(
+            "deadline_tick_s", "WATCHCENTRE_DEADLINE_TICK_S", "WATCHCENTRE_DEADLINE_TICK"
+        ),
     )
 
     broker_trust: str = Field(

@@ -47,9 +47,9 @@ _T = TypeVar("_T")
 ERROR_HEADER = "x-watchcentre-error"
 DELIVERY_LIMIT = 20
 """Broker-side backstop: the service dead-letters a failing message itself well before this."""
-PUBLISH_TIMEOUT = 30.0
+PUBLISH_TIMEOUT_S = 30.0
 """Seconds to wait for a broker confirm before the publish counts as failed (TransientError)."""
-RECONNECT_INTERVAL = 1.0
+RECONNECT_INTERVAL_S = 1.0
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 NO_ROUTE = 312
 
@@ -98,7 +98,7 @@ async def connect(url: str, name: str = "watchcentre") -> AbstractRobustConnecti
     """A robust connection; `name` is its connection_name, as `rabbitmqctl list_connections` shows it."""
     try:
         return await aio_pika.connect_robust(
-            url, client_properties={"connection_name": name}, reconnect_interval=RECONNECT_INTERVAL
+            url, client_properties={"connection_name": name}, reconnect_interval=RECONNECT_INTERVAL_S
         )
     except (OSError, AMQPError) as exc:
         raise TransientError(f"cannot reach RabbitMQ: {type(exc).__name__}") from exc
@@ -202,7 +202,9 @@ class _Delivery:
 class AmqpPublisher:
     """Routed copies and dead letters on a confirm channel; events on a plain one."""
 
-    def __init__(self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names) -> None:
+    def __init__(
+        self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names
+    ) -> None:
         self._confirm = confirm_channel
         self._plain = events_channel
         self._names = names
@@ -219,7 +221,7 @@ class AmqpPublisher:
         # recipient's queue is declared and bound again, and that copy published once more. Handing
         # the input back instead would burn its delivery count against the broker's limit.
         try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT):  # also bounds waiting for a reconnection
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):  # also bounds waiting for a reconnection
                 unroutable = await self._publish(copies)
                 if unroutable:
                     keys = sorted({c.routing_key for c in unroutable})
@@ -263,14 +265,16 @@ class AmqpPublisher:
         return unroutable
 
     async def _declare_recipients(self, routing_keys: Sequence[str]) -> None:
-        routed = await self._confirm.declare_exchange(self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
+        routed = await self._confirm.declare_exchange(
+            self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         for key in routing_keys:
             queue = await self._confirm.declare_queue(self._names.queue_for(key), durable=True)
             await queue.bind(routed, routing_key=key)
 
     async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:
         try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT):
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self._confirm.default_exchange.publish(
                     aio_pika.Message(
                         body,
@@ -380,10 +384,11 @@ class AmqpConsumer:
 
         self._tag = await self._queue.consume(on_message)
 
-    async def stop(self, deadline: float) -> int:
-        """Stop taking new messages, wait up to `deadline` seconds for those in flight.
-        Returns how many were still unfinished (they go back to the queue when the channel closes).
-        Deliveries held by a pause are handed back at once."""
+    async def stop(self, deadline_s: float) -> int:
+        """Stop taking new messages, wait up to `deadline_s` seconds for those in flight, then cancel
+        the handlers still running: unacked, their messages go back to the queue when the channel
+        closes, and another instance (or this one, restarted) handles them again. Returns how many
+        were cancelled. Deliveries held by a pause are handed back at once."""
         self._stopping = True
         if self._tag is not None:
             with contextlib.suppress(*_CHANNEL_GONE, RuntimeError):
@@ -393,7 +398,12 @@ class AmqpConsumer:
         pending = set(self._tasks)
         if not pending:
             return 0
-        _, still = await asyncio.wait(pending, timeout=deadline)
+        _, still = await asyncio.wait(pending, timeout=deadline_s)
+        if still:
+            log.warning("handlers_cancelled", unfinished=len(still), deadline_s=deadline_s)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
         return len(still)
 
 
@@ -447,7 +457,9 @@ def dead_letter_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:16]
 
 
-async def list_dead(connection: AbstractRobustConnection, names: Names, limit: int = 1000) -> list[DeadLetter]:
+async def list_dead(
+    connection: AbstractRobustConnection, names: Names, limit: int = 1000
+) -> list[DeadLetter]:
     """Browse `P.dead` without removing anything (see `_browse`)."""
     return await _browse(connection, names, limit, DeadLetter.of)
 
@@ -534,7 +546,7 @@ async def _requeue_dead(
                 ),
                 routing_key=names.inbound,
                 mandatory=True,
-                timeout=PUBLISH_TIMEOUT,
+                timeout=PUBLISH_TIMEOUT_S,
             )
             if on_moved is not None:
                 await on_moved(item)
@@ -644,7 +656,9 @@ class EventFeed:
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=1000)
-        exchange = await self._channel.declare_exchange(self._names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+        exchange = await self._channel.declare_exchange(
+            self._names.events, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         # Named under the prefix (not server-named): the service's broker user needs no grant
         # outside its own names (docs/security.md).
         queue = await self._channel.declare_queue(

@@ -41,6 +41,7 @@ from watchcentre.adapters.openapi import SUMMARY_FIELDS, ReinjectRequest, RouteR
 from watchcentre.core.access import Area, Principal
 from watchcentre.core.classify import Classification
 from watchcentre.core.envelope import Routing
+from watchcentre.core.errors import DomainError
 from watchcentre.core.manual import ManualRoutingError, Note, NoteInput, allowed_recipients, clean_note
 from watchcentre.core.ports import DeadLetters, Store
 from watchcentre.core.records import (
@@ -72,7 +73,7 @@ CLIENT_BACKLOG = 2000
 
 
 class ConsoleActions(Protocol):
-    """What the console asks of the routing service (watchcentre.service.RoutingService)."""
+    """What the console asks of the service layer (watchcentre.service.OperatorCommands)."""
 
     async def route_manually(
         self,
@@ -174,7 +175,10 @@ async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[st
     out = []
     cache: dict[tuple[str, str], dict[str, Any] | None] = {}
     for e in events:
-        item = {k: e.get(k) for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")}
+        item = {
+            k: e.get(k)
+            for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")
+        }
         sender, message_id = e.get("sender"), e.get("message_id")
         if e.get("type") in _WITH_MESSAGE and isinstance(message_id, str):
             key = (sender or "", message_id)
@@ -358,7 +362,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
 async def triage(request: web.Request) -> web.Response:
     store, who = request.app[DEPS].store, principal_of(request)
     found = await store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500))
-    await record_list(store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path)
+    await record_list(
+        store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path
+    )
     return json_response({"items": [summary(m) | {"why": _why_triage(m)} for m in found]})
 
 
@@ -440,7 +446,11 @@ async def message_detail(request: web.Request) -> web.Response:
 
 
 def _manual_error(exc: Exception) -> ApiError:
-    status, fld, problem = getattr(exc, "status", 500), getattr(exc, "field", None), getattr(exc, "problem", "")
+    status, fld, problem = (
+        getattr(exc, "status", 500),
+        getattr(exc, "field", None),
+        getattr(exc, "problem", ""),
+    )
     return ApiError(int(status), str(problem), fld)
 
 
@@ -449,17 +459,17 @@ async def route(request: web.Request) -> web.Response:
     _same_origin(request)
     console, who = _console(request), principal_of(request)
     ask = await parse_json_body(request, RouteRequest)
-    from watchcentre.service import ManualError
-
     try:
         routing, events = await console.actions.route_manually(
             sender=ask.sender, message_id=ask.message_id, recipients=ask.recipients, reason=ask.reason,
             actor=actor_of(who), expected_revision=ask.revision, override_marking=ask.override_marking,
             override_reason=ask.override_reason,
         )  # fmt: skip
-    except ManualError as exc:
+    except DomainError as exc:
         raise _manual_error(exc) from None
-    return json_response({"routing": routing.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+    return json_response(
+        {"routing": routing.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
+    )
 
 
 # -- dead letters ------------------------------------------------------------------------------------
@@ -481,15 +491,18 @@ async def reinject(request: web.Request) -> web.Response:
     console, who = _console(request), principal_of(request)
     ask = await parse_json_body(request, ReinjectRequest)
     corrected = orjson.dumps(ask.envelope) if ask.envelope is not None else None
-    from watchcentre.service import ManualError
-
     try:
         letter, events = await console.actions.reinject_dead(
-            letter_id=request.match_info["letter_id"], corrected=corrected, actor=actor_of(who), note=ask.reason
+            letter_id=request.match_info["letter_id"],
+            corrected=corrected,
+            actor=actor_of(who),
+            note=ask.reason,
         )
-    except ManualError as exc:
+    except DomainError as exc:
         raise _manual_error(exc) from None
-    return json_response({"letter": letter.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+    return json_response(
+        {"letter": letter.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
+    )
 
 
 # -- shift log, counts ---------------------------------------------------------------------------------
@@ -513,7 +526,9 @@ async def add_note(request: web.Request) -> web.Response:
     except ManualRoutingError as exc:
         raise ApiError(400, exc.problem, exc.field) from None
     now = deps.clock.now()
-    note = Note(at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references)
+    note = Note(
+        at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references
+    )
     event = AuditEvent(
         at=now, type=EventType.NOTE_ADDED, actor=actor_of(who),
         details={"message_ids": ask.message_ids, "references": ask.references, "length": len(ask.text)},

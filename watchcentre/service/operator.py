@@ -1,0 +1,211 @@
+"""What an operator commands from the console: route a stored message by hand, re-inject a dead
+letter. Refusals are domain errors (core/errors.py: NotFound, Conflict, Invalid naming the field);
+each adapter says them its own way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from watchcentre.core.envelope import Envelope, Rejection, Routing, decode_envelope
+from watchcentre.core.errors import Conflict, Invalid, NotFound
+from watchcentre.core.handling import HandlingRules
+from watchcentre.core.lifecycle import reassign
+from watchcentre.core.manual import (
+    ManualRouting,
+    ManualRoutingError,
+    MarkingForbids,
+    decide_manually,
+    holders,
+    marking_override,
+)
+from watchcentre.core.network import Network
+from watchcentre.core.ports import DeadLetters, Store
+from watchcentre.core.records import AuditEvent, DeadLetterView, EventType, Status, body_digest
+from watchcentre.service.checks import EnvelopeChecks
+from watchcentre.service.outbox import Outbox
+
+log = structlog.get_logger("watchcentre.service")
+
+REINJECTED_HEADER = "x-watchcentre-reinjected"
+
+
+class OperatorCommands:
+    def __init__(
+        self,
+        *,
+        network: Network,
+        handling: HandlingRules,
+        checks: EnvelopeChecks,
+        store: Store,
+        outbox: Outbox,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
+        self.network = network
+        self.handling = handling
+        self.checks = checks
+        self.store = store
+        self.outbox = outbox
+        self.dead_letters = dead_letters
+        self._manual_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def route_manually(
+        self,
+        *,
+        sender: str,
+        message_id: str,
+        recipients: Sequence[str],
+        reason: str,
+        actor: str,
+        expected_revision: int | None = None,
+        override_marking: bool = False,
+        override_reason: str | None = None,
+    ) -> tuple[Routing, list[AuditEvent]]:
+        """Route (or re-route) a stored message to the recipients an operator chose, as an automatic
+        decision is: copies published persistent and confirmed, then the decision and its `routed`
+        audit event (actor: the operator, with the reason) committed together, then announced.
+
+        `expected_revision` is the number of manual decisions the operator saw: if another was taken
+        meanwhile, Conflict. Copies carry deterministic ids per (recipient, revision): retrying the
+        same decision after a failure republishes the same ids (recipients drop them) and records once.
+
+        The stricter of the message's and its case's marking applies: recipients it does not allow
+        are refused (Conflict, field `recipients`) unless `override_marking` is set with
+        `override_reason`, which the audit event records. Routing a request makes the chosen
+        recipients its case's parties (triage → routed), in the same transaction as the decision."""
+        key = (sender, message_id)
+        lock = self._manual_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._route_manually(
+                    sender, message_id, recipients, reason, actor, expected_revision,
+                    override_reason=(override_reason or "") if override_marking else None,
+                )  # fmt: skip
+        finally:
+            if not lock.locked():
+                self._manual_locks.pop(key, None)
+
+    async def _route_manually(
+        self,
+        sender: str,
+        message_id: str,
+        recipients: Sequence[str],
+        reason: str,
+        actor: str,
+        expected_revision: int | None,
+        override_reason: str | None,
+    ) -> tuple[Routing, list[AuditEvent]]:
+        stored = await self.store.get_message(message_id, sender)
+        if stored is None or stored.status is Status.REJECTED or stored.envelope is None:
+            raise NotFound("message_id", "no such routed or triaged message")
+        done = await self.store.manual_routings(sender, message_id)
+        if expected_revision is not None and expected_revision != len(done):
+            last = done[-1] if done else None
+            who = f" by {last.actor} at {last.at.isoformat()}" if last else ""
+            raise Conflict("revision", f"the message was routed again meanwhile{who}: reload it")
+        revision = len(done) + 1
+        previous = Routing.model_validate(stored.routing) if stored.routing else None
+        case = await self.store.get_case(stored.reference) if stored.reference else None
+        marking = self.handling.strictest(case.handling if case else None, stored.handling)
+        try:
+            routing = decide_manually(
+                previous=previous, recipients=recipients, reason=reason, actor=actor, network=self.network,
+                marking=marking, rules=self.handling, override_reason=override_reason,
+            )  # fmt: skip
+            overridden = marking_override(routing.recipients, marking, self.handling, override_reason)
+        except MarkingForbids as exc:
+            raise Conflict(exc.field, exc.problem) from None
+        except ManualRoutingError as exc:
+            raise Invalid(exc.field, exc.problem) from None
+        env = Envelope.model_validate(stored.envelope)
+        if marking != env.handling:
+            env = env.model_copy(update={"handling": marking})  # the copies carry the case's marking
+        copies = self.outbox.copies(env, routing, revision)
+        await self.outbox.publisher.publish_routed(copies)
+        now = self.outbox.clock.now()
+        details: dict[str, object] = {
+            "recipients": routing.recipients,
+            "copies": {c.routing_key: c.message_id for c in copies},
+            "confirmed": True,
+            "manual": True,
+            "reason": reason.strip(),
+            "revision": revision,
+            "previous_recipients": stored.recipients,
+        }
+        if overridden is not None:
+            details["marking_overridden"] = overridden
+        after = None
+        if case is not None and (case.sender, case.message_id) == (sender, message_id):
+            after, details["case"] = reassign(
+                case, routing.recipients, now
+            )  # its parties are the chosen ones now
+        event = AuditEvent(
+            at=now, type=EventType.ROUTED, actor=actor, sender=sender, message_id=message_id,
+            reference=stored.reference, details=details,
+        )  # fmt: skip
+        decision = ManualRouting(
+            sender=sender, message_id=message_id, revision=revision, routing=routing,
+            recipients=holders(stored.recipients, routing), actor=actor, reason=reason.strip(), at=now,
+            events=[event], case=after,
+        )  # fmt: skip
+        committed = await self.store.apply_manual(decision)
+        if committed is None:
+            raise Conflict(
+                "revision", "another operator routed this message, or its case changed, meanwhile: reload it"
+            )
+        log.info("routed_manually", sender=sender, message_id=message_id, actor=actor, recipients=routing.recipients,
+                 revision=revision)  # fmt: skip
+        await self.outbox.announce(committed)
+        return routing, committed
+
+    async def reinject_dead(
+        self, *, letter_id: str, corrected: bytes | None, actor: str, note: str
+    ) -> tuple[DeadLetterView, list[AuditEvent]]:
+        """Move one dead letter back to intake, as it was or corrected by an operator.
+
+        A correction must pass the checks it failed (Invalid naming the field otherwise); the
+        original bytes stay in the store with their rejection, and the `replayed` audit event names
+        both digests. The letter leaves the dead-letter queue only once re-published (confirmed) and
+        recorded; a second attempt on the same letter finds it gone (NotFound). Intake deduplicates
+        by (sender, message_id), so even a re-injection racing another never routes twice."""
+        if self.dead_letters is None:
+            raise NotFound("letter_id", "no dead-letter queue here")
+        why = note.strip()
+        if not why:
+            raise Invalid("reason", "a reason is required to re-inject a dead letter")
+        corrected_ids: tuple[str, str] | None = None
+        if corrected is not None:
+            decoded: Envelope | Rejection = decode_envelope(corrected)
+            if isinstance(decoded, Envelope):
+                corrected_ids = (decoded.sender, decoded.message_id)
+                # re-published by the service, as its own broker user
+                problem = self.checks.refusal(decoded, self.checks.senders.service_user)
+                if problem is not None:
+                    decoded = problem
+            if isinstance(decoded, Rejection):
+                raise Invalid(f"envelope.{decoded.field}", f"still invalid: {decoded.problem}")
+        events: list[AuditEvent] = []
+
+        async def record(letter: DeadLetterView) -> None:
+            details: dict[str, object] = {
+                "dead_letter": letter.id, "reason": letter.reason, "note": why, "corrected": corrected is not None,
+                "original_digest": letter.digest,
+            }  # fmt: skip
+            if corrected is not None:
+                details["corrected_digest"] = body_digest(corrected)
+            sender, message_id = corrected_ids or (letter.sender, letter.message_id)
+            event = AuditEvent(
+                at=self.outbox.clock.now(), type=EventType.REPLAYED, actor=actor, sender=sender,
+                message_id=message_id, details=details,
+            )  # fmt: skip
+            events.extend(await self.store.append_audit([event]))
+
+        letter = await self.dead_letters.reinject(
+            letter_id, corrected, {REINJECTED_HEADER: letter_id}, record
+        )
+        if letter is None:
+            raise NotFound("letter_id", "no such dead letter: already re-injected, or never there")
+        await self.outbox.announce(events)
+        return letter, events

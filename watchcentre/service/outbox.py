@@ -1,0 +1,179 @@
+"""What every path out of the service shares: the routed copies and their audit events, the group
+commit, dead-lettering with its `rejected` record, and the live feed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+import orjson
+import structlog
+
+from watchcentre.core.envelope import Envelope, Priority, Rejection, Routing
+from watchcentre.core.ports import Clock, Metrics, OutboundCopy, Publisher, Store
+from watchcentre.core.records import (
+    SYSTEM_ACTOR,
+    Accepted,
+    AuditEvent,
+    EventType,
+    Outcome,
+    Rejected,
+    Status,
+    body_digest,
+)
+from watchcentre.core.routing import copy_id
+
+log = structlog.get_logger("watchcentre.service")
+
+Commit = Callable[[Outcome], Awaitable[list[AuditEvent] | None]]
+"""Records one outcome with its audit events (through the group commit); None: a duplicate."""
+
+
+class Outbox:
+    def __init__(
+        self, *, store: Store, publisher: Publisher, commit: Commit, metrics: Metrics, clock: Clock
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.commit = commit
+        self.metrics = metrics
+        self.clock = clock
+
+    def copies(self, env: Envelope, routing: Routing, revision: int = 0) -> list[OutboundCopy]:
+        """One copy per recipient; its AMQP message_id is deterministic per (recipient, revision), so
+        a retry republishes the same ids and recipients drop the second."""
+        body = orjson.dumps({**env.model_dump(mode="json"), "routing": routing.model_dump(mode="json")})
+        headers = {
+            "x-watchcentre-sender": env.sender,
+            "x-watchcentre-message-id": env.message_id,
+            "x-watchcentre-priority": env.priority.value,
+        }
+        if revision:
+            headers["x-watchcentre-revision"] = str(revision)  # a manual (re-)routing, not a duplicate
+        if env.handling:
+            headers["x-watchcentre-handling"] = env.handling  # the marking, readable without parsing the body
+        prio = 5 if env.priority is Priority.URGENT else 0
+        return [
+            OutboundCopy(key, copy_id(env.sender, env.message_id, key, revision), body, headers, prio)
+            for key in routing.recipients
+        ]
+
+    async def deliver(
+        self,
+        env: Envelope,
+        routing: Routing,
+        status: Status,
+        reference: str | None,
+        received_at: datetime,
+        extra: Sequence[AuditEvent] = (),
+    ) -> str | None:
+        """Publish the copies (confirmed), then commit the message with its events and `extra`; the
+        status, or None when a concurrent duplicate was recorded first."""
+        copies = self.copies(env, routing)
+        await self.publisher.publish_routed(copies)
+        events = [*self._accepted_events(env, routing, status, reference, received_at, copies), *extra]
+        committed = await self.commit(Accepted(env, routing, status, received_at, events))
+        if committed is None:
+            self.metrics.duplicate()
+            log.info("duplicate", sender=env.sender, message_id=env.message_id)
+            return None
+        log.info(
+            "routed" if status is Status.ROUTED else "triaged",
+            sender=env.sender,
+            message_id=env.message_id,
+            reference=reference,
+            crime_types=routing.crime_types,
+            countries=routing.countries,
+            recipients=routing.recipients,
+            confidence=routing.confidence,
+        )
+        await self.announce(committed)
+        return status.value
+
+    def _accepted_events(
+        self,
+        env: Envelope,
+        routing: Routing,
+        status: Status,
+        reference: str | None,
+        received_at: datetime,
+        copies: Sequence[OutboundCopy],
+    ) -> list[AuditEvent]:
+        now = self.clock.now()
+        ids = {"sender": env.sender, "message_id": env.message_id, "reference": reference}
+        return [
+            AuditEvent(
+                at=received_at,
+                type=EventType.RECEIVED,
+                actor=env.sender,
+                details={
+                    "kind": env.kind.value,
+                    "priority": env.priority.value,
+                    "sent_at": env.sent_at.isoformat(),
+                },
+                **ids,
+            ),
+            AuditEvent(
+                at=now,
+                type=EventType.CLASSIFIED,
+                actor=SYSTEM_ACTOR,
+                details={
+                    "crime_types": routing.crime_types,
+                    "countries": routing.countries,
+                    "confidence": routing.confidence,
+                },
+                **ids,
+            ),
+            AuditEvent(
+                at=now,
+                type=EventType.TRIAGED if status is Status.TRIAGE else EventType.ROUTED,
+                actor=SYSTEM_ACTOR,
+                details={
+                    "recipients": routing.recipients,
+                    "copies": {c.routing_key: c.message_id for c in copies},
+                    "confirmed": True,
+                },
+                **ids,
+            ),
+        ]
+
+    async def reject(
+        self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None
+    ) -> None:
+        """Dead-letter `raw` with its reason, and record it `rejected` once."""
+        headers = {"x-watchcentre-attempts": str(attempts)}
+        if await self.store.seen_rejection(body_digest(raw)):
+            # recorded once; dead-lettered again, or this input (a redelivery, a replay of a
+            # dead letter that still fails) would end up neither routed nor dead-lettered
+            await self.publisher.publish_dead(raw, rejection.reason, headers)
+            self.metrics.duplicate()
+            log.info("duplicate_rejection", sender=rejection.sender, message_id=rejection.message_id)
+            return
+        await self.publisher.publish_dead(raw, rejection.reason, headers)
+        now = self.clock.now()
+        event = AuditEvent(
+            at=now,
+            type=EventType.REJECTED,
+            actor=SYSTEM_ACTOR,
+            sender=rejection.sender,
+            message_id=rejection.message_id,
+            reference=reference,
+            details={"field": rejection.field, "problem": rejection.problem, "size": len(raw)},
+        )
+        committed = await self.commit(Rejected(raw, rejection, now, [event]))
+        self.metrics.rejected(rejection.field)
+        log.info(
+            "rejected",
+            sender=rejection.sender,
+            message_id=rejection.message_id,
+            field=rejection.field,
+            problem=rejection.problem,
+        )
+        if committed:
+            await self.announce(committed)
+
+    async def announce(self, events: Sequence[AuditEvent]) -> None:
+        try:
+            await self.publisher.publish_events(events)
+        except Exception as exc:  # the audit is committed; the live feed is best effort
+            log.warning("event_publish_failed", error=repr(exc))
