@@ -205,7 +205,7 @@ class Service:
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
 
-    def start(self) -> None:
+    async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
             batcher.start()
 
@@ -448,7 +448,7 @@ def _batching(service: Service) -> Ctx:
     """The group commit and the batched look-ups: stopped (flushed) after the consumer."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
-        service.start()
+        await service.start()
         yield
         await service.stop()
 

@@ -57,7 +57,7 @@ def service_settings(amqp_prefix: str, database_url: tuple[str, str], tmp_path: 
         database_schema=schema,
         config_dir=str(CONFIG_DIR),
         http_port=0,
-        shutdown_deadline=5.0,
+        shutdown_deadline_s=5.0,
         audit_anchor_path=str(tmp_path / "audit-anchor.jsonl"),  # one anchor per test database
         audit_anchor_key_path=str(tmp_path / "audit-anchor.key"),
     )

@@ -27,7 +27,7 @@ from watchcentre.settings import Settings
 
 @pytest.fixture
 def settings(service_settings: Settings) -> Settings:
-    return service_settings.model_copy(update={"deadline_tick": 3600.0})
+    return service_settings.model_copy(update={"deadline_tick_s": 3600.0})
 
 
 def of_type(kind: str, n: int = 1, message_ids: set[str] | None = None) -> Any:

@@ -61,7 +61,7 @@ class Api:
 
 @pytest.fixture
 def settings(service_settings: Settings) -> Settings:
-    return service_settings.model_copy(update={"deadline_tick": 3600.0})
+    return service_settings.model_copy(update={"deadline_tick_s": 3600.0})
 
 
 async def test_the_full_lifecycle_over_http(settings: Settings, broker: Broker) -> None:

@@ -71,7 +71,7 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
         database_url=f"sqlite:///{tmp_path_factory.mktemp('console') / 'wc.db'}",  # type: ignore[arg-type]
         config_dir=str(ROOT / "config"),
         http_port=0,
-        shutdown_deadline=5.0,
+        shutdown_deadline_s=5.0,
         cookie_secure=False,
     )
     broker = await Broker(prefix).open()

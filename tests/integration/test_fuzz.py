@@ -29,19 +29,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.test_http import NETWORK, OUTCOMES
-from watchcentre.adapters.config_files import known_countries, load_config
+from watchcentre.adapters.config_files import load_config
 from watchcentre.adapters.http import HttpDeps, create_app
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
 from watchcentre.adapters.store_sqlite import SqliteStore
-from watchcentre.bootstrap import build_classifier
+from watchcentre.bootstrap import build_classifier, build_service
 from watchcentre.core.access import Role
 from watchcentre.core.ports import OutboundCopy, SystemClock
 from watchcentre.core.records import AuditEvent, DeadLetterView
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.security import issue_token
-from watchcentre.service import RoutingService, ServiceSettings
+from watchcentre.service import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_EXAMPLES = 40  # per operation; ~10 operations
@@ -83,15 +83,16 @@ class Server:
         app = create_app(deps)
         # the console, wired as bootstrap does, on a publisher that records instead of AMQP
         classifier = build_classifier(_config)
-        self.service = RoutingService(
-            network=_config.network, classifier=classifier, known_countries=known_countries(),
-            store=self.store, publisher=Recorder(), metrics=Recorder(), clock=SystemClock(),
-            handling=_config.handling, deadlines=_config.deadlines,
-            settings=ServiceSettings(senders=SenderPolicy(development=True)),
+        self.service = build_service(
+            config=_config, classifier=classifier, store=self.store, publisher=Recorder(), metrics=Recorder(),
+            clock=SystemClock(), settings=ServiceSettings(senders=SenderPolicy(development=True)),
         )  # fmt: skip
         await self.service.start()
         app[CONSOLE] = ConsoleDeps(
-            actions=self.service, hub=FeedHub(self.store), classify=classifier.classify, dead_letters=NoDeadLetters()
+            actions=self.service.operator,
+            hub=FeedHub(self.store),
+            classify=classifier.classify,
+            dead_letters=NoDeadLetters(),
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -237,10 +238,9 @@ def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) ->
     loop = asyncio.new_event_loop()
     store = loop.run_until_complete(SqliteStore.open(str(tmp_path / "pipeline.db")))
     recorder = Recorder()
-    service = RoutingService(
-        network=_config.network, classifier=build_classifier(_config), known_countries=known_countries(),
-        store=store, publisher=recorder, metrics=recorder, clock=SystemClock(), handling=_config.handling,
-        max_batch=1, settings=ServiceSettings(senders=SenderPolicy(development=True)),
+    service = build_service(
+        config=_config, classifier=build_classifier(_config), store=store, publisher=recorder, metrics=recorder,
+        clock=SystemClock(), max_batch=1, settings=ServiceSettings(senders=SenderPolicy(development=True)),
     )  # fmt: skip
     loop.run_until_complete(service.start())
     outcomes = {"routed": 0, "triage": 0, "dead": 0, "duplicate": 0}
@@ -249,7 +249,7 @@ def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) ->
     @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(raw: bytes) -> None:
         routed, dead = len(recorder.routed), len(recorder.dead)
-        status = loop.run_until_complete(service.handle(raw))
+        status = loop.run_until_complete(service.pipeline.handle(raw))
         if status is not None:
             assert len(recorder.routed) > routed, "routed without a copy"
             outcomes[status] += 1
@@ -330,10 +330,9 @@ def test_deep_and_far_out_envelopes_are_dead_lettered_and_audited(tmp_path: Path
     loop = asyncio.new_event_loop()
     store = loop.run_until_complete(SqliteStore.open(str(tmp_path / "hostile.db")))
     recorder = Recorder()
-    service = RoutingService(
-        network=_config.network, classifier=build_classifier(_config), known_countries=known_countries(),
-        store=store, publisher=recorder, metrics=recorder, clock=SystemClock(), handling=_config.handling,
-        max_batch=1,
+    service = build_service(
+        config=_config, classifier=build_classifier(_config), store=store, publisher=recorder, metrics=recorder,
+        clock=SystemClock(), max_batch=1, settings=ServiceSettings(),
     )  # fmt: skip
     loop.run_until_complete(service.start())
     hostile = st.one_of(
@@ -347,7 +346,7 @@ def test_deep_and_far_out_envelopes_are_dead_lettered_and_audited(tmp_path: Path
     @settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(raw: bytes) -> None:
         dead = len(recorder.dead)
-        status = loop.run_until_complete(service.handle(raw))
+        status = loop.run_until_complete(service.pipeline.handle(raw))
         if status is not None or len(recorder.dead) == dead:
             return  # a sane time routes; a repeated input is a duplicate
         body, reason = recorder.dead[-1]

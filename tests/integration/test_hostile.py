@@ -155,7 +155,7 @@ async def test_an_oversized_header_does_not_put_the_token_in_the_log(
 
 @pytest.fixture
 def settings(service_settings: Settings) -> Settings:
-    return service_settings.model_copy(update={"deadline_tick": 3600.0})
+    return service_settings.model_copy(update={"deadline_tick_s": 3600.0})
 
 
 def rejected_for(events: list[dict[str, Any]], message_id: str) -> dict[str, Any] | None:

@@ -436,15 +436,15 @@ async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
         database_schema=schema,
         config_dir=str(CONFIG_DIR),
         http_port=0,
-        shutdown_deadline=5.0,
+        shutdown_deadline_s=5.0,
     )
     good = [envelope(message_id=f"good-{i:04d}", countries=["MA"]) for i in range(300)]
     poison = envelope(message_id="poison", subject="POISON", countries=["MA"])
     flaky = envelope(message_id="flaky", countries=["DZ"])
     async with running(settings) as inst:
-        service = inst.runtime.service
-        real_classify = service.classifier.classify
-        real_seen_many = service.store.seen_many
+        pipeline, store = inst.runtime.service.pipeline, inst.runtime.store
+        real_classify = pipeline.classifier.classify
+        real_seen_many = store.seen_many
         outages = {"left": 8}  # more transient failures than max_attempts (5)
 
         def classify(subject: str, *args: Any, **kwargs: Any) -> Any:
@@ -459,16 +459,16 @@ async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
                 raise TransientError("database: connection refused")
             return await real_seen_many(keys)
 
-        monkeypatch.setattr(service.classifier, "classify", classify)
-        monkeypatch.setattr(service.seen, "_flush", seen_many)
+        monkeypatch.setattr(pipeline.classifier, "classify", classify)
+        monkeypatch.setattr(store, "seen_many", seen_many)
         await broker.publish(flaky)
         for i, env in enumerate(good):
             await broker.publish(env)
             if i == 100:
                 await broker.publish(poison)
         await wait_settled(schema, len(good) + 2, within=60)
-        intake = inst.runtime.intake
-        assert intake is not None and intake.pauses >= 1
+        intake = inst.runtime.guard
+        assert intake.pauses >= 1
     dead = await broker.drain("dead")
     assert [orjson.loads(m.body)["message_id"] for m in dead] == ["poison"]
     reason = str(dead[0].headers["x-watchcentre-error"])

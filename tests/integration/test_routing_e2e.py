@@ -200,7 +200,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_the_limit(
     poison = envelope(subject="POISON", countries=["MA"])
     fine = envelope(countries=["DZ"])
     async with running(service_settings) as inst:
-        classifier = inst.runtime.service.classifier
+        classifier = inst.runtime.service.pipeline.classifier
         real = classifier.classify
 
         def explode(subject: str, *args: Any, **kwargs: Any) -> Any:
@@ -262,7 +262,7 @@ async def test_a_recipient_queue_deleted_by_hand_is_declared_again_and_nothing_i
         await broker.channel.queue_delete(f"{broker.prefix}.post.rabat")  # an operator's mistake
         await broker.publish(second)
         await broker.wait_events(lambda ev: settled(ev, 2))
-        unavailable = inst.runtime.intake.pauses if inst.runtime.intake else 0
+        unavailable = inst.runtime.guard.pauses
     got = await broker.drain("post.rabat")
     assert [orjson.loads(m.body)["message_id"] for m in got] == [second["message_id"]]
     assert unavailable == 0  # handled on its first attempt: not handed back, no delivery count burnt

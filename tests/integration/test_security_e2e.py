@@ -33,7 +33,7 @@ def sqlite_settings(amqp_prefix: str, tmp_path: Path) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'wc.db'}",  # type: ignore[arg-type]
         config_dir=str(CONFIG_DIR),
         http_port=0,
-        shutdown_deadline=5.0,
+        shutdown_deadline_s=5.0,
     )
 
 

@@ -44,9 +44,9 @@ from watchcentre.core.routing import Original
 
 if TYPE_CHECKING:
     from watchcentre.adapters.config_files import Config
+    from watchcentre.bootstrap import Service
     from watchcentre.core.classify import Classifier
     from watchcentre.core.ports import Store
-    from watchcentre.service import RoutingService
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -116,6 +116,7 @@ class FakeDelivery:
     body: bytes
     attempts: int = 1
     reply_to: str | None = None
+    user_id: str | None = None
     acked: bool = False
     retried: bool = False
 
@@ -134,7 +135,7 @@ class FakeDelivery:
     def redelivered(self) -> FakeDelivery:
         """What the broker hands over after a retry: the same bytes, one attempt more."""
         assert self.retried, "only a retried delivery comes back"
-        return FakeDelivery(self.body, self.attempts + 1, self.reply_to)
+        return FakeDelivery(self.body, self.attempts + 1, self.reply_to, self.user_id)
 
 
 # -- the broker's side -------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ _ALERT_FLAGS = {
 
 
 class FakeStore:
-    """The Store port as far as RoutingService and CaseDesk use it, grouped by aggregate (messages,
+    """The Store port as far as the service layer and CaseDesk use it, grouped by aggregate (messages,
     audit, cases, manual decisions) so that it can satisfy the smaller per-aggregate ports as well.
     Lists, paging, tokens, notes and need-to-know filters are not faked."""
 
@@ -445,9 +446,9 @@ def real_config() -> tuple[Config, Classifier]:
 
 @dataclass
 class Wired:
-    """One routing service and the fakes behind it; `unavailable` collects what intake was told."""
+    """The service layer and the fakes behind it; `unavailable` collects what intake was told."""
 
-    service: RoutingService
+    service: Service
     store: FakeStore
     publisher: FakePublisher
     metrics: FakeMetrics
@@ -457,7 +458,7 @@ class Wired:
     async def deliver(self, body: bytes, *, attempts: int = 1, reply_to: str | None = None) -> FakeDelivery:
         """Hand one input to the service, as the consumer does; the delivery, settled."""
         delivery = FakeDelivery(body, attempts, reply_to)
-        await self.service.on_delivery(delivery)
+        await self.service.intake.on_delivery(delivery)
         assert delivery.settled, "the service neither acked nor retried"
         return delivery
 
@@ -467,7 +468,7 @@ class Wired:
         while deliveries[-1].retried:
             assert len(deliveries) < most, "never settled"
             again = deliveries[-1].redelivered()
-            await self.service.on_delivery(again)
+            await self.service.intake.on_delivery(again)
             deliveries.append(again)
         return deliveries
 
@@ -479,28 +480,31 @@ async def wired_service(
     publisher: FakePublisher | None = None,
     clock: FakeClock | None = None,
     max_attempts: int = 3,
+    handler_timeout_s: float = 60.0,
 ) -> AsyncIterator[Wired]:
-    """A started RoutingService on fakes (pass `store`/`publisher`/`clock` to share them between
-    instances, as several processes share one database and broker); stopped on exit."""
-    from watchcentre.adapters.config_files import known_countries
-    from watchcentre.service import RoutingService, ServiceSettings
+    """The service layer on fakes, built as bootstrap builds it (pass `store`/`publisher`/`clock` to
+    share them between instances, as several processes share one database and broker); stopped on exit."""
+    from watchcentre.bootstrap import build_service
+    from watchcentre.core.senders import SenderPolicy
+    from watchcentre.service import ServiceSettings
 
     config, classifier = real_config()
     store, publisher, clock = store or FakeStore(), publisher or FakePublisher(), clock or FakeClock()
     metrics = FakeMetrics()
     unavailable: list[TransientError] = []
-    service = RoutingService(
-        network=config.network,
+    service = build_service(
+        config=config,
         classifier=classifier,
-        known_countries=known_countries(),
         store=cast("Store", store),  # the part of the port the service calls
         publisher=publisher,
         metrics=metrics,
         clock=clock,
-        settings=ServiceSettings(max_attempts=max_attempts),
+        settings=ServiceSettings(
+            max_attempts=max_attempts,
+            handler_timeout_s=handler_timeout_s,
+            senders=SenderPolicy(development=True),  # broker trust: tests/integration/test_broker_trust.py
+        ),
         on_unavailable=unavailable.append,
-        handling=config.handling,
-        deadlines=config.deadlines,
     )
     await service.start()
     try:

@@ -16,11 +16,11 @@ import pytest
 
 from tests.unit.fakes import START, FakePublisher, FakeStore, Wired, wired_service
 from watchcentre.core.audit_chain import GENESIS, verify_links
+from watchcentre.core.errors import Conflict, Invalid
 from watchcentre.core.ports import OutboundCopy
 from watchcentre.core.routing import copy_id
-from watchcentre.service import ManualError
 
-RECEIPTS = "receipts.ofast"  # the reply queue the sender names (AMQP reply_to)
+RECEIPTS = "watchcentre.reply.ofast"  # the sender's own reply queue: receipts go nowhere else
 _numbers = itertools.count(1)
 
 
@@ -105,7 +105,7 @@ class Exploding:
 
 
 async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered_with_its_reason(w: Wired) -> None:
-    w.service.classifier = Exploding(w.service.classifier)
+    w.service.pipeline.classifier = Exploding(w.service.pipeline.classifier)
     poison = envelope(subject="POISON")
     deliveries = await w.deliver_until_settled(raw(poison))
     assert [d.retried for d in deliveries] == [True, True, False]  # max_attempts=3
@@ -120,8 +120,30 @@ async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered_with_i
     assert len(w.publisher.copies_to("post.madrid")) == 1
 
 
+async def test_a_delivery_that_hangs_is_cut_off_retried_then_dead_lettered() -> None:
+    """A dependency that never answers (here: a publish without a confirm) holds no delivery for
+    ever: past `handler_timeout_s` it is a handler failure, retried, then dead-lettered like poison."""
+    async with wired_service(handler_timeout_s=0.05) as w:
+        hung = envelope(subject="HANG")
+        publish = w.publisher.publish_routed
+
+        async def publish_routed(copies: Sequence[OutboundCopy]) -> None:
+            if any(b"HANG" in c.body for c in copies):
+                await asyncio.Event().wait()  # no confirm, ever
+            await publish(copies)
+
+        w.publisher.publish_routed = publish_routed  # type: ignore[method-assign]
+        deliveries = await w.deliver_until_settled(raw(hung))
+        assert [d.retried for d in deliveries] == [True, True, False]  # max_attempts=3
+        [dead] = w.publisher.dead
+        assert dead.reason == "handler: handler failed 3 times: HandlerTimeout: not handled within 0.05 s"
+        assert types_of(w, hung["message_id"]) == ["rejected"]
+        assert (await w.deliver(raw(envelope()))).acked  # the stream flows on
+        assert len(w.publisher.copies_to("post.madrid")) == 1
+
+
 async def test_redeliveries_during_an_outage_are_not_counted_as_failures(w: Wired) -> None:
-    w.service.classifier = Exploding(w.service.classifier)
+    w.service.pipeline.classifier = Exploding(w.service.pipeline.classifier)
     body = raw(envelope(subject="POISON"))
     assert (await w.deliver(body)).retried  # failure 1
     w.store.down = True
@@ -327,7 +349,7 @@ async def triaged(w: Wired) -> dict[str, Any]:
 
 
 async def route(w: Wired, env: dict[str, Any], recipients: list[str], revision: int | None) -> Any:
-    return await w.service.route_manually(
+    return await w.service.operator.route_manually(
         sender=env["sender"], message_id=env["message_id"], recipients=recipients, reason="Known to them",
         actor="operator:Alice", expected_revision=revision,
     )  # fmt: skip
@@ -354,18 +376,18 @@ async def test_each_manual_revision_publishes_copies_with_ids_of_its_own(w: Wire
 async def test_a_decision_taken_on_a_stale_revision_is_refused(w: Wired) -> None:
     env = await triaged(w)
     await route(w, env, ["post.lisbon"], 0)
-    with pytest.raises(ManualError) as refused:
+    with pytest.raises(Conflict) as refused:
         await route(w, env, ["post.madrid"], 0)  # a second operator who had not reloaded
-    assert (refused.value.status, refused.value.field) == (409, "revision")
+    assert refused.value.field == "revision"
     assert "operator:Alice" in refused.value.problem
     assert w.publisher.copies_to("post.madrid") == []
 
 
 async def test_an_unknown_recipient_is_refused_naming_the_field(w: Wired) -> None:
     env = await triaged(w)
-    with pytest.raises(ManualError) as refused:
+    with pytest.raises(Invalid) as refused:
         await route(w, env, ["post.nowhere"], 0)
-    assert (refused.value.status, refused.value.field) == (400, "recipients")
+    assert refused.value.field == "recipients"
     assert w.store.manual == {} and w.publisher.copies_to("post.nowhere") == []
 
 
@@ -375,8 +397,8 @@ async def test_two_operators_on_two_instances_record_one_decision(w: Wired) -> N
         results = await asyncio.gather(
             route(w, env, ["post.lisbon"], 0), route(other, env, ["post.lisbon"], 0), return_exceptions=True
         )
-    refused = [r for r in results if isinstance(r, ManualError)]
-    assert len(refused) == 1 and refused[0].status == 409
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], Conflict)
     assert [r.revision for r in w.store.manual[("ofast", env["message_id"])]] == [1]
     assert {c["_id"] for c in w.publisher.copies_to("post.lisbon")} == {
         copy_id("ofast", env["message_id"], "post.lisbon", 1)
@@ -405,8 +427,8 @@ async def test_two_operators_choosing_different_recipients_leave_no_unrecorded_c
 async def test_a_missed_acknowledgement_is_raised_once_and_goes_to_triage(w: Wired) -> None:
     reference, _ = await open_case(w)
     later = w.clock.advance(hours=25)  # normal priority: acknowledge within 24 h
-    raised = await w.service.cases.raise_due(later)
+    raised = await w.service.desk.raise_due(later)
     assert [(e.type, e.details["deadline"]) for e in raised] == [("overdue", "acknowledgement")]
-    assert await w.service.cases.raise_due(later) == []  # once per breach
+    assert await w.service.desk.raise_due(later) == []  # once per breach
     [alert] = w.publisher.copies_to("centre.triage")
     assert (alert["kind"], alert["reference"]) == ("alert", reference)
