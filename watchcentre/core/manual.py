@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.envelope import Routing
+from watchcentre.core.errors import Invalid
 from watchcentre.core.network import Network
 from watchcentre.core.records import AuditEvent
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
@@ -26,13 +27,8 @@ MAX_REASON = 1000
 MAX_RECIPIENTS = 20
 
 
-class ManualRoutingError(ValueError):
+class ManualRoutingError(Invalid, ValueError):
     """A manual decision that cannot be taken as asked; names the field at fault."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 def allowed_recipients(network: Network) -> list[str]:
