@@ -18,7 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.test_http import NETWORK, OUTCOMES, PRINCIPALS, Harness, issue_all
-from watchcentre.adapters.http import SESSION_COOKIE, HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import SESSION_COOKIE, HttpDeps
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.core.access import Role

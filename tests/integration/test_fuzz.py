@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from tests.integration.test_http import NETWORK, OUTCOMES
 from watchcentre.adapters.config_files import known_countries, load_config
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from watchcentre.adapters.http import SECURITY_HEADERS, HttpDeps, create_app
+from watchcentre.adapters.http_app import SECURITY_HEADERS, create_app
+from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.metrics import PrometheusMetrics
-from watchcentre.adapters.openapi import SUMMARY_FIELDS, openapi_document
+from watchcentre.adapters.http_models import SUMMARY_FIELDS
+from watchcentre.adapters.openapi import openapi_document
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.core.access import Role
 from watchcentre.core.envelope import Envelope, Kind, Rejection, Routing, envelope_schema
