@@ -106,7 +106,8 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.write(orjson.dumps(result.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode() + "\n")
     if result.first_break is not None:
         print(
-            f"audit chain BROKEN at seq {result.first_break.seq}: {result.first_break.problem}", file=sys.stderr
+            f"audit chain BROKEN at seq {result.first_break.seq}: {result.first_break.problem}",
+            file=sys.stderr,
         )
         return 1
     print(f"audit chain intact: {result.checked} record(s), head {result.head_hash}", file=sys.stderr)
@@ -132,6 +133,6 @@ def register(sub: Any) -> None:
     audit = sub.add_parser("audit", help="check the audit trail").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser("verify", help="walk the hash chain; exit 1 and name the first broken record").set_defaults(
-        fn=cmd_audit_verify
-    )
+    audit.add_parser(
+        "verify", help="walk the hash chain; exit 1 and name the first broken record"
+    ).set_defaults(fn=cmd_audit_verify)

@@ -137,6 +137,8 @@ MATRIX: list[tuple[str, D]] = [
     row("/nowhere", operator=404, auditor=404, post__es=404, post__de=404, unit__c3n=404, unit__ocrtis=404),
     # the operator console: operators only (the page itself is public and holds no data); without the
     # service wired in (this harness is create_app alone), what needs it answers 503
+    row("/console/app.js", anonymous=200, operator=200, auditor=200, post__es=200, post__de=200, unit__c3n=200,
+        unit__ocrtis=200),
     row("/", anonymous=200, operator=200, auditor=200, post__es=200, post__de=200, unit__c3n=200, unit__ocrtis=200),
     row("/api/console/triage", operator=200, auditor=403, post__es=403, post__de=403, unit__c3n=403,
         unit__ocrtis=403),
@@ -163,7 +165,7 @@ def test_the_matrix_covers_every_role_and_route() -> None:
     from watchcentre.adapters.openapi import openapi_document
 
     documented_gets = {p for p, ops in openapi_document()["paths"].items() if "get" in ops}
-    params = {"{message_id}": "m-1", "{post_id}": "es", "{reference}": "WC-2026-000001"}
+    params = {"{message_id}": "m-1", "{post_id}": "es", "{reference}": "WC-2026-000001", "{name}": "app.js"}
 
     def example(path: str) -> str:
         for name, value in params.items():
@@ -187,7 +189,7 @@ async def test_access_matrix(api: Harness, path: str, role: str, expected: Seen)
     resp = await api.client.get(path, headers=headers)
     status, what = expected if isinstance(expected, tuple) else (expected, None)
     assert resp.status == status, await resp.text()
-    if status != 200 or path in ("/metrics", "/signin", "/api/stats.csv", "/"):
+    if status != 200 or path in ("/metrics", "/signin", "/api/stats.csv", "/", "/console/app.js"):
         if status >= 400:
             body = await resp.json()
             assert body["error"]["status"] == status
@@ -281,7 +283,9 @@ async def test_a_token_stops_working_when_it_expires(
     clocked: tuple[TestClient[Any, Any], SqliteStore, Clock],
 ) -> None:
     client, store, clock = clocked
-    issued = await issue_token(store, clock, role=Role.OPERATOR, subject=None, name="A", ttl=timedelta(hours=8))
+    issued = await issue_token(
+        store, clock, role=Role.OPERATOR, subject=None, name="A", ttl=timedelta(hours=8)
+    )
     assert (await client.get("/api/posts", headers=bearer(issued.token))).status == 200
     clock.at += timedelta(hours=8)
     resp = await client.get("/api/posts", headers=bearer(issued.token))
@@ -424,7 +428,9 @@ async def test_signing_in_with_json(api: Harness) -> None:
         ({"json": {"token": "x"}, "headers": {"Origin": "https://evil.example"}}, 403, None),
     ],
 )
-async def test_a_bad_signin_is_a_clear_4xx(api: Harness, kwargs: dict[str, Any], status: int, field: str | None) -> None:
+async def test_a_bad_signin_is_a_clear_4xx(
+    api: Harness, kwargs: dict[str, Any], status: int, field: str | None
+) -> None:
     resp = await api.client.post("/signin", **kwargs)
     assert resp.status == status
     assert "Set-Cookie" not in resp.headers
@@ -445,7 +451,9 @@ async def test_signing_out_clears_the_cookie(api: Harness) -> None:
 # -- logs -----------------------------------------------------------------------------------------
 
 
-async def test_no_token_and_no_message_body_reaches_the_logs(api: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_no_token_and_no_message_body_reaches_the_logs(
+    api: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
     from watchcentre.adapters.logging import configure_logging
 
     configure_logging("json", "DEBUG")
@@ -456,7 +464,9 @@ async def test_no_token_and_no_message_body_reaches_the_logs(api: Harness, capsy
         await api.client.get("/api/messages/m-1", headers=api.auth("operator"))
         import structlog
 
-        structlog.get_logger("t").info("connecting", url="amqp://guest:s3cret@host/", token=api.tokens["operator"])
+        structlog.get_logger("t").info(
+            "connecting", url="amqp://guest:s3cret@host/", token=api.tokens["operator"]
+        )
     finally:
         configure_logging("console", "INFO")
     err = capsys.readouterr().err

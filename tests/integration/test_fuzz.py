@@ -31,6 +31,7 @@ from tests.integration.test_http import NETWORK, OUTCOMES
 from watchcentre.adapters.config_files import known_countries, load_config
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
+from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
@@ -88,8 +89,12 @@ class Server:
             handling=_config.handling, deadlines=_config.deadlines,
         )  # fmt: skip
         await self.service.start()
+        app[CASES] = self.service.cases
         app[CONSOLE] = ConsoleDeps(
-            actions=self.service, hub=FeedHub(self.store), classify=classifier.classify, dead_letters=NoDeadLetters()
+            actions=self.service,
+            hub=FeedHub(self.store),
+            classify=classifier.classify,
+            dead_letters=NoDeadLetters(),
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -216,6 +221,8 @@ ENVELOPES = st.fixed_dictionaries(
         "extra": FIELD_VALUES,
     },
 )
+
+
 def _json(value: Any) -> bytes:
     """Standard-library JSON: big integers and NaN included, as a careless sender would write them."""
     return json.dumps(value).encode()

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from watchcentre.adapters.http_app import SECURITY_HEADERS, create_app
 from watchcentre.adapters.http_base import HttpDeps
-from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.http_models import SUMMARY_FIELDS
+from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.core.access import Role
@@ -564,6 +564,7 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/stats.csv",
         # the operator console (adapters/http_console.py)
         "/",
+        "/console/{name}",
         "/api/console/feed",
         "/api/console/triage",
         "/api/console/recipients",
@@ -652,7 +653,11 @@ class BrokenStore:
 
         now = datetime.now(UTC)
         self.record = TokenRecord(
-            id="t1", name="op", role=Role.OPERATOR, created_at=now, expires_at=now.replace(year=now.year + 1),
+            id="t1",
+            name="op",
+            role=Role.OPERATOR,
+            created_at=now,
+            expires_at=now.replace(year=now.year + 1),
             hash=hash_token(token),
         )
 

@@ -111,15 +111,22 @@ async def list_messages(request: web.Request, *, query: MessageQuery) -> Message
         query = query.model_copy(update={"country": query.country.upper()})
     deps, who = request.app[DEPS], principal_of(request)
     # One more than asked: whether a next page exists, without an empty last page.
-    found = await deps.store.list_messages(query.model_copy(update={"limit": query.limit + 1}), visibility(who))
+    found = await deps.store.list_messages(
+        query.model_copy(update={"limit": query.limit + 1}), visibility(who)
+    )
     page = [m for m in found[: query.limit] if can_see(who, m)]  # the store scoped it; belt and braces
     next_before_id = page[-1].id if len(found) > query.limit and page else None
     await record_list(
-        deps.store, deps.clock, who, [m.id for m in page], query.model_dump(mode="json", exclude_defaults=True),
+        deps.store,
+        deps.clock,
+        who,
+        [m.id for m in page],
+        query.model_dump(mode="json", exclude_defaults=True),
         request.path,
     )
     return MessagePage(
-        items=[MessageSummary.model_validate(m, from_attributes=True) for m in page], next_before_id=next_before_id
+        items=[MessageSummary.model_validate(m, from_attributes=True) for m in page],
+        next_before_id=next_before_id,
     )
 
 

@@ -71,7 +71,9 @@ WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def error_response(
     status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None, **more: Any
 ) -> web.Response:
-    response = json_response({"error": {"status": status, "message": message, "field": field, **more}}, status)
+    response = json_response(
+        {"error": {"status": status, "message": message, "field": field, **more}}, status
+    )
     if headers:
         response.headers.update(headers)
     return response
@@ -89,11 +91,13 @@ async def error_middleware(request: web.Request, handler: WebHandler) -> web.Str
         headers = {"WWW-Authenticate": 'Bearer realm="watchcentre"'} if exc.status == 401 else None
         return error_response(exc.status, exc.message, exc.field, headers=headers)
     except DomainError as exc:
-        more = {"current_state": exc.current} if exc.current is not None else {}
-        return error_response(_DOMAIN_STATUS[exc.kind], exc.problem, exc.field, **more)
+        more: dict[str, Any] = {"current_state": exc.current} if exc.current is not None else {}
+        return error_response(_DOMAIN_STATUS[exc.kind], exc.problem, exc.field, more=more)
     except RateLimited as exc:
         return error_response(
-            429, "too many failed authentications: try again later", headers={"Retry-After": str(exc.retry_after)}
+            429,
+            "too many failed authentications: try again later",
+            headers={"Retry-After": str(exc.retry_after)},
         )
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -175,7 +179,9 @@ def endpoint(route: Route) -> WebHandler:
             inputs["query"] = parse_query(request, route.query)
         if route.body is not None and route.body.parse:
             present = request.body_exists or route.body.required
-            inputs["body"] = await parse_json_body(request, route.body.model, route.body.max_bytes) if present else None
+            inputs["body"] = (
+                await parse_json_body(request, route.body.model, route.body.max_bytes) if present else None
+            )
         answer = await route.handler(request, **inputs)
         if isinstance(answer, web.StreamResponse):
             return answer

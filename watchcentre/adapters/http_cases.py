@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from watchcentre.adapters.http_base import DEPS, ApiError, parse_query, principal_of
+from watchcentre.adapters.http_base import DEPS, ApiError, principal_of
 from watchcentre.adapters.http_models import (
     CASE_SUMMARY_FIELDS,
     RFC3339_PATTERN,
@@ -146,7 +146,11 @@ async def _visible_case(request: web.Request) -> Case:
 
 async def _timeline(request: web.Request, case: Case) -> list[CaseTimelineEvent]:
     events = await request.app[DEPS].store.audit(reference=case.reference, limit=10_000)
-    return [CaseTimelineEvent.model_validate(e, from_attributes=True) for e in events if e.type not in _NOT_TIMELINE]
+    return [
+        CaseTimelineEvent.model_validate(e, from_attributes=True)
+        for e in events
+        if e.type not in _NOT_TIMELINE
+    ]
 
 
 async def _record(request: web.Request, case: Case | None, details: dict[str, Any]) -> None:
@@ -225,7 +229,9 @@ async def post_case_action(request: web.Request, *, body: CaseActionBody | None)
     side = side_of(who, case)
     actor = Actor(side, who.label if who.role is not Role.OPERATOR else f"operator:{who.name}")
     # a refusal (CaseNotFound, CaseRefused) is a domain error: the error middleware answers it
-    after, committed = await desk.act(case.reference, action, actor, expected_at=expected_at, reason=body.reason)
+    after, committed = await desk.act(
+        case.reference, action, actor, expected_at=expected_at, reason=body.reason
+    )
     if committed:  # the other side hears of it over AMQP as if it had been sent there
         await desk.notify(after, side, action, who.subject or CENTRE, committed[0])
     return case_detail(after, request.app[DEPS].clock.now(), await _timeline(request, after))

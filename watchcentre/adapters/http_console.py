@@ -185,7 +185,10 @@ async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[st
     out = []
     cache: dict[tuple[str, str], dict[str, Any] | None] = {}
     for e in events:
-        item = {k: e.get(k) for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")}
+        item = {
+            k: e.get(k)
+            for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")
+        }
         sender, message_id = e.get("sender"), e.get("message_id")
         if e.get("type") in _WITH_MESSAGE and isinstance(message_id, str):
             key = (sender or "", message_id)
@@ -339,7 +342,9 @@ async def feed(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
 async def triage(request: web.Request) -> ConsolePage:
     store, who = request.app[DEPS].store, principal_of(request)
     found = await store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500))
-    await record_list(store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path)
+    await record_list(
+        store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path
+    )
     return ConsolePage(items=[TriageItem(**summary(m), why=_why_triage(m)) for m in found])
 
 
@@ -458,7 +463,9 @@ async def add_note(request: web.Request, *, body: NoteInput) -> Note:
     deps, who, console = request.app[DEPS], principal_of(request), _console(request)
     ask = clean_note(body)  # ManualRoutingError is an Invalid: 400 naming the field
     now = deps.clock.now()
-    note = Note(at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references)
+    note = Note(
+        at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references
+    )
     event = AuditEvent(
         at=now, type=EventType.NOTE_ADDED, actor=actor_of(who),
         details={"message_ids": ask.message_ids, "references": ask.references, "length": len(ask.text)},

@@ -12,12 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from watchcentre.core.envelope import Envelope, Routing
-from watchcentre.core.manual import ManualRecord, Note, NoteInput, Tallies
+from watchcentre.core.envelope import Routing
+from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
-from watchcentre.core.records import AuditEvent, DeadLetterView, MessageQuery, Status, StoredMessage
-from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import Verification
+from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 
@@ -99,7 +97,9 @@ class AuditQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    after_seq: int = Field(default=0, ge=0, le=2**63 - 1, description="Page: events with a larger seq than this.")
+    after_seq: int = Field(
+        default=0, ge=0, le=2**63 - 1, description="Page: events with a larger seq than this."
+    )
     limit: int = Field(default=100, ge=1, le=500)
     message_id: str | None = None
     sender: str | None = None
@@ -116,7 +116,9 @@ class SignIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(min_length=1, max_length=200, description="A bearer token from `watchcentre token issue`.")
+    token: str = Field(
+        min_length=1, max_length=200, description="A bearer token from `watchcentre token issue`."
+    )
 
 
 class SignedIn(BaseModel):
@@ -139,12 +141,19 @@ class RouteRequest(BaseModel):
 
     sender: str = Field(min_length=1, max_length=200)
     message_id: str = Field(min_length=1, max_length=200)
-    recipients: list[str] = Field(max_length=50, description="Routing keys: post.<ID>, unit.<ID>, centre.inbox.")
+    recipients: list[str] = Field(
+        max_length=50, description="Routing keys: post.<ID>, unit.<ID>, centre.inbox."
+    )
     reason: str = Field(
-        max_length=2000, pattern=r"\S", description="Required (not blank); recorded in the audit and the routing."
+        max_length=2000,
+        pattern=r"\S",
+        description="Required (not blank); recorded in the audit and the routing.",
     )
     revision: int | None = Field(
-        default=None, ge=0, le=2**31 - 1, description="Manual decisions already taken on it, as the operator saw: 409 if stale."
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Manual decisions already taken on it, as the operator saw: 409 if stale.",
     )
 
 
@@ -195,7 +204,9 @@ class RecipientList(BaseModel):
 
 class Segment(BaseModel):
     text: str
-    mark: dict[str, Any] | None = Field(default=None, description="target, rule, negated_by of a matched phrase.")
+    mark: dict[str, Any] | None = Field(
+        default=None, description="target, rule, negated_by of a matched phrase."
+    )
 
 
 class Highlights(BaseModel):
@@ -346,8 +357,6 @@ class Stats(BaseModel):
     share_answered_on_time: float | None
 
 
-
-
 # -- query strings of routes that had none declared before the route table ------------------------
 
 
@@ -360,19 +369,26 @@ class NoQuery(BaseModel):
 class MessageLookup(BaseModel):
     """GET /api/messages/{message_id}."""
 
-    sender: str | None = Field(default=None, description="Disambiguates a message_id used by several senders.")
+    sender: str | None = Field(
+        default=None, description="Disambiguates a message_id used by several senders."
+    )
 
 
 class ConsoleMessageQuery(BaseModel):
     """GET /api/console/message."""
 
     message_id: str = Field(min_length=1, max_length=200, description="The sender's message_id.")
-    sender: str | None = Field(default=None, description="Disambiguates a message_id used by several senders.")
+    sender: str | None = Field(
+        default=None, description="Disambiguates a message_id used by several senders."
+    )
 
 
 class FeedQuery(BaseModel):
     after: int | None = Field(
-        default=None, ge=0, le=2**63 - 1, description="Resume after this audit seq (back-fill from the store)."
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="Resume after this audit seq (back-fill from the store).",
     )
 
 
@@ -382,7 +398,9 @@ class DeadLetterQuery(BaseModel):
 
 class NotesQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=500, description="1 to 500.")
-    before_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="Page: notes older than this id.")
+    before_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="Page: notes older than this id."
+    )
 
 
 class GlanceQuery(BaseModel):

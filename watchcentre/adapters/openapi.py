@@ -28,7 +28,10 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 def _response(answer: Response) -> dict[str, Any]:
     if isinstance(answer, Json):
-        return {"description": answer.description, "content": {"application/json": {"schema": _ref(answer.model)}}}
+        return {
+            "description": answer.description,
+            "content": {"application/json": {"schema": _ref(answer.model)}},
+        }
     out: dict[str, Any] = {"description": answer.description}
     if answer.content:
         out["content"] = {k: dict(v) for k, v in answer.content.items()}
@@ -57,9 +60,7 @@ def _responses(route: Route) -> dict[str, Any]:
     if route.access != PUBLIC:
         out.setdefault("401", _UNAUTHENTICATED)
         out.setdefault("403", _response(_FORBIDDEN))
-    if "429" in out:
-        out["429"] = _RATE_LIMITED
-    elif route.access != PUBLIC:
+    if "429" in out or route.access != PUBLIC:
         out["429"] = _RATE_LIMITED
     out.setdefault("500", _response(_FAILED))
     return out
@@ -119,7 +120,10 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
 
 def schema_models(routes: Iterable[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Every model the routes name: requests as validated, answers as serialised (each once)."""
-    wanted: dict[type[BaseModel], JsonSchemaMode] = {ErrorBody: "serialization", ConflictBody: "serialization"}
+    wanted: dict[type[BaseModel], JsonSchemaMode] = {
+        ErrorBody: "serialization",
+        ConflictBody: "serialization",
+    }
     for route in routes:
         for answer in route.responses.values():
             if isinstance(answer, Json):
