@@ -69,11 +69,14 @@ WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None, **more: Any
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    more: dict[str, Any] | None = None,
 ) -> web.Response:
-    response = json_response(
-        {"error": {"status": status, "message": message, "field": field, **more}}, status
-    )
+    error = {"status": status, "message": message, "field": field, **(more or {})}
+    response = json_response({"error": error}, status)
     if headers:
         response.headers.update(headers)
     return response
