@@ -238,7 +238,7 @@ class Route:
 
     @property
     def ok_status(self) -> int:
-        return min(s for s in self.responses if 200 <= s < 400)
+        return min(s for s in self.responses if s < 400)
 
 
 # -- failed authentications ------------------------------------------------------------------------
