@@ -24,6 +24,7 @@ from aiohttp import web
 
 from watchcentre import __version__
 from watchcentre.adapters import amqp
+from watchcentre.adapters.audit_anchor import FileAnchor, load_key
 from watchcentre.adapters.config_files import Config, known_countries, load_config
 from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.adapters.http_app import create_app
@@ -34,6 +35,7 @@ from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.store_postgres import PostgresStore
 from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.anchoring import AnchorWriter
 from watchcentre.cases import DeadlineScheduler
 from watchcentre.core.classify import Classifier
 from watchcentre.core.ports import Store, SystemClock, TransientError
@@ -72,9 +74,14 @@ async def open_store(settings: Settings) -> Store:
         return await SqliteStore.open(sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
         return await PostgresStore.open(url, schema=settings.database_schema)
-    raise ValueError(
-        f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)"
-    )
+    raise ValueError(f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)")
+
+
+def open_anchor(settings: Settings, *, create_key: bool) -> FileAnchor:
+    """The audit anchor file and its key (AnchorKeyError when there is no usable key)."""
+    secret = settings.audit_anchor_key.get_secret_value() if settings.audit_anchor_key else None
+    key = load_key(secret, settings.audit_anchor_key_path, create=create_key)
+    return FileAnchor(settings.audit_anchor_path, key)
 
 
 async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobustConnection:
@@ -82,9 +89,7 @@ async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobu
         try:
             return await amqp.connect(settings.amqp_url.get_secret_value(), settings.instance_name)
         except TransientError as exc:
-            log.warning(
-                "broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc)
-            )
+            log.warning("broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc))
             if attempt == attempts:
                 raise
             await asyncio.sleep(1.0)
@@ -166,6 +171,7 @@ async def build_app(settings: Settings) -> web.Application:
     config = load_config(settings.config_dir)
     classifier = build_classifier(config)
     metrics = PrometheusMetrics()
+    anchor = open_anchor(settings, create_key=True)
     store = await open_store(settings)
     try:
         connection = await connect_broker(settings)
@@ -223,15 +229,16 @@ async def build_app(settings: Settings) -> web.Application:
             version=__version__,
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
             cookie_secure=settings.cookie_secure,
+            audit_anchor=anchor,
         )
     )
     app[RUNTIME] = runtime
     app[CASES] = service.cases
     hub = FeedHub(store)
-    app[CONSOLE] = ConsoleDeps(
-        actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters
-    )
+    app[CONSOLE] = ConsoleDeps(actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters)
     app.cleanup_ctx.append(_closing("store", store.close))
+    anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s)
+    app.cleanup_ctx.append(_anchoring(anchoring))
     app.cleanup_ctx.append(_closing("amqp", connection.close))
     app.cleanup_ctx.append(_consuming(runtime))
     app.cleanup_ctx.append(_scheduling(scheduler))
@@ -256,6 +263,18 @@ def _scheduling(scheduler: DeadlineScheduler) -> Callable[[web.Application], Asy
         scheduler.start()
         yield
         await scheduler.stop()
+
+    return ctx
+
+
+def _anchoring(writer: AnchorWriter) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Audit checkpoints: stopped after the consumer and the HTTP site (no more writers), before the
+    store closes, so the last one anchors the final head."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        await writer.start()
+        yield
+        await writer.stop()
 
     return ctx
 

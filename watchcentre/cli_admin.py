@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import orjson
 
 from watchcentre.core.access import Role
+from watchcentre.core.audit_chain import Verification
 from watchcentre.core.ports import Store, SystemClock
 from watchcentre.settings import Settings
 
@@ -100,17 +101,34 @@ def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from watchcentre.adapters.audit_anchor import AnchorKeyError, FileAnchor
+    from watchcentre.bootstrap import open_anchor
     from watchcentre.security import verify_audit
 
-    result = asyncio.run(_with_store(settings, verify_audit))
+    try:
+        anchor = open_anchor(settings, create_key=False)
+    except AnchorKeyError as exc:
+        print(f"audit anchor cannot be checked: {exc}", file=sys.stderr)
+        return 2
+    if args.anchor:  # e.g. the off-host copy
+        anchor = FileAnchor(args.anchor, anchor.key)
+
+    async def work(store: Store) -> Verification:
+        return await verify_audit(store, anchor)
+
+    result = asyncio.run(_with_store(settings, work))
     sys.stdout.write(orjson.dumps(result.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode() + "\n")
-    if result.first_break is not None:
-        print(
-            f"audit chain BROKEN at seq {result.first_break.seq}: {result.first_break.problem}",
-            file=sys.stderr,
-        )
+    if not result.ok:
+        print(f"audit trail NOT intact ({len(result.problems)} problem(s)):", file=sys.stderr)
+        for problem in result.problems:
+            print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"audit chain intact: {result.checked} record(s), head {result.head_hash}", file=sys.stderr)
+    anchored = result.anchor.newest_seq if result.anchor else None
+    print(
+        f"audit trail intact: {result.checked} record(s), head seq {result.head_seq} {result.head_hash};"
+        f" newest checkpoint seq {anchored} in {anchor.where}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -133,6 +151,11 @@ def register(sub: Any) -> None:
     audit = sub.add_parser("audit", help="check the audit trail").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser(
-        "verify", help="walk the hash chain; exit 1 and name the first broken record"
-    ).set_defaults(fn=cmd_audit_verify)
+    verify = audit.add_parser(
+        "verify",
+        help="check the hash chain, gaps in seq and the signed anchor; exit 1 and name every problem",
+    )
+    verify.add_argument(
+        "--anchor", help="the anchor file to check against (default: WATCHCENTRE_AUDIT_ANCHOR_PATH)"
+    )
+    verify.set_defaults(fn=cmd_audit_verify)

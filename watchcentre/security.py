@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from watchcentre.core.access import (
     TOKEN_PREFIX,
     Principal,
@@ -22,9 +20,9 @@ from watchcentre.core.access import (
     new_token,
     role_problems,
 )
-from watchcentre.core.audit_chain import GENESIS, Break, verify_links
+from watchcentre.core.audit_chain import AnchorProblem, Checkpoint, TrailWalk, Verification, read_anchor
 from watchcentre.core.network import Network
-from watchcentre.core.ports import Clock, Store
+from watchcentre.core.ports import AuditAnchor, Clock, Store
 from watchcentre.core.records import AuditEvent, EventType, StoredMessage
 
 MAX_TOKEN_LENGTH = 200
@@ -81,11 +79,11 @@ async def issue_token(
     return Issued(record, secret)
 
 
-async def revoke_token(
-    store: Store, clock: Clock, token_id: str, revoked_by: str = "cli"
-) -> TokenRecord | None:
+async def revoke_token(store: Store, clock: Clock, token_id: str, revoked_by: str = "cli") -> TokenRecord | None:
     now = clock.now()
-    event = AuditEvent(at=now, type=EventType.TOKEN_REVOKED, actor=revoked_by, details={"token_id": token_id})
+    event = AuditEvent(
+        at=now, type=EventType.TOKEN_REVOKED, actor=revoked_by, details={"token_id": token_id}
+    )
     return await store.revoke_token(token_id, now, event)
 
 
@@ -115,12 +113,7 @@ async def record_read(
                 sender=message.sender,
                 message_id=message.message_id,
                 reference=message.reference,
-                details={
-                    "name": principal.name,
-                    "token_id": principal.token_id,
-                    "route": route,
-                    "id": message.id,
-                },
+                details={"name": principal.name, "token_id": principal.token_id, "route": route, "id": message.id},
             )
         ]
     )
@@ -148,25 +141,20 @@ async def record_list(
     )
 
 
-class Verification(BaseModel):
-    """The result of walking the audit chain from the first record."""
-
-    ok: bool
-    checked: int
-    head_seq: int | None
-    head_hash: str
-    first_break: Break | None
-
-
-async def verify_audit(store: Store, page: int = 1000) -> Verification:
-    prev, after, checked, head = GENESIS, 0, 0, None
+async def verify_audit(store: Store, anchor: AuditAnchor | None = None, page: int = 1000) -> Verification:
+    """Walk the whole trail: links, gaps in seq and, given an anchor, its signed checkpoints."""
+    checkpoints: list[Checkpoint] = []
+    anchor_problems: list[AnchorProblem] = []
+    data = await anchor.read() if anchor is not None else None
+    if anchor is not None and data is not None:
+        checkpoints, anchor_problems = read_anchor(data, anchor.key)
+    walk = TrailWalk(checkpoints)
+    after = 0
     while events := await store.audit(after_seq=after, limit=page):
-        broken, prev, n = verify_links(events, prev)
-        checked += n
-        if broken is not None:
-            # head = the last good record before the break (head_hash is its hash)
-            good = [e.seq for e in events if e.seq is not None and e.seq < broken.seq]
-            head = good[-1] if good else head
-            return Verification(ok=False, checked=checked, head_seq=head, head_hash=prev, first_break=broken)
-        head = after = events[-1].seq or after
-    return Verification(ok=True, checked=checked, head_seq=head, head_hash=prev, first_break=None)
+        walk.feed(events)
+        after = walk.last_seq or after
+    return walk.finish(
+        anchor_where=anchor.where if anchor else None,
+        anchor_problems=anchor_problems,
+        anchor_missing=data is None,
+    )

@@ -244,10 +244,7 @@ class RoutingService:
                     if refused.current is not None:
                         problem += f" (current state: {refused.current})"
                     rejection = Rejection(
-                        field=refused.field,
-                        problem=problem,
-                        message_id=decoded.message_id,
-                        sender=decoded.sender,
+                        field=refused.field, problem=problem, message_id=decoded.message_id, sender=decoded.sender
                     )
                     await self._reject(raw, rejection, attempts=1, reference=refused.reference)
                     return None
@@ -341,16 +338,11 @@ class RoutingService:
         except CaseRefused as exc:  # e.g. answered meanwhile over HTTP: the reply is routed all the same
             log.info("reply_not_an_answer", reference=reference, problem=exc.problem)
 
-    async def _case_action(
-        self, env: Envelope, original: Original | None, received_at: datetime
-    ) -> str | None:
+    async def _case_action(self, env: Envelope, original: Original | None, received_at: datetime) -> str | None:
         """ack, status, clarification: act on the case, then tell the other side (a routed copy)."""
         reference = env.reference or (original.reference if original else None)
         if reference is None:
-            raise CaseRefused(
-                "reference",
-                f"a {env.kind.value} needs the case reference (or in_reply_to one of its messages)",
-            )
+            raise CaseRefused("reference", f"a {env.kind.value} needs the case reference (or in_reply_to one of its messages)")
         case = await self.store.get_case(reference)
         if case is None:
             raise CaseRefused("reference", f"no case {reference}")
@@ -376,9 +368,7 @@ class RoutingService:
             crime_types=case.crime_types,
             countries=case.countries,
             recipients=recipients,
-            explanation=[
-                f"to {r}: party to case {reference} ({action.value} by {env.sender})" for r in recipients
-            ],
+            explanation=[f"to {r}: party to case {reference} ({action.value} by {env.sender})" for r in recipients],
             confidence=1.0,
         )
         if reference != env.reference:
@@ -501,9 +491,7 @@ class RoutingService:
         )  # fmt: skip
         committed = await self.store.apply_manual(decision)
         if committed is None:
-            raise ManualError(
-                409, "revision", "another operator routed this message at the same time: reload it"
-            )
+            raise ManualError(409, "revision", "another operator routed this message at the same time: reload it")
         log.info("routed_manually", sender=sender, message_id=message_id, actor=actor, recipients=routing.recipients,
                  revision=revision)  # fmt: skip
         await self._announce(committed)
@@ -552,9 +540,7 @@ class RoutingService:
             )  # fmt: skip
             events.extend(await self.store.append_audit([event]))
 
-        letter = await self.dead_letters.reinject(
-            letter_id, corrected, {REINJECTED_HEADER: letter_id}, record
-        )
+        letter = await self.dead_letters.reinject(letter_id, corrected, {REINJECTED_HEADER: letter_id}, record)
         if letter is None:
             raise ManualError(404, "letter_id", "no such dead letter: already re-injected, or never there")
         await self._announce(events)
@@ -593,11 +579,7 @@ class RoutingService:
                 at=received_at,
                 type=EventType.RECEIVED,
                 actor=env.sender,
-                details={
-                    "kind": env.kind.value,
-                    "priority": env.priority.value,
-                    "sent_at": env.sent_at.isoformat(),
-                },
+                details={"kind": env.kind.value, "priority": env.priority.value, "sent_at": env.sent_at.isoformat()},
                 **ids,
             ),
             AuditEvent(
@@ -624,15 +606,11 @@ class RoutingService:
             ),
         ]
 
-    async def _reject(
-        self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None
-    ) -> None:
+    async def _reject(self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None) -> None:
         if await self.store.seen_rejection(body_digest(raw)):
             # recorded once; dead-lettered again, or this input (a redelivery, a replay of a
             # dead letter that still fails) would end up neither routed nor dead-lettered
-            await self.publisher.publish_dead(
-                raw, rejection.reason, {"x-watchcentre-attempts": str(attempts)}
-            )
+            await self.publisher.publish_dead(raw, rejection.reason, {"x-watchcentre-attempts": str(attempts)})
             self.metrics.duplicate()
             log.info("duplicate_rejection", sender=rejection.sender, message_id=rejection.message_id)
             return
@@ -681,3 +659,4 @@ def _action_of(env: Envelope) -> Action:
     if env.state is None:
         raise CaseRefused("state", "required for a status: the new state, or expected_at with a reason")
     return STATUS_TARGETS[env.state]
+

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
         description="Secure flag of the console's session cookie; false only for plain http on localhost",
     )
 
+    audit_anchor_path: str = Field(
+        default="./var/audit-anchor.jsonl",
+        description="append-only file of signed audit checkpoints, outside the database (ship it off-host)",
+    )
+    audit_anchor_key: SecretStr | None = Field(
+        default=None, description="HMAC key of the checkpoints (32+ characters); else audit_anchor_key_path"
+    )
+    audit_anchor_key_path: str = Field(
+        default="./var/audit-anchor.key", description="key file, created (0600) on first start if absent"
+    )
+    audit_anchor_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="seconds between two checkpoints (written when the head moved)",
+    )
+
     def redacted_amqp_url(self) -> str:
         return redact(self.amqp_url.get_secret_value())
 

@@ -59,6 +59,8 @@ class ServeProcess:
             "WATCHCENTRE_INSTANCE_NAME": name,
             "WATCHCENTRE_LOG_FORMAT": "json",
             "WATCHCENTRE_METRICS_TOKEN": self.metrics_token,
+            "WATCHCENTRE_AUDIT_ANCHOR_PATH": str(log_dir / f"{name}-audit-anchor.jsonl"),
+            "WATCHCENTRE_AUDIT_ANCHOR_KEY_PATH": str(log_dir / "audit-anchor.key"),
             **(extra_env or {}),
         }
         self.proc: asyncio.subprocess.Process | None = None

@@ -49,7 +49,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
-def service_settings(amqp_prefix: str, database_url: tuple[str, str]) -> Settings:
+def service_settings(amqp_prefix: str, database_url: tuple[str, str], tmp_path: Path) -> Settings:
     url, schema = database_url
     return Settings(
         amqp_prefix=amqp_prefix,
@@ -58,6 +58,8 @@ def service_settings(amqp_prefix: str, database_url: tuple[str, str]) -> Setting
         config_dir=str(CONFIG_DIR),
         http_port=0,
         shutdown_deadline=5.0,
+        audit_anchor_path=str(tmp_path / "audit-anchor.jsonl"),  # one anchor per test database
+        audit_anchor_key_path=str(tmp_path / "audit-anchor.key"),
     )
 
 

@@ -257,19 +257,12 @@ async def test_a_backlog_of_requests_opens_its_cases_in_batches_each_once(
         await broker.wait_events(has("case_opened", n=41))
         await broker.wait_events(has("rejected"))
         service, store = inst.runtime.service, inst.runtime.store
-        assert (
-            service.opener.items == 42 and service.opener.batches < service.opener.items
-        )  # not the duplicate
+        assert service.opener.items == 42 and service.opener.batches < service.opener.items  # not the duplicate
         cases = await store.list_cases()
     assert sorted(c.message_id for c in cases) == sorted(r["message_id"] for r in [*requests, named])
     assert len({c.reference for c in cases}) == 41
-    assert all(
-        re.fullmatch(r"WC-\d{4}-\d{6}", c.reference) for c in cases if c.message_id != named["message_id"]
-    )
+    assert all(re.fullmatch(r"WC-\d{4}-\d{6}", c.reference) for c in cases if c.message_id != named["message_id"])
     assert sum(e["type"] == "case_opened" for e in broker.events) == 41
     assert sum(e["type"] == "routed" for e in broker.events) == 41
     [dead] = await broker.drain("dead")
-    assert (
-        dead.headers["x-watchcentre-error"]
-        == "reference: OFAST-2026-7 is already the reference of another request"
-    )
+    assert dead.headers["x-watchcentre-error"] == "reference: OFAST-2026-7 is already the reference of another request"

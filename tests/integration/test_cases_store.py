@@ -80,10 +80,7 @@ async def test_open_cases_batches_as_one_open_case_after_another(backend: Backen
     ]
     refused = [(i, r.existing.message_id) for i, r in enumerate(out) if isinstance(r, ReferenceTaken)]
     assert refused == [(2, "m-0"), (3, "m-2")]
-    assert (
-        await store.get_case("WC-2026-000002") is not None
-        and await store.get_case("WC-2027-000001") is not None
-    )
+    assert await store.get_case("WC-2026-000002") is not None and await store.get_case("WC-2027-000001") is not None
     again = await store.open_cases([case("m-6"), case("m-7")])
     assert [(c.reference, new) for c, new in again if not isinstance(c, ReferenceTaken)] == [
         ("WC-2026-000002", False),

@@ -53,7 +53,8 @@ from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.records import EventType, MessageQuery
 from watchcentre.core.routing import post_key, unit_key
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import Verification, authenticate, record_list, record_read, verify_audit
+from watchcentre.core.audit_chain import Verification
+from watchcentre.security import authenticate, record_list, record_read, verify_audit
 
 log = structlog.get_logger("watchcentre.http")
 
@@ -154,7 +155,8 @@ async def list_audit(request: web.Request, *, query: AuditQuery) -> AuditPage:
 
 
 async def get_audit_verify(request: web.Request, *, query: NoQuery) -> Verification:
-    return await verify_audit(request.app[DEPS].store)
+    deps = request.app[DEPS]
+    return await verify_audit(deps.store, deps.audit_anchor)
 
 
 async def get_envelope_schema(request: web.Request) -> web.Response:

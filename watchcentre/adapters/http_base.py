@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from watchcentre.adapters.http_models import RFC3339_PATTERN
 from watchcentre.core.access import Area, Principal
 from watchcentre.core.network import Network
-from watchcentre.core.ports import Clock, Store, SystemClock
+from watchcentre.core.ports import AuditAnchor, Clock, Store, SystemClock
 
 MAX_REQUEST_BYTES = 1024 * 1024
 SESSION_COOKIE = "wc_session"
@@ -42,6 +42,8 @@ class HttpDeps:
     """A static token a Prometheus scraper may present for /metrics only (operators' tokens work too)."""
     cookie_secure: bool = True
     """The session cookie's Secure flag: off only for a console served over plain http on localhost."""
+    audit_anchor: AuditAnchor | None = None
+    """The signed checkpoints `GET /api/audit/verify` checks the trail against (None: the chain only)."""
 
 
 DEPS = web.AppKey("deps", HttpDeps)

@@ -54,11 +54,11 @@ from watchcentre.adapters.http_models import (
     UnitList,
 )
 from watchcentre.core.access import Area
+from watchcentre.core.audit_chain import Verification
 from watchcentre.core.envelope import Envelope
 from watchcentre.core.manual import Note, NoteInput
 from watchcentre.core.records import MessageQuery
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import Verification
 
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
 _ANY_JSON: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
@@ -100,8 +100,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/audit", http.list_audit, "listAudit", "The audit trail, oldest first, filtered and paged",
           Area.AUDIT, {200: Json(AuditPage, "One page of events.")}, query=AuditQuery),
     Route("GET", "/api/audit/verify", http.get_audit_verify, "verifyAudit",
-          "Walk the audit hash chain; name the first record whose link or hash is broken", Area.AUDIT,
-          {200: Json(Verification, "The verification (ok: false names first_break.seq).")}, query=NoQuery),
+          "Walk the audit trail: the hash chain, gaps in seq, the signed anchor of its head", Area.AUDIT,
+          {200: Json(Verification, "The verification; ok: false lists every finding in problems.")}, query=NoQuery),
     Route("GET", "/api/schema/envelope", http.get_envelope_schema, "envelopeSchema",
           "JSON Schema of the envelope senders publish", Area.REFERENCE,
           {200: Content("A JSON Schema document.", _ANY_JSON)}),

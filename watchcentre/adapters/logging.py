@@ -15,9 +15,7 @@ SENSITIVE_KEYS = frozenset(
     {"token", "authorization", "cookie", "password", "secret", "body", "raw", "envelope", "amqp_url",
      "database_url", "wc_session"}
 )  # fmt: skip
-_URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I
-)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
 _TOKEN = re.compile(r"wct_[A-Za-z0-9_-]{8,}")
 
 

@@ -495,15 +495,7 @@ class SqliteStore:
             cursor = db.execute(
                 "INSERT INTO manual_routes (sender, message_id, revision, at, actor, reason, recipients)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    d.sender,
-                    d.message_id,
-                    d.revision,
-                    _ts(d.at),
-                    d.actor,
-                    d.reason,
-                    _json(d.routing.recipients),
-                ),
+                (d.sender, d.message_id, d.revision, _ts(d.at), d.actor, d.reason, _json(d.routing.recipients)),
             )
             if not cursor.rowcount:
                 return None

@@ -251,6 +251,23 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+class AuditAnchor(Protocol):
+    """Where signed audit checkpoints are kept outside the database (an append-only file). The key
+    that signs them is the anchor's, never the database's."""
+
+    where: str
+    """The anchor's name for people (a path)."""
+    key: bytes
+
+    async def read(self) -> bytes | None:
+        """Everything written so far; None when nothing ever was (no file)."""
+        ...
+
+    async def append(self, line: bytes) -> None:
+        """Append one line durably (fsynced before returning); b"" only makes sure the anchor exists."""
+        ...
+
+
 class DeadLetters(Protocol):
     """The dead-letter queue as a work queue: browse it, and move one letter back to intake."""
 
