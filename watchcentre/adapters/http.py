@@ -49,11 +49,11 @@ from watchcentre.adapters.http_models import (
     UnitView,
 )
 from watchcentre.core.access import can_see, visibility, visible_posts, visible_units
+from watchcentre.core.audit_chain import Verification
 from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.records import EventType, MessageQuery
 from watchcentre.core.routing import post_key, unit_key
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.core.audit_chain import Verification
 from watchcentre.security import authenticate, record_list, record_read, verify_audit
 
 log = structlog.get_logger("watchcentre.http")
