@@ -149,6 +149,32 @@ async def test_a_subject_with_markup_is_shown_as_text(console: Console) -> None:
         await context.close()
 
 
+async def test_bidi_overrides_and_zero_width_characters_are_shown_not_obeyed(console: Console) -> None:
+    context, page, problems = await console.page()
+    try:
+        # shown raw, U+202E makes "Facture gnp.exe" read "Facture exe.png"; U+200B hides in a word
+        env = envelope(
+            subject="Facture \u202egnp.exe",
+            body="Pièce jointe: co\u200bcaïne \u2066x\u2069",
+            countries=["MA"],
+        )
+        await console.broker.publish(env)
+        line = row(page, env["message_id"])
+        await expect(line).to_have_count(1, timeout=10_000)
+        shown = line.locator(".subject")
+        assert await shown.text_content() == "Facture ⟨U+202E⟩gnp.exe"
+        assert await shown.get_attribute("title") == "Facture ⟨U+202E⟩gnp.exe"
+        assert await shown.get_attribute("dir") == "auto"
+        await line.click()
+        await expect(page.locator("#detail-subject")).to_have_text("Facture ⟨U+202E⟩gnp.exe")
+        await expect(page.locator("#detail-text")).to_contain_text("co⟨U+200B⟩caïne ⟨U+2066⟩x⟨U+2069⟩")
+        text = await page.locator("body").inner_text()
+        assert not any(c in text for c in "\u202e\u200b\u2066\u2069")
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await context.close()
+
+
 async def test_triage_item_routed_by_clicking_lands_in_the_posts_queue(console: Console) -> None:
     context, page, _ = await console.page()
     try:

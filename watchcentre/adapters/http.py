@@ -244,6 +244,9 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
 
 
 async def post_signout(request: web.Request) -> web.Response:
+    # Public (an expired session may still sign out), so the middleware's Origin check does not run:
+    # without this, any site could sign a user out.
+    same_origin(request, "cross-origin sign-out refused")
     response = json_response(SignedOut(signed_out=True).model_dump(mode="json"))
     secure = request.app[DEPS].cookie_secure
     response.del_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Strict")

@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from watchcentre.adapters.http_models import RFC3339_PATTERN
 from watchcentre.core.access import Area, Principal
+from watchcentre.core.bounds import DEPTH_PROBLEM, time_problem, too_deep
 from watchcentre.core.network import Network
 from watchcentre.core.ports import AuditAnchor, Clock, Store, SystemClock
 
@@ -98,8 +100,8 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         if value != "":
             params[key] = value
     for key in ("since", "until"):
-        if key in params and key in model.model_fields and not _RFC3339.match(params[key]):
-            raise ApiError(400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", key)
+        if key in params and key in model.model_fields:
+            parse_time(params[key], key)
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -107,6 +109,20 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         where = ".".join(str(p) for p in first["loc"]) or "query"
         message = "unknown parameter" if first["type"] == "extra_forbidden" else str(first["msg"])
         raise ApiError(400, message, where) from None
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """An RFC 3339 time with an offset, within the sane range (core/bounds.py); 400 naming `field`."""
+    if not _RFC3339.match(text):
+        raise ApiError(400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", field)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:  # matches the pattern, yet no such day: 2024-02-30
+        raise ApiError(400, "not a real date and time", field) from None
+    problem = time_problem(at)
+    if problem is not None:
+        raise ApiError(400, problem, field)
+    return at
 
 
 def _integral(value: Any) -> Any:
@@ -134,10 +150,14 @@ async def parse_json_body(request: web.Request, model: type[M], max_bytes: int =
         raise ApiError(413, f"request body over the {max_bytes}-byte limit")
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):  # orjson's own cap (1024), above ours
+            raise ApiError(400, DEPTH_PROBLEM, "body") from None
         raise ApiError(400, "not valid JSON", "body") from None
     if not isinstance(data, dict):
         raise ApiError(400, "expected a JSON object", "body")
+    if too_deep(data):  # before anything recursive (`_integral`, validation) walks it
+        raise ApiError(400, DEPTH_PROBLEM, "body")
     try:
         return model.model_validate(_integral(data), strict=True)
     except ValidationError as exc:

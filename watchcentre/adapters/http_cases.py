@@ -13,17 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from datetime import datetime
 from html import escape
 from typing import Any
 
 from aiohttp import web
 
-from watchcentre.adapters.http_base import DEPS, ApiError, principal_of
+from watchcentre.adapters.http_base import DEPS, ApiError, parse_time, principal_of
 from watchcentre.adapters.http_models import (
     CASE_SUMMARY_FIELDS,
-    RFC3339_PATTERN,
     CaseActionBody,
     CaseDetail,
     CaseList,
@@ -35,6 +33,7 @@ from watchcentre.adapters.http_models import (
 )
 from watchcentre.cases import Actor, CaseDesk
 from watchcentre.core.access import Principal, Role
+from watchcentre.core.bounds import visible
 from watchcentre.core.lifecycle import Action, Case, Side
 from watchcentre.core.network import CENTRE
 from watchcentre.core.records import AuditEvent, EventType
@@ -52,8 +51,6 @@ def _desk(request: web.Request) -> CaseDesk:
         raise ApiError(503, "case actions are not wired in this instance")
     return desk
 
-
-_RFC3339 = re.compile(RFC3339_PATTERN)
 
 ACTIONS: dict[str, Action | None] = {
     "ack": Action.ACK,
@@ -208,13 +205,7 @@ async def post_case_action(request: web.Request, *, body: CaseActionBody | None)
     case = await _visible_case(request)
     desk = _desk(request)
     body = body or CaseActionBody()
-    expected_at = None
-    if body.expected_at is not None:
-        if not _RFC3339.match(body.expected_at):
-            raise ApiError(
-                400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", "expected_at"
-            )
-        expected_at = datetime.fromisoformat(body.expected_at)
+    expected_at = None if body.expected_at is None else parse_time(body.expected_at, "expected_at")
     action = ACTIONS[name]
     if action is None:
         if body.clarification is None:
@@ -274,7 +265,7 @@ _PAGE = """<!doctype html>
 <body>
 <main>
 <h1>{reference}</h1>
-<p><strong>{subject}</strong></p>
+<p><strong dir="auto">{subject}</strong></p>
 <dl>
 {facts}
 </dl>
@@ -326,10 +317,12 @@ async def track_page(request: web.Request) -> web.Response:
     html = _PAGE.format(
         reference=escape(case.reference),
         state=escape(view.state),
-        subject=escape(case.subject),
-        facts="\n".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts),
+        subject=escape(visible(case.subject)),
+        facts="\n".join(
+            f'<dt>{escape(k)}</dt><dd dir="auto">{escape(visible(str(v)))}</dd>' for k, v in facts
+        ),
         timeline="\n".join(
-            f"<li><time>{escape(e.at.isoformat())}</time> {escape(e.type)} by {escape(e.actor)}</li>"
+            f"<li><time>{escape(e.at.isoformat())}</time> {escape(e.type)} by <bdi>{escape(visible(e.actor))}</bdi></li>"
             for e in timeline
         ),
     )

@@ -18,6 +18,9 @@ from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
+"""What the document promises is accepted: years 2001-2098, inside core/bounds.py's range whatever
+the offset (the server checks the range itself, with its own message)."""
 
 # -- wire shapes ---------------------------------------------------------------------------------
 

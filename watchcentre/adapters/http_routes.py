@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from watchcentre.adapters import http, http_cases, http_console
 from watchcentre.adapters.http_base import PUBLIC, Body, Content, Json, PathParam, Route
 from watchcentre.adapters.http_models import (
-    RFC3339_PATTERN,
+    SANE_TIME_PATTERN,
     AuditPage,
     AuditQuery,
     CaseActionBody,
@@ -62,7 +62,7 @@ from watchcentre.core.taxonomy import CRIME_CODES
 
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
 _ANY_JSON: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
-_TIME = {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}
+_TIME = {"type": "string", "format": "date-time", "pattern": SANE_TIME_PATTERN}
 _PERIOD = {name: {"schema": _TIME} for name in ("since", "until")}
 _REFERENCE = PathParam("reference", "The case reference, e.g. WC-2026-000123.", pattern=".+")  # may hold '/'
 _NO_CASE = {404: Json(ErrorBody, "No such case, or not one the caller may see.")}

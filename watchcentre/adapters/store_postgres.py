@@ -23,6 +23,7 @@ from pydantic_core import to_json
 
 from watchcentre.core.access import Role, TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
+from watchcentre.core.bounds import too_deep
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case, generated_reference
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.ports import ReferenceTaken, TransientError
@@ -860,6 +861,8 @@ def _raw_envelope(raw: bytes) -> str | None:
         data = json.loads(raw.decode("utf-8"), parse_constant=_refuse)  # NaN: not JSON
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\\ud800") are not text
     except (ValueError, RecursionError):
+        return None
+    if too_deep(data):  # kept as raw bytes only: too deep to serialise for display
         return None
     return _json(data) if isinstance(data, dict) else None
 

@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
+from watchcentre.core.bounds import DEPTH_PROBLEM, sane_time, too_deep
 from watchcentre.core.taxonomy import CRIME_CODES
 
 MAX_BODY_BYTES = 256 * 1024
@@ -74,6 +75,7 @@ def _normalise_iso2(codes: list[str]) -> list[str]:
 
 
 Ident = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+SaneTime = Annotated[AwareDatetime, AfterValidator(sane_time)]
 
 
 class Envelope(BaseModel):
@@ -88,7 +90,7 @@ class Envelope(BaseModel):
     kind: Kind
     subject: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     body: Annotated[str, AfterValidator(_check_body_size)]
-    sent_at: AwareDatetime = Field(description="RFC 3339 time with an offset.")
+    sent_at: SaneTime = Field(description="RFC 3339 time with an offset.")
     reference: Ident | None = Field(default=None, description="Case reference, for tracking.")
     priority: Priority = Priority.NORMAL
     countries: Annotated[list[str], AfterValidator(_normalise_iso2)] = Field(
@@ -108,7 +110,7 @@ class Envelope(BaseModel):
     state: Literal["acknowledged", "in_progress", "answered", "closed", "rejected", "withdrawn"] | None = Field(
         default=None, description="status: the state the case moves to."
     )
-    expected_at: AwareDatetime | None = Field(
+    expected_at: SaneTime | None = Field(
         default=None, description="status: a new expected answer time (with `reason`), when a deadline cannot be met."
     )
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
@@ -158,12 +160,15 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 
 def rejection_from_validation(err: ValidationError, raw: Any) -> Rejection:
     first = err.errors(include_url=False)[0]
-    field = _field_name(first["loc"])
     msg = str(first["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
+    return rejection_from_problem(_field_name(first["loc"]), msg, raw)
+
+
+def rejection_from_problem(field: str, msg: str, raw: Any) -> Rejection:
     ident = raw if isinstance(raw, dict) else {}
     mid, snd = ident.get("message_id"), ident.get("sender")
     return Rejection(
@@ -187,10 +192,14 @@ def decode_envelope(raw: bytes) -> Envelope | Rejection:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] == "json_invalid":
+            if "recursion limit" in str(first["msg"]):  # the parser's own cap, above ours
+                return Rejection(field="envelope", problem=DEPTH_PROBLEM)
             return Rejection(field="envelope", problem=f"not valid JSON ({first['msg']})")
         data = json.loads(raw)
         if not isinstance(data, dict):
             return Rejection(field="envelope", problem=f"expected a JSON object, got {type(data).__name__}")
+        if too_deep(data):
+            return rejection_from_problem("envelope", DEPTH_PROBLEM, data)
         return rejection_from_validation(exc, data)
 
 

@@ -171,6 +171,10 @@ class AnswerRule(BaseModel):
     within: Duration
 
 
+MAX_EXTENSION = timedelta(days=366)
+"""The most `extend_at_most` may be configured to: a year is already no deadline at all."""
+
+
 class DeadlineRules(BaseModel):
     """config/deadlines.yaml. The first answer rule matching (priority, access) applies."""
 
@@ -184,6 +188,10 @@ class DeadlineRules(BaseModel):
     )
     acknowledge: dict[Literal["urgent", "normal"], Duration]
     answer: list[AnswerRule] = Field(min_length=1)
+    extend_at_most: Duration = Field(
+        default=Duration(days=30),
+        description="How far past the legal due time a post may set a new expected time (extend).",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> DeadlineRules:
@@ -194,6 +202,8 @@ class DeadlineRules(BaseModel):
             for access in ("direct", "indirect"):
                 if not any(r.priority == priority and r.access in (access, "any") for r in self.answer):
                     raise ValueError(f"answer: no rule for priority {priority} with {access} access")
+        if self.extend_at_most.delta > MAX_EXTENSION:
+            raise ValueError(f"extend_at_most: at most {MAX_EXTENSION.days} days")
         return self
 
     def answer_within(self, priority: str, access: str) -> timedelta:
@@ -334,6 +344,11 @@ def new_case(
     )
 
 
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 24 else f"{hours:g} hours"
+
+
 def apply(
     case: Case,
     action: Action,
@@ -342,9 +357,11 @@ def apply(
     *,
     expected_at: datetime | None = None,
     reason: str | None = None,
+    extend_at_most: timedelta = timedelta(days=30),
 ) -> tuple[Case, dict[str, Any]]:
     """The case after `action` by `side` at `at`, and the details for its audit event; or
-    InvalidTransition. Alerts are re-armed when an extension moves the due time."""
+    InvalidTransition. Alerts are re-armed when an extension moves the due time, which may be at
+    most `extend_at_most` past the legal due time (DeadlineRules.extend_at_most)."""
     if action not in ACTIONS_BY_SIDE[side]:
         raise InvalidTransition(case.state, action, f"a {side.value} may not {action.value} a case")
     target = TRANSITIONS[action].get(case.state)
@@ -386,6 +403,16 @@ def apply(
             raise InvalidTransition(case.state, action, "reason: an extension needs its reason")
         if expected_at <= at:
             raise InvalidTransition(case.state, action, "expected_at: must be in the future")
+        latest = schedule(case).legal_due_at
+        assert latest is not None  # schedule always sets it
+        latest += extend_at_most
+        if expected_at > latest:
+            raise InvalidTransition(
+                case.state,
+                action,
+                f"expected_at: at most {_span(extend_at_most)} past the legal due time, "
+                f"i.e. not after {latest.isoformat()}",
+            )
         update["expected_at"] = expected_at
         update["extension_reason"] = reason.strip()
         update["warning_raised_at"] = None

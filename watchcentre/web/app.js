@@ -1,6 +1,6 @@
 // The operator console. Plain ES module, no build step, no dependency. Every piece of text that comes
 // from a message is put in the page as text (dom.js), never as markup.
-import { h, append, clear, time, dateTime, duration, csv } from "./dom.js";
+import { h, append, clear, time, dateTime, duration, csv, escapedJson } from "./dom.js";
 import { loadWorld, drawMap, legend } from "./map.js";
 
 const MAX_ROWS = 500; // rows kept in the feed; older ones drop off the bottom
@@ -212,7 +212,7 @@ function feedRow(m, fresh) {
     cell("c-time", time(m.received_at)),
     cell("c-prio", badge(prio, prio === "urgent" ? "urgent" : "normal")),
     cell("c-sender", m.sender || "?"),
-    h("span", { role: "cell", class: "subject", title: m.subject || "" }, m.subject || (m.status === "rejected" ? "(rejected input)" : "")),
+    h("span", { role: "cell", class: "subject", dir: "auto", title: m.subject || "" }, m.subject || (m.status === "rejected" ? "(rejected input)" : "")),
     cell("c-crime", tags(m.crime_types)),
     cell("c-countries", tags(m.countries)),
     cell("c-recipients", tags(m.recipients)),
@@ -286,7 +286,7 @@ async function loadTriage() {
         h("td", null, dateTime(m.received_at)),
         h("td", null, badge(m.priority || "normal", m.priority === "urgent" ? "urgent" : "normal")),
         h("td", null, m.sender),
-        h("td", { class: "subject" }, m.subject || ""),
+        h("td", { class: "subject", dir: "auto" }, m.subject || ""),
         h("td", null, tags(m.crime_types)),
         h("td", { class: "why" }, m.why || ""),
       ),
@@ -316,7 +316,7 @@ async function openDetail(messageId, sender) {
   const routing = m.routing || {};
   append(
     body,
-    h("h2", { id: "detail-subject" }, marked(m.highlights.subject)),
+    h("h2", { id: "detail-subject", dir: "auto" }, marked(m.highlights.subject)),
     h(
       "p",
       null,
@@ -327,7 +327,7 @@ async function openDetail(messageId, sender) {
     ),
     m.error ? h("p", { class: "error" }, `Rejected: ${m.error}`) : null,
     h("h3", null, "Body"),
-    h("div", { class: "body-text", id: "detail-text" }, marked(m.highlights.body)),
+    h("div", { class: "body-text", id: "detail-text", dir: "auto" }, marked(m.highlights.body)),
     h("h3", null, "Envelope"),
     h(
       "dl",
@@ -431,7 +431,7 @@ async function loadDeadlines() {
           "li",
           { class: `deadline${c.overdue ? " overdue" : ""}`, dataset: { reference: c.reference } },
           h("div", { class: `left${soon ? " soon" : ""}` }, c.overdue ? `OVERDUE ${duration(left || 0)}` : typeof left === "number" ? `${duration(left)} left` : "—"),
-          h("div", null, h("b", null, c.reference), " ", badge(c.priority || "normal", c.priority === "urgent" ? "urgent" : "normal"), " ", badge(c.state, c.state === "triage" ? "triage" : "normal"), h("div", { class: "subject" }, c.subject || ""), h("div", { class: "muted" }, `${c.sender} → `, tags(c.recipients))),
+          h("div", null, h("b", null, c.reference), " ", badge(c.priority || "normal", c.priority === "urgent" ? "urgent" : "normal"), " ", badge(c.state, c.state === "triage" ? "triage" : "normal"), h("div", { class: "subject", dir: "auto" }, c.subject || ""), h("div", { class: "muted" }, `${c.sender} → `, tags(c.recipients))),
           h("div", { class: "muted" }, `due ${dateTime(c.due_at)}`, h("br"), c.acknowledged_at ? `acknowledged ${dateTime(c.acknowledged_at)}` : c.ack_due_at ? `ack due ${dateTime(c.ack_due_at)}` : ""),
         );
       }),
@@ -517,7 +517,8 @@ async function countDead() {
 }
 
 function pretty(text) {
-  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+  // escapedJson only where the text is JSON: inside strings an escape is the same character
+  try { return escapedJson(JSON.stringify(JSON.parse(text), null, 2)); } catch { return text; }
 }
 
 async function loadDead() {
