@@ -20,8 +20,10 @@ from typing import Any
 import orjson
 import structlog
 
+from watchcentre.core import parties
 from watchcentre.core.envelope import Envelope, Routing
 from watchcentre.core.errors import DomainError
+from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import (
     CASE_EVENT_TYPES,
     CASE_OPENED,
@@ -39,7 +41,7 @@ from watchcentre.core.lifecycle import (
 from watchcentre.core.network import CENTRE, Network
 from watchcentre.core.ports import Clock, OutboundCopy, Publisher, ReferenceTaken, Store
 from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent, Status
-from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, copy_id, post_key, unit_key
+from watchcentre.core.routing import TRIAGE, copy_id, restrict
 from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.cases")
@@ -80,8 +82,10 @@ class CaseDesk:
         network: Network,
         rules: DeadlineRules,
         opener: Callable[[Case], Awaitable[tuple[Case, bool] | ReferenceTaken]] | None = None,
+        handling: HandlingRules | None = None,
     ) -> None:
         self.store = store
+        self.handling = handling or HandlingRules()
         self.opener = opener
         """Opens one case through a batch (`Store.open_cases`); `Store.open_case` when None."""
         self.publisher = publisher
@@ -92,25 +96,13 @@ class CaseDesk:
     # -- who is who --------------------------------------------------------------------------------
 
     def side_of(self, case: Case, sender: str) -> Side | None:
-        """A sender's side in this case: the post(s) it was routed to, the unit that sent it, the centre."""
-        if sender == CENTRE:
-            return Side.CENTRE
-        kind = self.network.sender_kind(sender)
-        if kind == "post" and post_key(sender) in case.recipients:
-            return Side.POST
-        if sender == case.sender:
-            return Side.UNIT
-        return None
+        return parties.side_of(case, sender, self.network)
 
-    def counterparts(self, case: Case, side: Side) -> list[str]:
-        """Who hears of an action: the other side (the centre sees all post traffic)."""
-        requester = unit_key(case.sender) if self.network.sender_kind(case.sender) == "unit" else CENTRE_INBOX
-        posts = [r for r in case.recipients if r.startswith("post.")] or [TRIAGE]
-        if side is Side.POST:
-            return list(dict.fromkeys([requester, CENTRE_INBOX]))
-        if side is Side.UNIT:
-            return posts
-        return list(dict.fromkeys([requester, *posts]))
+    def counterparts(self, case: Case, side: Side) -> tuple[list[str], list[str]]:
+        """Who hears of an action by `side` (the other side), the case's marking applied; and why."""
+        recipients = parties.counterparts(case, side, self.network)
+        why = [f"to {r}: party to case {case.reference}" for r in recipients]
+        return restrict(recipients, why, case.handling, self.handling)
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -131,6 +123,7 @@ class CaseDesk:
             crime_types=routing.crime_types,
             countries=routing.countries,
             recipients=routing.recipients,
+            handling=env.handling,
             triage=status is Status.TRIAGE,
             opened_at=at,
             rules=self.rules,
@@ -219,7 +212,7 @@ class CaseDesk:
         """Tell the other side over AMQP of an action taken over HTTP: the copy an ack, status or
         clarification envelope from `sender` would have produced (AMQP message_id from the event's seq,
         so a recipient drops a duplicate). Best effort after the commit: the audit is the record."""
-        recipients = self.counterparts(case, side)
+        recipients, why = self.counterparts(case, side)
         message_id = f"{case.reference}/{event.seq}"
         kind, extra = _as_envelope(action, case, event)
         body: dict[str, Any] = {
@@ -232,20 +225,20 @@ class CaseDesk:
             "reference": case.reference,
             "priority": case.priority,
             "in_reply_to": case.message_id,
+            **({"handling": case.handling} if case.handling else {}),
             **extra,
             "routing": {
                 "crime_types": case.crime_types,
                 "countries": case.countries,
                 "recipients": recipients,
-                "explanation": [
-                    f"to {r}: party to case {case.reference} ({action.value} by {event.actor})"
-                    for r in recipients
-                ],
+                "explanation": [f"{action.value} by {event.actor}", *why],
                 "confidence": 1.0,
             },
         }
         raw = orjson.dumps(body)
         headers = {"x-watchcentre-sender": sender, "x-watchcentre-message-id": message_id}
+        if case.handling:
+            headers["x-watchcentre-handling"] = case.handling
         copies = [OutboundCopy(r, copy_id(sender, message_id, r), raw, headers) for r in recipients]
         try:
             await self.publisher.publish_routed(copies)

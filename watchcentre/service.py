@@ -29,6 +29,7 @@ import structlog
 
 from watchcentre.batching import Batcher
 from watchcentre.cases import Actor, CaseDesk, CaseRefused
+from watchcentre.core import parties
 from watchcentre.core.classify import Classifier
 from watchcentre.core.envelope import (
     CASE_KINDS,
@@ -41,8 +42,8 @@ from watchcentre.core.envelope import (
 )
 from watchcentre.core.errors import DomainError
 from watchcentre.core.handling import HandlingRules
-from watchcentre.core.lifecycle import STATUS_TARGETS, Action, Case, DeadlineRules, Side
-from watchcentre.core.manual import ManualRouting, decide_manually, holders
+from watchcentre.core.lifecycle import STATUS_TARGETS, Action, Case, DeadlineRules, reassign
+from watchcentre.core.manual import ManualRouting, decide_manually, holders, marking_override
 from watchcentre.core.network import Network
 from watchcentre.core.ports import (
     Clock,
@@ -66,7 +67,16 @@ from watchcentre.core.records import (
     Status,
     body_digest,
 )
-from watchcentre.core.routing import TRIAGE, Original, choose_original, copy_id, decide, sender_key, unit_key
+from watchcentre.core.routing import (
+    TRIAGE,
+    Original,
+    choose_original,
+    copy_id,
+    decide,
+    sender_key,
+    unit_key,
+    unmatched,
+)
 
 log = structlog.get_logger("watchcentre.service")
 
@@ -132,6 +142,7 @@ class RoutingService:
             network=network,
             rules=deadlines or DeadlineRules.eu_default(),
             opener=self.opener.submit,
+            handling=self.handling,
         )
         self._failures: OrderedDict[str, int] = OrderedDict()  # input digest → handler failures
         self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -284,72 +295,82 @@ class RoutingService:
             log.info("duplicate", sender=env.sender, message_id=env.message_id)
             return None
         received_at = self.clock.now()
-        original = await self._original(env)
+        original, case = await self._link(env)
         if env.kind in CASE_KINDS:
-            return await self._case_action(env, original, received_at)
-        reference = env.reference or (original.reference if original else None)
-        hints = env.countries or await self._case_countries(env, reference)
+            return await self._case_action(env, case, received_at)
+        reference = case.reference if case is not None else None
+        if case is not None:
+            env = self._marked(env, case)
+        hints = env.countries or (
+            list(case.countries) if case is not None and case.sender == env.sender else []
+        )
         cls = self.classifier.classify(env.subject, env.body, hints, env.crime_types)
         routing = decide(env, cls, self.network, original, self.handling)
         status = Status.TRIAGE if TRIAGE in routing.recipients else Status.ROUTED
         extra: list[AuditEvent] = []
         if env.kind is Kind.REQUEST:
-            case, opened = await self.cases.open_for(env, routing, status, received_at)
-            reference, extra = case.reference, [opened]  # recorded with the message, in its transaction
-        elif reference is not None and env.kind is Kind.REPLY:
-            await self._answered(reference, env, routing)
-        if reference != env.reference:
+            opened, event = await self.cases.open_for(env, routing, status, received_at)
+            reference, extra = opened.reference, [event]  # recorded with the message, in its transaction
+        elif case is not None and env.kind is Kind.REPLY:
+            await self._answered(case, env, routing)
+        if reference is not None and reference != env.reference:
             env = env.model_copy(update={"reference": reference})  # the routed copy carries the case
         return await self._deliver(env, routing, status, reference, received_at, extra)
 
-    async def _case_countries(self, env: Envelope, reference: str | None) -> list[str]:
-        """A follow-up from the requester on its own case (information, alert) goes where the case
-        went: its countries are the hints when the message gives none."""
-        if reference is None or env.kind is Kind.REQUEST:
-            return []
-        case = await self.store.get_case(reference)
-        return list(case.countries) if case is not None and case.sender == env.sender else []
+    def _marked(self, env: Envelope, case: Case) -> Envelope:
+        """The envelope carrying its case's marking when that is the stricter one."""
+        marking = self.handling.strictest(case.handling, env.handling)
+        return env if marking == env.handling else env.model_copy(update={"handling": marking})
 
-    async def _original(self, env: Envelope) -> Original | None:
-        """The message this one answers: by in_reply_to, else (not for a request) the request of the
-        case its reference names, so that a reply naming only the case goes back to the requester."""
+    async def _link(self, env: Envelope) -> tuple[Original | None, Case | None]:
+        """What this message answers (by in_reply_to, else the request of the case its reference
+        names) and the case it belongs to: only what its sender is a party to (core/parties.py). A
+        link to anything else is treated as a link to nothing, so a non-party learns nothing of it."""
+        original = None
         if env.in_reply_to:
             found = await self.store.originals(env.in_reply_to)
-            if found:
-                return choose_original(found, sender_key(self.network, env.sender))
-        if env.reference and env.kind is not Kind.REQUEST:
-            case = await self.store.get_case(env.reference)
-            if case is not None:
-                return Original(case.sender, case.message_id, tuple(case.recipients), case.reference)
-        return None
+            mine = [o for o in found if parties.party_to(o, env.sender, self.network)]
+            original = choose_original(mine, sender_key(self.network, env.sender))
+        if env.kind is Kind.REQUEST:
+            return original, None  # its reference names the case it opens
+        reference = env.reference or (original.reference if original else None)
+        case = await self.store.get_case(reference) if reference is not None else None
+        if case is not None and parties.side_of(case, env.sender, self.network) is None:
+            case = None
+        if original is None and case is not None:
+            original = parties.case_original(case)
+        return original, case
 
-    async def _answered(self, reference: str, env: Envelope, routing: Routing) -> None:
-        """A reply routed back to the requesting unit answers its case (if it still awaits one)."""
-        case = await self.store.get_case(reference)
-        if case is None or unit_key(case.sender) not in routing.recipients or not case.open:
+    async def _answered(self, case: Case, env: Envelope, routing: Routing) -> None:
+        """A reply from a post of the case (or the centre) routed back to the requesting unit answers
+        its case, if it still awaits one."""
+        if unit_key(case.sender) not in routing.recipients or not case.open:
             return
-        side = self.cases.side_of(case, env.sender) or Side.CENTRE
-        if side is Side.UNIT:
+        side = self.cases.side_of(case, env.sender)
+        if side is None or not parties.may(side, Action.ANSWER):
             return
         try:
             await self.cases.act(
-                reference, Action.ANSWER, Actor(Side.CENTRE, env.sender), cause=(env.sender, env.message_id)
+                case.reference, Action.ANSWER, Actor(side, env.sender), cause=(env.sender, env.message_id)
             )
         except CaseRefused as exc:  # e.g. answered meanwhile over HTTP: the reply is routed all the same
-            log.info("reply_not_an_answer", reference=reference, problem=exc.problem)
+            log.info("reply_not_an_answer", reference=case.reference, problem=exc.problem)
 
-    async def _case_action(self, env: Envelope, original: Original | None, received_at: datetime) -> str | None:
-        """ack, status, clarification: act on the case, then tell the other side (a routed copy)."""
-        reference = env.reference or (original.reference if original else None)
-        if reference is None:
-            raise CaseRefused("reference", f"a {env.kind.value} needs the case reference (or in_reply_to one of its messages)")
-        case = await self.store.get_case(reference)
+    async def _case_action(self, env: Envelope, case: Case | None, received_at: datetime) -> str | None:
+        """ack, status, clarification: act on the case, then tell the other side (a routed copy).
+        From a sender that is a party to no case it names: to triage, the case untouched."""
         if case is None:
-            raise CaseRefused("reference", f"no case {reference}")
+            if not (env.reference or env.in_reply_to):
+                raise CaseRefused(
+                    "reference",
+                    f"a {env.kind.value} needs the case reference (or in_reply_to one of its messages)",
+                )
+            return await self._unmatched(env, received_at)
+        reference = case.reference
+        side = self.cases.side_of(case, env.sender)
+        if side is None:  # _link keeps only a case its sender is a party to; never acts for another
+            return await self._unmatched(env, received_at)
         try:
-            side = self.cases.side_of(case, env.sender)
-            if side is None:
-                raise CaseRefused("sender", f"{env.sender} is not a party to case {reference}")
             action = _action_of(env)
             case, _ = await self.cases.act(
                 reference,
@@ -363,17 +384,28 @@ class RoutingService:
         except CaseRefused as refused:
             refused.reference = reference
             raise
-        recipients = self.cases.counterparts(case, side)
+        recipients, why = self.cases.counterparts(case, side)
         routing = Routing(
             crime_types=case.crime_types,
             countries=case.countries,
             recipients=recipients,
-            explanation=[f"to {r}: party to case {reference} ({action.value} by {env.sender})" for r in recipients],
+            explanation=[f"{action.value} by {env.sender} on case {reference}", *why],
             confidence=1.0,
         )
+        env = self._marked(env, case)
         if reference != env.reference:
             env = env.model_copy(update={"reference": reference})
         return await self._deliver(env, routing, Status.ROUTED, reference, received_at)
+
+    async def _unmatched(self, env: Envelope, received_at: datetime) -> str | None:
+        """A case action naming no case its sender is a party to: to the centre's triage, recorded
+        under no case, with a reason built from the envelope alone (the same whether it exists)."""
+        routing = Routing(
+            crime_types=[], countries=[], recipients=[TRIAGE],
+            explanation=[f"to {TRIAGE}: {unmatched(env)}"], confidence=0.0,
+        )  # fmt: skip
+        log.info("not_a_party", sender=env.sender, message_id=env.message_id, kind=env.kind.value)
+        return await self._deliver(env, routing, Status.TRIAGE, None, received_at)
 
     async def _deliver(
         self,
@@ -417,6 +449,8 @@ class RoutingService:
         reason: str,
         actor: str,
         expected_revision: int | None = None,
+        override_marking: bool = False,
+        override_reason: str | None = None,
     ) -> tuple[Routing, list[AuditEvent]]:
         """Route (or re-route) a stored message to the recipients an operator chose, as an automatic
         decision is: copies published persistent and confirmed, then the decision and its `routed`
@@ -424,14 +458,20 @@ class RoutingService:
 
         `expected_revision` is the number of manual decisions the operator saw: if another was taken
         meanwhile, 409. Copies carry deterministic ids per (recipient, revision): retrying the same
-        decision after a failure republishes the same ids (recipients drop them) and records once."""
+        decision after a failure republishes the same ids (recipients drop them) and records once.
+
+        The stricter of the message's and its case's marking applies: recipients it does not allow
+        are refused (409, field `recipients`) unless `override_marking` is set with `override_reason`,
+        which the audit event records. Routing a request makes the chosen recipients its case's
+        parties (triage → routed), in the same transaction as the decision."""
         key = (sender, message_id)
         lock = self._manual_locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
                 return await self._route_manually(
-                    sender, message_id, recipients, reason, actor, expected_revision
-                )
+                    sender, message_id, recipients, reason, actor, expected_revision,
+                    override_reason=(override_reason or "") if override_marking else None,
+                )  # fmt: skip
         finally:
             if not lock.locked():
                 self._manual_locks.pop(key, None)
@@ -444,8 +484,9 @@ class RoutingService:
         reason: str,
         actor: str,
         expected_revision: int | None,
+        override_reason: str | None,
     ) -> tuple[Routing, list[AuditEvent]]:
-        from watchcentre.core.manual import ManualRoutingError
+        from watchcentre.core.manual import ManualRoutingError, MarkingForbids
 
         stored = await self.store.get_message(message_id, sender)
         if stored is None or stored.status is Status.REJECTED or stored.envelope is None:
@@ -457,41 +498,56 @@ class RoutingService:
             raise ManualError(409, "revision", f"the message was routed again meanwhile{who}: reload it")
         revision = len(done) + 1
         previous = Routing.model_validate(stored.routing) if stored.routing else None
+        case = await self.store.get_case(stored.reference) if stored.reference else None
+        marking = self.handling.strictest(case.handling if case else None, stored.handling)
         try:
             routing = decide_manually(
-                previous=previous, recipients=recipients, reason=reason, actor=actor, network=self.network
-            )
+                previous=previous, recipients=recipients, reason=reason, actor=actor, network=self.network,
+                marking=marking, rules=self.handling, override_reason=override_reason,
+            )  # fmt: skip
+            overridden = marking_override(routing.recipients, marking, self.handling, override_reason)
+        except MarkingForbids as exc:
+            raise ManualError(409, exc.field, exc.problem) from None
         except ManualRoutingError as exc:
             raise ManualError(400, exc.field, exc.problem) from None
         env = Envelope.model_validate(stored.envelope)
+        if marking != env.handling:
+            env = env.model_copy(update={"handling": marking})  # the copies carry the case's marking
         copies = self._copies(env, routing, revision)
         await self.publisher.publish_routed(copies)
         now = self.clock.now()
+        details: dict[str, object] = {
+            "recipients": routing.recipients,
+            "copies": {c.routing_key: c.message_id for c in copies},
+            "confirmed": True,
+            "manual": True,
+            "reason": reason.strip(),
+            "revision": revision,
+            "previous_recipients": stored.recipients,
+        }
+        if overridden is not None:
+            details["marking_overridden"] = overridden
+        after = None
+        if case is not None and (case.sender, case.message_id) == (sender, message_id):
+            after, details["case"] = reassign(
+                case, routing.recipients, now
+            )  # its parties are the chosen ones now
         event = AuditEvent(
-            at=now,
-            type=EventType.ROUTED,
-            actor=actor,
-            sender=sender,
-            message_id=message_id,
-            reference=stored.reference,
-            details={
-                "recipients": routing.recipients,
-                "copies": {c.routing_key: c.message_id for c in copies},
-                "confirmed": True,
-                "manual": True,
-                "reason": reason.strip(),
-                "revision": revision,
-                "previous_recipients": stored.recipients,
-            },
-        )
+            at=now, type=EventType.ROUTED, actor=actor, sender=sender, message_id=message_id,
+            reference=stored.reference, details=details,
+        )  # fmt: skip
         decision = ManualRouting(
             sender=sender, message_id=message_id, revision=revision, routing=routing,
             recipients=holders(stored.recipients, routing), actor=actor, reason=reason.strip(), at=now,
-            events=[event],
+            events=[event], case=after,
         )  # fmt: skip
         committed = await self.store.apply_manual(decision)
         if committed is None:
-            raise ManualError(409, "revision", "another operator routed this message at the same time: reload it")
+            raise ManualError(
+                409,
+                "revision",
+                "another operator routed this message, or its case changed, meanwhile: reload it",
+            )
         log.info("routed_manually", sender=sender, message_id=message_id, actor=actor, recipients=routing.recipients,
                  revision=revision)  # fmt: skip
         await self._announce(committed)

@@ -14,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.integration.harness import Broker, envelope, running
 from tests.integration.test_http import NETWORK, OUTCOMES, PRINCIPALS, Harness, issue_all
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import SESSION_COOKIE, HttpDeps
@@ -474,3 +476,82 @@ async def test_no_token_and_no_message_body_reaches_the_logs(
     for secret in (guess, api.tokens["operator"], "s3cret", "secret body of"):
         assert secret not in err
     assert json.loads(err.strip().splitlines()[-1])["url"] == "amqp://guest:***@host/"
+
+
+# -- the matrix over AMQP: who may act on a case ----------------------------------------------------
+# Each cell acts on its own fresh case (a request from ofast routed to madrid) as one sender with one
+# kind. A party allowed to act changes the case; a party whose side may not is refused (dead letter
+# naming the rule); anyone else is no party: the case is untouched and the message goes to triage.
+
+AMQP_SENDERS = ["madrid", "rome", "ofast", "oclco", "centre"]
+AMQP_ACTIONS: dict[str, dict[str, Any]] = {
+    "ack": {"kind": "ack"},
+    "status": {"kind": "status", "state": "in_progress"},
+    "clarification": {"kind": "clarification", "clarification": "request"},
+    "reply": {"kind": "reply"},
+}
+_OK = {"ack": "acknowledged", "status": "in_progress", "clarification": "routed", "reply": "answered"}
+AMQP_MATRIX: dict[tuple[str, str], str] = {
+    **{("madrid", a): _OK[a] for a in AMQP_ACTIONS},
+    **{("centre", a): _OK[a] for a in AMQP_ACTIONS},
+    **{(s, a): "triage" for s in ("rome", "oclco") for a in AMQP_ACTIONS},
+    ("ofast", "ack"): "refused", ("ofast", "status"): "refused", ("ofast", "clarification"): "refused",
+    ("ofast", "reply"): "no_answer",  # routed; the requester's own reply answers nothing
+}  # fmt: skip
+
+
+def test_the_amqp_matrix_covers_every_sender_and_action() -> None:
+    assert set(AMQP_MATRIX) == {(s, a) for s in AMQP_SENDERS for a in AMQP_ACTIONS}
+
+
+async def test_access_matrix_over_amqp(service_settings: Settings, broker: Broker) -> None:
+    cells = list(AMQP_MATRIX)
+    requests = {cell: envelope(sender="ofast", countries=["ES"]) for cell in cells}
+    async with running(service_settings) as inst:
+        store = inst.runtime.store
+        for body in requests.values():
+            await broker.publish(body)
+        await broker.wait_events(lambda ev: sum(e["type"] == "case_opened" for e in ev) >= len(cells))
+        cases = {c.message_id: c for c in await store.list_cases()}
+        actions = {}
+        for cell in cells:
+            sender, action = cell
+            case = cases[requests[cell]["message_id"]]
+            link = {"in_reply_to": case.message_id} if action == "reply" else {"reference": case.reference}
+            actions[cell] = envelope(sender=sender, subject="suivi", body="-", **AMQP_ACTIONS[action], **link)
+            await broker.publish(actions[cell])
+        ids = {a["message_id"] for a in actions.values()}
+        await broker.wait_events(
+            lambda ev: (
+                len({e["message_id"] for e in ev if e["type"] in ("routed", "triaged", "rejected")} & ids)
+                == len(ids)
+            )
+        )
+        await broker.wait_events(
+            lambda ev: (
+                sum(e["type"] == "case_answered" for e in ev)
+                >= sum(v == "answered" for v in AMQP_MATRIX.values())
+            )
+        )
+        after = {cell: await store.get_case(cases[requests[cell]["message_id"]].reference) for cell in cells}
+        outcome = {cell: (await store.get_message(actions[cell]["message_id"], cell[0])) for cell in cells}
+    dead = {
+        orjson.loads(m.body)["message_id"]: m.headers["x-watchcentre-error"]
+        for m in await broker.drain("dead")
+    }
+    for cell, expected in AMQP_MATRIX.items():
+        case, message = after[cell], outcome[cell]
+        assert case is not None, cell
+        if expected == "refused":
+            assert dead[actions[cell]["message_id"]].startswith("state: a unit may not"), cell
+            assert case.state == "routed" and case.version == 0, cell
+        elif expected == "triage":
+            assert message is not None and message.status == "triage", cell
+            assert case.state == "routed" and case.version == 0, cell  # untouched
+        elif expected == "no_answer":
+            assert message is not None and message.status == "routed", cell
+            assert case.state == "routed" and case.version == 0, cell
+        else:
+            assert case.state == expected, cell
+            if cell[1] == "clarification":
+                assert case.clarification_since is not None, cell

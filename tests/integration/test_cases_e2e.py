@@ -6,7 +6,6 @@ once with an injected time, and after a restart only those still unraised."""
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ import orjson
 import pytest
 
 from tests.integration.harness import Broker, envelope, running
+from watchcentre.core.references import well_formed
 from watchcentre.security import verify_audit
 from watchcentre.settings import Settings
 
@@ -44,7 +44,7 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         await broker.wait_events(has("routed"))
         [copy] = await broker.drain("post.madrid")
         reference = orjson.loads(copy.body)["reference"]
-        assert re.fullmatch(r"WC-\d{4}-\d{6}", reference)
+        assert well_formed(reference)
         case = await store.get_case(reference)
         assert case is not None and case.state == "routed" and case.recipients == ["post.madrid"]
 
@@ -83,7 +83,8 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         await broker.wait_events(has("case_answered", reference=reference))
         await act(1, "case_closed", sender="ofast", kind="status", state="closed", reference=reference)
 
-        # refused: an ack on a closed case, an action by a post that is not a party, an unknown case
+        # refused: an ack on a closed case, a status without its state; an action by a post that is
+        # not a party, and one naming an unknown case, go to triage alike (the case untouched)
         bad = [
             envelope(sender="madrid", kind="ack", subject="ack", body="-", reference=reference),
             envelope(sender="rome", kind="ack", subject="ack", body="-", reference=reference),
@@ -92,12 +93,13 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         ]
         for env in bad:
             await broker.publish(env)
-        await broker.wait_events(has("rejected", n=4))
+        await broker.wait_events(has("rejected", n=2))
+        await broker.wait_events(has("triaged", n=2))
         final = await store.get_case(reference)
         timeline = [e.type for e in await store.audit(reference=reference, limit=1000)]
         assert (await verify_audit(store)).ok  # case records are chained like every other
 
-    assert timeline.count("rejected") == 3  # the refusals about this case are in its timeline
+    assert timeline.count("rejected") == 2  # the parties' refusals about this case are in its timeline
     assert final is not None and final.state == "closed" and final.answered_at is not None
     assert final.acknowledged_at is not None and final.paused_seconds >= 0
     for expected in (
@@ -119,9 +121,20 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         for m in await broker.drain("dead")
     }
     assert reasons[bad[0]["message_id"]] == "state: cannot ack a case that is closed (current state: closed)"
-    assert reasons[bad[1]["message_id"]] == f"sender: rome is not a party to case {reference}"
-    assert reasons[bad[2]["message_id"]] == "reference: no case WC-1999-000001"
     assert reasons[bad[3]["message_id"]].startswith("state: required for a status")
+    assert set(reasons) == {bad[0]["message_id"], bad[3]["message_id"]}
+    triaged = {
+        m["message_id"]: m["routing"]["explanation"]
+        for m in (orjson.loads(t.body) for t in await broker.drain("centre.triage"))
+    }
+    assert triaged[bad[1]["message_id"]] == [
+        f"to centre.triage: ack from rome: no case or message it is a party to matches reference {reference};"
+        " an operator must match it"
+    ]
+    assert triaged[bad[2]["message_id"]] == [
+        "to centre.triage: ack from madrid: no case or message it is a party to matches reference WC-1999-000001;"
+        " an operator must match it"
+    ]
 
 
 async def test_a_given_reference_is_kept_and_a_taken_one_refused(settings: Settings, broker: Broker) -> None:
@@ -236,7 +249,7 @@ async def test_a_sender_that_names_a_reply_queue_gets_its_receipt_with_the_new_r
     by_id = {orjson.loads(m.body)["message_id"]: (m, orjson.loads(m.body)) for m in got}
     message, receipt = by_id[request["message_id"]]
     assert receipt["status"] == "routed" and receipt["recipients"] == ["post.madrid"]
-    assert re.fullmatch(r"WC-\d{4}-\d{6}", receipt["reference"])
+    assert well_formed(receipt["reference"])
     assert message.correlation_id == request["message_id"]
     refused = by_id[bad["message_id"]][1]
     assert refused["status"] == "rejected" and "unknown sender" in refused["error"]
@@ -257,12 +270,17 @@ async def test_a_backlog_of_requests_opens_its_cases_in_batches_each_once(
         await broker.wait_events(has("case_opened", n=41))
         await broker.wait_events(has("rejected"))
         service, store = inst.runtime.service, inst.runtime.store
-        assert service.opener.items == 42 and service.opener.batches < service.opener.items  # not the duplicate
+        assert (
+            service.opener.items == 42 and service.opener.batches < service.opener.items
+        )  # not the duplicate
         cases = await store.list_cases()
     assert sorted(c.message_id for c in cases) == sorted(r["message_id"] for r in [*requests, named])
     assert len({c.reference for c in cases}) == 41
-    assert all(re.fullmatch(r"WC-\d{4}-\d{6}", c.reference) for c in cases if c.message_id != named["message_id"])
+    assert all(well_formed(c.reference) for c in cases if c.message_id != named["message_id"])
     assert sum(e["type"] == "case_opened" for e in broker.events) == 41
     assert sum(e["type"] == "routed" for e in broker.events) == 41
     [dead] = await broker.drain("dead")
-    assert dead.headers["x-watchcentre-error"] == "reference: OFAST-2026-7 is already the reference of another request"
+    assert (
+        dead.headers["x-watchcentre-error"]
+        == "reference: OFAST-2026-7 is already the reference of another request"
+    )

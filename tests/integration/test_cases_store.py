@@ -10,9 +10,11 @@ import pytest
 
 from tests.integration import test_store
 from tests.integration.test_store import Backend
+from watchcentre.adapters import store_postgres, store_sqlite
 from watchcentre.core.lifecycle import Action, CaseState, DeadlineRules, Side, apply, new_case
 from watchcentre.core.ports import ReferenceTaken
-from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent
+from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent, Visibility
+from watchcentre.core.references import check_char, well_formed
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 RULES = DeadlineRules.eu_default()
@@ -31,19 +33,39 @@ def opened(at: datetime = T0) -> AuditEvent:
     return AuditEvent(at=at, type="case_opened", actor=SYSTEM_ACTOR, sender="ocrtis", message_id="m-1")
 
 
-async def test_open_generates_readable_references_and_is_idempotent(backend: Backend) -> None:
+async def test_open_generates_unguessable_references_and_is_idempotent(backend: Backend) -> None:
     store = backend.store
     first, new = await store.open_case(case("m-1"), [opened()])
-    assert new and first.reference == "WC-2026-000001"
+    assert new and well_formed(first.reference) and first.reference.startswith("WC-2026-")
     second, new2 = await store.open_case(case("m-2"), [])
-    assert new2 and second.reference == "WC-2026-000002"
+    assert new2 and well_formed(second.reference) and second.reference != first.reference
     again, new3 = await store.open_case(case("m-1"), [opened()])
-    assert not new3 and again.reference == "WC-2026-000001"
-    events = await store.audit(reference="WC-2026-000001")
+    assert not new3 and again.reference == first.reference
+    events = await store.audit(reference=first.reference)
     assert [e.type for e in events] == ["case_opened"]  # not twice
-    loaded = await store.get_case("WC-2026-000001")
+    loaded = await store.get_case(first.reference)
     assert loaded is not None and loaded.state is CaseState.ROUTED and loaded.due_at == T0 + timedelta(days=7)
     assert await store.get_case("WC-nope") is None
+
+
+async def test_a_generated_reference_never_takes_one_already_used(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's own reference in the generated form, or a collision of random draws, is drawn again."""
+    store = backend.store
+    squatted = "WC-2026-0000000000" + check_char("0000000000")
+    await store.open_case(case("m-0", reference=squatted), [])
+    draws = iter([squatted, squatted, "WC-2026-SECOND"])
+    for module in (store_sqlite, store_postgres):
+        monkeypatch.setattr(module, "new_reference", lambda year: next(draws))
+    fresh, new = await store.open_case(case("m-1"), [])
+    assert new and fresh.reference == "WC-2026-SECOND"
+    draws = iter([squatted, "WC-2026-THIRD", "WC-2026-THIRD", "WC-2026-FOURTH"])
+    out = await store.open_cases([case("m-2"), case("m-3")])
+    assert sorted(r[0].reference for r in out if not isinstance(r, ReferenceTaken)) == [
+        "WC-2026-FOURTH",
+        "WC-2026-THIRD",
+    ]
 
 
 async def test_a_given_reference_is_kept_and_cannot_be_taken_twice(backend: Backend) -> None:
@@ -64,30 +86,35 @@ async def test_open_cases_batches_as_one_open_case_after_another(backend: Backen
         case("m-4", reference="OFAST/2026/2"),  # taken by m-2, earlier in this batch: refused
         case("m-1"),  # the same request twice in one batch: opened once
         case("m-0", reference="OFAST/2026/1"),  # already open
-        case("m-5", at=T0 + timedelta(days=365)),  # another year: its own numbers
+        case("m-5", at=T0 + timedelta(days=365)),  # another year: its year in the reference
         case("m-6"),
     ]
     out = await store.open_cases(batch)
     assert len(out) == len(batch)
     ok = [r for r in out if not isinstance(r, ReferenceTaken)]
+    generated = {c.message_id: c.reference for c, new in ok if new and c.message_id in ("m-1", "m-5", "m-6")}
     assert [(c.reference, c.message_id, new) for c, new in ok] == [
-        ("WC-2026-000001", "m-1", True),
+        (generated["m-1"], "m-1", True),
         ("OFAST/2026/2", "m-2", True),
-        ("WC-2026-000001", "m-1", False),
+        (generated["m-1"], "m-1", False),
         ("OFAST/2026/1", "m-0", False),
-        ("WC-2027-000001", "m-5", True),
-        ("WC-2026-000002", "m-6", True),
+        (generated["m-5"], "m-5", True),
+        (generated["m-6"], "m-6", True),
     ]
+    assert all(well_formed(r) for r in generated.values()) and len(set(generated.values())) == 3
+    assert generated["m-5"].startswith("WC-2027-") and generated["m-6"].startswith("WC-2026-")
     refused = [(i, r.existing.message_id) for i, r in enumerate(out) if isinstance(r, ReferenceTaken)]
     assert refused == [(2, "m-0"), (3, "m-2")]
-    assert await store.get_case("WC-2026-000002") is not None and await store.get_case("WC-2027-000001") is not None
+    assert (
+        await store.get_case(generated["m-6"]) is not None
+        and await store.get_case(generated["m-5"]) is not None
+    )
     again = await store.open_cases([case("m-6"), case("m-7")])
-    assert [(c.reference, new) for c, new in again if not isinstance(c, ReferenceTaken)] == [
-        ("WC-2026-000002", False),
-        ("WC-2026-000003", True),
-    ]
+    [(six, six_new), (seven, seven_new)] = [r for r in again if not isinstance(r, ReferenceTaken)]
+    assert (six.reference, six_new, seven_new) == (generated["m-6"], False, True) and well_formed(
+        seven.reference
+    )
     assert await store.open_cases([]) == []
-    assert (await store.open_case(case("m-8"), []))[0].reference == "WC-2026-000004"  # numbers go on
 
 
 async def test_concurrent_open_cases_open_each_request_once(backend: Backend) -> None:
@@ -101,7 +128,7 @@ async def test_concurrent_open_cases_open_each_request_once(backend: Backend) ->
             by_request.setdefault(r[0].message_id, set()).add(r[0].reference)
     assert len(by_request) == 40 and all(len(refs) == 1 for refs in by_request.values())
     refs = {ref for refs in by_request.values() for ref in refs}
-    assert refs == {f"WC-2026-{n:06d}" for n in range(1, 41)}  # no number used twice, none skipped
+    assert len(refs) == 40 and all(well_formed(r) for r in refs)  # no reference used twice
     assert len(await store.list_cases()) == 40
 
 
@@ -192,7 +219,32 @@ async def test_list_cases_filters_open_and_period(backend: Backend) -> None:
     b, _ = await store.open_case(case("m-2", at=T0 + timedelta(days=1)), [])
     closed, _ = apply(b, Action.WITHDRAW, Side.UNIT, T0 + timedelta(days=1))
     await store.update_case(closed, b.version, [])
-    assert [c.reference for c in await store.list_cases()] == [a.reference, b.reference]
+    assert [c.reference for c in await store.list_cases()] == [b.reference, a.reference]  # newest first
     assert [c.reference for c in await store.list_cases(open_only=True)] == [a.reference]
     assert [c.reference for c in await store.list_cases(since=T0 + timedelta(hours=1))] == [b.reference]
     assert [c.reference for c in await store.list_cases(until=T0 + timedelta(hours=1))] == [a.reference]
+
+
+async def test_need_to_know_follows_the_case_data_and_older_databases_are_filled_in(backend: Backend) -> None:
+    """The recipients the list query filters on are kept from each case's data by the database
+    itself (whoever rewrites the case), and filled in once for a database from before them."""
+    store = backend.store
+    c, _ = await store.open_case(case("m-1"), [])
+    spain = Visibility(senders=frozenset(), recipients=frozenset({"post.es"}))
+    germany = Visibility(senders=frozenset(), recipients=frozenset({"post.de"}))
+    assert [x.reference for x in await store.list_cases(visibility=spain)] == [c.reference]
+    moved = c.model_copy(update={"recipients": ["post.de"]})
+    assert await store.update_case(moved, c.version, []) is not None
+    assert await store.list_cases(visibility=spain) == []
+    assert [x.reference for x in await store.list_cases(visibility=germany)] == [c.reference]
+    unit = Visibility(senders=frozenset({"ocrtis"}), recipients=frozenset())
+    assert [x.reference for x in await store.list_cases(visibility=unit)] == [c.reference]
+    nobody = Visibility(senders=frozenset(), recipients=frozenset())
+    assert await store.list_cases(visibility=nobody) == []
+
+    await backend.sql("DELETE FROM case_recipients")  # as a database from before the table
+    again = await backend.reopen()
+    try:
+        assert [x.reference for x in await again.list_cases(visibility=germany)] == [c.reference]
+    finally:
+        await again.close()

@@ -3,12 +3,14 @@ decisions, the shift log, counts by crime type and country, the last audit seq."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from tests.integration.test_store import T0, Backend, accepted, backend, event, rejected, save_one  # noqa: F401
-from watchcentre.core.envelope import Routing
+from watchcentre.core.envelope import Envelope, Routing
+from watchcentre.core.lifecycle import CaseState, DeadlineRules, new_case, reassign
 from watchcentre.core.manual import ManualRouting, Note
-from watchcentre.core.records import MessageQuery, Status, Visibility
+from watchcentre.core.records import Accepted, MessageQuery, Status, Visibility
 
 
 def decision(revision: int, recipients: list[str], holders: list[str], message_id: str = "m1") -> ManualRouting:
@@ -72,3 +74,65 @@ async def test_tallies_count_accepted_messages_since_a_time(backend: Backend) ->
     assert t.total == 2
     assert t.countries == {"ES": 2, "MA": 1}
     assert t.crime_types == {"drug_trafficking": 1, "cybercrime": 1, "financial_crime": 1}
+
+
+async def test_a_manual_decision_on_a_request_moves_its_case_in_the_same_transaction(
+    backend: Backend,  # noqa: F811
+) -> None:
+    store = backend.store
+    await save_one(store, accepted("m1", status=Status.TRIAGE, countries=(), recipients=("centre.triage",)))
+    triaged = new_case(
+        reference="WC-2026-000001", sender="ofast", message_id="m1", priority="urgent", access=None, subject="s",
+        crime_types=[], countries=[], recipients=["centre.triage"], triage=True, opened_at=T0,
+        rules=DeadlineRules.eu_default(),
+    )  # fmt: skip
+    case, _ = await store.open_case(triaged, [])
+    moved, _ = reassign(case, ["post.rome"], T0)
+    # the case changed meanwhile (version 0 is stale): nothing of the decision is written
+    bumped = case.model_copy(update={"subject": "changed"})
+    assert await store.update_case(bumped, 0, []) is not None
+    assert await store.apply_manual(replace(decision(1, ["post.rome"], ["post.rome"]), case=moved)) is None
+    assert await store.manual_routings("ofast", "m1") == []
+    msg = await store.get_message("m1", "ofast")
+    assert msg is not None and msg.status is Status.TRIAGE
+    # on the current case: decision, message and case together
+    fresh = await store.get_case(case.reference)
+    assert fresh is not None
+    moved, _ = reassign(fresh, ["post.rome"], T0)
+    assert (
+        await store.apply_manual(replace(decision(1, ["post.rome"], ["post.rome"]), case=moved)) is not None
+    )
+    after = await store.get_case(case.reference)
+    assert after is not None and after.state is CaseState.ROUTED and after.recipients == ["post.rome"]
+    assert after.version == fresh.version + 1
+
+
+async def test_a_case_from_before_markings_takes_its_requests_marking(backend: Backend) -> None:  # noqa: F811
+    store = backend.store
+    plain = accepted("m1")
+    marked = Accepted(
+        plain.envelope.model_copy(update={"handling": "centre-only"}), plain.routing, plain.status, plain.received_at,
+        plain.events,
+    )  # fmt: skip
+    assert isinstance(marked.envelope, Envelope)
+    await save_one(store, marked)
+    await save_one(store, accepted("m2"))
+    for message_id in ("m1", "m2"):
+        old = new_case(
+            reference="", sender="ofast", message_id=message_id, priority="urgent", access=None, subject="s",
+            crime_types=[], countries=["MA"], recipients=["post.rabat"], triage=False, opened_at=T0,
+            rules=DeadlineRules.eu_default(),
+        )  # fmt: skip
+        await store.open_case(old, [])
+    # as a database written before cases kept their marking: no `handling` in the case data
+    if backend.engine == "sqlite":
+        await backend.sql("UPDATE cases SET data = json_remove(data, '$.handling')")
+    else:
+        await backend.sql("UPDATE cases SET data = data - 'handling'")
+    again = await backend.reopen()
+    try:
+        by_request = {c.message_id: c for c in await again.list_cases()}
+    finally:
+        await again.close()
+    assert by_request["m1"].handling == "centre-only"
+    assert by_request["m2"].handling is None

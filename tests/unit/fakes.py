@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import orjson
 
 from watchcentre.core.audit_chain import GENESIS, event_hash
-from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case, generated_reference
+from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting
 from watchcentre.core.ports import OutboundCopy, ReferenceTaken, TransientError
 from watchcentre.core.records import (
@@ -39,6 +39,7 @@ from watchcentre.core.records import (
     Visibility,
     handling_of,
 )
+from watchcentre.core.references import new_reference
 from watchcentre.core.routing import Original
 
 if TYPE_CHECKING:
@@ -332,9 +333,8 @@ class FakeStore:
         if case.reference in self.cases:
             raise ReferenceTaken(self.cases[case.reference])
         if not case.reference:
-            year = case.opened_at.astimezone(UTC).year
-            self._numbers[year] += 1
-            case = case.model_copy(update={"reference": generated_reference(year, self._numbers[year])})
+            reference = new_reference(case.opened_at.astimezone(UTC).year)
+            case = case.model_copy(update={"reference": reference})
         self.cases[case.reference] = case
         self._case_of[(case.sender, case.message_id)] = case.reference
         self._append([e.model_copy(update={"reference": case.reference}) for e in events])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,9 @@ from watchcentre.core.lifecycle import (
     InvalidTransition,
     Side,
     apply,
-    generated_reference,
     new_case,
 )
+from watchcentre.core.references import new_reference, well_formed
 
 T0 = datetime(2026, 3, 6, 18, 0, tzinfo=UTC)  # a Friday evening: calendar days count the weekend
 RULES = DeadlineRules.eu_default()
@@ -165,9 +166,21 @@ def test_overdue_and_time_left() -> None:
     assert closed.time_left(T0 + 9 * H) is None and not closed.overdue(T0 + 9 * H)
 
 
-def test_triage_opens_in_triage_and_references_are_readable() -> None:
+def test_triage_opens_in_triage() -> None:
     assert case(triage=True).state is S.TRIAGE
-    assert generated_reference(2026, 123) == "WC-2026-000123"
+
+
+def test_generated_references_cannot_be_enumerated() -> None:
+    refs = [new_reference(2026) for _ in range(2000)]
+    assert len(set(refs)) == len(refs)  # 50 random bits each: no two alike
+    assert all(re.fullmatch(r"WC-2026-[0-9A-HJKMNP-TV-Z]{11}", r) and well_formed(r) for r in refs)
+    assert len({r[8:10] for r in refs}) > 500  # no counter: the leading characters spread too
+
+    def typo(r: str) -> str:
+        return r[:-2] + ("0" if r[-2] != "0" else "1") + r[-1]
+
+    assert sum(not well_formed(typo(r)) for r in refs) > 0.9 * len(refs)  # the check character tells
+    assert not well_formed("WC-2026-000123") and not well_formed("OFAST/2026/17")
 
 
 @pytest.mark.parametrize(

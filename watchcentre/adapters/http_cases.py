@@ -2,7 +2,9 @@
 investigator tracking (JSON and a phone-friendly page) and statistics.
 
 Need-to-know as for messages: an operator sees every case; a post only the cases routed to it; a unit
-only the requests it sent; anything else is 404, as if it did not exist. Auditors: 403.
+only the requests it sent; anything else is 404, as if it did not exist. Auditors: 403. Lists are
+scoped inside the store's query (`case_visibility`) and paged newest first by an opaque cursor
+(`before` = the previous page's `next`); a page is shown overdue first, then the least time left.
 Actions: `POST /api/cases/{reference}/{action}` with action ack|progress|answer|close|reject|withdraw|
 clarification|extend and an optional JSON body {reason, expected_at, clarification}. A refused
 transition is 409 with `error.current_state`.
@@ -10,13 +12,16 @@ transition is 409 with `error.current_state`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from watchcentre.adapters.http_base import DEPS, ApiError, parse_time, principal_of
@@ -25,6 +30,7 @@ from watchcentre.adapters.http_models import (
     CaseActionBody,
     CaseDetail,
     CaseList,
+    CasePageQuery,
     CasesQuery,
     CaseSummary,
     CaseTimelineEvent,
@@ -32,11 +38,12 @@ from watchcentre.adapters.http_models import (
     StatsQuery,
 )
 from watchcentre.cases import Actor, CaseDesk
-from watchcentre.core.access import Principal, Role
+from watchcentre.core.access import Principal, Role, case_visibility
 from watchcentre.core.bounds import visible
-from watchcentre.core.lifecycle import Action, Case, Side
+from watchcentre.core.lifecycle import Action, Case
 from watchcentre.core.network import CENTRE
-from watchcentre.core.records import AuditEvent, EventType
+from watchcentre.core.parties import principal_side
+from watchcentre.core.records import AuditEvent, CaseCursor, EventType, Visibility
 from watchcentre.core.routing import post_key
 from watchcentre.core.stats import case_stats, stats_rows
 
@@ -64,6 +71,7 @@ ACTIONS: dict[str, Action | None] = {
 }
 
 
+STATS_PAGE = 5000
 _NOT_TIMELINE = frozenset({EventType.ACCESSED.value, EventType.LISTED.value})
 
 
@@ -116,21 +124,8 @@ def _urgency(case: Case, now: datetime) -> tuple[int, float]:
 
 
 def may_see(who: Principal, case: Case) -> bool:
-    if who.role is Role.OPERATOR:
-        return True
-    if who.role is Role.POST and who.subject:
-        return post_key(who.subject) in case.recipients
-    if who.role is Role.UNIT and who.subject:
-        return case.sender == who.subject
-    return False
-
-
-def side_of(who: Principal, case: Case) -> Side:
-    if who.role is Role.OPERATOR:
-        return Side.CENTRE
-    if who.role is Role.POST:
-        return Side.POST
-    return Side.UNIT
+    """Only a party sees a case (core/parties.py: the same rule as over AMQP)."""
+    return principal_side(who, case) is not None
 
 
 async def _visible_case(request: web.Request) -> Case:
@@ -168,27 +163,59 @@ async def _record(request: web.Request, case: Case | None, details: dict[str, An
 # -- handlers --------------------------------------------------------------------------------------
 
 
+def cursor_of(case: Case) -> str:
+    """The opaque `next` cursor after `case`: where it stands in the newest-first order."""
+    raw = orjson.dumps([case.opened_at.isoformat(), case.reference])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _cursor(text: str | None) -> CaseCursor | None:
+    """`before` back into a place in the order; a 400 naming it when it is not a cursor we gave."""
+    if text is None:
+        return None
+    try:
+        at, reference = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        opened_at = datetime.fromisoformat(at)
+        if opened_at.tzinfo is None or not isinstance(reference, str) or not reference:
+            raise ValueError("incomplete")
+        return CaseCursor(opened_at.astimezone(UTC), reference)
+    except (ValueError, TypeError, OverflowError, binascii.Error):  # orjson's error is a ValueError
+        raise ApiError(400, "not a cursor: pass the `next` of the previous page", "before") from None
+
+
+async def _case_list(
+    request: web.Request,
+    query: CasePageQuery,
+    visibility: Visibility | None,
+    open_only: bool,
+    what: dict[str, Any],
+) -> CaseList:
+    """One page of the cases `visibility` lets through, scoped in the store's query, with the next cursor."""
+    now = request.app[DEPS].clock.now()
+    found = await request.app[DEPS].store.list_cases(
+        visibility=visibility, open_only=open_only, before=_cursor(query.before), limit=query.limit + 1
+    )
+    page = found[: query.limit]
+    after = cursor_of(page[-1]) if len(found) > query.limit else None
+    await _record(request, None, {"references": [c.reference for c in page], **what})
+    return CaseList(
+        items=[case_summary(c, now) for c in sorted(page, key=lambda c: _urgency(c, now))], next=after
+    )
+
+
 async def list_cases(request: web.Request, *, query: CasesQuery) -> CaseList:
-    deps, who = request.app[DEPS], principal_of(request)
-    now = deps.clock.now()
-    cases = [c for c in await deps.store.list_cases(open_only=bool(query.open)) if may_see(who, c)]
-    cases.sort(key=lambda c: _urgency(c, now))
-    await _record(request, None, {"references": [c.reference for c in cases], "open": query.open})
-    return CaseList(items=[case_summary(c, now) for c in cases])
+    visibility = case_visibility(principal_of(request))
+    return await _case_list(request, query, visibility, bool(query.open), {"open": query.open})
 
 
-async def post_inbox(request: web.Request) -> CaseList:
+async def post_inbox(request: web.Request, *, query: CasePageQuery) -> CaseList:
     post_id = request.match_info["post_id"]
     deps, who = request.app[DEPS], principal_of(request)
     allowed = who.role is Role.OPERATOR or (who.role is Role.POST and who.subject == post_id)
     if not allowed or post_id not in deps.network.posts_by_id:
         raise ApiError(404, "no such post", "post_id")
-    now = deps.clock.now()
-    key = post_key(post_id)
-    cases = [c for c in await deps.store.list_cases(open_only=True) if key in c.recipients]
-    cases.sort(key=lambda c: _urgency(c, now))
-    await _record(request, None, {"references": [c.reference for c in cases], "post": post_id})
-    return CaseList(items=[case_summary(c, now) for c in cases])
+    to_post = Visibility(senders=frozenset(), recipients=frozenset({post_key(post_id)}))
+    return await _case_list(request, query, to_post, True, {"post": post_id})
 
 
 async def get_request(request: web.Request) -> CaseDetail:
@@ -217,7 +244,9 @@ async def post_case_action(request: web.Request, *, body: CaseActionBody | None)
         if not body.reason or not body.reason.strip():
             raise ApiError(400, "required for extend", "reason")
     who = principal_of(request)
-    side = side_of(who, case)
+    side = principal_side(who, case)
+    if side is None:  # unreachable past _visible_case; never act for a non-party
+        raise ApiError(404, "no such case", "reference")
     actor = Actor(side, who.label if who.role is not Role.OPERATOR else f"operator:{who.name}")
     # a refusal (CaseNotFound, CaseRefused) is a domain error: the error middleware answers it
     after, committed = await desk.act(
@@ -235,7 +264,17 @@ def _operators_only(request: web.Request) -> None:
 
 async def _stats(request: web.Request, query: StatsQuery) -> Stats:
     _operators_only(request)
-    cases = await request.app[DEPS].store.list_cases(since=query.since, until=query.until, limit=1_000_000)
+    store, visibility = request.app[DEPS].store, case_visibility(principal_of(request))
+    cases: list[Case] = []
+    before: CaseCursor | None = None
+    while True:  # every case of the period the caller may see, page by page (no cap to truncate it)
+        page = await store.list_cases(
+            visibility=visibility, since=query.since, until=query.until, before=before, limit=STATS_PAGE
+        )
+        cases += page
+        if len(page) < STATS_PAGE:
+            break
+        before = CaseCursor(page[-1].opened_at, page[-1].reference)
     return Stats.model_validate({"since": query.since, "until": query.until, **case_stats(cases)})
 
 

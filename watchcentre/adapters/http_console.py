@@ -96,6 +96,8 @@ class ConsoleActions(Protocol):
         reason: str,
         actor: str,
         expected_revision: int | None = None,
+        override_marking: bool = False,
+        override_reason: str | None = None,
     ) -> tuple[Routing, list[AuditEvent]]: ...
 
     async def reinject_dead(
@@ -426,7 +428,8 @@ async def route(request: web.Request, *, body: RouteRequest) -> RouteResult:
     # a refusal (ManualError: not found, conflict, invalid) is answered by the error middleware
     routing, events = await console.actions.route_manually(
         sender=body.sender, message_id=body.message_id, recipients=body.recipients, reason=body.reason,
-        actor=actor_of(who), expected_revision=body.revision,
+        actor=actor_of(who), expected_revision=body.revision, override_marking=body.override_marking,
+        override_reason=body.override_reason,
     )  # fmt: skip
     return RouteResult(routing=routing, events=events)
 

@@ -158,6 +158,16 @@ class RouteRequest(BaseModel):
         le=2**31 - 1,
         description="Manual decisions already taken on it, as the operator saw: 409 if stale.",
     )
+    override_marking: bool = Field(
+        default=False,
+        description="Route it even where its handling marking (or its case's) does not allow these recipients;"
+        " without it such a routing is refused (409, field `recipients`). Recorded in the audit event.",
+    )
+    override_reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why the marking is overridden: required with override_marking.",
+    )
 
 
 class RouteResult(BaseModel):
@@ -269,7 +279,11 @@ CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)
 
 
 class CaseList(BaseModel):
-    items: list[CaseSummary] = Field(description="Overdue first, then the least time left.")
+    items: list[CaseSummary] = Field(
+        description="One page: the next `limit` cases newest first (by opened_at, then reference),"
+        " shown overdue first, then the least time left."
+    )
+    next: str | None = Field(description="Pass as `before` for the next (older) page; null at the end.")
 
 
 class CaseTimelineEvent(BaseModel):
@@ -326,8 +340,22 @@ class ConflictBody(BaseModel):
     error: ConflictDetail
 
 
-class CasesQuery(BaseModel):
+CASE_PAGE_MAX = 1000
+
+
+class CasePageQuery(BaseModel):
+    """Keyset paging of cases, newest first: GET /api/posts/{post_id}/inbox."""
+
     model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=500, ge=1, le=CASE_PAGE_MAX, description="Cases per page (1 to 1000).")
+    before: str | None = Field(
+        default=None, max_length=400, description="The `next` of the previous page (an opaque cursor)."
+    )
+
+
+class CasesQuery(CasePageQuery):
+    """GET /api/cases."""
 
     open: bool | None = Field(default=None, description="true: only cases still awaiting an answer.")
 

@@ -22,6 +22,7 @@ from watchcentre.adapters.http_models import (
     CaseActionBody,
     CaseDetail,
     CaseList,
+    CasePageQuery,
     CasesQuery,
     ConflictBody,
     ConsoleMessage,
@@ -64,7 +65,9 @@ _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
 _ANY_JSON: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
 _TIME = {"type": "string", "format": "date-time", "pattern": SANE_TIME_PATTERN}
 _PERIOD = {name: {"schema": _TIME} for name in ("since", "until")}
-_REFERENCE = PathParam("reference", "The case reference, e.g. WC-2026-000123.", pattern=".+")  # may hold '/'
+_REFERENCE = PathParam(
+    "reference", "The case reference, e.g. WC-2026-7KQ2M9XH4TF.", pattern=".+"
+)  # may hold '/'
 _NO_CASE = {404: Json(ErrorBody, "No such case, or not one the caller may see.")}
 _NOT_FOUND = {404: Json(ErrorBody, "No such message or dead letter (or already re-injected).")}
 _CONSOLE = ("console",)
@@ -125,8 +128,10 @@ ROUTES: tuple[Route, ...] = (
           {200: Json(SignedOut, "The cookie is cleared.")}),
     # -- the request lifecycle (docs/lifecycle.md) ----------------------------------------------------
     Route("GET", "/api/cases", http_cases.list_cases, "listCases",
-          "Cases the caller may see: overdue first, then the least time left (audited)", Area.MESSAGES,
-          {200: Json(CaseList, "The cases.")}, query=CasesQuery),
+          "Cases the caller may see, newest first in pages; in a page overdue first (audited)", Area.MESSAGES,
+          {200: Json(CaseList, "One page of cases.")}, query=CasesQuery,
+          description="Need-to-know is part of the query: an operator sees every case, a post the cases routed"
+          " to it, a unit the requests it sent. Follow `next` (as `before`) for older cases."),
     Route("POST", "/api/cases/{reference}/{action}", http_cases.post_case_action, "actOnCase",
           "Acknowledge, progress, answer, close, reject, withdraw, clarification, extend", Area.MESSAGES,
           {200: Json(CaseDetail, "The case after the action."),
@@ -141,9 +146,10 @@ ROUTES: tuple[Route, ...] = (
           description="Posts: ack, progress, answer, reject, clarification (request), extend. Units: close, "
           "withdraw, clarification (answer). Operators: all. See docs/lifecycle.md for the transitions."),
     Route("GET", "/api/posts/{post_id}/inbox", http_cases.post_inbox, "postInbox",
-          "Open requests routed to the post, overdue first, then soonest due (audited)", Area.MESSAGES,
-          {200: Json(CaseList, "The open cases."), 404: Json(ErrorBody, "No such post, or not the caller's.")},
-          path_params=(PathParam("post_id", "A post id (an operator, or that post)."),)),
+          "Open requests routed to the post, newest first in pages; in a page overdue first (audited)",
+          Area.MESSAGES,
+          {200: Json(CaseList, "One page of open cases."), 404: Json(ErrorBody, "No such post, or not the caller's.")},
+          query=CasePageQuery, path_params=(PathParam("post_id", "A post id (an operator, or that post)."),)),
     Route("GET", "/api/requests/{reference}", http_cases.get_request, "trackRequest",
           "A request's state, recipients, due times and time left, and its full timeline (audited)",
           Area.MESSAGES, {200: Json(CaseDetail, "The case."), **_NO_CASE}, path_params=(_REFERENCE,)),
@@ -153,11 +159,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/stats", http_cases.get_stats, "stats",
           "Requests by crime type, country, post, state; time to ack and answer; on-time share", Area.MESSAGES,
           {200: Json(Stats, "The statistics.")}, query=StatsQuery, param_schemas=_PERIOD,
-          description="Operators only. Cases opened in [since, until)."),
+          description="Operators only. Every case opened in [since, until)."),
     Route("GET", "/api/stats.csv", http_cases.get_stats_csv, "statsCsv",
           "The statistics as CSV rows (section, key, value)", Area.MESSAGES,
           {200: Content("CSV.", {"text/csv": {"schema": {"type": "string"}}})}, query=StatsQuery,
-          param_schemas=_PERIOD, description="Operators only. Cases opened in [since, until)."),
+          param_schemas=_PERIOD, description="Operators only. Every case opened in [since, until)."),
     # -- the operator console (operators only; the page and its assets hold no data) --------------------
     Route("GET", "/", http_console.console_page, "consolePage",
           "The operator console (a static page; its assets are under /console/)", PUBLIC,
@@ -187,7 +193,9 @@ ROUTES: tuple[Route, ...] = (
           "Route a triage item, or re-route a message, to chosen recipients with a reason (audited)",
           Area.CONSOLE,
           {200: Json(RouteResult, "Published (confirmed) and recorded."), **_NOT_FOUND,
-           409: Json(ErrorBody, "Another manual decision was taken meanwhile: reload.")},
+           409: Json(ErrorBody, "Another manual decision was taken (or its case changed) meanwhile: reload; or its"
+                     " handling marking does not allow these recipients (field `recipients`): set override_marking"
+                     " with override_reason.")},
           body=Body(RouteRequest), tags=_CONSOLE),
     Route("GET", "/api/console/dead", http_console.dead_letters, "consoleDeadLetters",
           "The dead-letter queue as a work queue (nothing is removed)", Area.CONSOLE,

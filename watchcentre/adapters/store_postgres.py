@@ -24,12 +24,13 @@ from pydantic_core import to_json
 from watchcentre.core.access import Role, TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
-from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case, generated_reference
+from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.ports import ReferenceTaken, TransientError
 from watchcentre.core.records import (
     Accepted,
     AuditEvent,
+    CaseCursor,
     MessageQuery,
     Outcome,
     Status,
@@ -37,6 +38,7 @@ from watchcentre.core.records import (
     Visibility,
     handling_of,
 )
+from watchcentre.core.references import new_reference
 from watchcentre.core.routing import Original
 
 _SCHEMA = """
@@ -126,12 +128,35 @@ CREATE TABLE IF NOT EXISTS cases (
     data                  jsonb NOT NULL,
     UNIQUE (sender, message_id)
 );
-CREATE INDEX IF NOT EXISTS cases_opened ON cases (opened_at);
 CREATE INDEX IF NOT EXISTS cases_state ON cases (state, due_at);
-CREATE TABLE IF NOT EXISTS case_numbers (
-    year integer PRIMARY KEY,
-    last integer NOT NULL
+DROP INDEX IF EXISTS cases_opened;
+CREATE INDEX IF NOT EXISTS cases_newest ON cases (opened_at, reference);
+CREATE INDEX IF NOT EXISTS cases_sender_newest ON cases (sender, opened_at, reference);
+CREATE TABLE IF NOT EXISTS case_recipients (
+    recipient text NOT NULL,
+    reference text NOT NULL,
+    PRIMARY KEY (recipient, reference)
 );
+CREATE INDEX IF NOT EXISTS case_recipients_reference ON case_recipients (reference);
+CREATE OR REPLACE FUNCTION cases_recipients_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM case_recipients WHERE reference = OLD.reference;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        INSERT INTO case_recipients (recipient, reference)
+            SELECT r, NEW.reference FROM jsonb_array_elements_text(NEW.data -> 'recipients') AS r
+            ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER cases_recipients AFTER INSERT OR UPDATE OF data OR DELETE ON cases
+    FOR EACH ROW EXECUTE FUNCTION cases_recipients_sync();
+INSERT INTO case_recipients (recipient, reference)
+    SELECT r, c.reference FROM cases c, jsonb_array_elements_text(c.data -> 'recipients') AS r
+    WHERE NOT EXISTS (SELECT 1 FROM case_recipients)
+    ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS manual_routes (
     sender     text NOT NULL,
     message_id text NOT NULL,
@@ -150,6 +175,12 @@ CREATE TABLE IF NOT EXISTS notes (
     message_ids jsonb NOT NULL DEFAULT '[]',
     refs        jsonb NOT NULL DEFAULT '[]'
 );
+-- a case from before markings followed cases takes its request's marking (once: a case written
+-- since then has the key, null or not)
+UPDATE cases SET data = jsonb_set(data, '{handling}', coalesce((
+    SELECT m.envelope -> 'handling' FROM messages m
+    WHERE m.sender = cases.sender AND m.message_id = cases.message_id AND m.status <> 'rejected'), 'null'))
+WHERE NOT data ? 'handling';
 """
 
 # One row per outcome, one array per column; ORDER BY ord gives ids in batch order. ON CONFLICT DO
@@ -418,19 +449,13 @@ class PostgresStore:
                     )
                     if taken:
                         raise ReferenceTaken(_case(taken[0]))
-                else:
+                else:  # a concurrent INSERT of the same one is a UniqueViolation: open_case draws again
                     year = case.opened_at.astimezone(UTC).year
-                    while True:
-                        number = await conn.fetchval(
-                            "INSERT INTO case_numbers (year, last) VALUES ($1, 1)"
-                            " ON CONFLICT (year) DO UPDATE SET last = case_numbers.last + 1 RETURNING last",
-                            year,
-                        )
-                        reference = generated_reference(year, int(number))
-                        if not await conn.fetchval(
-                            "SELECT EXISTS (SELECT 1 FROM cases WHERE reference = $1)", reference
-                        ):
-                            break
+                    reference = new_reference(year)
+                    while await conn.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM cases WHERE reference = $1)", reference
+                    ):
+                        reference = new_reference(year)
                     case = case.model_copy(update={"reference": reference})
                 await conn.execute(
                     "INSERT INTO cases (reference, sender, message_id, state, version, opened_at, ack_due_at,"
@@ -460,34 +485,35 @@ class PostgresStore:
         with _transient():
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(_WRITER_LOCK)
-                done = await conn.fetch(
-                    "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
-                    f" data = $5::jsonb{reset} WHERE reference = $6 AND version = $7 RETURNING reference",
-                    case.state.value, _outc(case.ack_due_at), _outc(case.warn_at), _outc(case.due_at),
-                    _case_data(case), _clean(case.reference), expected_version,
-                )  # fmt: skip
-                if not done:
+                if not await _write_case(conn, case, expected_version, reset):
                     return None
                 return await _insert_events(conn, list(events))
 
     async def list_cases(
         self,
         *,
+        visibility: Visibility | None = None,
         open_only: bool = False,
         since: datetime | None = None,
         until: datetime | None = None,
-        limit: int = 10_000,
+        before: CaseCursor | None = None,
+        limit: int = 1000,
     ) -> list[Case]:
         where = _Where()
+        if visibility is not None:
+            _case_visible(where, visibility)
         if open_only:
             where.conditions.append(f"state IN ({_OPEN})")
         if since is not None:
             where.add("opened_at >= {}", _utc(since))
         if until is not None:
             where.add("opened_at < {}", _utc(until))
+        if before is not None:
+            at, ref = where.param(_utc(before.opened_at)), where.param(_clean(before.reference))
+            where.conditions.append(f"(opened_at, reference) < ({at}, {ref})")
         n = where.param(limit)
         rows = await self._fetch(
-            f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at, reference LIMIT {n}",
+            f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC LIMIT {n}",
             *where.params,
         )
         return [_case(r) for r in rows]
@@ -537,6 +563,12 @@ class PostgresStore:
         return int(await self._fetchval("SELECT coalesce(max(seq), 0) FROM audit"))
 
     async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
+        try:
+            return await self._apply_manual(decision)
+        except _CaseChanged:
+            return None
+
+    async def _apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
         d = decision
         with _transient():
             async with self._pool.acquire() as conn, conn.transaction():
@@ -556,6 +588,8 @@ class PostgresStore:
                 )  # fmt: skip
                 if not updated:
                     raise LookupError(f"no accepted message {d.sender}/{d.message_id}")
+                if d.case is not None and not await _write_case(conn, d.case, d.case.version):
+                    raise _CaseChanged  # rolls the decision back: nothing of it is written
                 return await _insert_events(conn, list(d.events))
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
@@ -683,14 +717,8 @@ async def _open_round(
     pending: list[int],
     results: list[tuple[Case, bool] | ReferenceTaken | None],
 ) -> list[int]:
-    """One round of `_open_cases`: the indexes still to settle (their insert met a concurrent one)."""
-    years = sorted({cases[i].opened_at.astimezone(UTC).year for i in pending if not cases[i].reference})
-    if years:  # lock the years' numbers first: whoever drew numbers before has committed, and is seen below
-        await conn.execute(
-            "INSERT INTO case_numbers (year, last) SELECT y, 0 FROM unnest($1::integer[]) AS y"
-            " ON CONFLICT (year) DO UPDATE SET last = case_numbers.last",
-            years,
-        )
+    """One round of `_open_cases`: the indexes still to settle (their insert met a concurrent one, or
+    a generated reference met one inserted meanwhile: drawn again next round)."""
     rows = await conn.fetch(
         f"SELECT c.sender AS k_sender, c.message_id AS k_message_id, {_CASE_COLUMNS} FROM cases c"
         " JOIN unnest($1::text[], $2::text[]) AS k(sender, message_id)"
@@ -720,7 +748,7 @@ async def _open_round(
             taken[case.reference] = case  # a later request of the batch naming it is refused
             inserts.append((i, case))
     if generate:
-        numbered = await _number_cases(conn, [cases[i] for i in generate], avoid=set(taken))
+        numbered = await _with_references(conn, [cases[i] for i in generate], avoid=set(taken))
         inserts += zip(generate, numbered, strict=True)
     if not inserts:
         return []
@@ -746,31 +774,24 @@ async def _open_round(
     return sorted(again)
 
 
-async def _number_cases(conn: Any, cases: list[Case], avoid: set[str]) -> list[Case]:
-    """The cases with generated references: numbers drawn per year in one statement (the year's row
-    stays locked until COMMIT), skipping references already used."""
-    out: list[Case | None] = [None] * len(cases)
-    by_year: dict[int, list[int]] = {}
-    for j, case in enumerate(cases):
-        by_year.setdefault(case.opened_at.astimezone(UTC).year, []).append(j)
-    for year, todo in sorted(by_year.items()):
-        while todo:
-            last = int(
-                await conn.fetchval(
-                    "INSERT INTO case_numbers (year, last) VALUES ($1, $2)"
-                    " ON CONFLICT (year) DO UPDATE SET last = case_numbers.last + $2 RETURNING last",
-                    year,
-                    len(todo),
-                )
-            )
-            drawn = [generated_reference(year, n) for n in range(last - len(todo) + 1, last + 1)]
-            rows = await conn.fetch("SELECT reference FROM cases WHERE reference = ANY($1::text[])", drawn)
-            used = {r[0] for r in rows} | avoid
-            free = [ref for ref in drawn if ref not in used]
-            for j, ref in zip(todo, free, strict=False):
+async def _with_references(conn: Any, cases: list[Case], avoid: set[str]) -> list[Case]:
+    """The cases with generated references, none already used (one query per draw)."""
+    out, used = list(cases), set(avoid)
+    todo = list(range(len(cases)))
+    while todo:
+        drawn = {j: new_reference(cases[j].opened_at.astimezone(UTC).year) for j in todo}
+        rows = await conn.fetch(
+            "SELECT reference FROM cases WHERE reference = ANY($1::text[])", list(drawn.values())
+        )
+        used |= {r[0] for r in rows}
+        todo = []
+        for j, ref in drawn.items():
+            if ref in used:
+                todo.append(j)
+            else:
+                used.add(ref)  # two alike in one batch: the second draws again
                 out[j] = cases[j].model_copy(update={"reference": ref})
-            todo = todo[len(free) :]
-    return [c for c in out if c is not None]
+    return out
 
 
 def _committed(
@@ -790,6 +811,20 @@ def _visible(where: _Where, v: Visibility) -> None:
     where.conditions.append(
         f"(status <> 'rejected' AND (sender = ANY({senders}::text[]) OR recipients ?| {recipients}::text[]))"
     )
+
+
+def _case_visible(where: _Where, v: Visibility) -> None:
+    """Need-to-know on `cases`: requested by one of the senders or routed to one of the recipients.
+    case_recipients is kept by a trigger from each case's data, whoever writes it."""
+    senders = [where.param(s) for s in sorted(v.senders)]
+    recipients = [where.param(r) for r in sorted(v.recipients)]
+    by_sender = f"sender IN ({', '.join(senders)})" if senders else "1 = 0"
+    to_recipient = (
+        f"reference IN (SELECT r.reference FROM case_recipients r WHERE r.recipient IN ({', '.join(recipients)}))"
+        if recipients
+        else "1 = 0"
+    )
+    where.conditions.append(f"({by_sender} OR {to_recipient})")
 
 
 @contextmanager
@@ -959,6 +994,21 @@ _ALERT_DUE = {  # $1 is now
     "overdue": f"state IN ({_OPEN}) AND due_at <= $1 AND overdue_raised_at IS NULL",
 }
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
+
+
+class _CaseChanged(Exception):
+    """Inside a transaction: the case was changed by another writer (the transaction is undone)."""
+
+
+async def _write_case(conn: Any, case: Case, expected_version: int, also: str = "") -> bool:
+    """Store the case (version + 1) if its stored version is still `expected_version`."""
+    done = await conn.fetch(
+        "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
+        f" data = $5::jsonb{also} WHERE reference = $6 AND version = $7 RETURNING reference",
+        case.state.value, _outc(case.ack_due_at), _outc(case.warn_at), _outc(case.due_at),
+        _case_data(case), _clean(case.reference), expected_version,
+    )  # fmt: skip
+    return bool(done)
 
 
 def _outc(at: datetime | None) -> datetime | None:

@@ -29,12 +29,13 @@ from pydantic_core import to_json
 from watchcentre.core.access import Role, TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
-from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case, generated_reference
+from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.ports import ReferenceTaken, TransientError
 from watchcentre.core.records import (
     Accepted,
     AuditEvent,
+    CaseCursor,
     MessageQuery,
     Outcome,
     Rejected,
@@ -43,6 +44,7 @@ from watchcentre.core.records import (
     Visibility,
     handling_of,
 )
+from watchcentre.core.references import new_reference
 from watchcentre.core.routing import Original
 from watchcentre.tasks import cancel_and_wait
 
@@ -134,12 +136,31 @@ CREATE TABLE IF NOT EXISTS cases (
     data                  TEXT NOT NULL,
     UNIQUE (sender, message_id)
 );
-CREATE INDEX IF NOT EXISTS cases_opened ON cases (opened_at);
 CREATE INDEX IF NOT EXISTS cases_state ON cases (state, due_at);
-CREATE TABLE IF NOT EXISTS case_numbers (
-    year INTEGER PRIMARY KEY,
-    last INTEGER NOT NULL
-);
+DROP INDEX IF EXISTS cases_opened;
+CREATE INDEX IF NOT EXISTS cases_newest ON cases (opened_at, reference);
+CREATE INDEX IF NOT EXISTS cases_sender_newest ON cases (sender, opened_at, reference);
+CREATE TABLE IF NOT EXISTS case_recipients (
+    recipient TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    PRIMARY KEY (recipient, reference)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS case_recipients_reference ON case_recipients (reference);
+CREATE TRIGGER IF NOT EXISTS cases_recipients_insert AFTER INSERT ON cases BEGIN
+    INSERT OR IGNORE INTO case_recipients (recipient, reference)
+        SELECT value, NEW.reference FROM json_each(NEW.data, '$.recipients');
+END;
+CREATE TRIGGER IF NOT EXISTS cases_recipients_update AFTER UPDATE OF data ON cases BEGIN
+    DELETE FROM case_recipients WHERE reference = OLD.reference;
+    INSERT OR IGNORE INTO case_recipients (recipient, reference)
+        SELECT value, NEW.reference FROM json_each(NEW.data, '$.recipients');
+END;
+CREATE TRIGGER IF NOT EXISTS cases_recipients_delete AFTER DELETE ON cases BEGIN
+    DELETE FROM case_recipients WHERE reference = OLD.reference;
+END;
+INSERT OR IGNORE INTO case_recipients (recipient, reference)
+    SELECT j.value, c.reference FROM cases c, json_each(c.data, '$.recipients') j
+    WHERE NOT EXISTS (SELECT 1 FROM case_recipients);
 
 CREATE TABLE IF NOT EXISTS manual_routes (
     sender     TEXT NOT NULL,
@@ -161,6 +182,15 @@ CREATE TABLE IF NOT EXISTS notes (
     refs        TEXT NOT NULL DEFAULT '[]'
 );
 COMMIT;
+"""
+
+# A case from before markings followed cases: it takes its request's marking (once: a case written
+# since then has the key, null or not).
+_CASE_MARKINGS = """
+UPDATE cases SET data = json_set(data, '$.handling', (
+    SELECT json_extract(m.envelope, '$.handling') FROM messages m
+    WHERE m.sender = cases.sender AND m.message_id = cases.message_id AND m.status != 'rejected'))
+WHERE json_type(data, '$.handling') IS NULL
 """
 
 _INSERT_MESSAGE = """
@@ -227,6 +257,7 @@ class SqliteStore:
                 for column in ("prev_hash", "hash"):  # a database from before the hash chain
                     if column not in columns:
                         await db.execute(f"ALTER TABLE audit ADD COLUMN {column} TEXT")
+                await db.execute(_CASE_MARKINGS)
             except BaseException:
                 await db.close()
                 raise
@@ -409,15 +440,7 @@ class SqliteStore:
         reset = ", warning_raised_at = NULL, overdue_raised_at = NULL" if reset_alerts else ""
 
         def tx(db: sqlite3.Connection) -> list[AuditEvent] | None:
-            cursor = db.execute(
-                "UPDATE cases SET state = ?, version = version + 1, ack_due_at = ?, warn_at = ?, due_at = ?,"
-                f" data = ?{reset} WHERE reference = ? AND version = ?",
-                (
-                    case.state.value, _ots(case.ack_due_at), _ots(case.warn_at), _ots(case.due_at),
-                    _case_data(case), case.reference, expected_version,
-                ),
-            )  # fmt: skip
-            if cursor.rowcount != 1:
+            if not _write_case(db, case, expected_version, reset):
                 return None
             return _insert_events(db, list(events))
 
@@ -426,12 +449,18 @@ class SqliteStore:
     async def list_cases(
         self,
         *,
+        visibility: Visibility | None = None,
         open_only: bool = False,
         since: datetime | None = None,
         until: datetime | None = None,
-        limit: int = 10_000,
+        before: CaseCursor | None = None,
+        limit: int = 1000,
     ) -> list[Case]:
-        where, params = ["1"], []
+        where, params = ["1 = 1"], []
+        if visibility is not None:
+            senders, recipients = sorted(visibility.senders), sorted(visibility.recipients)
+            where.append(_case_visible(len(senders), len(recipients)))
+            params += [*senders, *recipients]
         if open_only:
             where.append(f"state IN ({_OPEN})")
         if since is not None:
@@ -440,8 +469,12 @@ class SqliteStore:
         if until is not None:
             where.append("opened_at < ?")
             params.append(_ts(until))
+        if before is not None:
+            where.append("(opened_at, reference) < (?, ?)")
+            params += [_ts(before.opened_at), before.reference]
         rows = await self._fetch(
-            f"SELECT {_CASE_COLUMNS} FROM cases WHERE {' AND '.join(where)} ORDER BY opened_at, reference LIMIT ?",
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE {' AND '.join(where)}"
+            " ORDER BY opened_at DESC, reference DESC LIMIT ?",
             [*params, limit],
         )
         return [_case(r) for r in rows]
@@ -496,7 +529,15 @@ class SqliteStore:
             cursor = db.execute(
                 "INSERT INTO manual_routes (sender, message_id, revision, at, actor, reason, recipients)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (d.sender, d.message_id, d.revision, _ts(d.at), d.actor, d.reason, _json(d.routing.recipients)),
+                (
+                    d.sender,
+                    d.message_id,
+                    d.revision,
+                    _ts(d.at),
+                    d.actor,
+                    d.reason,
+                    _json(d.routing.recipients),
+                ),
             )
             if not cursor.rowcount:
                 return None
@@ -516,9 +557,14 @@ class SqliteStore:
                 " ON CONFLICT DO NOTHING",
                 [(r, fk) for r in d.recipients],
             )
+            if d.case is not None and not _write_case(db, d.case, d.case.version):
+                raise _CaseChanged  # rolls the decision back: nothing of it is written
             return _insert_events(db, list(d.events))
 
-        return await self._write(tx)
+        try:
+            return await self._write(tx)
+        except _CaseChanged:
+            return None
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
         rows = await self._fetch(
@@ -621,6 +667,23 @@ class SqliteStore:
             return result
 
 
+class _CaseChanged(Exception):
+    """Inside a write transaction: the case was changed by another writer (the transaction is undone)."""
+
+
+def _write_case(db: sqlite3.Connection, case: Case, expected_version: int, also: str = "") -> bool:
+    """Store the case (version + 1) if its stored version is still `expected_version`."""
+    cursor = db.execute(
+        "UPDATE cases SET state = ?, version = version + 1, ack_due_at = ?, warn_at = ?, due_at = ?,"
+        f" data = ?{also} WHERE reference = ? AND version = ?",
+        (
+            case.state.value, _ots(case.ack_due_at), _ots(case.warn_at), _ots(case.due_at),
+            _case_data(case), case.reference, expected_version,
+        ),
+    )  # fmt: skip
+    return cursor.rowcount == 1
+
+
 def _open_case(db: sqlite3.Connection, case: Case, events: Sequence[AuditEvent]) -> tuple[Case, bool]:
     """Open one case inside the caller's write transaction (see `SqliteStore.open_case`)."""
     rows = db.execute(
@@ -634,18 +697,11 @@ def _open_case(db: sqlite3.Connection, case: Case, events: Sequence[AuditEvent])
         taken = db.execute(f"SELECT {_CASE_COLUMNS} FROM cases WHERE reference = ?", (reference,)).fetchall()
         if taken:
             raise ReferenceTaken(_case(taken[0]))
-    else:
+    else:  # the only writer holds the lock: a reference found free here is still free at the INSERT
         year = case.opened_at.astimezone(UTC).year
-        while True:
-            db.execute(
-                "INSERT INTO case_numbers (year, last) VALUES (?, 1)"
-                " ON CONFLICT (year) DO UPDATE SET last = last + 1",
-                (year,),
-            )
-            number = _scalar(db, f"SELECT last FROM case_numbers WHERE year = {int(year)}")
-            reference = generated_reference(year, number)
-            if not db.execute("SELECT 1 FROM cases WHERE reference = ?", (reference,)).fetchall():
-                break
+        reference = new_reference(year)
+        while db.execute("SELECT 1 FROM cases WHERE reference = ?", (reference,)).fetchall():
+            reference = new_reference(year)
         case = case.model_copy(update={"reference": reference})
     db.execute(
         "INSERT INTO cases (reference, sender, message_id, state, version, opened_at, ack_due_at, warn_at,"
@@ -931,6 +987,21 @@ def _audit_event(r: Any) -> AuditEvent:
 
 
 _CASE_COLUMNS = "data, version, ack_overdue_raised_at, warning_raised_at, overdue_raised_at"
+
+
+def _case_visible(senders: int, recipients: int) -> str:
+    """Need-to-know on `cases`: requested by one of `senders` or routed to one of `recipients` (their
+    `?` in that order). case_recipients is kept by triggers from each case's data, whoever writes it."""
+    by_sender = f"sender IN ({', '.join('?' * senders)})" if senders else "1 = 0"
+    to_recipient = (
+        "reference IN (SELECT r.reference FROM case_recipients r"
+        f" WHERE r.recipient IN ({', '.join('?' * recipients)}))"
+        if recipients
+        else "1 = 0"
+    )
+    return f"({by_sender} OR {to_recipient})"
+
+
 _OPEN = ", ".join(f"'{s.value}'" for s in sorted(AWAITING_ANSWER))
 _ACK_OPEN = ", ".join(f"'{s.value}'" for s in sorted(AWAITING_ACK))
 _ALERT_DUE = {

@@ -5,8 +5,8 @@ Every route and every later feature (cases, statistics, the live feed) asks the 
 * `may_use(principal, area)`: may this role use this part of the API at all? (No → 403.)
 * `can_see(principal, message)`: is this message visible to it? (No → answered as if it did not
   exist: 404, absent from lists, searches, counts and feeds.)
-* `visibility(principal)`: the same rule as a store filter (`Visibility`), so a list is scoped in the
-  query itself, never filtered after a LIMIT.
+* `visibility(principal)` (messages), `case_visibility(principal)` (cases): the same rule as a store
+  filter (`Visibility`), so a list is scoped in the query itself, never filtered after a LIMIT.
 
 Roles: `operator` (everything operational), `post:<ID>` (messages routed to or sent by that post),
 `unit:<ID>` (the requests it sent and their answers), `auditor` (the audit trail, nothing else).
@@ -113,6 +113,23 @@ def visibility(principal: Principal) -> Visibility | None:
     if principal.role in (Role.POST, Role.UNIT) and principal.subject and principal.key:
         return Visibility(senders=frozenset({principal.subject}), recipients=frozenset({principal.key}))
     return Visibility(senders=frozenset(), recipients=frozenset())  # auditor: no message at all
+
+
+def case_visibility(principal: Principal) -> Visibility | None:
+    """The store filter for the cases this principal may see; None means every case. A post sees the
+    cases routed to it, a unit the requests it sent (it opened those cases); anyone else none."""
+    if principal.role is Role.OPERATOR:
+        return None
+    if principal.role is Role.POST and principal.key:
+        return Visibility(senders=frozenset(), recipients=frozenset({principal.key}))
+    if principal.role is Role.UNIT and principal.subject:
+        return Visibility(senders=frozenset({principal.subject}), recipients=frozenset())
+    return Visibility(senders=frozenset(), recipients=frozenset())
+
+
+def case_visible(vis: Visibility | None, *, sender: str, recipients: Iterable[str]) -> bool:
+    """The case Visibility rule itself, as the stores apply it in SQL."""
+    return vis is None or sender in vis.senders or any(r in vis.recipients for r in recipients)
 
 
 def visible(vis: Visibility | None, *, status: str, sender: str | None, recipients: Iterable[str]) -> bool:

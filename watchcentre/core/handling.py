@@ -6,6 +6,9 @@ Effects:
 * `single-post`: never fanned out: at most one post receives it (the post it answers, otherwise
   the post of the primary country); other posts are named in the explanation as withheld;
 * `centre-only`: only the centre's triage receives it; no post, no unit.
+
+A marking follows its case: a message attached to a case carries the stricter of its own marking
+and the case's (`strictest`), whatever path routes it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ class Effect(StrEnum):
     NONE = "none"
     SINGLE_POST = "single-post"
     CENTRE_ONLY = "centre-only"
+
+
+_RANK = {Effect.NONE: 0, Effect.SINGLE_POST: 1, Effect.CENTRE_ONLY: 2}
+"""How much an effect restricts routing: the higher wins when two markings meet."""
 
 
 class HandlingCode(BaseModel):
@@ -50,6 +57,15 @@ class HandlingRules(BaseModel):
         if code is None or code not in self.codes:
             return Effect.NONE
         return self.codes[code].effect
+
+    def strictest(self, case_code: str | None, own_code: str | None) -> str | None:
+        """The marking a message attached to a case carries: the more restrictive effect wins; on a
+        tie the case's marking (a message cannot loosen it), or the message's if the case has none."""
+        if case_code is None:
+            return own_code
+        if own_code is None:
+            return case_code
+        return own_code if _RANK[self.effect(own_code)] > _RANK[self.effect(case_code)] else case_code
 
     def check(self, code: str | None) -> str | None:
         """Why this code is refused; None when it is known (or absent)."""

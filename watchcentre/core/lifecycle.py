@@ -124,11 +124,6 @@ REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,79}$"
 _REFERENCE = re.compile(REFERENCE_PATTERN)
 
 
-def generated_reference(year: int, number: int) -> str:
-    """A readable reference: WC-2026-000123."""
-    return f"WC-{year:04d}-{number:06d}"
-
-
 def valid_reference(reference: str) -> bool:
     return bool(_REFERENCE.match(reference))
 
@@ -247,6 +242,10 @@ class Case(BaseModel):
     crime_types: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
     recipients: list[str] = Field(default_factory=list)
+    handling: str | None = Field(
+        default=None,
+        description="The request's handling marking: every message attached to the case carries it.",
+    )
     state: CaseState
     version: int = 0
     opened_at: datetime
@@ -321,6 +320,7 @@ def new_case(
     triage: bool,
     opened_at: datetime,
     rules: DeadlineRules,
+    handling: str | None = None,
 ) -> Case:
     chosen: Access = "direct" if (access or rules.default_access) == "direct" else "indirect"
     return schedule(
@@ -334,6 +334,7 @@ def new_case(
             crime_types=crime_types,
             countries=countries,
             recipients=recipients,
+            handling=handling,
             state=CaseState.TRIAGE if triage else CaseState.ROUTED,
             opened_at=opened_at,
             updated_at=opened_at,
@@ -423,4 +424,19 @@ def apply(
     after = schedule(case.model_copy(update=update))
     if after.due_at is not None:
         details["due_at"] = after.due_at.isoformat()
+    return after, details
+
+
+def reassign(case: Case, recipients: list[str], at: datetime) -> tuple[Case, dict[str, Any]]:
+    """The case after an operator routed its request by hand to `recipients`: they are its parties
+    now, and a case waiting in triage awaits their acknowledgement (routed) once a post has it.
+    Deadlines run from the opening, as before. The details go into the manual `routed` event."""
+    state = case.state
+    if state is CaseState.TRIAGE and any(r.startswith("post.") for r in recipients):
+        state = CaseState.ROUTED
+    after = case.model_copy(update={"recipients": list(recipients), "state": state, "updated_at": at})
+    details = {
+        "from": case.state.value, "to": state.value,
+        "previous_recipients": list(case.recipients), "recipients": list(recipients),
+    }  # fmt: skip
     return after, details

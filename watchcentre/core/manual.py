@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.envelope import Routing
 from watchcentre.core.errors import Invalid
+from watchcentre.core.handling import HandlingRules
+from watchcentre.core.lifecycle import Case
 from watchcentre.core.network import Network
 from watchcentre.core.records import AuditEvent
-from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, forbidden_by_marking, post_key, unit_key
 
 MAX_REASON = 1000
 MAX_RECIPIENTS = 20
@@ -29,6 +31,34 @@ MAX_RECIPIENTS = 20
 
 class ManualRoutingError(Invalid, ValueError):
     """A manual decision that cannot be taken as asked; names the field at fault."""
+
+
+class MarkingForbids(ManualRoutingError):
+    """The message's (or its case's) handling marking does not allow these recipients, and the
+    operator did not say they override it (409: the request is fine, the message's marking is not)."""
+
+
+def marking_override(
+    recipients: Sequence[str], marking: str | None, rules: HandlingRules, override_reason: str | None
+) -> dict[str, Any] | None:
+    """What a manual routing overrides of the marking (for its audit event), None when the marking
+    allows it; MarkingForbids when it does not and `override_reason` is None (no explicit override)."""
+    forbidden = forbidden_by_marking(recipients, marking, rules)
+    if not forbidden:
+        return None
+    effect = rules.effect(marking).value
+    if override_reason is None:
+        raise MarkingForbids(
+            "recipients",
+            f"handling {marking} ({effect}) does not allow {', '.join(forbidden)}:"
+            " set override_marking, with override_reason, to route it all the same",
+        )
+    why = override_reason.strip()
+    if not why:
+        raise ManualRoutingError("override_reason", "required to override a handling marking")
+    if len(why) > MAX_REASON:
+        raise ManualRoutingError("override_reason", f"at most {MAX_REASON} characters")
+    return {"marking": marking, "effect": effect, "forbidden": forbidden, "reason": why}
 
 
 def allowed_recipients(network: Network) -> list[str]:
@@ -43,11 +73,16 @@ def decide_manually(
     reason: str,
     actor: str,
     network: Network,
+    marking: str | None = None,
+    rules: HandlingRules | None = None,
+    override_reason: str | None = None,
 ) -> Routing:
     """The routing an operator chose, in the shape of an automatic decision.
 
     Crime types and countries stay as classified (the decision is about recipients); confidence is
-    1.0, a person decided. The classifier's own evidence lines are kept after the operator's."""
+    1.0, a person decided. The classifier's own evidence lines are kept after the operator's.
+    `marking` (the stricter of the message's and its case's) must allow the recipients, unless
+    `override_reason` says why the operator overrides it (see `marking_override`)."""
     why = reason.strip()
     if not why:
         raise ManualRoutingError("reason", "a reason is required for a manual routing")
@@ -64,7 +99,13 @@ def decide_manually(
         raise ManualRoutingError("recipients", f"{TRIAGE} is where undecided messages wait: choose who gets it")
     if unknown:
         raise ManualRoutingError("recipients", f"not a post or unit of the network: {', '.join(unknown)}")
-    explanation = [f"manual by {actor}: {why}", *(f"to {r}: chosen by {actor}" for r in chosen)]
+    overridden = marking_override(chosen, marking, rules or HandlingRules(), override_reason)
+    explanation = [f"manual by {actor}: {why}"]
+    if overridden is not None:
+        explanation.append(
+            f"manual by {actor}: overrides handling {marking} ({overridden['effect']}): {overridden['reason']}"
+        )
+    explanation += [f"to {r}: chosen by {actor}" for r in chosen]
     if previous is not None:
         explanation += [f"previously: {line}" for line in previous.explanation if not line.startswith("manual by ")]
     return Routing(
@@ -95,6 +136,9 @@ class ManualRouting:
     reason: str
     at: datetime
     events: list[AuditEvent] = field(default_factory=list)
+    case: Case | None = None
+    """The request's case after this decision (its recipients are the chosen ones now), written in
+    the same transaction only if the stored case is still at `case.version`; else nothing is."""
 
 
 class ManualRecord(BaseModel):

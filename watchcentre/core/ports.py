@@ -12,6 +12,7 @@ from watchcentre.core.lifecycle import Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.records import (
     AuditEvent,
+    CaseCursor,
     DeadLetterView,
     MessageQuery,
     Outcome,
@@ -154,8 +155,9 @@ class Store(Protocol):
     async def open_case(self, case: Case, events: Sequence[AuditEvent]) -> tuple[Case, bool]:
         """Open a case and record its events in one transaction, unless its request (sender,
         message_id) already opened one: (the case, whether it is new). An empty reference is
-        generated (WC-<year opened>-NNNNNN) and set on the events. ReferenceTaken when the reference
-        belongs to another request."""
+        generated (`core.references.new_reference`: random, unique by the primary key, drawn again
+        on a collision) and set on the events. ReferenceTaken when the reference belongs to another
+        request."""
         ...
 
     async def open_cases(self, cases: Sequence[Case]) -> list[tuple[Case, bool] | ReferenceTaken]:
@@ -177,12 +179,16 @@ class Store(Protocol):
     async def list_cases(
         self,
         *,
+        visibility: Visibility | None = None,
         open_only: bool = False,
         since: datetime | None = None,
         until: datetime | None = None,
-        limit: int = 10_000,
+        before: CaseCursor | None = None,
+        limit: int = 1000,
     ) -> list[Case]:
-        """Cases opened in [since, until), open ones only if asked, oldest first."""
+        """At most `limit` cases that `visibility` lets through (None: every case), opened in
+        [since, until), open ones only if asked, newest first (opened_at, then reference, descending),
+        coming after `before` in that order. Need-to-know is part of the query, before the LIMIT."""
         ...
 
     async def due_alerts(self, now: datetime) -> list[tuple[str, str]]:
@@ -224,8 +230,10 @@ class Store(Protocol):
 
     async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
         """Record a manual routing in one transaction: the decision (unique per message and revision),
-        the message's new status (routed), routing and recipients, and its audit events (chained).
-        Returns the committed events, or None when that revision was already recorded."""
+        the message's new status (routed), routing and recipients, its request's case (`decision.case`,
+        written only if still at `case.version`), and its audit events (chained). Returns the committed
+        events, or None when that revision was already recorded or the case changed meanwhile (then
+        nothing is written)."""
         ...
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:

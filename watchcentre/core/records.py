@@ -58,10 +58,20 @@ class AuditEvent(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Visibility:
     """Need-to-know as a store filter: a message is visible when it was accepted (not rejected) and
-    its sender is one of `senders` or one of its recipients is in `recipients`. None means all."""
+    its sender is one of `senders` or one of its recipients is in `recipients`; a case, when its
+    requester is one of `senders` or one of its recipients is in `recipients`. None means all."""
 
     senders: frozenset[str]
     recipients: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseCursor:
+    """A place in the newest-first order of cases (opened_at, then reference, both descending): a
+    page `before` it holds the cases that come after it in that order."""
+
+    opened_at: datetime
+    reference: str
 
 
 class StoredMessage(BaseModel):

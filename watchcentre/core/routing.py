@@ -75,14 +75,25 @@ def decide(
             recipients.append(key)
             why.append(f"to {key}: {reason}")
 
+    unmatched_reply = (
+        original is None and envelope.kind == Kind.REPLY and bool(envelope.in_reply_to or envelope.reference)
+    )
     if original is not None:
         back = sender_key(network, original.sender)
         if back and back != sender_key(network, envelope.sender):
             add(back, f"in reply to {original.message_id} sent by {original.sender}")
+    elif unmatched_reply:
+        # a reply to nothing its sender is a party to: the same words whether or not it exists
+        if kind == "post":
+            add(CENTRE_INBOX, f"sender {envelope.sender} is a post: the centre sees all post traffic")
+        add(TRIAGE, unmatched(envelope))
+        confidence = 0.0
     elif envelope.in_reply_to:
         why.append(f"in_reply_to {envelope.in_reply_to}: no such message known")
 
-    if kind == "post":
+    if unmatched_reply:
+        pass  # an operator decides: no rule adds recipients
+    elif kind == "post":
         add(CENTRE_INBOX, f"sender {envelope.sender} is a post: the centre sees all post traffic")
         if envelope.kind == Kind.REPLY and original is None:
             add(TRIAGE, "a reply to no known request: an operator must match it")
@@ -110,29 +121,7 @@ def decide(
                 reason = "no foreign country found"
             add(TRIAGE, reason)
 
-    effect = handling.effect(envelope.handling) if handling is not None else Effect.NONE
-    if effect is Effect.CENTRE_ONLY:
-        withheld = [r for r in recipients if r != TRIAGE]
-        recipients = [TRIAGE]
-        why = _without(why, withheld)
-        why.append(
-            f"handling {envelope.handling}: centre only, to {TRIAGE}"
-            + (f"; withheld from {', '.join(withheld)}" if withheld else "")
-        )
-    elif effect is Effect.SINGLE_POST:
-        posts = [r for r in recipients if r.startswith("post.")]
-        if len(posts) > 1:
-            recipients = [r for r in recipients if not r.startswith("post.") or r == posts[0]]
-            why = _without(why, posts[1:])
-            why.append(
-                f"handling {envelope.handling}: no onward sharing, only {posts[0]}; "
-                f"withheld from {', '.join(posts[1:])}"
-            )
-        else:
-            why.append(f"handling {envelope.handling}: no onward sharing (one post at most)")
-    elif envelope.handling:
-        why.append(f"handling {envelope.handling}: marking shown to every recipient")
-
+    recipients, why = restrict(recipients, why, envelope.handling, handling or HandlingRules())
     why.extend(classification.explanation())
     return Routing(
         crime_types=classification.crime_types,
@@ -140,6 +129,57 @@ def decide(
         recipients=recipients,
         explanation=why,
         confidence=round(confidence, 4),
+    )
+
+
+def restrict(
+    recipients: Sequence[str], why: Sequence[str], code: str | None, rules: HandlingRules
+) -> tuple[list[str], list[str]]:
+    """Recipients and explanation after a handling marking's effect: `centre-only` leaves only the
+    centre's triage, `single-post` the first post; what is withheld is named, never silently dropped."""
+    recipients, why = list(recipients), list(why)
+    effect = rules.effect(code)
+    if effect is Effect.CENTRE_ONLY:
+        withheld = [r for r in recipients if r != TRIAGE]
+        why = _without(why, withheld)
+        why.append(
+            f"handling {code}: centre only, to {TRIAGE}"
+            + (f"; withheld from {', '.join(withheld)}" if withheld else "")
+        )
+        return [TRIAGE], why
+    if effect is Effect.SINGLE_POST:
+        posts = [r for r in recipients if r.startswith("post.")]
+        if len(posts) > 1:
+            why = _without(why, posts[1:])
+            why.append(
+                f"handling {code}: no onward sharing, only {posts[0]}; withheld from {', '.join(posts[1:])}"
+            )
+            return [r for r in recipients if not r.startswith("post.") or r == posts[0]], why
+        why.append(f"handling {code}: no onward sharing (one post at most)")
+        return recipients, why
+    if code:
+        why.append(f"handling {code}: marking shown to every recipient")
+    return recipients, why
+
+
+def forbidden_by_marking(recipients: Sequence[str], code: str | None, rules: HandlingRules) -> list[str]:
+    """The chosen recipients a marking does not allow (a manual routing must say it overrides it)."""
+    effect = rules.effect(code)
+    if effect is Effect.CENTRE_ONLY:
+        return [r for r in recipients if r not in (TRIAGE, CENTRE_INBOX)]
+    if effect is Effect.SINGLE_POST:
+        return [r for r in recipients if r.startswith("post.")][1:]
+    return []
+
+
+def unmatched(envelope: Envelope) -> str:
+    """Why a reply or case action linked to nothing its sender is a party to goes to triage. Built
+    from the envelope alone: a non-party learns nothing of whether what it named exists."""
+    named = [f"reference {envelope.reference}"] if envelope.reference else []
+    named += [f"in_reply_to {envelope.in_reply_to}"] if envelope.in_reply_to else []
+    return (
+        f"{envelope.kind.value} from {envelope.sender}: no case or message it is a party to matches"
+        f" {' and '.join(named)}; an operator must match it"
     )
 
 

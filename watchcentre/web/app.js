@@ -405,11 +405,26 @@ function routeForm(m) {
 
 // -- deadlines ---------------------------------------------------------------------------------------
 
+// Every open request: the server pages newest first (each page overdue first); follow `next`, then
+// order the whole board again: overdue first, then the least time left.
+async function openCases() {
+  const items = [];
+  let next = null;
+  for (let page = 0; page < 40; page++) {
+    const body = await api(`/api/cases?open=true${next ? `&before=${encodeURIComponent(next)}` : ""}`);
+    items.push(...(body.items || []));
+    next = body.next;
+    if (!next) break;
+  }
+  const left = (c) => (typeof c.time_left_seconds === "number" ? c.time_left_seconds : Number.MAX_VALUE);
+  return items.sort((a, b) => (a.overdue === b.overdue ? left(a) - left(b) : a.overdue ? -1 : 1));
+}
+
 async function loadDeadlines() {
   const box = $("deadlines");
   let body;
   try {
-    body = await api("/api/cases?open=true");
+    body = { items: await openCases() };
   } catch (err) {
     clear(box).append(h("p", { class: "empty", id: "lifecycle-missing" }, err.status === 404 ? "Request lifecycle not available on this instance: no deadlines to show." : errorText(err)));
     setOverdue(0);
@@ -466,7 +481,7 @@ function bars(counts, limit) {
 
 async function loadGlance() {
   const box = $("glance");
-  const [g, cases] = await Promise.all([api("/api/console/glance"), api("/api/cases?open=true").catch(() => null)]);
+  const [g, cases] = await Promise.all([api("/api/console/glance"), openCases().then((items) => ({ items })).catch(() => null)]);
   let counts = g.countries, label = `Messages by country, last ${g.hours} h`;
   if (cases && cases.items) {
     counts = {};
