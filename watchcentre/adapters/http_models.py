@@ -8,9 +8,9 @@ generated from the same table, so the document and the server cannot drift apart
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from watchcentre.core.envelope import Routing
 from watchcentre.core.manual import ManualRecord, Note, Tallies
@@ -21,6 +21,13 @@ RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d
 SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
 """What the document promises is accepted: years 2001-2098, inside core/bounds.py's range whatever
 the offset (the server checks the range itself, with its own message)."""
+
+IsoTime = Annotated[
+    datetime,
+    PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"format": "date-time", "type": "string"}),
+]
+"""A time as the case routes and sign-in have always written it (`+00:00`, Python's isoformat)."""
 
 # -- wire shapes ---------------------------------------------------------------------------------
 
@@ -127,7 +134,7 @@ class SignIn(BaseModel):
 class SignedIn(BaseModel):
     role: str = Field(description="operator, auditor, post:<ID> or unit:<ID>.")
     name: str
-    expires_at: datetime
+    expires_at: IsoTime
 
 
 class SignedOut(BaseModel):
@@ -262,17 +269,17 @@ class CaseSummary(BaseModel):
     crime_types: list[str]
     countries: list[str]
     recipients: list[str] = Field(description="Routing keys the request was routed to.")
-    opened_at: datetime
-    ack_due_at: datetime
-    due_at: datetime | None = Field(
+    opened_at: IsoTime
+    ack_due_at: IsoTime
+    due_at: IsoTime | None = Field(
         description="Effective answer due time; null while a clarification is pending."
     )
     time_left_seconds: int | None = Field(
         description="Until due_at (negative when late; frozen while suspended); null once no answer is awaited."
     )
     overdue: bool
-    acknowledged_at: datetime | None
-    answered_at: datetime | None
+    acknowledged_at: IsoTime | None
+    answered_at: IsoTime | None
 
 
 CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)
@@ -302,17 +309,15 @@ class CaseDetail(CaseSummary):
 
     access: Literal["direct", "indirect"]
     message_id: str = Field(description="The request's message_id.")
-    legal_due_at: datetime | None = Field(
-        description="Due time by the rules (clarification pauses included)."
-    )
-    expected_at: datetime | None = Field(description="A new expected time the post recorded, if any.")
+    legal_due_at: IsoTime | None = Field(description="Due time by the rules (clarification pauses included).")
+    expected_at: IsoTime | None = Field(description="A new expected time the post recorded, if any.")
     extension_reason: str | None
     clarification_pending: bool
-    clarification_since: datetime | None
+    clarification_since: IsoTime | None
     paused_seconds: float = Field(
         description="Time the clock was suspended for clarification (ended pauses)."
     )
-    closed_at: datetime | None
+    closed_at: IsoTime | None
     answered_on_time: bool | None = Field(description="Answered by legal_due_at; null while unanswered.")
     timeline: list[CaseTimelineEvent] = Field(description="Every audit event of the case, oldest first.")
 
@@ -374,8 +379,8 @@ class Durations(BaseModel):
 
 
 class Stats(BaseModel):
-    since: datetime | None
-    until: datetime | None
+    since: IsoTime | None
+    until: IsoTime | None
     total: int
     by_crime_type: dict[str, int]
     by_country: dict[str, int]
