@@ -143,6 +143,8 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         def check(case: Any) -> None:
             headers = {"Authorization": f"Bearer {server.tokens[role]}"}
+            if isinstance(case.query, dict):  # an opaque cursor only the server makes: a drawn one is
+                case.query.pop("before", None)  # rightly 400 (test_case_lists.py covers paging)
             response = case.call(base_url=f"http://127.0.0.1:{server.port}", headers=headers)
             COUNTS["cases"] += 1
             if response.status_code >= 500:
