@@ -116,7 +116,7 @@ def parse_time(text: str, field: str) -> datetime:
     if not _RFC3339.match(text):
         raise ApiError(400, "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z", field)
     try:
-        at = datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case t and z; Python does not
     except ValueError:  # matches the pattern, yet no such day: 2024-02-30
         raise ApiError(400, "not a real date and time", field) from None
     problem = time_problem(at)
