@@ -41,8 +41,9 @@ from watchcentre.bootstrap import build_classifier
 from watchcentre.core.access import Role
 from watchcentre.core.ports import OutboundCopy, SystemClock
 from watchcentre.core.records import AuditEvent, DeadLetterView
+from watchcentre.core.senders import SenderPolicy
 from watchcentre.security import issue_token
-from watchcentre.service import RoutingService
+from watchcentre.service import RoutingService, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_EXAMPLES = 40  # per operation; ~10 operations
@@ -88,6 +89,7 @@ class Server:
             network=_config.network, classifier=classifier, known_countries=known_countries(),
             store=self.store, publisher=Recorder(), metrics=Recorder(), clock=SystemClock(),
             handling=_config.handling, deadlines=_config.deadlines,
+            settings=ServiceSettings(senders=SenderPolicy(development=True)),
         )  # fmt: skip
         await self.service.start()
         app[CASES] = self.service.cases
@@ -246,7 +248,7 @@ def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) ->
     service = RoutingService(
         network=_config.network, classifier=build_classifier(_config), known_countries=known_countries(),
         store=store, publisher=recorder, metrics=recorder, clock=SystemClock(), handling=_config.handling,
-        max_batch=1,
+        max_batch=1, settings=ServiceSettings(senders=SenderPolicy(development=True)),
     )  # fmt: skip
     loop.run_until_complete(service.start())
     outcomes = {"routed": 0, "triage": 0, "dead": 0, "duplicate": 0}
