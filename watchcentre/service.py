@@ -40,6 +40,7 @@ from watchcentre.core.envelope import (
     Routing,
     decode_envelope,
 )
+from watchcentre.core.errors import DomainError
 from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import STATUS_TARGETS, Action, Case, DeadlineRules, reassign
 from watchcentre.core.manual import ManualRouting, decide_manually, holders, marking_override
@@ -83,14 +84,14 @@ log = structlog.get_logger("watchcentre.service")
 ERROR_HEADER = "x-watchcentre-error"
 
 
-class ManualError(Exception):
-    """A manual action the service cannot take: `status` is the HTTP-like kind (400, 404, 409)."""
+class ManualError(DomainError):
+    """A manual action the service cannot take; `status` (404, 409, else 400) picks the kind:
+    not found, conflict, invalid (core/errors.py, which the adapters map)."""
 
     def __init__(self, status: int, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        super().__init__(field, problem)
         self.status = status
-        self.field = field
-        self.problem = problem
+        self.kind = "not_found" if status == 404 else "conflict" if status == 409 else "invalid"
 
 
 REINJECTED_HEADER = "x-watchcentre-reinjected"

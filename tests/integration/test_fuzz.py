@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 
 from tests.integration.test_http import NETWORK, OUTCOMES
 from watchcentre.adapters.config_files import known_countries, load_config
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
+from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
@@ -90,8 +92,12 @@ class Server:
             settings=ServiceSettings(senders=SenderPolicy(development=True)),
         )  # fmt: skip
         await self.service.start()
+        app[CASES] = self.service.cases
         app[CONSOLE] = ConsoleDeps(
-            actions=self.service, hub=FeedHub(self.store), classify=classifier.classify, dead_letters=NoDeadLetters()
+            actions=self.service,
+            hub=FeedHub(self.store),
+            classify=classifier.classify,
+            dead_letters=NoDeadLetters(),
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -139,6 +145,8 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         def check(case: Any) -> None:
             headers = {"Authorization": f"Bearer {server.tokens[role]}"}
+            if isinstance(case.query, dict):  # an opaque cursor only the server makes: a drawn one is
+                case.query.pop("before", None)  # rightly 400 (test_case_lists.py covers paging)
             response = case.call(base_url=f"http://127.0.0.1:{server.port}", headers=headers)
             COUNTS["cases"] += 1
             if response.status_code >= 500:
