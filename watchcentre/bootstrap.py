@@ -30,7 +30,8 @@ from watchcentre.adapters import amqp
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
 from watchcentre.adapters.config_files import Config, known_countries, load_config
 from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics

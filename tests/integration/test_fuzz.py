@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 
 from tests.integration.test_http import NETWORK, OUTCOMES
 from watchcentre.adapters.config_files import load_config
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
+from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
@@ -88,6 +90,7 @@ class Server:
             clock=SystemClock(), settings=ServiceSettings(senders=SenderPolicy(development=True)),
         )  # fmt: skip
         await self.service.start()
+        app[CASES] = self.service.desk
         app[CONSOLE] = ConsoleDeps(
             actions=self.service.operator,
             hub=FeedHub(self.store),
@@ -140,6 +143,8 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         def check(case: Any) -> None:
             headers = {"Authorization": f"Bearer {server.tokens[role]}"}
+            if isinstance(case.query, dict):  # an opaque cursor only the server makes: a drawn one is
+                case.query.pop("before", None)  # rightly 400 (test_case_lists.py covers paging)
             response = case.call(base_url=f"http://127.0.0.1:{server.port}", headers=headers)
             COUNTS["cases"] += 1
             if response.status_code >= 500:

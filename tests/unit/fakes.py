@@ -116,7 +116,7 @@ class FakeDelivery:
     body: bytes
     attempts: int = 1
     reply_to: str | None = None
-    user_id: str | None = None
+    user_id: str | None = None  # the broker user RabbitMQ vouched for
     acked: bool = False
     retried: bool = False
 
@@ -455,9 +455,14 @@ class Wired:
     clock: FakeClock
     unavailable: list[TransientError] = field(default_factory=list)
 
-    async def deliver(self, body: bytes, *, attempts: int = 1, reply_to: str | None = None) -> FakeDelivery:
-        """Hand one input to the service, as the consumer does; the delivery, settled."""
-        delivery = FakeDelivery(body, attempts, reply_to)
+    async def deliver(
+        self, body: bytes, *, attempts: int = 1, reply_to: str | None = None, user_id: str | None = None
+    ) -> FakeDelivery:
+        """Hand one input to the service, as the consumer does; the delivery, settled. It comes from
+        the claimed sender's own broker user unless `user_id` says otherwise (strict mode)."""
+        if user_id is None:
+            user_id = _user_of(body)
+        delivery = FakeDelivery(body, attempts, reply_to, user_id)
         await self.service.intake.on_delivery(delivery)
         assert delivery.settled, "the service neither acked nor retried"
         return delivery
@@ -502,7 +507,7 @@ async def wired_service(
         settings=ServiceSettings(
             max_attempts=max_attempts,
             handler_timeout_s=handler_timeout_s,
-            senders=SenderPolicy(development=True),  # broker trust: tests/integration/test_broker_trust.py
+            senders=SenderPolicy(users=config.broker, service_user="watchcentre"),
         ),
         on_unavailable=unavailable.append,
     )
@@ -511,3 +516,12 @@ async def wired_service(
         yield Wired(service, store, publisher, metrics, clock, unavailable)
     finally:
         await service.stop()
+
+
+def _user_of(body: bytes) -> str | None:
+    """The broker user of the sender a body claims (config/broker.yaml: `wc-<id>`, `wc-centre`)."""
+    try:
+        sender = orjson.loads(body).get("sender")
+    except (orjson.JSONDecodeError, AttributeError):
+        return "wc-unknown"
+    return f"wc-{sender}" if isinstance(sender, str) else "wc-unknown"
