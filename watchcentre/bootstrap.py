@@ -505,8 +505,8 @@ def _consuming(rt: Runtime) -> Ctx:
             database=rt.settings.redacted_database_url(),
         )
         yield
-        cancelled = await rt.consumer.stop(rt.settings.shutdown_deadline_s)
+        unfinished = await rt.consumer.stop(rt.settings.shutdown_deadline_s)  # then cancelled
         await rt.guard.stop()
-        log.info("stopped_consuming", cancelled=cancelled)
+        log.info("stopped_consuming", unfinished=unfinished)
 
     return ctx
