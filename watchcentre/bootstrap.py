@@ -30,7 +30,7 @@ from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.adapters.http import HttpDeps, create_app
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
-from watchcentre.adapters.metrics import PrometheusMetrics
+from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.store_postgres import PostgresStore
 from watchcentre.adapters.store_sqlite import SqliteStore
@@ -39,6 +39,7 @@ from watchcentre.cases import DeadlineScheduler
 from watchcentre.core.classify import Classifier
 from watchcentre.core.ports import Store, SystemClock, TransientError
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+from watchcentre.ops import OpsGauges
 from watchcentre.service import RoutingService, ServiceSettings
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
@@ -107,8 +108,10 @@ class Intake:
         probe: Callable[[], Awaitable[dict[str, bool]]],
         first_delay: float = 0.1,
         max_delay: float = 2.0,
+        on_pause: Callable[[], None] | None = None,
     ) -> None:
         self._consumer = consumer
+        self._on_pause = on_pause
         self._probe = probe
         self._first = first_delay
         self._max = max_delay
@@ -123,6 +126,8 @@ class Intake:
         if self.paused:
             return
         self.pauses += 1
+        if self._on_pause is not None:
+            self._on_pause()
         self._consumer.pause()
         self._task = asyncio.create_task(self._recover(str(exc)), name="intake-recovery")
 
@@ -170,6 +175,7 @@ async def build_app(settings: Settings) -> web.Application:
     config = load_config(settings.config_dir)
     classifier = build_classifier(config)
     metrics = PrometheusMetrics()
+    metrics.running(__version__, config.digest)
     anchor = open_anchor(settings, create_key=True)
     store = await open_store(settings)
     try:
@@ -188,7 +194,7 @@ async def build_app(settings: Settings) -> web.Application:
         classifier=classifier,
         known_countries=known_countries(),
         store=store,
-        publisher=amqp.AmqpPublisher(confirm, plain, names),
+        publisher=MeteredPublisher(amqp.AmqpPublisher(confirm, plain, names), metrics),
         metrics=metrics,
         clock=SystemClock(),
         settings=ServiceSettings(max_attempts=settings.max_attempts),
@@ -214,10 +220,23 @@ async def build_app(settings: Settings) -> web.Application:
         )
         return {"broker": broker_ok, "database": db_ok}
 
-    intake = Intake(consumer, readiness)
+    intake = Intake(consumer, readiness, on_pause=metrics.intake_paused)
+    connection.reconnect_callbacks.add(lambda *_: metrics.reconnected())
     service.on_unavailable = intake.unavailable
     scheduler = DeadlineScheduler(service.cases, service.clock, settings.deadline_tick)
     runtime = Runtime(settings, config, store, connection, service, consumer, names, intake, scheduler)
+    anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s, events=metrics)
+    watched = {"inbound": names.inbound, "dead": names.dead}
+    watched |= {"centre_inbox": names.queue_for(CENTRE_INBOX), "centre_triage": names.queue_for(TRIAGE)}
+    gauges = OpsGauges(
+        store=store,
+        queue_depths=lambda: amqp.queue_depths(connection, watched),
+        last_sent_at=lambda: consumer.last_sent_at,
+        anchored_at=lambda: anchoring.confirmed_at,
+        sink=metrics,
+        clock=SystemClock(),
+        ttl_s=settings.metrics_cache_s,
+    )
 
     app = create_app(
         HttpDeps(
@@ -229,6 +248,7 @@ async def build_app(settings: Settings) -> web.Application:
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
             cookie_secure=settings.cookie_secure,
             audit_anchor=anchor,
+            refresh_metrics=gauges.refresh,
         )
     )
     app[RUNTIME] = runtime
@@ -236,7 +256,6 @@ async def build_app(settings: Settings) -> web.Application:
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters)
     app.cleanup_ctx.append(_closing("store", store.close))
-    anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s)
     app.cleanup_ctx.append(_anchoring(anchoring))
     app.cleanup_ctx.append(_closing("amqp", connection.close))
     app.cleanup_ctx.append(_consuming(runtime))

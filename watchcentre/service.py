@@ -147,7 +147,7 @@ class RoutingService:
         self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.seen: Batcher[tuple[str, str], bool] = Batcher(store.seen_many, max_batch=max_batch)
         self.committer: Batcher[Outcome, list[AuditEvent] | None] = Batcher(
-            store.save_batch, max_batch=max_batch
+            store.save_batch, max_batch=max_batch, on_flush=metrics.committed
         )
 
     async def start(self) -> None:

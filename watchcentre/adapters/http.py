@@ -86,6 +86,8 @@ class HttpDeps:
     """The session cookie's Secure flag: off only for a console served over plain http on localhost."""
     audit_anchor: AuditAnchor | None = None
     """The signed checkpoints `GET /api/audit/verify` checks the trail against (None: the chain only)."""
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None
+    """Brings the scrape-time gauges up to date (cached: watchcentre/ops.py) before /metrics renders."""
 
 
 DEPS = web.AppKey("deps", HttpDeps)
@@ -337,7 +339,10 @@ async def health(request: web.Request) -> web.Response:
 
 @area(Area.METRICS)
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[DEPS].render_metrics()
+    deps = request.app[DEPS]
+    if deps.refresh_metrics is not None:
+        await deps.refresh_metrics()
+    body, content_type = deps.render_metrics()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type
     return response
