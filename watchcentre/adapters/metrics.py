@@ -133,8 +133,8 @@ class PrometheusMetrics:
             self._cases_open.labels(state=state.value)
         self._overdue = Gauge(
             "watchcentre_cases_overdue",
-            "Open cases past a deadline: ack (not acknowledged in time) or answer.",
-            ["deadline"],
+            "Open cases past a deadline (ack: not acknowledged in time; answer), by priority.",
+            ["deadline", "priority"],
             registry=r,
         )
         self._warnings = Gauge(
@@ -226,8 +226,9 @@ class PrometheusMetrics:
     def set_counts(self, counts: OpsCounts) -> None:
         for state in sorted(AWAITING_ANSWER):
             self._cases_open.labels(state=state.value).set(counts.open_by_state.get(state.value, 0))
-        self._overdue.labels(deadline="ack").set(counts.ack_overdue)
-        self._overdue.labels(deadline="answer").set(counts.answer_overdue)
+        for priority in ("urgent", "normal"):
+            self._overdue.labels(deadline="ack", priority=priority).set(counts.ack_overdue.get(priority, 0))
+            self._overdue.labels(deadline="answer", priority=priority).set(counts.answer_overdue.get(priority, 0))
         self._warnings.set(counts.warnings_pending)
         self._triage.set(counts.triage_backlog)
         self._head_seq.set(counts.audit_head_seq)

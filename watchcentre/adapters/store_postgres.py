@@ -1002,8 +1002,10 @@ _ALERT_DUE = {  # $1 is now
 # messages_status, the audit primary key).
 _OPS_COUNTS = f"""
 SELECT 'state:' || state, count(*) FROM cases WHERE state IN ({_OPEN}) GROUP BY state
-UNION ALL SELECT 'ack_overdue', count(*) FROM cases WHERE state IN ({_ACK_OPEN}) AND ack_due_at <= $1
-UNION ALL SELECT 'answer_overdue', count(*) FROM cases WHERE state IN ({_OPEN}) AND due_at <= $1
+UNION ALL SELECT 'ack_overdue:' || (data ->> 'priority'), count(*) FROM cases
+    WHERE state IN ({_ACK_OPEN}) AND ack_due_at <= $1 GROUP BY (data ->> 'priority')
+UNION ALL SELECT 'answer_overdue:' || (data ->> 'priority'), count(*) FROM cases
+    WHERE state IN ({_OPEN}) AND due_at <= $1 GROUP BY (data ->> 'priority')
 UNION ALL SELECT 'warnings_pending', count(*) FROM cases
     WHERE state IN ({_OPEN}) AND warn_at <= $1 AND due_at > $1
 UNION ALL SELECT 'triage_backlog', count(*) FROM messages WHERE status = 'triage'

@@ -1018,8 +1018,10 @@ _ALERT_DUE = {
 # messages_status, the audit primary key).
 _OPS_COUNTS = f"""
 SELECT 'state:' || state, count(*) FROM cases WHERE state IN ({_OPEN}) GROUP BY state
-UNION ALL SELECT 'ack_overdue', count(*) FROM cases WHERE state IN ({_ACK_OPEN}) AND ack_due_at <= :now
-UNION ALL SELECT 'answer_overdue', count(*) FROM cases WHERE state IN ({_OPEN}) AND due_at <= :now
+UNION ALL SELECT 'ack_overdue:' || json_extract(data, '$.priority'), count(*) FROM cases
+    WHERE state IN ({_ACK_OPEN}) AND ack_due_at <= :now GROUP BY json_extract(data, '$.priority')
+UNION ALL SELECT 'answer_overdue:' || json_extract(data, '$.priority'), count(*) FROM cases
+    WHERE state IN ({_OPEN}) AND due_at <= :now GROUP BY json_extract(data, '$.priority')
 UNION ALL SELECT 'warnings_pending', count(*) FROM cases
     WHERE state IN ({_OPEN}) AND warn_at <= :now AND due_at > :now
 UNION ALL SELECT 'triage_backlog', count(*) FROM messages WHERE status = 'triage'

@@ -37,10 +37,10 @@ class OpsCounts:
 
     open_by_state: Mapping[str, int]
     """Open cases (an answer is awaited) by state."""
-    ack_overdue: int
-    """Open cases not acknowledged by their acknowledgement deadline."""
-    answer_overdue: int
-    """Open cases past their answer deadline."""
+    ack_overdue: Mapping[str, int]
+    """Open cases not acknowledged by their acknowledgement deadline, by priority (urgent, normal)."""
+    answer_overdue: Mapping[str, int]
+    """Open cases past their answer deadline, by priority."""
     warnings_pending: int
     """Open cases inside the warning window: `warn_at` passed, the answer not yet due."""
     triage_backlog: int
@@ -50,16 +50,21 @@ class OpsCounts:
 
     @classmethod
     def of_rows(cls, rows: Iterable[tuple[str, int]]) -> OpsCounts:
-        """From (name, count) rows: `state:<state>` for the open cases, else the field's name."""
+        """From (name, count) rows: `state:<state>`, `ack_overdue:<priority>`, `answer_overdue:<priority>`,
+        else the field's name."""
         named = {str(k): int(v) for k, v in rows}
         return cls(
             open_by_state={k.removeprefix("state:"): v for k, v in named.items() if k.startswith("state:")},
-            ack_overdue=named.get("ack_overdue", 0),
-            answer_overdue=named.get("answer_overdue", 0),
+            ack_overdue=_by_priority(named, "ack_overdue:"),
+            answer_overdue=_by_priority(named, "answer_overdue:"),
             warnings_pending=named.get("warnings_pending", 0),
             triage_backlog=named.get("triage_backlog", 0),
             audit_head_seq=named.get("audit_head_seq", 0),
         )
+
+
+def _by_priority(named: Mapping[str, int], prefix: str) -> dict[str, int]:
+    return {"urgent": 0, "normal": 0} | {k.removeprefix(prefix): v for k, v in named.items() if k.startswith(prefix)}
 
 
 class ReferenceTaken(Exception):
