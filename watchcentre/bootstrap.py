@@ -233,6 +233,7 @@ async def build_app(settings: Settings) -> web.Application:
         queue_depths=lambda: amqp.queue_depths(connection, watched),
         last_sent_at=lambda: consumer.last_sent_at,
         anchored_at=lambda: anchoring.confirmed_at,
+        readiness=readiness,
         sink=metrics,
         clock=SystemClock(),
         ttl_s=settings.metrics_cache_s,

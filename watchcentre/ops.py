@@ -36,6 +36,8 @@ class OpsSink(Protocol):
 
     def source_up(self, source: str, up: bool) -> None: ...
 
+    def set_ready(self, checks: Mapping[str, bool]) -> None: ...
+
 
 class OpsGauges:
     def __init__(
@@ -45,6 +47,7 @@ class OpsGauges:
         queue_depths: Callable[[], Awaitable[Mapping[str, int | None]]],
         last_sent_at: Callable[[], datetime | None],
         anchored_at: Callable[[], datetime | None],
+        readiness: Callable[[], Awaitable[Mapping[str, bool]]],
         sink: OpsSink,
         clock: Clock,
         ttl_s: float = 5.0,
@@ -54,6 +57,7 @@ class OpsGauges:
         self._depths = queue_depths
         self._last_sent_at = last_sent_at
         self._anchored_at = anchored_at
+        self._readiness = readiness
         self._sink = sink
         self._clock = clock
         self._ttl_s = ttl_s
@@ -71,7 +75,7 @@ class OpsGauges:
         async with self._lock:
             if loop.time() < self._fresh_until:
                 return  # another scrape refreshed them while this one waited
-            await asyncio.gather(self._database(), self._broker())
+            await asyncio.gather(self._database(), self._broker(), self._ready())
             now = self._clock.now()
             anchored = self._anchored_at()
             self._sink.set_anchor_age(None if anchored is None else (now - anchored).total_seconds())
@@ -98,6 +102,16 @@ class OpsGauges:
             return
         self._sink.set_queues(depths, self._lag_s(depths.get("inbound")))
         self._sink.source_up("broker", True)
+
+    async def _ready(self) -> None:
+        """What GET /ready answers, for an alert that needs no HTTP probe."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                checks = await self._readiness()
+        except Exception as exc:
+            log.warning("ops_gauges_unavailable", source="readiness", error=repr(exc))
+            checks = {"probe": False}
+        self._sink.set_ready(checks)
 
     def _lag_s(self, inbound: int | None) -> float:
         now = self._clock.now()

@@ -6,6 +6,7 @@ accepts the output (Debian's `prometheus` package provides promtool)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import time
@@ -13,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from tests.integration.harness import Broker, envelope, running
+from tests.integration.harness import ROOT, Broker, envelope, running
 from tests.integration.service_fixtures import CONFIG_DIR
 from watchcentre.adapters.config_files import config_digest
 from watchcentre.bootstrap import open_store
@@ -48,6 +50,15 @@ async def scrape(url: str) -> str:
         resp = await http.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert resp.status == 200
         return await resp.text()
+
+
+def alert_metrics() -> set[str]:
+    """Every watchcentre_* metric name the shipped alert rules use."""
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    names = {n for e in exprs for n in re.findall(r"\bwatchcentre_[a-z_]+", e)}
+    assert len(names) >= 8, names
+    return names
 
 
 def promtool_check(text: str) -> None:
@@ -120,6 +131,11 @@ async def test_metrics_answer_the_on_call_questions(service_settings: Settings, 
         text = await scrape(inst.url)
         promtool_check(text)
         m = parse(text)
+        exported = {name for name, _ in m}
+        for name in alert_metrics():  # a renamed metric fails here, not silently in production
+            assert {name, f"{name}_total", f"{name}_count"} & exported, (
+                f"alerts.yml uses {name}, not exported"
+            )
         store = inst.runtime.store
 
         assert value(m, "watchcentre_cases_open", state="routed") == 3
@@ -151,6 +167,7 @@ async def test_metrics_answer_the_on_call_questions(service_settings: Settings, 
         assert value(m, "watchcentre_audit_chain_breaks_total") == 0
         assert value(m, "watchcentre_ops_source_up", source="database") == 1
         assert value(m, "watchcentre_ops_source_up", source="broker") == 1
+        assert value(m, "watchcentre_ready") == 1
 
         # intake falls behind: nobody consumes, inputs wait; the lag grows from the last empty sighting
         await inst.runtime.consumer.stop(5.0)
@@ -161,6 +178,7 @@ async def test_metrics_answer_the_on_call_questions(service_settings: Settings, 
         await asyncio.sleep(0.2)  # the lag is a duration: let one pass
         m = parse(await scrape(inst.url))
         assert value(m, "watchcentre_queue_messages", queue="inbound") == 4
+        assert value(m, "watchcentre_ready") == 0  # not consuming: GET /ready says 503 too
         assert 0.2 <= value(m, "watchcentre_intake_lag_seconds") <= time.monotonic() - seen_empty + 0.5
 
 

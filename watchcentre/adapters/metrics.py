@@ -168,6 +168,11 @@ class PrometheusMetrics:
             ["source"],
             registry=r,
         )
+        self._ready = Gauge(
+            "watchcentre_ready",
+            "1 when the instance is ready (what GET /ready answers: broker, database, consumer), else 0.",
+            registry=r,
+        )
         self._refreshed = Gauge(
             "watchcentre_ops_refreshed_timestamp_seconds",
             "When the scrape-time gauges were computed.",
@@ -228,7 +233,9 @@ class PrometheusMetrics:
             self._cases_open.labels(state=state.value).set(counts.open_by_state.get(state.value, 0))
         for priority in ("urgent", "normal"):
             self._overdue.labels(deadline="ack", priority=priority).set(counts.ack_overdue.get(priority, 0))
-            self._overdue.labels(deadline="answer", priority=priority).set(counts.answer_overdue.get(priority, 0))
+            self._overdue.labels(deadline="answer", priority=priority).set(
+                counts.answer_overdue.get(priority, 0)
+            )
         self._warnings.set(counts.warnings_pending)
         self._triage.set(counts.triage_backlog)
         self._head_seq.set(counts.audit_head_seq)
@@ -246,6 +253,9 @@ class PrometheusMetrics:
         self._source_up.labels(source=source).set(1 if up else 0)
         if up:
             self._refreshed.set(time.time())
+
+    def set_ready(self, checks: Mapping[str, bool]) -> None:
+        self._ready.set(1 if checks and all(checks.values()) else 0)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for GET /metrics."""
