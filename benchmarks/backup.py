@@ -23,6 +23,7 @@ import asyncpg
 from benchmarks import corpus
 from watchcentre.adapters.backup import backup_postgres, backup_sqlite
 from watchcentre.adapters.config_files import known_countries, load_config
+from watchcentre.adapters.logging import configure_logging
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.bootstrap import build_classifier, open_store
 from watchcentre.core.ports import OutboundCopy, SystemClock
@@ -111,6 +112,7 @@ async def main() -> None:
     p.add_argument("--messages", type=int, default=100_000)
     p.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
     args = p.parse_args()
+    configure_logging("json", "WARNING")  # a log line per routed message would be most of the time
     with tempfile.TemporaryDirectory(prefix="wc-backup-bench-") as tmp:
         for engine in ("sqlite", "postgres") if args.engine == "both" else (args.engine,):
             await one(engine, args.messages, Path(tmp))
