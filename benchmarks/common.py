@@ -263,7 +263,7 @@ class Broker:
         for q in queues:
             with contextlib.suppress(AMQPError):
                 await (await self.channel()).queue_delete(q)
-        for x in (self.names.routed, self.names.events):
+        for x in (self.names.routed, self.names.events, self.names.intake):
             with contextlib.suppress(AMQPError):
                 await (await self.channel()).exchange_delete(x)
 
@@ -459,6 +459,7 @@ async def watchcentre(
         "WATCHCENTRE_HTTP_PORT": str(port),
         "WATCHCENTRE_CONFIG_DIR": str(CONFIG_DIR),
         "WATCHCENTRE_LOG_LEVEL": "WARNING",
+        "WATCHCENTRE_BROKER_TRUST": "development",  # the load generators publish as guest, for every sender
         **({"WATCHCENTRE_INSTANCE_NAME": name} if name else {}),
     }
     async with managed(f"watchcentre-{db.engine}", _watchcentre_argv(), env) as proc:

@@ -31,14 +31,26 @@ PY
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+ensure_management() {  # `watchcentre broker provision` speaks to the management API (local broker only)
+  if command -v rabbitmq-plugins >/dev/null 2>&1 && ! port_open 127.0.0.1 15672; then
+    rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 \
+      || echo "note: could not enable rabbitmq_management (broker provision and its tests need it)" >&2
+    for _ in $(seq 1 30); do port_open 127.0.0.1 15672 && break; sleep 1; done
+  fi
+}
+
 ensure_rabbitmq() {
   read -r host port < <(amqp_hostport)
-  if port_open "$host" "$port"; then return 0; fi
+  if port_open "$host" "$port"; then
+    if [ "$host" = 127.0.0.1 ] || [ "$host" = localhost ]; then ensure_management; fi
+    return 0
+  fi
   if command -v rabbitmq-server >/dev/null 2>&1 && { [ "$host" = 127.0.0.1 ] || [ "$host" = localhost ]; }; then
     echo "==> RabbitMQ not reachable at $host:$port: starting the local rabbitmq-server"
     rabbitmq-server -detached
     for _ in $(seq 1 60); do port_open "$host" "$port" && break; sleep 1; done
     rabbitmqctl await_startup >/dev/null 2>&1 || true
+    ensure_management
   fi
   if ! port_open "$host" "$port"; then
     cat >&2 <<MSG

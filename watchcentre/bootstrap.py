@@ -27,7 +27,8 @@ from watchcentre.adapters import amqp
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
 from watchcentre.adapters.config_files import Config, known_countries, load_config
 from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
@@ -39,6 +40,7 @@ from watchcentre.cases import DeadlineScheduler
 from watchcentre.core.classify import Classifier
 from watchcentre.core.ports import Store, SystemClock, TransientError
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
 from watchcentre.service import RoutingService, ServiceSettings
 from watchcentre.settings import Settings
@@ -197,7 +199,9 @@ async def build_app(settings: Settings) -> web.Application:
         publisher=MeteredPublisher(amqp.AmqpPublisher(confirm, plain, names), metrics),
         metrics=metrics,
         clock=SystemClock(),
-        settings=ServiceSettings(max_attempts=settings.max_attempts),
+        settings=ServiceSettings(
+            max_attempts=settings.max_attempts, senders=sender_policy(settings, config, connection)
+        ),
         handling=config.handling,
         deadlines=config.deadlines,
     )
@@ -263,6 +267,22 @@ async def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_scheduling(scheduler))
     app.cleanup_ctx.append(_live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)))
     return app
+
+
+def sender_policy(settings: Settings, config: Config, connection: AbstractRobustConnection) -> SenderPolicy:
+    development = settings.broker_trust == "development"
+    if development:
+        log.warning(
+            "BROKER_TRUST_DEVELOPMENT",
+            warning="every broker user, guest included, may send as any post, unit or the centre: never in "
+            "production (unset WATCHCENTRE_BROKER_TRUST, provision users: `watchcentre broker provision`)",
+        )
+    return SenderPolicy(
+        users=config.broker,
+        development=development,
+        service_user=amqp.user_of(connection),
+        prefix=settings.amqp_prefix,
+    )
 
 
 def settle_heap() -> None:

@@ -22,6 +22,7 @@ import structlog
 
 from watchcentre.core import parties
 from watchcentre.core.envelope import Envelope, Routing
+from watchcentre.core.errors import DomainError
 from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import (
     CASE_EVENT_TYPES,
@@ -46,14 +47,14 @@ from watchcentre.tasks import cancel_and_wait
 log = structlog.get_logger("watchcentre.cases")
 
 
-class CaseRefused(Exception):
-    """An action on a case that cannot be applied: the field at fault and why (dead letter, 409, 4xx)."""
+class CaseRefused(DomainError):
+    """An action on a case that cannot be applied: the field at fault and why (dead letter, 409, 4xx).
+    A conflict when the case's current state refuses it, else an invalid request."""
 
     def __init__(self, field: str, problem: str, current: str | None = None) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
+        super().__init__(field, problem)
         self.current = current
+        self.kind = "conflict" if current is not None else "invalid"
         self.reference: str | None = None
         """The case it was about, when there is one (its timeline then shows the refusal)."""
 
@@ -61,6 +62,7 @@ class CaseRefused(Exception):
 class CaseNotFound(CaseRefused):
     def __init__(self, reference: str) -> None:
         super().__init__("reference", f"no case {reference}")
+        self.kind = "not_found"
 
 
 @dataclass(frozen=True, slots=True)

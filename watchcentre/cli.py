@@ -1,4 +1,4 @@
-"""The `watchcentre` command: serve, publish, demo, classify, check-config, dead list|replay."""
+"""The `watchcentre` command: serve, publish, demo, classify, check-config, dead, broker provision."""
 
 from __future__ import annotations
 
@@ -37,16 +37,25 @@ async def _publish(settings: Settings, bodies: Iterable[bytes], total: int | Non
     names = Names(settings.amqp_prefix)
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     sent = 0
+    user = connection.url.user
     async with connection:
+        # P.intake (declared by the service) is where a provisioned sender may publish; before the
+        # service ever ran, only P.inbound through the default exchange (guest, development) exists.
         channel = await connection.channel(publisher_confirms=True)
+        try:
+            exchange, key = await channel.get_exchange(names.intake, ensure=True), ""
+        except aio_pika.exceptions.ChannelClosed:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange, key = channel.default_exchange, names.inbound
         with Progress(transient=not sys.stderr.isatty()) as progress:
-            task = progress.add_task(f"publishing to {names.inbound}", total=total)
+            task = progress.add_task(f"publishing to {exchange.name or names.inbound}", total=total)
             batch: list[asyncio.Future[Any]] = []
             for body in bodies:
                 msg = aio_pika.Message(
-                    body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-                )
-                batch.append(asyncio.ensure_future(channel.default_exchange.publish(msg, names.inbound)))
+                    body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    user_id=user,  # the broker checks it: the service trusts it to name who published
+                )  # fmt: skip
+                batch.append(asyncio.ensure_future(exchange.publish(msg, key)))
                 if len(batch) >= 500:
                     await asyncio.gather(*batch)
                     sent += len(batch)
@@ -241,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     from watchcentre import cli_admin
 
     cli_admin.register(sub)  # token issue|revoke|list, audit verify
+    from watchcentre import cli_broker
+
+    cli_broker.register(sub)  # broker provision
     args = parser.parse_args(argv)
 
     from watchcentre.adapters.logging import configure_logging

@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -40,6 +40,7 @@ from watchcentre.core.envelope import (
     Routing,
     decode_envelope,
 )
+from watchcentre.core.errors import DomainError
 from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import STATUS_TARGETS, Action, Case, DeadlineRules, reassign
 from watchcentre.core.manual import ManualRouting, decide_manually, holders, marking_override
@@ -76,20 +77,21 @@ from watchcentre.core.routing import (
     unit_key,
     unmatched,
 )
+from watchcentre.core.senders import SenderPolicy
 
 log = structlog.get_logger("watchcentre.service")
 
 ERROR_HEADER = "x-watchcentre-error"
 
 
-class ManualError(Exception):
-    """A manual action the service cannot take: `status` is the HTTP-like kind (400, 404, 409)."""
+class ManualError(DomainError):
+    """A manual action the service cannot take; `status` (404, 409, else 400) picks the kind:
+    not found, conflict, invalid (core/errors.py, which the adapters map)."""
 
     def __init__(self, status: int, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        super().__init__(field, problem)
         self.status = status
-        self.field = field
-        self.problem = problem
+        self.kind = "not_found" if status == 404 else "conflict" if status == 409 else "invalid"
 
 
 REINJECTED_HEADER = "x-watchcentre-reinjected"
@@ -99,6 +101,8 @@ REINJECTED_HEADER = "x-watchcentre-reinjected"
 class ServiceSettings:
     max_attempts: int = 5
     """A message whose handling fails this many times is dead-lettered with the failure."""
+    senders: SenderPolicy = field(default_factory=SenderPolicy)
+    """Which broker user may speak for which sender, and where receipts may go."""
 
 
 class RoutingService:
@@ -167,7 +171,7 @@ class RoutingService:
         started = time.perf_counter()
         self.metrics.in_flight(1)
         try:
-            status = await self.handle(delivery.body)
+            status = await self.handle(delivery.body, delivery.user_id)
         except TransientError as exc:
             await self._unavailable(delivery, exc)
             return
@@ -197,13 +201,19 @@ class RoutingService:
         if status is not None:
             self.metrics.routed(status, time.perf_counter() - started)
         if delivery.reply_to:
-            await self._receipt(delivery.body, delivery.reply_to)
+            await self._receipt(delivery.body, delivery.reply_to, delivery.user_id)
 
-    async def _receipt(self, raw: bytes, to: str) -> None:
+    async def _receipt(self, raw: bytes, to: str, user: str | None) -> None:
         """Tell the sender what became of its message, on the queue it named (AMQP `reply_to`): the
         status, the case reference (generated for a request that gave none), the recipients, or the
-        reason it was refused. Sent after the ack, best effort: the store is the record."""
+        reason it was refused. Sent after the ack, best effort: the store is the record. Only to a
+        queue the publisher owns (`SenderPolicy.may_receive_receipt`): never into another's queue."""
         decoded = decode_envelope(raw)
+        if not self.settings.senders.may_receive_receipt(to, decoded.sender, user):
+            log.warning(
+                "receipt_refused", to=to, sender=decoded.sender, message_id=decoded.message_id, user=user
+            )
+            return
         receipt: dict[str, object]
         if isinstance(decoded, Envelope):
             receipt = {"message_id": decoded.message_id, "sender": decoded.sender}
@@ -240,12 +250,13 @@ class RoutingService:
 
     # -- the pipeline ----------------------------------------------------------------------------
 
-    async def handle(self, raw: bytes) -> str | None:
-        """Route or reject one input. Returns the status, or None when nothing new was done."""
+    async def handle(self, raw: bytes, user: str | None = None) -> str | None:
+        """Route or reject one input published by broker user `user` (its validated AMQP user_id).
+        Returns the status, or None when nothing new was done."""
         self.metrics.received()
         decoded = decode_envelope(raw)
         if isinstance(decoded, Envelope):
-            rejection = self._check(decoded)
+            rejection = self._check(decoded, user)
             if rejection is None:
                 try:
                     return await self._route(decoded)
@@ -262,11 +273,14 @@ class RoutingService:
         await self._reject(raw, decoded, attempts=1)
         return None
 
-    def _check(self, env: Envelope) -> Rejection | None:
-        """What the envelope model cannot know alone: the network and the real country codes."""
+    def _check(self, env: Envelope, user: str | None) -> Rejection | None:
+        """What the envelope model cannot know alone: the network, whether the broker user that
+        published it may speak for its sender, and the real country codes."""
         ids = {"message_id": env.message_id, "sender": env.sender}
         if self.network.sender_kind(env.sender) is None:
             return Rejection(field="sender", problem=f"unknown sender '{env.sender}'", **ids)
+        if (refused := self.settings.senders.refusal(user, env.sender)) is not None:
+            return Rejection(field="sender", problem=refused, **ids)
         unreal = [c for c in env.countries if c not in self.known_countries]
         if unreal:
             return Rejection(
@@ -570,7 +584,8 @@ class RoutingService:
         if corrected is not None:
             decoded = decode_envelope(corrected)
             if isinstance(decoded, Envelope):
-                problem = self._check(decoded)
+                # re-published by the service, as its own broker user
+                problem = self._check(decoded, self.settings.senders.service_user)
                 if problem is not None:
                     decoded = problem
             if isinstance(decoded, Rejection):

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="seconds between two deadline checks (warnings, overdue)"
     )
 
+    broker_trust: str = Field(
+        default="strict",
+        pattern="^(strict|development)$",
+        description="strict: a message's broker user_id must be allowed to speak for its sender "
+        "(config/broker.yaml); development: every broker user, guest included, speaks for every sender",
+    )
+    broker_admin_url: SecretStr = Field(
+        default=SecretStr("http://guest:guest@127.0.0.1:15672/"),
+        description="RabbitMQ management API, with an administrator's credentials (`broker provision` only)",
+    )
+
     cookie_secure: bool = Field(
         default=True,
         description="Secure flag of the console's session cookie; false only for plain http on localhost",

@@ -147,7 +147,7 @@ class Broker:
         for name in [f"{self.prefix}.{s}" for s in queue_suffixes]:
             with contextlib.suppress(Exception):
                 await channel.queue_delete(name)
-        for name in (f"{self.prefix}.routed", f"{self.prefix}.events"):
+        for name in (f"{self.prefix}.routed", f"{self.prefix}.events", f"{self.prefix}.intake"):
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(name)
         await self.connection.close()

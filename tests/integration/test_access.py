@@ -20,7 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.test_http import NETWORK, OUTCOMES, PRINCIPALS, Harness, issue_all
-from watchcentre.adapters.http import SESSION_COOKIE, HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import SESSION_COOKIE, HttpDeps
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.core.access import Role
@@ -138,6 +139,8 @@ MATRIX: list[tuple[str, D]] = [
     row("/nowhere", operator=404, auditor=404, post__es=404, post__de=404, unit__c3n=404, unit__ocrtis=404),
     # the operator console: operators only (the page itself is public and holds no data); without the
     # service wired in (this harness is create_app alone), what needs it answers 503
+    row("/console/app.js", anonymous=200, operator=200, auditor=200, post__es=200, post__de=200, unit__c3n=200,
+        unit__ocrtis=200),
     row("/", anonymous=200, operator=200, auditor=200, post__es=200, post__de=200, unit__c3n=200, unit__ocrtis=200),
     row("/api/console/triage", operator=200, auditor=403, post__es=403, post__de=403, unit__c3n=403,
         unit__ocrtis=403),
@@ -164,7 +167,7 @@ def test_the_matrix_covers_every_role_and_route() -> None:
     from watchcentre.adapters.openapi import openapi_document
 
     documented_gets = {p for p, ops in openapi_document()["paths"].items() if "get" in ops}
-    params = {"{message_id}": "m-1", "{post_id}": "es", "{reference}": "WC-2026-000001"}
+    params = {"{message_id}": "m-1", "{post_id}": "es", "{reference}": "WC-2026-000001", "{name}": "app.js"}
 
     def example(path: str) -> str:
         for name, value in params.items():
@@ -188,7 +191,7 @@ async def test_access_matrix(api: Harness, path: str, role: str, expected: Seen)
     resp = await api.client.get(path, headers=headers)
     status, what = expected if isinstance(expected, tuple) else (expected, None)
     assert resp.status == status, await resp.text()
-    if status != 200 or path in ("/metrics", "/signin", "/api/stats.csv", "/"):
+    if status != 200 or path in ("/metrics", "/signin", "/api/stats.csv", "/", "/console/app.js"):
         if status >= 400:
             body = await resp.json()
             assert body["error"]["status"] == status
@@ -282,7 +285,9 @@ async def test_a_token_stops_working_when_it_expires(
     clocked: tuple[TestClient[Any, Any], SqliteStore, Clock],
 ) -> None:
     client, store, clock = clocked
-    issued = await issue_token(store, clock, role=Role.OPERATOR, subject=None, name="A", ttl=timedelta(hours=8))
+    issued = await issue_token(
+        store, clock, role=Role.OPERATOR, subject=None, name="A", ttl=timedelta(hours=8)
+    )
     assert (await client.get("/api/posts", headers=bearer(issued.token))).status == 200
     clock.at += timedelta(hours=8)
     resp = await client.get("/api/posts", headers=bearer(issued.token))
@@ -425,7 +430,9 @@ async def test_signing_in_with_json(api: Harness) -> None:
         ({"json": {"token": "x"}, "headers": {"Origin": "https://evil.example"}}, 403, None),
     ],
 )
-async def test_a_bad_signin_is_a_clear_4xx(api: Harness, kwargs: dict[str, Any], status: int, field: str | None) -> None:
+async def test_a_bad_signin_is_a_clear_4xx(
+    api: Harness, kwargs: dict[str, Any], status: int, field: str | None
+) -> None:
     resp = await api.client.post("/signin", **kwargs)
     assert resp.status == status
     assert "Set-Cookie" not in resp.headers
@@ -446,7 +453,9 @@ async def test_signing_out_clears_the_cookie(api: Harness) -> None:
 # -- logs -----------------------------------------------------------------------------------------
 
 
-async def test_no_token_and_no_message_body_reaches_the_logs(api: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_no_token_and_no_message_body_reaches_the_logs(
+    api: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
     from watchcentre.adapters.logging import configure_logging
 
     configure_logging("json", "DEBUG")
@@ -457,7 +466,9 @@ async def test_no_token_and_no_message_body_reaches_the_logs(api: Harness, capsy
         await api.client.get("/api/messages/m-1", headers=api.auth("operator"))
         import structlog
 
-        structlog.get_logger("t").info("connecting", url="amqp://guest:s3cret@host/", token=api.tokens["operator"])
+        structlog.get_logger("t").info(
+            "connecting", url="amqp://guest:s3cret@host/", token=api.tokens["operator"]
+        )
     finally:
         configure_logging("console", "INFO")
     err = capsys.readouterr().err

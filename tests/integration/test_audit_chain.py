@@ -216,7 +216,8 @@ async def test_get_api_audit_verify_names_the_broken_record(backend: Backend) ->
     from aiohttp.test_utils import TestClient, TestServer
 
     from tests.integration.test_http import NETWORK
-    from watchcentre.adapters.http import HttpDeps, create_app
+    from watchcentre.adapters.http_app import create_app
+    from watchcentre.adapters.http_base import HttpDeps
 
     await seed(backend)
     auditor = await issue_token(backend.store, SystemClock(), role=Role.AUDITOR, subject=None, name="IG")
@@ -344,7 +345,8 @@ def audit_api(backend: Backend, anchor: FileAnchor, token: str) -> Any:
     from aiohttp.test_utils import TestClient, TestServer
 
     from tests.integration.test_http import NETWORK
-    from watchcentre.adapters.http import HttpDeps, create_app
+    from watchcentre.adapters.http_app import create_app
+    from watchcentre.adapters.http_base import HttpDeps
 
     async def ready() -> dict[str, bool]:
         return {}

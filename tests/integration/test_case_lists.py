@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.integration import test_store
 from tests.integration.test_http import NETWORK
 from tests.integration.test_store import Backend
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.core.access import Role
 from watchcentre.core.lifecycle import Case, DeadlineRules, new_case
 from watchcentre.core.ports import ReferenceTaken, SystemClock

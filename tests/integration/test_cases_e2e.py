@@ -233,19 +233,24 @@ async def test_a_sender_that_names_a_reply_queue_gets_its_receipt_with_the_new_r
     settings: Settings, broker: Broker
 ) -> None:
     assert broker.channel is not None
-    receipts = await broker.channel.declare_queue(exclusive=True, auto_delete=True)
+    # RabbitMQ's direct reply-to: the receipts come back on the publishing channel, and only there
+    # (a receipt never goes to a queue the sender does not own: test_broker_trust.py)
+    receipts = await broker.channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
+    got: list[Any] = []
+    both = asyncio.Event()
+
+    async def on_receipt(m: Any) -> None:
+        got.append(m)
+        if len(got) == 2:
+            both.set()
+
+    await receipts.consume(on_receipt, no_ack=True)
     request = envelope(sender="ofast", subject="Cocaïne", body="Go-fast vers l'Espagne.", countries=["ES"])
     bad = envelope(sender="nobody")
     async with running(settings):
-        await broker.publish(request, reply_to=receipts.name)
-        await broker.publish(bad, reply_to=receipts.name)
-        got: list[Any] = []
-        async with asyncio.timeout(30), receipts.iterator() as messages:
-            async for m in messages:
-                await m.ack()
-                got.append(m)
-                if len(got) == 2:
-                    break
+        await broker.publish(request, reply_to="amq.rabbitmq.reply-to")
+        await broker.publish(bad, reply_to="amq.rabbitmq.reply-to")
+        await asyncio.wait_for(both.wait(), 30)
     by_id = {orjson.loads(m.body)["message_id"]: (m, orjson.loads(m.body)) for m in got}
     message, receipt = by_id[request["message_id"]]
     assert receipt["status"] == "routed" and receipt["recipients"] == ["post.madrid"]

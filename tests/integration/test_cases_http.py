@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.test_http import NETWORK
-from watchcentre.adapters.http import SECURITY_HEADERS, HttpDeps, create_app
-from watchcentre.adapters.http_cases import CASE_SUMMARY_FIELDS
+from watchcentre.adapters.http_app import SECURITY_HEADERS, create_app
+from watchcentre.adapters.http_base import HttpDeps
+from watchcentre.adapters.http_models import CASE_SUMMARY_FIELDS
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.core.access import Role
 from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side, apply, new_case

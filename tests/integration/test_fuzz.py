@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 
 from tests.integration.test_http import NETWORK, OUTCOMES
 from watchcentre.adapters.config_files import known_countries, load_config
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
+from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
@@ -39,8 +41,9 @@ from watchcentre.bootstrap import build_classifier
 from watchcentre.core.access import Role
 from watchcentre.core.ports import OutboundCopy, SystemClock
 from watchcentre.core.records import AuditEvent, DeadLetterView
+from watchcentre.core.senders import SenderPolicy
 from watchcentre.security import issue_token
-from watchcentre.service import RoutingService
+from watchcentre.service import RoutingService, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_EXAMPLES = 40  # per operation; ~10 operations
@@ -86,10 +89,15 @@ class Server:
             network=_config.network, classifier=classifier, known_countries=known_countries(),
             store=self.store, publisher=Recorder(), metrics=Recorder(), clock=SystemClock(),
             handling=_config.handling, deadlines=_config.deadlines,
+            settings=ServiceSettings(senders=SenderPolicy(development=True)),
         )  # fmt: skip
         await self.service.start()
+        app[CASES] = self.service.cases
         app[CONSOLE] = ConsoleDeps(
-            actions=self.service, hub=FeedHub(self.store), classify=classifier.classify, dead_letters=NoDeadLetters()
+            actions=self.service,
+            hub=FeedHub(self.store),
+            classify=classifier.classify,
+            dead_letters=NoDeadLetters(),
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -137,6 +145,8 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         def check(case: Any) -> None:
             headers = {"Authorization": f"Bearer {server.tokens[role]}"}
+            if isinstance(case.query, dict):  # an opaque cursor only the server makes: a drawn one is
+                case.query.pop("before", None)  # rightly 400 (test_case_lists.py covers paging)
             response = case.call(base_url=f"http://127.0.0.1:{server.port}", headers=headers)
             COUNTS["cases"] += 1
             if response.status_code >= 500:
@@ -238,7 +248,7 @@ def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) ->
     service = RoutingService(
         network=_config.network, classifier=build_classifier(_config), known_countries=known_countries(),
         store=store, publisher=recorder, metrics=recorder, clock=SystemClock(), handling=_config.handling,
-        max_batch=1,
+        max_batch=1, settings=ServiceSettings(senders=SenderPolicy(development=True)),
     )  # fmt: skip
     loop.run_until_complete(service.start())
     outcomes = {"routed": 0, "triage": 0, "dead": 0, "duplicate": 0}

@@ -19,7 +19,8 @@ from tests.integration.harness import Broker, envelope, running
 from tests.integration.processes import ServeProcess
 from tests.integration.test_cases_http import Api, tokens
 from tests.integration.test_http import NETWORK, OUTCOMES, Harness, issue_all
-from watchcentre.adapters.http import HttpDeps, create_app
+from watchcentre.adapters.http_app import create_app
+from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.logging import configure_logging
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.store_sqlite import SqliteStore

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from watchcentre.adapters.http import SECURITY_HEADERS, HttpDeps, create_app
+from watchcentre.adapters.http_app import SECURITY_HEADERS, create_app
+from watchcentre.adapters.http_base import HttpDeps
+from watchcentre.adapters.http_models import SUMMARY_FIELDS
 from watchcentre.adapters.metrics import PrometheusMetrics
-from watchcentre.adapters.openapi import SUMMARY_FIELDS, openapi_document
+from watchcentre.adapters.openapi import openapi_document
 from watchcentre.adapters.store_sqlite import SqliteStore
 from watchcentre.core.access import Role
 from watchcentre.core.envelope import Envelope, Kind, Rejection, Routing, envelope_schema
@@ -562,6 +564,7 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/stats.csv",
         # the operator console (adapters/http_console.py)
         "/",
+        "/console/{name}",
         "/api/console/feed",
         "/api/console/triage",
         "/api/console/recipients",
@@ -650,7 +653,11 @@ class BrokenStore:
 
         now = datetime.now(UTC)
         self.record = TokenRecord(
-            id="t1", name="op", role=Role.OPERATOR, created_at=now, expires_at=now.replace(year=now.year + 1),
+            id="t1",
+            name="op",
+            role=Role.OPERATOR,
+            created_at=now,
+            expires_at=now.replace(year=now.year + 1),
             hash=hash_token(token),
         )
 

@@ -119,6 +119,7 @@ class FakeDelivery:
     body: bytes
     attempts: int = 1
     reply_to: str | None = None
+    user_id: str | None = None  # the broker user RabbitMQ vouched for
     acked: bool = False
     retried: bool = False
 
@@ -137,7 +138,7 @@ class FakeDelivery:
     def redelivered(self) -> FakeDelivery:
         """What the broker hands over after a retry: the same bytes, one attempt more."""
         assert self.retried, "only a retried delivery comes back"
-        return FakeDelivery(self.body, self.attempts + 1, self.reply_to)
+        return FakeDelivery(self.body, self.attempts + 1, self.reply_to, self.user_id)
 
 
 # -- the broker's side -------------------------------------------------------------------------------
@@ -457,9 +458,14 @@ class Wired:
     clock: FakeClock
     unavailable: list[TransientError] = field(default_factory=list)
 
-    async def deliver(self, body: bytes, *, attempts: int = 1, reply_to: str | None = None) -> FakeDelivery:
-        """Hand one input to the service, as the consumer does; the delivery, settled."""
-        delivery = FakeDelivery(body, attempts, reply_to)
+    async def deliver(
+        self, body: bytes, *, attempts: int = 1, reply_to: str | None = None, user_id: str | None = None
+    ) -> FakeDelivery:
+        """Hand one input to the service, as the consumer does; the delivery, settled. It comes from
+        the claimed sender's own broker user unless `user_id` says otherwise (strict mode)."""
+        if user_id is None:
+            user_id = _user_of(body)
+        delivery = FakeDelivery(body, attempts, reply_to, user_id)
         await self.service.on_delivery(delivery)
         assert delivery.settled, "the service neither acked nor retried"
         return delivery
@@ -486,6 +492,7 @@ async def wired_service(
     """A started RoutingService on fakes (pass `store`/`publisher`/`clock` to share them between
     instances, as several processes share one database and broker); stopped on exit."""
     from watchcentre.adapters.config_files import known_countries
+    from watchcentre.core.senders import SenderPolicy
     from watchcentre.service import RoutingService, ServiceSettings
 
     config, classifier = real_config()
@@ -500,7 +507,9 @@ async def wired_service(
         publisher=publisher,
         metrics=metrics,
         clock=clock,
-        settings=ServiceSettings(max_attempts=max_attempts),
+        settings=ServiceSettings(
+            max_attempts=max_attempts, senders=SenderPolicy(users=config.broker, service_user="watchcentre")
+        ),
         on_unavailable=unavailable.append,
         handling=config.handling,
         deadlines=config.deadlines,
@@ -510,3 +519,12 @@ async def wired_service(
         yield Wired(service, store, publisher, metrics, clock, unavailable)
     finally:
         await service.stop()
+
+
+def _user_of(body: bytes) -> str | None:
+    """The broker user of the sender a body claims (config/broker.yaml: `wc-<id>`, `wc-centre`)."""
+    try:
+        sender = orjson.loads(body).get("sender")
+    except (orjson.JSONDecodeError, AttributeError):
+        return "wc-unknown"
+    return f"wc-{sender}" if isinstance(sender, str) else "wc-unknown"

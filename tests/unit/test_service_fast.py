@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.unit.fakes import START, FakePublisher, FakeStore, Wired, wired_service
+from tests.unit.fakes import START, FakeDelivery, FakePublisher, FakeStore, Wired, wired_service
 from watchcentre.core.audit_chain import GENESIS, verify_links
 from watchcentre.core.ports import OutboundCopy
 from watchcentre.core.routing import copy_id
 from watchcentre.service import ManualError
 
-RECEIPTS = "receipts.ofast"  # the reply queue the sender names (AMQP reply_to)
+RECEIPTS = "watchcentre.reply.ofast"  # the reply queue the sender owns, named in AMQP reply_to
 _numbers = itertools.count(1)
 
 
@@ -410,3 +410,24 @@ async def test_a_missed_acknowledgement_is_raised_once_and_goes_to_triage(w: Wir
     assert await w.service.cases.raise_due(later) == []  # once per breach
     [alert] = w.publisher.copies_to("centre.triage")
     assert (alert["kind"], alert["reference"]) == ("alert", reference)
+
+
+# -- broker identity (strict mode, config/broker.yaml) ------------------------------------------------
+
+
+async def test_a_post_speaking_as_another_sender_is_refused_whatever_it_claims(w: Wired) -> None:
+    for claimed in ("madrid", "centre", "ofast"):
+        forged = envelope(sender=claimed)
+        assert (await w.deliver(raw(forged), user_id="wc-rome")).acked
+    assert w.publisher.routed == []
+    assert [d.reason.split(":")[0] for d in w.publisher.dead] == ["sender"] * 3
+    assert [e.type for e in w.store.audit_log] == ["rejected"] * 3
+
+
+async def test_a_message_without_a_broker_identity_is_refused_in_strict_mode(w: Wired) -> None:
+    env = envelope()
+    delivery = FakeDelivery(raw(env), user_id=None)
+    await w.service.on_delivery(delivery)
+    assert delivery.acked and w.publisher.routed == []
+    [dead] = w.publisher.dead
+    assert dead.reason.startswith("sender: no user_id")

@@ -1,8 +1,10 @@
 """RabbitMQ through aio-pika: the topology, the intake consumer and the confirmed publisher.
 
-Names (P = prefix): queue `P.inbound` (quorum, delivery limit, dead-letters to `P.dead`); topic
-exchange `P.routed` with a durable queue per recipient (`P.post.<ID>`, `P.unit.<ID>`,
-`P.centre.inbox`, `P.centre.triage`); queue `P.dead`; topic exchange `P.events`.
+Names (P = prefix): queue `P.inbound` (quorum, delivery limit, dead-letters to `P.dead`), fed by the
+fanout exchange `P.intake` (what provisioned senders publish to) and, in development, by the default
+exchange; receipt queues `P.reply.<sender>` (declared by their owners); topic exchange `P.routed`
+with a durable queue per recipient (`P.post.<ID>`, `P.unit.<ID>`, `P.centre.inbox`,
+`P.centre.triage`); queue `P.dead`; topic exchange `P.events`.
 The connection is robust: after a broker restart or a dropped connection aio-pika reconnects,
 re-declares what was declared on it (the intake queue is declared on the consuming channel too, so
 its consumer is restored) and restarts the consumer by itself. A publish that cannot be confirmed
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +39,7 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError, PublishError
 
 from watchcentre.core.ports import Delivery, OutboundCopy, TransientError
 from watchcentre.core.records import AuditEvent, DeadLetterView
+from watchcentre.core.senders import INTAKE, reply_queue
 
 log = structlog.get_logger("watchcentre.amqp")
 
@@ -66,6 +70,13 @@ class Names:
     @property
     def inbound(self) -> str:
         return f"{self.prefix}.inbound"
+
+    @property
+    def intake(self) -> str:
+        return f"{self.prefix}.{INTAKE}"
+
+    def reply_for(self, sender: str) -> str:
+        return reply_queue(self.prefix, sender)
 
     @property
     def dead(self) -> str:
@@ -100,6 +111,8 @@ async def declare_topology(
     """Declare everything idempotently; return (inbound queue, routed exchange, events exchange)."""
     await channel.declare_queue(names.dead, durable=True, arguments={"x-queue-type": "quorum"})
     inbound = await declare_inbound(channel, names)
+    intake = await channel.declare_exchange(names.intake, aio_pika.ExchangeType.FANOUT, durable=True)
+    await inbound.bind(intake)
     routed = await channel.declare_exchange(names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
     events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
     await _declare_recipient_queues(channel, names, list(recipient_keys))
@@ -161,6 +174,10 @@ class _Delivery:
     @property
     def reply_to(self) -> str | None:
         return self._message.reply_to or None
+
+    @property
+    def user_id(self) -> str | None:
+        return self._message.user_id or None
 
     @property
     def stale(self) -> bool:
@@ -495,8 +512,12 @@ async def _requeue_dead(
     """The one way a dead letter goes back to `P.inbound`: each letter whose id is `wanted` is
     re-published (persistent, confirmed; `body` instead of its own bytes when given), `on_moved`
     records it, and only then is it acked on `P.dead`. The others are left unacked: back in
-    `P.dead`, in order, when the channel closes."""
+    `P.dead`, in order, when the channel closes.
+
+    It goes back under the service's own broker user (`user_id`), which is trusted for every sender:
+    an operator's replay vouches for the letter, and is audited."""
     channel = await connection.channel(publisher_confirms=True)
+    user = user_of(connection)
     moved: list[_T] = []
     try:
         queue = await channel.declare_queue(names.dead, passive=True, robust=False)
@@ -515,6 +536,7 @@ async def _requeue_dead(
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     headers={REPLAYED_HEADER: letter_id, **(headers or {})},
+                    user_id=user,
                 ),
                 routing_key=names.inbound,
                 mandatory=True,
@@ -529,6 +551,12 @@ async def _requeue_dead(
         return moved
     finally:
         await channel.close()
+
+
+def user_of(connection: AbstractRobustConnection) -> str | None:
+    """The connection's broker user (aio-pika keeps its URL on the concrete class only)."""
+    url = getattr(connection, "url", None)
+    return cast(str | None, url.user) if url is not None else None
 
 
 async def announce(connection: AbstractRobustConnection, names: Names, events: Sequence[AuditEvent]) -> None:
@@ -623,8 +651,13 @@ class EventFeed:
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=1000)
         exchange = await self._channel.declare_exchange(self._names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+        # Named under the prefix (not server-named): the service's broker user needs no grant
+        # outside its own names (docs/security.md).
         queue = await self._channel.declare_queue(
-            exclusive=True, auto_delete=True, arguments={"x-max-length": 100_000}
+            f"{self._names.prefix}.feed.{secrets.token_hex(8)}",
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-max-length": 100_000},
         )
         for event_type in self._event_types:
             await queue.bind(exchange, routing_key=event_type)

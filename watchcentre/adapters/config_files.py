@@ -20,6 +20,7 @@ from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lexicon import GazetteerExtra
 from watchcentre.core.lifecycle import DeadlineRules
 from watchcentre.core.network import Network
+from watchcentre.core.senders import BrokerUsers
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,6 +29,7 @@ TAXONOMY_FILE = "taxonomy.yaml"
 GAZETTEER_FILE = "gazetteer.yaml"
 HANDLING_FILE = "handling.yaml"
 DEADLINES_FILE = "deadlines.yaml"
+BROKER_FILE = "broker.yaml"
 
 
 class ConfigError(Exception):
@@ -44,6 +46,7 @@ class Config:
     gazetteer: GazetteerExtra
     handling: HandlingRules = field(default_factory=HandlingRules)
     deadlines: DeadlineRules = field(default_factory=DeadlineRules.eu_default)
+    broker: BrokerUsers = field(default_factory=BrokerUsers)
     digest: str = ""
     """SHA-256 over the files read (name and bytes): which configuration is in force (/metrics)."""
 
@@ -78,7 +81,9 @@ def load_config(directory: str | Path) -> Config:
     """Load and cross-check the files; raise ConfigError listing every problem.
 
     handling.yaml is optional: without it no handling code is known, and an envelope that carries one
-    is refused. deadlines.yaml is optional: without it the EU defaults apply."""
+    is refused. deadlines.yaml is optional: without it the EU defaults apply. broker.yaml is optional:
+    without it each post and unit speaks only through its own broker user (`wc-<id>`), and no other
+    user (but the service's own) speaks for anyone."""
     root = Path(directory)
     problems: list[str] = []
     network = _load(root / NETWORK_FILE, Network, problems)
@@ -92,9 +97,14 @@ def load_config(directory: str | Path) -> Config:
     deadlines: DeadlineRules | None = DeadlineRules.eu_default()
     if (root / DEADLINES_FILE).exists():
         deadlines = _load(root / DEADLINES_FILE, DeadlineRules, problems)
+    broker: BrokerUsers | None = BrokerUsers()
+    if (root / BROKER_FILE).exists():
+        broker = _load(root / BROKER_FILE, BrokerUsers, problems)
     universe = known_countries()
     if network is not None:
         problems += [f"{NETWORK_FILE}: {p}" for p in network.problems(universe)]
+        if broker is not None:
+            problems += [f"{BROKER_FILE}: {p}" for p in broker.problems(network)]
     if rules is not None:
         problems += [f"{TAXONOMY_FILE}: {p}" for p in rules.problems()]
     if gazetteer is not None:
@@ -103,16 +113,18 @@ def load_config(directory: str | Path) -> Config:
             problems.append(f"{GAZETTEER_FILE}: not ISO 3166-1 alpha-2 codes: {', '.join(unknown)}")
     if problems or network is None or rules is None or gazetteer is None or handling is None or deadlines is None:
         raise ConfigError(problems)
+    if broker is None:
+        raise ConfigError(problems)
     return Config(
         directory=root, network=network, rules=rules, gazetteer=gazetteer, handling=handling, deadlines=deadlines,
-        digest=config_digest(root),
+        broker=broker, digest=config_digest(root),
     )  # fmt: skip
 
 
 def config_digest(root: Path) -> str:
     """The files' names and bytes, hashed in a fixed order; an optional file that is absent counts as absent."""
     h = hashlib.sha256()
-    for name in (NETWORK_FILE, TAXONOMY_FILE, GAZETTEER_FILE, HANDLING_FILE, DEADLINES_FILE):
+    for name in (NETWORK_FILE, TAXONOMY_FILE, GAZETTEER_FILE, HANDLING_FILE, DEADLINES_FILE, BROKER_FILE):
         path = root / name
         if path.exists():
             data = path.read_bytes()

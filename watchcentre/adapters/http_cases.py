@@ -17,7 +17,6 @@ import binascii
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -25,68 +24,40 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from watchcentre.adapters.http import (
-    DEPS,
-    ApiError,
-    area,
-    json_response,
-    parse_json_body,
-    parse_query,
-    parse_time,
-    principal_of,
-)
-from watchcentre.adapters.openapi import (
+from watchcentre.adapters.http_base import DEPS, ApiError, parse_time, principal_of
+from watchcentre.adapters.http_models import (
     CASE_SUMMARY_FIELDS,
     CaseActionBody,
+    CaseDetail,
+    CaseList,
     CasePageQuery,
     CasesQuery,
+    CaseSummary,
+    CaseTimelineEvent,
+    Stats,
     StatsQuery,
 )
-from watchcentre.cases import Actor, CaseDesk, CaseNotFound, CaseRefused
-from watchcentre.core.access import Area, Principal, Role, case_visibility
+from watchcentre.cases import Actor, CaseDesk
+from watchcentre.core.access import Principal, Role, case_visibility
 from watchcentre.core.bounds import visible
-from watchcentre.core.lifecycle import Action, Case, DeadlineRules
+from watchcentre.core.lifecycle import Action, Case
 from watchcentre.core.network import CENTRE
 from watchcentre.core.parties import principal_side
-from watchcentre.core.ports import OutboundCopy
 from watchcentre.core.records import AuditEvent, CaseCursor, EventType, Visibility
 from watchcentre.core.routing import post_key
 from watchcentre.core.stats import case_stats, stats_rows
 
 CASES = web.AppKey("cases", CaseDesk)
-"""The case desk, set by bootstrap. Without it (an API-only app), actions still change cases and are
-audited, but nothing is published."""
+"""The case desk bootstrap builds (the service's own). Without it (an API-only app), actions on cases
+answer 503: nothing acts on a case but that desk."""
 
 
-class _Silent:
-    async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
-        return None
+def _desk(request: web.Request) -> CaseDesk:
+    desk = request.app.get(CASES)
+    if desk is None:
+        raise ApiError(503, "case actions are not wired in this instance")
+    return desk
 
-    async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:
-        return None
-
-    async def publish_events(self, events: Sequence[AuditEvent]) -> None:
-        return None
-
-    async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
-        return None
-
-
-def _desk(app: web.Application) -> CaseDesk:
-    desk = app.get(CASES)
-    if desk is not None:
-        return desk
-    deps = app[DEPS]
-    return CaseDesk(
-        store=deps.store,
-        publisher=_Silent(),
-        clock=deps.clock,
-        network=deps.network,
-        rules=DeadlineRules.eu_default(),
-    )
-
-
-STATS_PAGE = 5000
 
 ACTIONS: dict[str, Action | None] = {
     "ack": Action.ACK,
@@ -100,50 +71,47 @@ ACTIONS: dict[str, Action | None] = {
 }
 
 
+STATS_PAGE = 5000
 _NOT_TIMELINE = frozenset({EventType.ACCESSED.value, EventType.LISTED.value})
 
 
 # -- views -----------------------------------------------------------------------------------------
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
-
-
-def case_view(case: Case, now: datetime) -> dict[str, Any]:
+def case_detail(case: Case, now: datetime, timeline: list[CaseTimelineEvent]) -> CaseDetail:
     left = case.time_left(now)
-    return {
-        "reference": case.reference,
-        "state": case.state.value,
-        "priority": case.priority,
-        "access": case.access,
-        "subject": case.subject,
-        "sender": case.sender,
-        "message_id": case.message_id,
-        "crime_types": case.crime_types,
-        "countries": case.countries,
-        "recipients": case.recipients,
-        "opened_at": _iso(case.opened_at),
-        "ack_due_at": _iso(case.ack_due_at),
-        "due_at": _iso(case.due_at),
-        "legal_due_at": _iso(case.legal_due_at),
-        "expected_at": _iso(case.expected_at),
-        "extension_reason": case.extension_reason,
-        "time_left_seconds": None if left is None else round(left),
-        "overdue": case.overdue(now),
-        "clarification_pending": case.clarification_since is not None,
-        "clarification_since": _iso(case.clarification_since),
-        "paused_seconds": case.paused_seconds,
-        "acknowledged_at": _iso(case.acknowledged_at),
-        "answered_at": _iso(case.answered_at),
-        "closed_at": _iso(case.closed_at),
-        "answered_on_time": case.answered_on_time(),
-    }
+    return CaseDetail(
+        reference=case.reference,
+        state=case.state.value,
+        priority=case.priority,
+        access=case.access,
+        subject=case.subject,
+        sender=case.sender,
+        message_id=case.message_id,
+        crime_types=case.crime_types,
+        countries=case.countries,
+        recipients=case.recipients,
+        opened_at=case.opened_at,
+        ack_due_at=case.ack_due_at,
+        due_at=case.due_at,
+        legal_due_at=case.legal_due_at,
+        expected_at=case.expected_at,
+        extension_reason=case.extension_reason,
+        time_left_seconds=None if left is None else round(left),
+        overdue=case.overdue(now),
+        clarification_pending=case.clarification_since is not None,
+        clarification_since=case.clarification_since,
+        paused_seconds=case.paused_seconds,
+        acknowledged_at=case.acknowledged_at,
+        answered_at=case.answered_at,
+        closed_at=case.closed_at,
+        answered_on_time=case.answered_on_time(),
+        timeline=timeline,
+    )
 
 
-def case_summary(case: Case, now: datetime) -> dict[str, Any]:
-    view = case_view(case, now)
-    return {k: view[k] for k in CASE_SUMMARY_FIELDS}
+def case_summary(case: Case, now: datetime) -> CaseSummary:
+    return CaseSummary.model_validate(case_detail(case, now, []).model_dump(include=set(CASE_SUMMARY_FIELDS)))
 
 
 def _urgency(case: Case, now: datetime) -> tuple[int, float]:
@@ -168,10 +136,10 @@ async def _visible_case(request: web.Request) -> Case:
     return case
 
 
-async def _timeline(request: web.Request, case: Case) -> list[dict[str, Any]]:
+async def _timeline(request: web.Request, case: Case) -> list[CaseTimelineEvent]:
     events = await request.app[DEPS].store.audit(reference=case.reference, limit=10_000)
     return [
-        e.model_dump(mode="json", exclude={"prev_hash", "hash"})
+        CaseTimelineEvent.model_validate(e, from_attributes=True)
         for e in events
         if e.type not in _NOT_TIMELINE
     ]
@@ -215,67 +183,55 @@ def _cursor(text: str | None) -> CaseCursor | None:
         raise ApiError(400, "not a cursor: pass the `next` of the previous page", "before") from None
 
 
-async def _case_page(
-    request: web.Request, query: CasePageQuery, visibility: Visibility | None, open_only: bool
-) -> tuple[list[Case], str | None]:
-    """One page of the cases `visibility` lets through, scoped in the store's query; the next cursor."""
-    found = await request.app[DEPS].store.list_cases(
-        visibility=visibility, open_only=open_only, before=_cursor(query.before), limit=query.limit + 1
-    )
-    page = found[: query.limit]
-    return page, cursor_of(page[-1]) if len(found) > query.limit else None
-
-
 async def _case_list(
     request: web.Request,
     query: CasePageQuery,
     visibility: Visibility | None,
     open_only: bool,
     what: dict[str, Any],
-) -> web.Response:
+) -> CaseList:
+    """One page of the cases `visibility` lets through, scoped in the store's query, with the next cursor."""
     now = request.app[DEPS].clock.now()
-    page, after = await _case_page(request, query, visibility, open_only)
+    found = await request.app[DEPS].store.list_cases(
+        visibility=visibility, open_only=open_only, before=_cursor(query.before), limit=query.limit + 1
+    )
+    page = found[: query.limit]
+    after = cursor_of(page[-1]) if len(found) > query.limit else None
     await _record(request, None, {"references": [c.reference for c in page], **what})
-    items = [case_summary(c, now) for c in sorted(page, key=lambda c: _urgency(c, now))]
-    return json_response({"items": items, "next": after})
+    return CaseList(
+        items=[case_summary(c, now) for c in sorted(page, key=lambda c: _urgency(c, now))], next=after
+    )
 
 
-@area(Area.MESSAGES)
-async def list_cases(request: web.Request) -> web.Response:
-    query = parse_query(request, CasesQuery)
+async def list_cases(request: web.Request, *, query: CasesQuery) -> CaseList:
     visibility = case_visibility(principal_of(request))
     return await _case_list(request, query, visibility, bool(query.open), {"open": query.open})
 
 
-@area(Area.MESSAGES)
-async def post_inbox(request: web.Request) -> web.Response:
+async def post_inbox(request: web.Request, *, query: CasePageQuery) -> CaseList:
     post_id = request.match_info["post_id"]
     deps, who = request.app[DEPS], principal_of(request)
     allowed = who.role is Role.OPERATOR or (who.role is Role.POST and who.subject == post_id)
     if not allowed or post_id not in deps.network.posts_by_id:
         raise ApiError(404, "no such post", "post_id")
-    query = parse_query(request, CasePageQuery)
     to_post = Visibility(senders=frozenset(), recipients=frozenset({post_key(post_id)}))
     return await _case_list(request, query, to_post, True, {"post": post_id})
 
 
-@area(Area.MESSAGES)
-async def get_request(request: web.Request) -> web.Response:
+async def get_request(request: web.Request) -> CaseDetail:
     case = await _visible_case(request)
-    body = case_view(case, request.app[DEPS].clock.now())
-    body["timeline"] = await _timeline(request, case)
+    detail = case_detail(case, request.app[DEPS].clock.now(), await _timeline(request, case))
     await _record(request, case, {})
-    return json_response(body)
+    return detail
 
 
-@area(Area.MESSAGES)
-async def post_case_action(request: web.Request) -> web.Response:
+async def post_case_action(request: web.Request, *, body: CaseActionBody | None) -> CaseDetail:
     name = request.match_info["action"]
     if name not in ACTIONS:
         raise ApiError(404, f"no such action: use one of {', '.join(ACTIONS)}", "action")
-    desk = _desk(request.app)
-    case = await _visible_case(request)  # first: what the caller may not see does not exist, body or not
-    body = await parse_json_body(request, CaseActionBody) if request.body_exists else CaseActionBody()
+    case = await _visible_case(request)
+    desk = _desk(request)
+    body = body or CaseActionBody()
     expected_at = None if body.expected_at is None else parse_time(body.expected_at, "expected_at")
     action = ACTIONS[name]
     if action is None:
@@ -291,39 +247,27 @@ async def post_case_action(request: web.Request) -> web.Response:
     side = principal_side(who, case)
     if side is None:  # unreachable past _visible_case; never act for a non-party
         raise ApiError(404, "no such case", "reference")
-    try:
-        actor = Actor(side, who.label if who.role is not Role.OPERATOR else f"operator:{who.name}")
-        after, committed = await desk.act(
-            case.reference, action, actor, expected_at=expected_at, reason=body.reason
-        )
-    except CaseNotFound:
-        raise ApiError(404, "no such case", "reference") from None
-    except CaseRefused as refused:
-        status = 409 if refused.current is not None else 400
-        error = {"status": status, "message": refused.problem, "field": refused.field}
-        if refused.current is not None:
-            error["current_state"] = refused.current
-        return json_response({"error": error}, status=status)
+    actor = Actor(side, who.label if who.role is not Role.OPERATOR else f"operator:{who.name}")
+    # a refusal (CaseNotFound, CaseRefused) is a domain error: the error middleware answers it
+    after, committed = await desk.act(
+        case.reference, action, actor, expected_at=expected_at, reason=body.reason
+    )
     if committed:  # the other side hears of it over AMQP as if it had been sent there
         await desk.notify(after, side, action, who.subject or CENTRE, committed[0])
-    view = case_view(after, request.app[DEPS].clock.now())
-    view["timeline"] = await _timeline(request, after)
-    return json_response(view)
+    return case_detail(after, request.app[DEPS].clock.now(), await _timeline(request, after))
 
 
-def _period(request: web.Request) -> StatsQuery:
-    query = parse_query(request, StatsQuery)
+def _operators_only(request: web.Request) -> None:
     if principal_of(request).role is not Role.OPERATOR:
         raise ApiError(403, f"role {principal_of(request).label} may not use this route")
-    return query
 
 
-async def _stats(request: web.Request, query: StatsQuery) -> dict[str, Any]:
-    """Over every case of the period the caller may see, read page by page (no cap to truncate it)."""
+async def _stats(request: web.Request, query: StatsQuery) -> Stats:
+    _operators_only(request)
     store, visibility = request.app[DEPS].store, case_visibility(principal_of(request))
     cases: list[Case] = []
     before: CaseCursor | None = None
-    while True:
+    while True:  # every case of the period the caller may see, page by page (no cap to truncate it)
         page = await store.list_cases(
             visibility=visibility, since=query.since, until=query.until, before=before, limit=STATS_PAGE
         )
@@ -331,17 +275,15 @@ async def _stats(request: web.Request, query: StatsQuery) -> dict[str, Any]:
         if len(page) < STATS_PAGE:
             break
         before = CaseCursor(page[-1].opened_at, page[-1].reference)
-    return {"since": _iso(query.since), "until": _iso(query.until), **case_stats(cases)}
+    return Stats.model_validate({"since": query.since, "until": query.until, **case_stats(cases)})
 
 
-@area(Area.MESSAGES)
-async def get_stats(request: web.Request) -> web.Response:
-    return json_response(await _stats(request, _period(request)))
+async def get_stats(request: web.Request, *, query: StatsQuery) -> Stats:
+    return await _stats(request, query)
 
 
-@area(Area.MESSAGES)
-async def get_stats_csv(request: web.Request) -> web.Response:
-    stats = await _stats(request, _period(request))
+async def get_stats_csv(request: web.Request, *, query: StatsQuery) -> web.Response:
+    stats = (await _stats(request, query)).model_dump(mode="json")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["section", "key", "value"])
@@ -389,49 +331,39 @@ def _duration(seconds: float | None) -> str:
     return f"late by {text}" if late else text
 
 
-@area(Area.MESSAGES)
 async def track_page(request: web.Request) -> web.Response:
     case = await _visible_case(request)
-    view = case_view(case, request.app[DEPS].clock.now())
-    facts = [
-        ("State", view["state"] + (" (waiting for clarification)" if view["clarification_pending"] else "")),
-        ("Priority", view["priority"]),
-        ("Sent by", view["sender"]),
-        ("Sent to", ", ".join(view["recipients"])),
-        ("Opened", view["opened_at"]),
-        ("Acknowledgement due", view["ack_due_at"]),
-        ("Acknowledged", view["acknowledged_at"] or "not yet"),
-        ("Answer due", view["due_at"] or "suspended"),
-        ("Time left", _duration(view["time_left_seconds"])),
-        ("Answered", view["answered_at"] or "not yet"),
-    ]
-    if view["expected_at"]:
-        facts.append(("New expected time", f"{view['expected_at']} ({view['extension_reason']})"))
     timeline = await _timeline(request, case)
+    view = case_detail(case, request.app[DEPS].clock.now(), timeline)
+
+    def at(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    facts = [
+        ("State", view.state + (" (waiting for clarification)" if view.clarification_pending else "")),
+        ("Priority", view.priority),
+        ("Sent by", view.sender),
+        ("Sent to", ", ".join(view.recipients)),
+        ("Opened", at(view.opened_at)),
+        ("Acknowledgement due", at(view.ack_due_at)),
+        ("Acknowledged", at(view.acknowledged_at) or "not yet"),
+        ("Answer due", at(view.due_at) or "suspended"),
+        ("Time left", _duration(view.time_left_seconds)),
+        ("Answered", at(view.answered_at) or "not yet"),
+    ]
+    if view.expected_at:
+        facts.append(("New expected time", f"{at(view.expected_at)} ({view.extension_reason})"))
     html = _PAGE.format(
         reference=escape(case.reference),
-        state=escape(view["state"]),
+        state=escape(view.state),
         subject=escape(visible(case.subject)),
         facts="\n".join(
             f'<dt>{escape(k)}</dt><dd dir="auto">{escape(visible(str(v)))}</dd>' for k, v in facts
         ),
         timeline="\n".join(
-            f"<li><time>{escape(str(e['at']))}</time> {escape(str(e['type']))} by "
-            f"<bdi>{escape(visible(str(e['actor'])))}</bdi></li>"
+            f"<li><time>{escape(e.at.isoformat())}</time> {escape(e.type)} by <bdi>{escape(visible(e.actor))}</bdi></li>"
             for e in timeline
         ),
     )
     await _record(request, case, {"page": "track"})
     return web.Response(text=html, content_type="text/html")
-
-
-def add_case_routes(app: web.Application) -> None:
-    app.router.add_get("/api/cases", list_cases)
-    app.router.add_post(
-        "/api/cases/{reference:.+}/{action:[a-z]+}", post_case_action
-    )  # references may hold '/'
-    app.router.add_get("/api/posts/{post_id}/inbox", post_inbox)
-    app.router.add_get("/api/requests/{reference:.+}", get_request)
-    app.router.add_get("/api/stats", get_stats)
-    app.router.add_get("/api/stats.csv", get_stats_csv)
-    app.router.add_get("/track/{reference:.+}", track_page)

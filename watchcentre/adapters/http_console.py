@@ -10,8 +10,8 @@
   page deduplicates by it.
 * triage, manual (re-)routing, message detail with highlights, dead letters, shift log, counts.
 
-Wiring: `add_console_routes(app)` adds the routes; bootstrap puts a `ConsoleDeps` under `CONSOLE`.
-Without it (a bare `create_app`), the console API answers 503.
+Wiring: the route table (`http_routes`) lists these routes; bootstrap puts a `ConsoleDeps` under
+`CONSOLE`. Without it (a bare `create_app`), the console API answers 503.
 """
 
 from __future__ import annotations
@@ -28,20 +28,33 @@ import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
-from watchcentre.adapters.http import (
-    DEPS,
-    ApiError,
-    area,
-    json_response,
-    parse_json_body,
-    principal_of,
-    public,
+from watchcentre.adapters.http_base import DEPS, ApiError, principal_of, same_origin
+from watchcentre.adapters.http_models import (
+    SUMMARY_FIELDS,
+    ConsoleMessage,
+    ConsoleMessageQuery,
+    ConsolePage,
+    DeadLetterList,
+    DeadLetterQuery,
+    FeedQuery,
+    Glance,
+    GlanceQuery,
+    Highlights,
+    NoteList,
+    NotesQuery,
+    Recipient,
+    RecipientList,
+    ReinjectRequest,
+    ReinjectResult,
+    RouteRequest,
+    RouteResult,
+    Segment,
+    TriageItem,
 )
-from watchcentre.adapters.openapi import SUMMARY_FIELDS, ReinjectRequest, RouteRequest
-from watchcentre.core.access import Area, Principal
+from watchcentre.core.access import Principal
 from watchcentre.core.classify import Classification
 from watchcentre.core.envelope import Routing
-from watchcentre.core.manual import ManualRoutingError, Note, NoteInput, allowed_recipients, clean_note
+from watchcentre.core.manual import Note, NoteInput, allowed_recipients, clean_note
 from watchcentre.core.ports import DeadLetters, Store
 from watchcentre.core.records import (
     AuditEvent,
@@ -174,7 +187,10 @@ async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[st
     out = []
     cache: dict[tuple[str, str], dict[str, Any] | None] = {}
     for e in events:
-        item = {k: e.get(k) for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")}
+        item = {
+            k: e.get(k)
+            for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")
+        }
         sender, message_id = e.get("sender"), e.get("message_id")
         if e.get("type") in _WITH_MESSAGE and isinstance(message_id, str):
             key = (sender or "", message_id)
@@ -209,35 +225,9 @@ def actor_of(who: Principal) -> str:
     return f"{who.label}:{who.name}"
 
 
-def _same_origin(request: web.Request) -> None:
-    origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
-        raise ApiError(403, "cross-origin request refused")
-
-
-def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "expected an integer", name) from None
-    if not lo <= value <= hi:
-        raise ApiError(400, f"must be between {lo} and {hi}", name)
-    return value
-
-
-def _required(request: web.Request, name: str) -> str:
-    value = request.query.get(name, "")
-    if not value or len(value) > 200:
-        raise ApiError(400, "required (1 to 200 characters)", name)
-    return value
-
-
 # -- the page ------------------------------------------------------------------------------------------
 
-_ASSETS: dict[str, str] = {
+ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
     "dom.js": "text/javascript",
     "map.js": "text/javascript",
@@ -253,15 +243,13 @@ def _asset(name: str) -> bytes:
     return resources.files("watchcentre.web").joinpath(name).read_bytes()
 
 
-@public
 async def console_page(request: web.Request) -> web.Response:
     return web.Response(body=_asset("index.html"), content_type="text/html", charset="utf-8")
 
 
-@public
 async def console_asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    content_type = _ASSETS.get(name)
+    content_type = ASSETS.get(name)
     if content_type is None:
         raise ApiError(404, "no such asset", "name")
     charset = None if content_type in ("application/json", "image/svg+xml") else "utf-8"
@@ -306,11 +294,10 @@ async def _backfill(request: web.Request, ws: web.WebSocketResponse, store: Stor
     return cursor
 
 
-@area(Area.CONSOLE)
-async def feed(request: web.Request) -> web.StreamResponse:
-    _same_origin(request)  # a WebSocket carries the cookie cross-site: refuse other origins
+async def feed(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
+    same_origin(request)  # a WebSocket carries the cookie cross-site: refuse other origins
     console, store = _console(request), request.app[DEPS].store
-    after = _int_param(request, "after", None, 0, 2**63 - 1)
+    after = query.after
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4096)
     await ws.prepare(request)
     client = console.hub.join()
@@ -354,12 +341,13 @@ async def feed(request: web.Request) -> web.StreamResponse:
 # -- triage, detail, manual routing --------------------------------------------------------------------
 
 
-@area(Area.CONSOLE)
-async def triage(request: web.Request) -> web.Response:
+async def triage(request: web.Request) -> ConsolePage:
     store, who = request.app[DEPS].store, principal_of(request)
     found = await store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500))
-    await record_list(store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path)
-    return json_response({"items": [summary(m) | {"why": _why_triage(m)} for m in found]})
+    await record_list(
+        store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path
+    )
+    return ConsolePage(items=[TriageItem(**summary(m), why=_why_triage(m)) for m in found])
 
 
 def _why_triage(message: StoredMessage) -> str:
@@ -371,51 +359,47 @@ def _why_triage(message: StoredMessage) -> str:
     return ""
 
 
-@area(Area.CONSOLE)
-async def recipients(request: web.Request) -> web.Response:
+async def recipients(request: web.Request) -> RecipientList:
     net = request.app[DEPS].network
     posts = {f"post.{p.id}": f"{p.city} ({', '.join(p.countries)})" for p in net.posts}
     units = {f"unit.{u.id}": u.name for u in net.units}
     items = [
-        {"key": key, "label": posts.get(key) or units.get(key) or "the centre's inbox"}
+        Recipient(key=key, label=posts.get(key) or units.get(key) or "the centre's inbox")
         for key in allowed_recipients(net)
     ]
-    return json_response({"items": items, "crime_types": sorted(CRIME_CODES)})
+    return RecipientList(items=items, crime_types=sorted(CRIME_CODES))
 
 
-def segments(text: str, spans: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+def segments(text: str, spans: list[tuple[int, int, dict[str, Any]]]) -> list[Segment]:
     """`text` cut into plain and marked pieces (the page shows them as text, never as markup)."""
-    out: list[dict[str, Any]] = []
+    out: list[Segment] = []
     pos = 0
     for start, end, mark in sorted(spans, key=lambda s: (s[0], -s[1])):
         if start < pos or end <= start or end > len(text):
             continue  # overlapping or out of range: keep the first, longest
         if start > pos:
-            out.append({"text": text[pos:start]})
-        out.append({"text": text[start:end], "mark": mark})
+            out.append(Segment(text=text[pos:start]))
+        out.append(Segment(text=text[start:end], mark=mark))
         pos = end
     if pos < len(text):
-        out.append({"text": text[pos:]})
+        out.append(Segment(text=text[pos:]))
     return out
 
 
-def highlights(cls: Classification, subject: str, body: str) -> dict[str, list[dict[str, Any]]]:
+def highlights(cls: Classification, subject: str, body: str) -> Highlights:
     spans: dict[str, list[tuple[int, int, dict[str, Any]]]] = {"subject": [], "body": []}
     for e in cls.evidence:
         if e.field in spans:
             mark = {"target": e.target, "rule": e.rule, "negated_by": e.negated_by}
             spans[e.field].append((e.start, e.end, mark))
-    return {"subject": segments(subject, spans["subject"]), "body": segments(body, spans["body"])}
+    return Highlights(subject=segments(subject, spans["subject"]), body=segments(body, spans["body"]))
 
 
-@area(Area.CONSOLE)
-async def message_detail(request: web.Request) -> web.Response:
+async def message_detail(request: web.Request, *, query: ConsoleMessageQuery) -> ConsoleMessage:
     console, deps, who = _console(request), request.app[DEPS], principal_of(request)
-    message_id, sender = _required(request, "message_id"), request.query.get("sender") or None
-    message = await deps.store.get_message(message_id, sender)
+    message = await deps.store.get_message(query.message_id, query.sender)
     if message is None:
         raise ApiError(404, "no such message", "message_id")
-    body: dict[str, Any] = message.model_dump(mode="json")
     env = message.envelope or {}
     subject = env.get("subject") if isinstance(env.get("subject"), str) else ""
     text = env.get("body") if isinstance(env.get("body"), str) else ""
@@ -423,97 +407,68 @@ async def message_detail(request: web.Request) -> web.Response:
         hints = [c for c in env.get("countries", []) if isinstance(c, str)]
         crimes = [c for c in env.get("crime_types", []) if isinstance(c, str)]
         cls = console.classify(subject or "", text or "", hints, crimes)
-        body["highlights"] = highlights(cls, subject or "", text or "")
-        body["evidence"] = [e.describe() for e in cls.evidence]
+        marked, evidence = highlights(cls, subject or "", text or ""), [e.describe() for e in cls.evidence]
     else:
-        body["highlights"] = {"subject": segments(subject or "", []), "body": segments(text or "", [])}
-        body["evidence"] = []
-    events = await deps.store.audit(message_id=message_id, sender=message.sender, limit=1000)
-    body["timeline"] = [e.model_dump(mode="json") for e in events if e.type not in _NOT_TIMELINE]
-    body["manual"] = (
-        [m.model_dump(mode="json") for m in await deps.store.manual_routings(message.sender, message_id)]
-        if message.sender
-        else []
-    )
+        marked, evidence = Highlights(subject=segments(subject or "", []), body=segments(text or "", [])), []
+    events = await deps.store.audit(message_id=query.message_id, sender=message.sender, limit=1000)
+    manual = await deps.store.manual_routings(message.sender, query.message_id) if message.sender else []
     await record_read(deps.store, deps.clock, who, message, request.path)
-    return json_response(body)
+    return ConsoleMessage(
+        **dict(message),
+        timeline=[e for e in events if e.type not in _NOT_TIMELINE],
+        highlights=marked,
+        evidence=evidence,
+        manual=manual,
+    )
 
 
-def _manual_error(exc: Exception) -> ApiError:
-    status, fld, problem = getattr(exc, "status", 500), getattr(exc, "field", None), getattr(exc, "problem", "")
-    return ApiError(int(status), str(problem), fld)
-
-
-@area(Area.CONSOLE)
-async def route(request: web.Request) -> web.Response:
-    _same_origin(request)
+async def route(request: web.Request, *, body: RouteRequest) -> RouteResult:
+    same_origin(request)
     console, who = _console(request), principal_of(request)
-    ask = await parse_json_body(request, RouteRequest)
-    from watchcentre.service import ManualError
-
-    try:
-        routing, events = await console.actions.route_manually(
-            sender=ask.sender, message_id=ask.message_id, recipients=ask.recipients, reason=ask.reason,
-            actor=actor_of(who), expected_revision=ask.revision, override_marking=ask.override_marking,
-            override_reason=ask.override_reason,
-        )  # fmt: skip
-    except ManualError as exc:
-        raise _manual_error(exc) from None
-    return json_response({"routing": routing.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+    # a refusal (ManualError: not found, conflict, invalid) is answered by the error middleware
+    routing, events = await console.actions.route_manually(
+        sender=body.sender, message_id=body.message_id, recipients=body.recipients, reason=body.reason,
+        actor=actor_of(who), expected_revision=body.revision, override_marking=body.override_marking,
+        override_reason=body.override_reason,
+    )  # fmt: skip
+    return RouteResult(routing=routing, events=events)
 
 
 # -- dead letters ------------------------------------------------------------------------------------
 
 
-@area(Area.CONSOLE)
-async def dead_letters(request: web.Request) -> web.Response:
+async def dead_letters(request: web.Request, *, query: DeadLetterQuery) -> DeadLetterList:
     console = _console(request)
     if console.dead_letters is None:
         raise ApiError(503, "no dead-letter queue in this instance")
-    limit = _int_param(request, "limit", 200, 1, 1000) or 200
-    letters = await console.dead_letters.list(limit)
-    return json_response({"items": [d.model_dump(mode="json") for d in letters]})
+    return DeadLetterList(items=await console.dead_letters.list(query.limit))
 
 
-@area(Area.CONSOLE)
-async def reinject(request: web.Request) -> web.Response:
-    _same_origin(request)
+async def reinject(request: web.Request, *, body: ReinjectRequest) -> ReinjectResult:
+    same_origin(request)
     console, who = _console(request), principal_of(request)
-    ask = await parse_json_body(request, ReinjectRequest)
-    corrected = orjson.dumps(ask.envelope) if ask.envelope is not None else None
-    from watchcentre.service import ManualError
-
-    try:
-        letter, events = await console.actions.reinject_dead(
-            letter_id=request.match_info["letter_id"], corrected=corrected, actor=actor_of(who), note=ask.reason
-        )
-    except ManualError as exc:
-        raise _manual_error(exc) from None
-    return json_response({"letter": letter.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+    corrected = orjson.dumps(body.envelope) if body.envelope is not None else None
+    letter, events = await console.actions.reinject_dead(
+        letter_id=request.match_info["letter_id"], corrected=corrected, actor=actor_of(who), note=body.reason
+    )
+    return ReinjectResult(letter=letter, events=events)
 
 
 # -- shift log, counts ---------------------------------------------------------------------------------
 
 
-@area(Area.CONSOLE)
-async def list_notes(request: web.Request) -> web.Response:
-    limit = _int_param(request, "limit", 50, 1, 500) or 50
-    before = _int_param(request, "before_id", None, 1, 2**63 - 1)
-    notes = await request.app[DEPS].store.notes(limit, before)
-    return json_response({"items": [n.model_dump(mode="json") for n in notes]})
+async def list_notes(request: web.Request, *, query: NotesQuery) -> NoteList:
+    return NoteList(items=await request.app[DEPS].store.notes(query.limit, query.before_id))
 
 
-@area(Area.CONSOLE)
-async def add_note(request: web.Request) -> web.Response:
-    _same_origin(request)
+async def add_note(request: web.Request, *, body: NoteInput) -> Note:
+    same_origin(request)
     deps, who, console = request.app[DEPS], principal_of(request), _console(request)
-    ask = await parse_json_body(request, NoteInput)
-    try:
-        ask = clean_note(ask)
-    except ManualRoutingError as exc:
-        raise ApiError(400, exc.problem, exc.field) from None
+    ask = clean_note(body)  # ManualRoutingError is an Invalid: 400 naming the field
     now = deps.clock.now()
-    note = Note(at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references)
+    note = Note(
+        at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references
+    )
     event = AuditEvent(
         at=now, type=EventType.NOTE_ADDED, actor=actor_of(who),
         details={"message_ids": ask.message_ids, "references": ask.references, "length": len(ask.text)},
@@ -522,21 +477,17 @@ async def add_note(request: web.Request) -> web.Response:
     for item in await enrich(deps.store, [e.model_dump(mode="json") for e in events]):
         for client in list(console.hub._clients):  # this instance's pages at once; others via P.events
             client.push([item])
-    return json_response(stored.model_dump(mode="json"), status=201)
+    return stored
 
 
-@area(Area.CONSOLE)
-async def glance(request: web.Request) -> web.Response:
+async def glance(request: web.Request, *, query: GlanceQuery) -> Glance:
     deps = request.app[DEPS]
-    hours = _int_param(request, "hours", 24, 1, 24 * 31) or 24
-    tallies = await deps.store.tallies(deps.clock.now() - timedelta(hours=hours))
-    body = tallies.model_dump(mode="json")
-    body["hours"] = hours
-    body["triage"] = len(await deps.store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500)))
-    return json_response(body)
+    tallies = await deps.store.tallies(deps.clock.now() - timedelta(hours=query.hours))
+    triage = len(await deps.store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500)))
+    return Glance(**dict(tallies), hours=query.hours, triage=triage)
 
 
-async def _close_feeds(app: web.Application) -> None:
+async def close_feeds(app: web.Application) -> None:
     """on_shutdown: tell every open page to go (it reconnects elsewhere or later) so that shutting
     down does not wait for the WebSockets."""
     deps = app.get(CONSOLE)
@@ -545,20 +496,4 @@ async def _close_feeds(app: web.Application) -> None:
             client.kick()
 
 
-def add_console_routes(app: web.Application) -> None:
-    app.on_shutdown.append(_close_feeds)
-    app.router.add_get("/", console_page)
-    app.router.add_get("/console/{name}", console_asset)
-    app.router.add_get("/api/console/feed", feed)
-    app.router.add_get("/api/console/triage", triage)
-    app.router.add_get("/api/console/recipients", recipients)
-    app.router.add_get("/api/console/message", message_detail)
-    app.router.add_post("/api/console/route", route)
-    app.router.add_get("/api/console/dead", dead_letters)
-    app.router.add_post("/api/console/dead/{letter_id}/reinject", reinject)
-    app.router.add_get("/api/console/notes", list_notes)
-    app.router.add_post("/api/console/notes", add_note)
-    app.router.add_get("/api/console/glance", glance)
-
-
-__all__ = ["CONSOLE", "ConsoleDeps", "FeedHub", "add_console_routes"]
+__all__ = ["CONSOLE", "ConsoleDeps", "FeedHub", "close_feeds"]

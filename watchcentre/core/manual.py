@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.envelope import Routing
+from watchcentre.core.errors import Invalid
 from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.network import Network
@@ -28,13 +29,8 @@ MAX_REASON = 1000
 MAX_RECIPIENTS = 20
 
 
-class ManualRoutingError(ValueError):
+class ManualRoutingError(Invalid, ValueError):
     """A manual decision that cannot be taken as asked; names the field at fault."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 class MarkingForbids(ManualRoutingError):

@@ -111,6 +111,12 @@ class Delivery(Protocol):
         """Where the sender wants its receipt (AMQP `reply_to`), if anywhere."""
         ...
 
+    @property
+    def user_id(self) -> str | None:
+        """The broker user that published it (AMQP `user_id`, which the broker checks against the
+        publishing connection's user), or None when the message does not state one."""
+        ...
+
     async def ack(self) -> None: ...
 
     async def retry(self) -> None:
@@ -132,7 +138,8 @@ class Publisher(Protocol):
         ...
 
     async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
-        """Send a sender its receipt on the queue it named (best effort: the store is the record)."""
+        """Send a sender its receipt on the queue it named, which the service checked it owns (best
+        effort: the store is the record)."""
         ...
 
 

@@ -1,0 +1,219 @@
+"""THE route table: every HTTP route, written once. `http_app.create_app` registers the aiohttp
+routes from it (access control and request validation included) and `openapi.openapi_document`
+generates the OpenAPI 3.1 document from it, so the server and its description cannot drift apart.
+
+A row says: method, path, handler, who may use it (an `Area` of core/access.py, or PUBLIC), the
+query and body models, the answers by status, and the words of the document. 401/403/429/500, and
+400 for routes that take a query or a body, are added from `access` (see `Route`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from watchcentre.adapters import http, http_cases, http_console
+from watchcentre.adapters.http_base import PUBLIC, Body, Content, Json, PathParam, Route
+from watchcentre.adapters.http_models import (
+    SANE_TIME_PATTERN,
+    AuditPage,
+    AuditQuery,
+    CaseActionBody,
+    CaseDetail,
+    CaseList,
+    CasePageQuery,
+    CasesQuery,
+    ConflictBody,
+    ConsoleMessage,
+    ConsoleMessageQuery,
+    ConsolePage,
+    DeadLetterList,
+    DeadLetterQuery,
+    ErrorBody,
+    FeedQuery,
+    Glance,
+    GlanceQuery,
+    Health,
+    MessageDetail,
+    MessageLookup,
+    MessagePage,
+    NoQuery,
+    NoteList,
+    NotesQuery,
+    PostList,
+    RecipientList,
+    ReinjectRequest,
+    ReinjectResult,
+    RouteRequest,
+    RouteResult,
+    SignedIn,
+    SignedOut,
+    SignIn,
+    Stats,
+    StatsQuery,
+    UnitList,
+)
+from watchcentre.core.access import Area
+from watchcentre.core.audit_chain import Verification
+from watchcentre.core.envelope import Envelope
+from watchcentre.core.manual import Note, NoteInput
+from watchcentre.core.records import MessageQuery
+from watchcentre.core.taxonomy import CRIME_CODES
+
+_HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+_ANY_JSON: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+_TIME = {"type": "string", "format": "date-time", "pattern": SANE_TIME_PATTERN}
+_PERIOD = {name: {"schema": _TIME} for name in ("since", "until")}
+_REFERENCE = PathParam(
+    "reference", "The case reference, e.g. WC-2026-7KQ2M9XH4TF.", pattern=".+"
+)  # may hold '/'
+_NO_CASE = {404: Json(ErrorBody, "No such case, or not one the caller may see.")}
+_NOT_FOUND = {404: Json(ErrorBody, "No such message or dead letter (or already re-injected).")}
+_CONSOLE = ("console",)
+
+ROUTES: tuple[Route, ...] = (
+    # -- the service ------------------------------------------------------------------------------
+    Route("GET", "/health", http.health, "health", "Readiness of the service and its dependencies", PUBLIC,
+          {200: Json(Health, "Every check passes."), 503: Json(Health, "At least one check fails.")}),
+    Route("GET", "/metrics", http.metrics, "metrics",
+          "Prometheus metrics (an operator token, or the scraper token WATCHCENTRE_METRICS_TOKEN)", Area.METRICS,
+          {200: Content("Prometheus text exposition format.", {"text/plain": {"schema": {"type": "string"}}})}),
+    Route("GET", "/api/posts", http.list_posts, "listPosts",
+          "The posts abroad, the countries each covers, and their routing keys", Area.NETWORK,
+          {200: Json(PostList, "Operators: every post; a post: itself; others: none.")}),
+    Route("GET", "/api/units", http.list_units, "listUnits",
+          "The French units, their crime areas, and their routing keys", Area.NETWORK,
+          {200: Json(UnitList, "Operators: every unit; a unit: itself; others: none.")}),
+    Route("GET", "/api/messages", http.list_messages, "listMessages",
+          "Stored messages the caller may see, newest first, filtered and paged (audited)", Area.MESSAGES,
+          {200: Json(MessagePage, "One page of summaries.")}, query=MessageQuery,
+          param_schemas={
+              "since": {"schema": _TIME, "description": "RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z."},
+              "until": {"schema": _TIME, "description": "RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z."},
+              "country": {"schema": {"type": "string", "pattern": http.ISO2_PATTERN},
+                          "description": "ISO 3166-1 alpha-2 (either case)."},
+              "crime_type": {"schema": {"type": "string", "enum": sorted(CRIME_CODES)}},
+          }),
+    Route("GET", "/api/messages/{message_id}", http.get_message, "getMessage",
+          "One stored message with its routing explanation and audit timeline (audited)", Area.MESSAGES,
+          {200: Json(MessageDetail, "The message."),
+           404: Json(ErrorBody, "No such message, or not one the caller may see.")},
+          query=MessageLookup, path_params=(PathParam("message_id", "The sender's message_id."),)),
+    Route("GET", "/api/audit", http.list_audit, "listAudit", "The audit trail, oldest first, filtered and paged",
+          Area.AUDIT, {200: Json(AuditPage, "One page of events.")}, query=AuditQuery),
+    Route("GET", "/api/audit/verify", http.get_audit_verify, "verifyAudit",
+          "Walk the audit trail: the hash chain, gaps in seq, the signed anchor of its head", Area.AUDIT,
+          {200: Json(Verification, "The verification; ok: false lists every finding in problems.")}, query=NoQuery),
+    Route("GET", "/api/schema/envelope", http.get_envelope_schema, "envelopeSchema",
+          "JSON Schema of the envelope senders publish", Area.REFERENCE,
+          {200: Content("A JSON Schema document.", _ANY_JSON)}),
+    Route("GET", "/api/openapi.json", http.get_openapi, "openapi", "This document", Area.REFERENCE,
+          {200: Content("An OpenAPI 3.1 document.", _ANY_JSON)}),
+    Route("GET", "/signin", http.get_signin, "signInPage", "The sign-in page (a form that takes a token)", PUBLIC,
+          {200: Content("An HTML form.", _HTML)}),
+    Route("POST", "/signin", http.post_signin, "signIn",
+          "Check a token and keep it in the wc_session cookie (Secure, HttpOnly, SameSite=Strict)", PUBLIC,
+          {200: Json(SignedIn, "Signed in (JSON request); the cookie is set."),
+           303: Content("Signed in (form); the cookie is set; to the console."),
+           400: Json(ErrorBody, "The body is not valid; `field` names the problem."),
+           401: Content("The token is invalid, expired or revoked.",
+                        {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}, **_HTML}),
+           403: Json(ErrorBody, "A cross-origin sign-in."),
+           413: Json(ErrorBody, "The body is over 4 KiB."),
+           415: Json(ErrorBody, "Neither a form nor JSON."),
+           429: Json(ErrorBody, "Too many failed authentications from this address; see Retry-After.")},
+          body=Body(SignIn, media_types=("application/json", "application/x-www-form-urlencoded"), parse=False)),
+    Route("POST", "/signout", http.post_signout, "signOut", "Clear the wc_session cookie", PUBLIC,
+          {200: Json(SignedOut, "The cookie is cleared.")}),
+    # -- the request lifecycle (docs/lifecycle.md) ----------------------------------------------------
+    Route("GET", "/api/cases", http_cases.list_cases, "listCases",
+          "Cases the caller may see, newest first in pages; in a page overdue first (audited)", Area.MESSAGES,
+          {200: Json(CaseList, "One page of cases.")}, query=CasesQuery,
+          description="Need-to-know is part of the query: an operator sees every case, a post the cases routed"
+          " to it, a unit the requests it sent. Follow `next` (as `before`) for older cases."),
+    Route("POST", "/api/cases/{reference}/{action}", http_cases.post_case_action, "actOnCase",
+          "Acknowledge, progress, answer, close, reject, withdraw, clarification, extend", Area.MESSAGES,
+          {200: Json(CaseDetail, "The case after the action."),
+           400: Json(ErrorBody, "The body is not valid; `field` names the problem."),
+           **_NO_CASE,
+           409: Json(ConflictBody, "The case's state (or the caller's side) does not allow it."),
+           415: Json(ErrorBody, "A body that is not JSON."),
+           503: Json(ErrorBody, "Case actions are not wired in this instance (an API-only app).")},
+          body=Body(CaseActionBody, required=False),
+          path_params=(_REFERENCE, PathParam("action", None, {"type": "string", "enum": list(http_cases.ACTIONS)},
+                                             pattern="[a-z]+")),
+          description="Posts: ack, progress, answer, reject, clarification (request), extend. Units: close, "
+          "withdraw, clarification (answer). Operators: all. See docs/lifecycle.md for the transitions."),
+    Route("GET", "/api/posts/{post_id}/inbox", http_cases.post_inbox, "postInbox",
+          "Open requests routed to the post, newest first in pages; in a page overdue first (audited)",
+          Area.MESSAGES,
+          {200: Json(CaseList, "One page of open cases."), 404: Json(ErrorBody, "No such post, or not the caller's.")},
+          query=CasePageQuery, path_params=(PathParam("post_id", "A post id (an operator, or that post)."),)),
+    Route("GET", "/api/requests/{reference}", http_cases.get_request, "trackRequest",
+          "A request's state, recipients, due times and time left, and its full timeline (audited)",
+          Area.MESSAGES, {200: Json(CaseDetail, "The case."), **_NO_CASE}, path_params=(_REFERENCE,)),
+    Route("GET", "/track/{reference}", http_cases.track_page, "trackPage",
+          "The same as a small HTML page, readable on a phone (sign in first)", Area.MESSAGES,
+          {200: Content("An HTML page.", _HTML), **_NO_CASE}, path_params=(_REFERENCE,)),
+    Route("GET", "/api/stats", http_cases.get_stats, "stats",
+          "Requests by crime type, country, post, state; time to ack and answer; on-time share", Area.MESSAGES,
+          {200: Json(Stats, "The statistics.")}, query=StatsQuery, param_schemas=_PERIOD,
+          description="Operators only. Every case opened in [since, until)."),
+    Route("GET", "/api/stats.csv", http_cases.get_stats_csv, "statsCsv",
+          "The statistics as CSV rows (section, key, value)", Area.MESSAGES,
+          {200: Content("CSV.", {"text/csv": {"schema": {"type": "string"}}})}, query=StatsQuery,
+          param_schemas=_PERIOD, description="Operators only. Every case opened in [since, until)."),
+    # -- the operator console (operators only; the page and its assets hold no data) --------------------
+    Route("GET", "/", http_console.console_page, "consolePage",
+          "The operator console (a static page; its assets are under /console/)", PUBLIC,
+          {200: Content("The page.", _HTML)}),
+    Route("GET", "/console/{name}", http_console.console_asset, "consoleAsset",
+          "A file of the console page (its scripts, style sheet, map data, icon)", PUBLIC,
+          {200: Content("The file.", {t: {"schema": {} if t.endswith("json") else {"type": "string"}}
+                                       for t in sorted(set(http_console.ASSETS.values()))}),
+           404: Json(ErrorBody, "No such asset.")},
+          path_params=(PathParam("name", None, {"type": "string", "enum": sorted(http_console.ASSETS)}),),
+          tags=_CONSOLE),
+    Route("GET", "/api/console/feed", http_console.feed, "consoleFeed",
+          "Live feed (WebSocket): a snapshot, or with ?after=<seq> the feed events after that audit seq"
+          " (back-fill), then live events from P.events; every item carries its seq", Area.CONSOLE,
+          {101: Content("Switching to the WebSocket protocol.")}, query=FeedQuery, tags=_CONSOLE),
+    Route("GET", "/api/console/triage", http_console.triage, "consoleTriage",
+          "Messages waiting in triage, newest first (audited)", Area.CONSOLE,
+          {200: Json(ConsolePage, "The triage queue.")}, tags=_CONSOLE),
+    Route("GET", "/api/console/recipients", http_console.recipients, "consoleRecipients",
+          "Recipients an operator may choose, and the crime type codes", Area.CONSOLE,
+          {200: Json(RecipientList, "Posts, units and the centre's inbox.")}, tags=_CONSOLE),
+    Route("GET", "/api/console/message", http_console.message_detail, "consoleMessage",
+          "One message: envelope, routing, matched phrases, manual decisions, audit timeline (audited)",
+          Area.CONSOLE, {200: Json(ConsoleMessage, "The message."), **_NOT_FOUND},
+          query=ConsoleMessageQuery, tags=_CONSOLE),
+    Route("POST", "/api/console/route", http_console.route, "consoleRoute",
+          "Route a triage item, or re-route a message, to chosen recipients with a reason (audited)",
+          Area.CONSOLE,
+          {200: Json(RouteResult, "Published (confirmed) and recorded."), **_NOT_FOUND,
+           409: Json(ErrorBody, "Another manual decision was taken (or its case changed) meanwhile: reload; or its"
+                     " handling marking does not allow these recipients (field `recipients`): set override_marking"
+                     " with override_reason.")},
+          body=Body(RouteRequest), tags=_CONSOLE),
+    Route("GET", "/api/console/dead", http_console.dead_letters, "consoleDeadLetters",
+          "The dead-letter queue as a work queue (nothing is removed)", Area.CONSOLE,
+          {200: Json(DeadLetterList, "Dead letters, oldest first.")}, query=DeadLetterQuery, tags=_CONSOLE),
+    Route("POST", "/api/console/dead/{letter_id}/reinject", http_console.reinject, "consoleReinject",
+          "Re-inject one dead letter, as it was or corrected (audited; at most once)", Area.CONSOLE,
+          {200: Json(ReinjectResult, "Back in intake, recorded, out of the dead-letter queue."), **_NOT_FOUND},
+          body=Body(ReinjectRequest), path_params=(PathParam("letter_id"),), tags=_CONSOLE),
+    Route("GET", "/api/console/notes", http_console.list_notes, "consoleNotes", "The shift log, newest first",
+          Area.CONSOLE, {200: Json(NoteList, "Handover notes.")}, query=NotesQuery, tags=_CONSOLE),
+    Route("POST", "/api/console/notes", http_console.add_note, "consoleAddNote",
+          "Write a handover note, linked to messages and cases (audited)", Area.CONSOLE,
+          {201: Json(Note, "The note as stored.")}, body=Body(NoteInput), tags=_CONSOLE),
+    Route("GET", "/api/console/glance", http_console.glance, "consoleGlance",
+          "Counts by crime type and by country over the last hours (24 by default)", Area.CONSOLE,
+          {200: Json(Glance, "The counts.")}, query=GlanceQuery, tags=_CONSOLE),
+)  # fmt: skip
+
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (Envelope,)
+"""Listed in the document for reference though no route takes them as such (senders publish
+envelopes over AMQP; a corrected one is re-injected as a free-form object)."""
