@@ -93,3 +93,21 @@ ensure_chromium() {  # the console's browser tests drive Debian's chromium (neve
     exit 1
   fi
 }
+
+ensure_promtool() {  # the alert rules are checked and unit-tested with Debian's promtool (package prometheus)
+  if command -v promtool >/dev/null 2>&1; then return 0; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "==> promtool missing: installing Debian's prometheus package (only its promtool is used)"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; fi
+    if ! { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq \
+           && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; then
+      echo "could not install promtool with apt-get: install Debian's 'prometheus' package" >&2
+      exit 1
+    fi
+  fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    echo "promtool is missing: install Debian's 'prometheus' package (the alert rules are checked with it)" >&2
+    exit 1
+  fi
+}

@@ -10,6 +10,7 @@ flush takes them all: the batch size follows the load by itself.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -26,8 +27,10 @@ class Batcher(Generic[T, R]):
         *,
         max_batch: int = 500,
         name: str | None = None,
+        on_flush: Callable[[float, int], None] | None = None,
     ) -> None:
         self._flush = flush
+        self._on_flush = on_flush  # (seconds, items) of each flush that succeeded: the commit latency
         self._max = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
@@ -64,6 +67,7 @@ class Batcher(Generic[T, R]):
 
     async def _flush_once(self) -> None:
         batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+        started = time.perf_counter()
         try:
             results = await self._flush([item for item, _ in batch])
         except Exception as exc:  # every caller in the batch sees the failure and retries its input
@@ -71,6 +75,8 @@ class Batcher(Generic[T, R]):
                 if not fut.done():
                     fut.set_exception(exc)
             return
+        if self._on_flush is not None:
+            self._on_flush(time.perf_counter() - started, len(batch))
         for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)

@@ -34,7 +34,7 @@ from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
-from watchcentre.adapters.metrics import PrometheusMetrics
+from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.store_postgres import PostgresStore
 from watchcentre.adapters.store_sqlite import SqliteStore
@@ -56,6 +56,7 @@ from watchcentre.core.ports import (
 from watchcentre.core.records import AuditEvent, Outcome
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.senders import SenderPolicy
+from watchcentre.ops import OpsGauges
 from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
@@ -130,8 +131,10 @@ class OutageGuard:
         probe: Callable[[], Awaitable[dict[str, bool]]],
         first_delay_s: float = 0.1,
         max_delay_s: float = 2.0,
+        on_pause: Callable[[], None] | None = None,
     ) -> None:
         self._consumer = consumer
+        self._on_pause = on_pause
         self._probe = probe
         self._first_s = first_delay_s
         self._max_s = max_delay_s
@@ -146,6 +149,8 @@ class OutageGuard:
         if self.paused:
             return
         self.pauses += 1
+        if self._on_pause is not None:
+            self._on_pause()
         self._consumer.pause()
         self._task = asyncio.create_task(self._recover(str(exc)), name="intake-recovery")
 
@@ -239,7 +244,7 @@ def build_service(
         lambda cases: store.open_cases(cases), max_batch=max_batch, name="open-cases"
     )
     committer: Batcher[Outcome, list[AuditEvent] | None] = Batcher(
-        lambda outcomes: store.save_batch(outcomes), max_batch=max_batch, name="commit"
+        lambda outcomes: store.save_batch(outcomes), max_batch=max_batch, name="commit", on_flush=metrics.committed
     )
     network, handling = config.network, config.handling
     desk = CaseDesk(
@@ -303,6 +308,7 @@ async def build_app(settings: Settings) -> web.Application:
     config = load_config(settings.config_dir)
     classifier = build_classifier(config)
     metrics = PrometheusMetrics()
+    metrics.running(__version__, config.digest)
     anchor = open_anchor(settings, create_key=True)
     names = amqp.Names(settings.amqp_prefix)
     late_store: Late[Store] = Late("the store")
@@ -328,13 +334,13 @@ async def build_app(settings: Settings) -> web.Application:
         )
         return {"broker": broker_ok, "database": db_ok}
 
-    guard = OutageGuard(consumer, readiness)
+    guard = OutageGuard(consumer, readiness, on_pause=metrics.intake_paused)
     dead_letters = amqp.AmqpDeadLetters(connection, names)
     service = build_service(
         config=config,
         classifier=classifier,
         store=store,
-        publisher=amqp.AmqpPublisher(confirm, cast(AbstractChannel, broker.plain), names),
+        publisher=MeteredPublisher(amqp.AmqpPublisher(confirm, cast(AbstractChannel, broker.plain), names), metrics),
         metrics=metrics,
         clock=SystemClock(),
         settings=ServiceSettings(
@@ -347,6 +353,19 @@ async def build_app(settings: Settings) -> web.Application:
     )
     scheduler = DeadlineScheduler(service.desk, SystemClock(), settings.deadline_tick_s)
     runtime = Runtime(settings, config, store, connection, service, consumer, names, guard, scheduler)
+    anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s, events=metrics)
+    watched = {"inbound": names.inbound, "dead": names.dead}
+    watched |= {"centre_inbox": names.queue_for(CENTRE_INBOX), "centre_triage": names.queue_for(TRIAGE)}
+    gauges = OpsGauges(
+        store=store,
+        queue_depths=lambda: amqp.queue_depths(connection, watched),
+        last_sent_at=lambda: consumer.last_sent_at,
+        anchored_at=lambda: anchoring.confirmed_at,
+        readiness=readiness,
+        sink=metrics,
+        clock=SystemClock(),
+        ttl_s=settings.metrics_cache_s,
+    )
 
     app = create_app(
         HttpDeps(
@@ -358,6 +377,7 @@ async def build_app(settings: Settings) -> web.Application:
             metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
             cookie_secure=settings.cookie_secure,
             audit_anchor=anchor,
+            refresh_metrics=gauges.refresh,
         )
     )
     app[RUNTIME] = runtime
@@ -366,11 +386,10 @@ async def build_app(settings: Settings) -> web.Application:
     app[CONSOLE] = ConsoleDeps(
         actions=service.operator, hub=hub, classify=classifier.classify, dead_letters=dead_letters
     )
-    anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s)
     for ctx in (
         _store(settings, late_store),
         _anchoring(anchoring),
-        _broker(settings, broker),
+        _broker(settings, broker, on_reconnect=metrics.reconnected),
         _topology(config, names, broker),
         _batching(service),
         _consuming(runtime),
@@ -418,12 +437,13 @@ def _store(settings: Settings, store: Late[Store]) -> Ctx:
     return ctx
 
 
-def _broker(settings: Settings, broker: _Broker) -> Ctx:
+def _broker(settings: Settings, broker: _Broker, on_reconnect: Callable[[], None]) -> Ctx:
     """The connection and its channels: confirmed publishes, the unconfirmed events and receipts, and
     the consumer's own (its intake queue is declared on it, so a reconnection restores the consumer)."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         connection = broker.connection.bind(await connect_broker(settings))
+        connection.reconnect_callbacks.add(lambda *_: on_reconnect())
         try:
             broker.confirm.bind(await connection.channel(publisher_confirms=True, on_return_raises=True))
             broker.plain.bind(await connection.channel(publisher_confirms=False))

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         default=None, description="a static bearer token a Prometheus scraper may use for /metrics only"
     )
 
+    metrics_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="seconds the scrape-time gauges (cases, backlogs, queue depths) are reused between scrapes",
+    )
+
     deadline_tick_s: float = Field(
         default=30.0,
         gt=0,

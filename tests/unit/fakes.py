@@ -105,6 +105,9 @@ class FakeMetrics:
     def in_flight(self, delta: int) -> None:
         self.in_flight_now += delta
 
+    def committed(self, seconds: float, items: int) -> None:
+        self.counts["commits"] += 1
+
 
 # -- one input delivery ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import aio_pika
@@ -340,6 +341,8 @@ class AmqpConsumer:
         self._open = asyncio.Event()
         self._open.set()
         self._stopping = False
+        self.last_sent_at: datetime | None = None
+        """The AMQP timestamp of the newest delivery that carried one (for the intake lag on /metrics)."""
 
     @property
     def paused(self) -> bool:
@@ -369,6 +372,9 @@ class AmqpConsumer:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             delivery = _Delivery(message)
+            if message.timestamp is not None:
+                ts = message.timestamp
+                self.last_sent_at = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
             if not self._open.is_set():
                 await self._open.wait()
                 if self._stopping:
@@ -677,3 +683,35 @@ class EventFeed:
             with contextlib.suppress(*_CHANNEL_GONE, RuntimeError):
                 await self._channel.close()
         self._channel = None
+
+
+# -- operations: queue depths for /metrics (issue 18) --------------------------------------------
+
+
+async def queue_depths(
+    connection: AbstractRobustConnection, queues: Mapping[str, str]
+) -> dict[str, int | None]:
+    """Ready messages per queue (label → queue name), by passive declare on a short-lived channel;
+    None for a queue that does not exist (the broker then closes the channel: the next one opens a
+    new one). TransientError while the connection is down."""
+    transport = connection.transport
+    if transport is None or connection.is_closed:
+        raise TransientError("broker connection is down")
+    out: dict[str, int | None] = {}
+    channel: aiormq.abc.AbstractChannel | None = None
+    try:
+        for label, name in queues.items():
+            if channel is None or channel.is_closed:
+                channel = await transport.connection.channel()
+            try:
+                ok = await channel.queue_declare(name, passive=True)
+                out[label] = int(ok.message_count or 0)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                out[label] = None
+    except _CHANNEL_GONE as exc:
+        raise TransientError(f"queue depths: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(*_CHANNEL_GONE):
+                await channel.close()
+    return out

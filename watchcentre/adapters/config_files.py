@@ -6,6 +6,7 @@ bad deployment in one go instead of one error per restart.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,8 @@ class Config:
     handling: HandlingRules = field(default_factory=HandlingRules)
     deadlines: DeadlineRules = field(default_factory=DeadlineRules.eu_default)
     broker: BrokerUsers = field(default_factory=BrokerUsers)
+    digest: str = ""
+    """SHA-256 over the files read (name and bytes): which configuration is in force (/metrics)."""
 
 
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -114,5 +117,17 @@ def load_config(directory: str | Path) -> Config:
         raise ConfigError(problems)
     return Config(
         directory=root, network=network, rules=rules, gazetteer=gazetteer, handling=handling, deadlines=deadlines,
-        broker=broker,
+        broker=broker, digest=config_digest(root),
     )  # fmt: skip
+
+
+def config_digest(root: Path) -> str:
+    """The files' names and bytes, hashed in a fixed order; an optional file that is absent counts as absent."""
+    h = hashlib.sha256()
+    for name in (NETWORK_FILE, TAXONOMY_FILE, GAZETTEER_FILE, HANDLING_FILE, DEADLINES_FILE, BROKER_FILE):
+        path = root / name
+        if path.exists():
+            data = path.read_bytes()
+            h.update(f"{name}\0{len(data)}\0".encode())
+            h.update(data)
+    return h.hexdigest()

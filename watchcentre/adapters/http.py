@@ -77,7 +77,10 @@ async def health(request: web.Request) -> Health | Reply:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[DEPS].render_metrics()
+    deps = request.app[DEPS]
+    if deps.refresh_metrics is not None:
+        await deps.refresh_metrics()
+    body, content_type = deps.render_metrics()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type
     return response

@@ -46,6 +46,8 @@ class HttpDeps:
     """The session cookie's Secure flag: off only for a console served over plain http on localhost."""
     audit_anchor: AuditAnchor | None = None
     """The signed checkpoints `GET /api/audit/verify` checks the trail against (None: the chain only)."""
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None
+    """Brings the scrape-time gauges up to date (cached: watchcentre/ops.py) before /metrics renders."""
 
 
 DEPS = web.AppKey("deps", HttpDeps)

@@ -26,7 +26,7 @@ from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
-from watchcentre.core.ports import ReferenceTaken, TransientError
+from watchcentre.core.ports import OpsCounts, ReferenceTaken, TransientError
 from watchcentre.core.records import (
     Accepted,
     AuditEvent,
@@ -552,6 +552,11 @@ class PostgresStore:
         totals.update({r[0]: r[1] for r in rows})
         return totals
 
+    # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
+
+    async def ops_counts(self, now: datetime) -> OpsCounts:
+        return OpsCounts.of_rows((r[0], r[1]) for r in await self._fetch(_OPS_COUNTS, _utc(now)))
+
     async def ping(self) -> None:
         with _transient():
             async with asyncio.timeout(5.0), self._pool.acquire() as conn:
@@ -993,6 +998,19 @@ _ALERT_DUE = {  # $1 is now
     "warning": f"state IN ({_OPEN}) AND warn_at <= $1 AND due_at > $1 AND warning_raised_at IS NULL",
     "overdue": f"state IN ({_OPEN}) AND due_at <= $1 AND overdue_raised_at IS NULL",
 }
+# Operations (issue 18): what /metrics reports on scrape; each count runs on an index (cases_state,
+# messages_status, the audit primary key).
+_OPS_COUNTS = f"""
+SELECT 'state:' || state, count(*) FROM cases WHERE state IN ({_OPEN}) GROUP BY state
+UNION ALL SELECT 'ack_overdue:' || (data ->> 'priority'), count(*) FROM cases
+    WHERE state IN ({_ACK_OPEN}) AND ack_due_at <= $1 GROUP BY (data ->> 'priority')
+UNION ALL SELECT 'answer_overdue:' || (data ->> 'priority'), count(*) FROM cases
+    WHERE state IN ({_OPEN}) AND due_at <= $1 GROUP BY (data ->> 'priority')
+UNION ALL SELECT 'warnings_pending', count(*) FROM cases
+    WHERE state IN ({_OPEN}) AND warn_at <= $1 AND due_at > $1
+UNION ALL SELECT 'triage_backlog', count(*) FROM messages WHERE status = 'triage'
+UNION ALL SELECT 'audit_head_seq', coalesce(max(seq), 0) FROM audit
+"""
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,6 +29,42 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsCounts:
+    """What the on-call engineer asks the database, counted at one instant (`Store.ops_counts`)."""
+
+    open_by_state: Mapping[str, int]
+    """Open cases (an answer is awaited) by state."""
+    ack_overdue: Mapping[str, int]
+    """Open cases not acknowledged by their acknowledgement deadline, by priority (urgent, normal)."""
+    answer_overdue: Mapping[str, int]
+    """Open cases past their answer deadline, by priority."""
+    warnings_pending: int
+    """Open cases inside the warning window: `warn_at` passed, the answer not yet due."""
+    triage_backlog: int
+    """Accepted messages in triage that no one has routed by hand yet."""
+    audit_head_seq: int
+    """The seq of the newest audit record (0 when there is none)."""
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[tuple[str, int]]) -> OpsCounts:
+        """From (name, count) rows: `state:<state>`, `ack_overdue:<priority>`, `answer_overdue:<priority>`,
+        else the field's name."""
+        named = {str(k): int(v) for k, v in rows}
+        return cls(
+            open_by_state={k.removeprefix("state:"): v for k, v in named.items() if k.startswith("state:")},
+            ack_overdue=_by_priority(named, "ack_overdue:"),
+            answer_overdue=_by_priority(named, "answer_overdue:"),
+            warnings_pending=named.get("warnings_pending", 0),
+            triage_backlog=named.get("triage_backlog", 0),
+            audit_head_seq=named.get("audit_head_seq", 0),
+        )
+
+
+def _by_priority(named: Mapping[str, int], prefix: str) -> dict[str, int]:
+    return {"urgent": 0, "normal": 0} | {k.removeprefix(prefix): v for k, v in named.items() if k.startswith(prefix)}
 
 
 class ReferenceTaken(Exception):
@@ -259,6 +295,12 @@ class Store(Protocol):
         """Accepted messages received since `since`, counted by crime type and by country."""
         ...
 
+    # -- operations (metrics computed on scrape) --------------------------------------------------------
+
+    async def ops_counts(self, now: datetime) -> OpsCounts:
+        """The gauges /metrics reports, from a handful of count queries over indexed columns."""
+        ...
+
     async def ping(self) -> None:
         """Raise TransientError when the database cannot be reached."""
         ...
@@ -326,4 +368,8 @@ class Metrics(Protocol):
 
     def in_flight(self, delta: int) -> None:
         """Inputs being handled now: +1 on start, -1 on end."""
+        ...
+
+    def committed(self, seconds: float, items: int) -> None:
+        """One group commit of `items` outcomes took `seconds`."""
         ...
