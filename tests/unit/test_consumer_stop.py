@@ -22,6 +22,7 @@ class Message:
         self.redelivered = False
         self.reply_to = None
         self.user_id = None
+        self.timestamp = None
         self.channel = None
         self.settled: list[str] = []
 
@@ -79,7 +80,8 @@ async def test_handlers_past_the_shutdown_deadline_are_cancelled_and_left_unacke
     await consumer.start(handler)
     quick, stuck = Message(b"quick"), Message(b"stuck")
     tasks = [queue.deliver(quick), queue.deliver(stuck)]
-    await started.wait()
+    async with asyncio.timeout(5):  # a broken fake must fail the test, not hang it
+        await started.wait()
     assert await consumer.stop(deadline_s=0.05) == 1
     assert queue.cancelled  # no new deliveries
     assert all(t.done() for t in tasks)  # nothing left running after stop
