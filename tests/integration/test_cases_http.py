@@ -20,7 +20,7 @@ from tests.integration.harness import Broker, envelope, running
 from tests.integration.test_http import NETWORK
 from watchcentre.adapters.http import SECURITY_HEADERS, HttpDeps, create_app
 from watchcentre.adapters.http_cases import CASE_SUMMARY_FIELDS
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.core.access import Role
 from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side, apply, new_case
 from watchcentre.core.ports import Store, SystemClock
@@ -183,7 +183,7 @@ async def act(store: Store, case: Case, action: Action, side: Side, after: timed
 
 @pytest.fixture
 async def seeded(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, str]]]:
-    store = await SqliteStore.open(str(tmp_path / "wc.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     h = timedelta(hours=1)
     cases = [
         seed(1, "normal", None, "es", "drug_trafficking", "ES", 0),  # due T0+7d
