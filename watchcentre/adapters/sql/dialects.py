@@ -21,13 +21,13 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
@@ -60,8 +60,8 @@ class Tx(Protocol):
 
 
 class Dialect(Protocol):
-    name: str
-    types: dict[str, str]  # column kind → DDL type name
+    name: ClassVar[str]
+    types: ClassVar[dict[str, str]]  # column kind → DDL type name
 
     def ts(self, at: datetime) -> Any:
         """A timestamp as a parameter. Naive means UTC."""
@@ -74,7 +74,7 @@ class Dialect(Protocol):
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]: ...
 
-    async def write(self, body: Callable[[Tx], Awaitable[T]], serial: bool = True) -> T:
+    async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         """Run `body` as one transaction, rolled back if it raises. `serial`: writers take turns
         (the audit chain needs it); without it only the row locks and unique keys order writers."""
 
@@ -94,7 +94,13 @@ def utc(at: datetime) -> datetime:
 
 # Busy/locked: another process holds the write lock; I/O error, disk full, cannot open: the volume.
 _SQLITE_TRANSIENT = frozenset(
-    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN}
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
 )
 _PARAM = re.compile(r"\$(\d+)")
 _SQLITE_CHUNK = 500  # rows per multi-row INSERT: SQLite caps bound parameters per statement
@@ -134,7 +140,9 @@ class _SqliteTx:
 
     async def next_seqs(self, n: int) -> list[int]:
         # sqlite_sequence (unlike max(seq)) never hands the same number out twice.
-        rows = self._conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'audit'").fetchall()
+        rows = self._conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'audit'"
+        ).fetchall()
         base = int(rows[0][0]) if rows else 0
         return list(range(base + 1, base + 1 + n))
 
@@ -152,8 +160,8 @@ def _drive(coro: Coroutine[Any, Any, T]) -> T:
 class SqliteDialect:
     """One SQLite file (WAL mode): for a single instance, a workstation or the tests."""
 
-    name = "sqlite"
-    types = {TEXT: "TEXT", INT: "INTEGER", TS: "TEXT", JSON: "TEXT", BLOB: "BLOB"}
+    name: ClassVar[str] = "sqlite"
+    types: ClassVar[dict[str, str]] = {TEXT: "TEXT", INT: "INTEGER", TS: "TEXT", JSON: "TEXT", BLOB: "BLOB"}
 
     def __init__(self, path: str, checkpoint_every: float = 0.25) -> None:
         self._path = path
@@ -200,7 +208,7 @@ class SqliteDialect:
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         return await self._run(lambda conn: conn.execute(_qmarks(sql), params).fetchall())
 
-    async def write(self, body: Callable[[Tx], Awaitable[T]], serial: bool = True) -> T:
+    async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         """BEGIN IMMEDIATE makes the transaction the only writer, in this process and any other.
         A caller cancelled meanwhile does not stop the job: the transaction commits or rolls back
         whole, as the next redelivery's duplicate check expects."""
@@ -208,7 +216,7 @@ class SqliteDialect:
         def job(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = _drive(body(_SqliteTx(conn)))  # type: ignore[arg-type]
+                result = _drive(body(_SqliteTx(conn)))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -413,8 +421,14 @@ class _PostgresTx:
 class PostgresDialect:
     """One PostgreSQL schema (>= 14): for several instances sharing one database."""
 
-    name = "postgres"
-    types = {TEXT: "text", INT: "integer", TS: "timestamptz", JSON: "jsonb", BLOB: "bytea"}
+    name: ClassVar[str] = "postgres"
+    types: ClassVar[dict[str, str]] = {
+        TEXT: "text",
+        INT: "integer",
+        TS: "timestamptz",
+        JSON: "jsonb",
+        BLOB: "bytea",
+    }
 
     def __init__(self, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> None:
         if not _IDENTIFIER.match(schema):
@@ -445,7 +459,7 @@ class PostgresDialect:
             async with self._pool.acquire() as conn:
                 return list(await conn.fetch(sql, *params))
 
-    async def write(self, body: Callable[[Tx], Awaitable[T]], serial: bool = True) -> T:
+    async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction():
                 if serial:
@@ -456,7 +470,9 @@ class PostgresDialect:
         """The advisory lock keeps two instances starting together from racing."""
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{self._schema}.watchcentre.ddl")
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))", f"{self._schema}.watchcentre.ddl"
+                )
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version"

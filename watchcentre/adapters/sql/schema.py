@@ -214,6 +214,10 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
         without_rowid=" WITHOUT ROWID" if sqlite else "",
     )  # fmt: skip
     return [
-        (1, "baseline (adopts a database of the former per-engine stores)", tables + (_SQLITE if sqlite else _POSTGRES)),
+        (
+            1,
+            "baseline (adopts a database of the former per-engine stores)",
+            tables + (_SQLITE if sqlite else _POSTGRES),
+        ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
     ]

@@ -101,7 +101,9 @@ class SqlStore:
         return await cls._open(SqliteDialect(path, checkpoint_every))
 
     @classmethod
-    async def postgres(cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> SqlStore:
+    async def postgres(
+        cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10
+    ) -> SqlStore:
         return await cls._open(PostgresDialect(dsn, schema, min_size, max_size))
 
     @classmethod
@@ -283,7 +285,9 @@ class SqlStore:
                 raise result  # nothing was written
             opened, new = result
             if new:
-                await _insert_events(self._d, t, [e.model_copy(update={"reference": opened.reference}) for e in events])
+                await _insert_events(
+                    self._d, t, [e.model_copy(update={"reference": opened.reference}) for e in events]
+                )
             return opened, new
 
         # The audit chain's lock when there are events; the case row alone needs none (unique keys).
@@ -295,7 +299,9 @@ class SqlStore:
         return await self._d.write(lambda t: _open_cases(self._d, t, list(cases)), serial=False)
 
     async def get_case(self, reference: str) -> Case | None:
-        rows = await self._d.fetch(f"SELECT {_CASE_COLUMNS} FROM cases WHERE reference = $1", self._d.text(reference))
+        rows = await self._d.fetch(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE reference = $1", self._d.text(reference)
+        )
         return _case(self._d, rows[0]) if rows else None
 
     async def update_case(
@@ -381,7 +387,9 @@ class SqlStore:
         await d.write(tx)
 
     async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
-        rows = await self._d.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = $1", self._d.text(token_hash))
+        rows = await self._d.fetch(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = $1", self._d.text(token_hash)
+        )
         return _token(self._d, rows[0]) if rows else None
 
     async def tokens(self) -> list[TokenRecord]:
@@ -447,7 +455,9 @@ class SqlStore:
             self._d.text(sender), self._d.text(message_id),
         )  # fmt: skip
         return [
-            ManualRecord(revision=r[0], at=self._d.at(r[1]), actor=r[2], reason=r[3], recipients=json.loads(r[4]))
+            ManualRecord(
+                revision=r[0], at=self._d.at(r[1]), actor=r[2], reason=r[3], recipients=json.loads(r[4])
+            )
             for r in rows
         ]
 
@@ -622,7 +632,7 @@ async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dic
     for i in range(0, len(values), _KEYS_PER_QUERY):
         chunk = values[i : i + _KEYS_PER_QUERY]
         rows = await t.fetch(
-            f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE {column} IN ({_in(chunk, width)})",
+            f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE ({column}) IN ({_in(chunk, width)})",
             *(chunk if width == 1 else [v for key in chunk for v in key]),
         )
         out.update((r[0] if width == 1 else (r[0], r[1]), _case(d, r, width)) for r in rows)
