@@ -33,9 +33,7 @@ class Batcher(Generic[T, R]):
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(
-                self._run(), name=f"batcher-{getattr(self._flush, '__name__', 'flush')}"
-            )
+            self._task = asyncio.create_task(self._run(), name=f"batcher-{getattr(self._flush, '__name__', 'flush')}")
 
     async def stop(self) -> None:
         """Flush what is pending, then stop."""

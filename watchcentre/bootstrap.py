@@ -73,9 +73,7 @@ async def open_store(settings: Settings) -> Store:
         return await SqlStore.sqlite(sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
         return await SqlStore.postgres(url, schema=settings.database_schema)
-    raise ValueError(
-        f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)"
-    )
+    raise ValueError(f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)")
 
 
 def open_anchor(settings: Settings, *, create_key: bool) -> FileAnchor:
@@ -90,9 +88,7 @@ async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobu
         try:
             return await amqp.connect(settings.amqp_url.get_secret_value(), settings.instance_name)
         except TransientError as exc:
-            log.warning(
-                "broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc)
-            )
+            log.warning("broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc))
             if attempt == attempts:
                 raise
             await asyncio.sleep(1.0)
@@ -240,9 +236,7 @@ async def build_app(settings: Settings) -> web.Application:
     app[RUNTIME] = runtime
     app[CASES] = service.cases
     hub = FeedHub(store)
-    app[CONSOLE] = ConsoleDeps(
-        actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters
-    )
+    app[CONSOLE] = ConsoleDeps(actions=service, hub=hub, classify=classifier.classify, dead_letters=dead_letters)
     app.cleanup_ctx.append(_closing("store", store.close))
     anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s)
     app.cleanup_ctx.append(_anchoring(anchoring))

@@ -147,9 +147,7 @@ def cmd_check_config(settings: Settings, _: argparse.Namespace) -> int:
         return 1
     net = config.network
     covered = sum(len(p.countries) for p in net.posts)
-    phrases = sum(
-        len(v) for c in config.rules.codes.values() for v in [*c.strong.values(), *c.phrases.values()]
-    )
+    phrases = sum(len(v) for c in config.rules.codes.values() for v in [*c.strong.values(), *c.phrases.values()])
     print(
         f"config OK ({config.directory}): {len(net.posts)} posts covering {covered} countries, "
         f"{len(net.units)} units, {len(config.rules.codes)} crime types with {phrases} phrases"
@@ -189,9 +187,7 @@ async def _dead(settings: Settings, args: argparse.Namespace) -> int:
     try:
         store = await open_store(settings)
     except TransientError as exc:
-        print(
-            f"no replay: the audit store is unreachable ({exc}); a replay must be recorded", file=sys.stderr
-        )
+        print(f"no replay: the audit store is unreachable ({exc}); a replay must be recorded", file=sys.stderr)
         return 1
     actor = f"operator:{args.by or getpass.getuser()}"
     events: list[AuditEvent] = []
@@ -235,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_publish)
     d = sub.add_parser("demo", help="publish realistic sample envelopes to P.inbound")
     d.add_argument("--count", type=int, default=20)
-    d.add_argument(
-        "--id-prefix", default=f"demo-{int(time.time())}", help="message_id prefix (ids must be new)"
-    )
+    d.add_argument("--id-prefix", default=f"demo-{int(time.time())}", help="message_id prefix (ids must be new)")
     d.set_defaults(fn=cmd_demo)
     c = sub.add_parser("classify", help="classify text from standard input and explain why")
     c.add_argument("--subject", default="")

@@ -79,11 +79,11 @@ async def issue_token(
     return Issued(record, secret)
 
 
-async def revoke_token(
-    store: Store, clock: Clock, token_id: str, revoked_by: str = "cli"
-) -> TokenRecord | None:
+async def revoke_token(store: Store, clock: Clock, token_id: str, revoked_by: str = "cli") -> TokenRecord | None:
     now = clock.now()
-    event = AuditEvent(at=now, type=EventType.TOKEN_REVOKED, actor=revoked_by, details={"token_id": token_id})
+    event = AuditEvent(
+        at=now, type=EventType.TOKEN_REVOKED, actor=revoked_by, details={"token_id": token_id}
+    )
     return await store.revoke_token(token_id, now, event)
 
 
@@ -113,12 +113,7 @@ async def record_read(
                 sender=message.sender,
                 message_id=message.message_id,
                 reference=message.reference,
-                details={
-                    "name": principal.name,
-                    "token_id": principal.token_id,
-                    "route": route,
-                    "id": message.id,
-                },
+                details={"name": principal.name, "token_id": principal.token_id, "route": route, "id": message.id},
             )
         ]
     )

@@ -264,10 +264,7 @@ class RoutingService:
                     if refused.current is not None:
                         problem += f" (current state: {refused.current})"
                     rejection = Rejection(
-                        field=refused.field,
-                        problem=problem,
-                        message_id=decoded.message_id,
-                        sender=decoded.sender,
+                        field=refused.field, problem=problem, message_id=decoded.message_id, sender=decoded.sender
                     )
                     await self._reject(raw, rejection, attempts=1, reference=refused.reference)
                     return None
@@ -612,9 +609,7 @@ class RoutingService:
             )  # fmt: skip
             events.extend(await self.store.append_audit([event]))
 
-        letter = await self.dead_letters.reinject(
-            letter_id, corrected, {REINJECTED_HEADER: letter_id}, record
-        )
+        letter = await self.dead_letters.reinject(letter_id, corrected, {REINJECTED_HEADER: letter_id}, record)
         if letter is None:
             raise ManualError(404, "letter_id", "no such dead letter: already re-injected, or never there")
         await self._announce(events)
@@ -653,11 +648,7 @@ class RoutingService:
                 at=received_at,
                 type=EventType.RECEIVED,
                 actor=env.sender,
-                details={
-                    "kind": env.kind.value,
-                    "priority": env.priority.value,
-                    "sent_at": env.sent_at.isoformat(),
-                },
+                details={"kind": env.kind.value, "priority": env.priority.value, "sent_at": env.sent_at.isoformat()},
                 **ids,
             ),
             AuditEvent(
@@ -684,15 +675,11 @@ class RoutingService:
             ),
         ]
 
-    async def _reject(
-        self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None
-    ) -> None:
+    async def _reject(self, raw: bytes, rejection: Rejection, attempts: int, reference: str | None = None) -> None:
         if await self.store.seen_rejection(body_digest(raw)):
             # recorded once; dead-lettered again, or this input (a redelivery, a replay of a
             # dead letter that still fails) would end up neither routed nor dead-lettered
-            await self.publisher.publish_dead(
-                raw, rejection.reason, {"x-watchcentre-attempts": str(attempts)}
-            )
+            await self.publisher.publish_dead(raw, rejection.reason, {"x-watchcentre-attempts": str(attempts)})
             self.metrics.duplicate()
             log.info("duplicate_rejection", sender=rejection.sender, message_id=rejection.message_id)
             return
@@ -741,3 +728,4 @@ def _action_of(env: Envelope) -> Action:
     if env.state is None:
         raise CaseRefused("state", "required for a status: the new state, or expected_at with a reason")
     return STATUS_TARGETS[env.state]
+

@@ -282,9 +282,7 @@ async def test_a_token_stops_working_when_it_expires(
     clocked: tuple[TestClient[Any, Any], SqlStore, Clock],
 ) -> None:
     client, store, clock = clocked
-    issued = await issue_token(
-        store, clock, role=Role.OPERATOR, subject=None, name="A", ttl=timedelta(hours=8)
-    )
+    issued = await issue_token(store, clock, role=Role.OPERATOR, subject=None, name="A", ttl=timedelta(hours=8))
     assert (await client.get("/api/posts", headers=bearer(issued.token))).status == 200
     clock.at += timedelta(hours=8)
     resp = await client.get("/api/posts", headers=bearer(issued.token))
@@ -427,9 +425,7 @@ async def test_signing_in_with_json(api: Harness) -> None:
         ({"json": {"token": "x"}, "headers": {"Origin": "https://evil.example"}}, 403, None),
     ],
 )
-async def test_a_bad_signin_is_a_clear_4xx(
-    api: Harness, kwargs: dict[str, Any], status: int, field: str | None
-) -> None:
+async def test_a_bad_signin_is_a_clear_4xx(api: Harness, kwargs: dict[str, Any], status: int, field: str | None) -> None:
     resp = await api.client.post("/signin", **kwargs)
     assert resp.status == status
     assert "Set-Cookie" not in resp.headers
@@ -450,9 +446,7 @@ async def test_signing_out_clears_the_cookie(api: Harness) -> None:
 # -- logs -----------------------------------------------------------------------------------------
 
 
-async def test_no_token_and_no_message_body_reaches_the_logs(
-    api: Harness, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_no_token_and_no_message_body_reaches_the_logs(api: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     from watchcentre.adapters.logging import configure_logging
 
     configure_logging("json", "DEBUG")
@@ -463,9 +457,7 @@ async def test_no_token_and_no_message_body_reaches_the_logs(
         await api.client.get("/api/messages/m-1", headers=api.auth("operator"))
         import structlog
 
-        structlog.get_logger("t").info(
-            "connecting", url="amqp://guest:s3cret@host/", token=api.tokens["operator"]
-        )
+        structlog.get_logger("t").info("connecting", url="amqp://guest:s3cret@host/", token=api.tokens["operator"])
     finally:
         configure_logging("console", "INFO")
     err = capsys.readouterr().err

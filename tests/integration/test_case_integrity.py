@@ -64,9 +64,7 @@ async def test_a_post_that_is_not_a_party_cannot_answer_or_act_on_another_posts_
 ) -> None:
     assert broker.channel is not None
     # rome asks for its receipts on its own reply queue (the only kind a receipt may go to)
-    receipts = await broker.channel.declare_queue(
-        f"{broker.prefix}.reply.rome", exclusive=True, auto_delete=True
-    )
+    receipts = await broker.channel.declare_queue(f"{broker.prefix}.reply.rome", exclusive=True, auto_delete=True)
     request = envelope(sender="ofast", countries=["ES"], subject="Cocaïne", body="Go-fast vers l'Espagne.")
     async with running(settings) as inst, aiohttp.ClientSession() as session:
         store = inst.runtime.store

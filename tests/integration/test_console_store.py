@@ -13,9 +13,7 @@ from watchcentre.core.manual import ManualRouting, Note
 from watchcentre.core.records import Accepted, MessageQuery, Status, Visibility
 
 
-def decision(
-    revision: int, recipients: list[str], holders: list[str], message_id: str = "m1"
-) -> ManualRouting:
+def decision(revision: int, recipients: list[str], holders: list[str], message_id: str = "m1") -> ManualRouting:
     routing = Routing(crime_types=["drug_trafficking"], countries=[], recipients=recipients,
                       explanation=[f"manual by operator:A: r{revision}"], confidence=1.0)  # fmt: skip
     return ManualRouting(
@@ -44,10 +42,7 @@ async def test_a_manual_decision_updates_the_message_once_per_revision(backend: 
     assert await store.list_messages(MessageQuery(status=Status.TRIAGE)) == []
     await store.apply_manual(decision(2, ["post.rome"], ["post.rome", "post.madrid"]))
     records = await store.manual_routings("ofast", "m1")
-    assert [(r.revision, r.recipients, r.reason) for r in records] == [
-        (1, ["post.madrid"], "r1"),
-        (2, ["post.rome"], "r2"),
-    ]
+    assert [(r.revision, r.recipients, r.reason) for r in records] == [(1, ["post.madrid"], "r1"), (2, ["post.rome"], "r2")]
     assert await store.get_message("m1", visibility=vis) is not None  # Madrid keeps seeing it
     assert await store.last_seq() == 4
 
@@ -73,9 +68,7 @@ async def test_tallies_count_accepted_messages_since_a_time(backend: Backend) ->
     store = backend.store
     await save_one(store, accepted("old", countries=("ES",), at=T0 - timedelta(days=2)))
     await save_one(store, accepted("a", countries=("ES", "MA"), at=T0))
-    await save_one(
-        store, accepted("b", countries=("ES",), crime_types=("cybercrime", "financial_crime"), at=T0)
-    )
+    await save_one(store, accepted("b", countries=("ES",), crime_types=("cybercrime", "financial_crime"), at=T0))
     await save_one(store, rejected(b"{}", at=T0))
     t = await store.tallies(T0 - timedelta(hours=24))
     assert t.total == 2

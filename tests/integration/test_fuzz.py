@@ -91,10 +91,7 @@ class Server:
         )  # fmt: skip
         await self.service.start()
         app[CONSOLE] = ConsoleDeps(
-            actions=self.service,
-            hub=FeedHub(self.store),
-            classify=classifier.classify,
-            dead_letters=NoDeadLetters(),
+            actions=self.service, hub=FeedHub(self.store), classify=classifier.classify, dead_letters=NoDeadLetters()
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()

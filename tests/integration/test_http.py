@@ -650,11 +650,7 @@ class BrokenStore:
 
         now = datetime.now(UTC)
         self.record = TokenRecord(
-            id="t1",
-            name="op",
-            role=Role.OPERATOR,
-            created_at=now,
-            expires_at=now.replace(year=now.year + 1),
+            id="t1", name="op", role=Role.OPERATOR, created_at=now, expires_at=now.replace(year=now.year + 1),
             hash=hash_token(token),
         )
 

@@ -186,15 +186,11 @@ async def check_promise(
     try:
         audit = Counter(
             (r["sender"], r["message_id"])
-            for r in await conn.fetch(
-                "SELECT sender, message_id FROM audit WHERE type IN ('routed', 'triaged')"
-            )
+            for r in await conn.fetch("SELECT sender, message_id FROM audit WHERE type IN ('routed', 'triaged')")
         )
         recipients = {
             (r["sender"], r["message_id"]): orjson.loads(r["recipients"])
-            for r in await conn.fetch(
-                "SELECT sender, message_id, recipients FROM messages WHERE status <> 'rejected'"
-            )
+            for r in await conn.fetch("SELECT sender, message_id, recipients FROM messages WHERE status <> 'rejected'")
         }
     finally:
         await conn.close()
@@ -287,9 +283,7 @@ async def test_broker_outage_the_service_reconnects_and_resumes_by_itself(
     await broker.declare_topology()
     proxy = await Proxy("127.0.0.1", 5672).start()
     try:
-        proc = serve(
-            procs, tmp_path, amqp_prefix, schema, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
-        )
+        proc = serve(procs, tmp_path, amqp_prefix, schema, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
         await proc.start()
         feeding = asyncio.create_task(publish_all(broker, bodies))
         await wait_settled(schema, n // 4, within=60)
@@ -355,9 +349,7 @@ def close_own_connections(name: str) -> int:
     pids = [line.split("\t", 1)[0] for line in out.splitlines() if f'"connection_name","{name}"' in line
             or f"<<\"connection_name\">>,longstr,<<\"{name}\">>" in line]  # fmt: skip
     for pid in pids:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "close_connection", pid, "reliability test"], timeout=30, check=True
-        )
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "reliability test"], timeout=30, check=True)
     return len(pids)
 
 
@@ -373,11 +365,7 @@ async def test_database_outage_pauses_intake_and_resumes_without_burning_deliver
     proxy = await Proxy("127.0.0.1", 5432).start()
     try:
         proc = serve(
-            procs,
-            tmp_path,
-            amqp_prefix,
-            schema,
-            database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
+            procs, tmp_path, amqp_prefix, schema, database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/test"
         )
         await proc.start()
         tail = 200  # published after the second disruption, so there is work left to do after it
@@ -489,9 +477,7 @@ async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
     assert {orjson.loads(m.body)["message_id"] for m in await broker.drain("post.algiers")} == {"flaky"}
     assert len(await broker.drain("post.rabat")) == len(good)
     assert [e["message_id"] for e in broker.events_of("rejected")] == ["poison"]
-    report(
-        f"poison: dead-lettered after 5 failures; flaky survived 8 transient failures; {intake.pauses} pauses"
-    )
+    report(f"poison: dead-lettered after 5 failures; flaky survived 8 transient failures; {intake.pauses} pauses")
 
 
 # -- 5. graceful shutdown -------------------------------------------------------------------------------
@@ -667,21 +653,15 @@ async def test_dead_letters_are_listed_and_replayed_after_a_fix_without_duplicat
         "units:\n", "units:\n  - id: newunit\n    name: \"New unit\"\n    crime_areas: [drug_trafficking]\n", 1))  # fmt: skip
     await proc.start()
     one = next(d for d in listed if d["message_id"] == "newunit-0")
-    replayed = await asyncio.to_thread(
-        cli, amqp_prefix, schema, "replay", "--by", "reliability-test", one["id"]
-    )
+    replayed = await asyncio.to_thread(cli, amqp_prefix, schema, "replay", "--by", "reliability-test", one["id"])
     assert [e["message_id"] for e in replayed] == ["newunit-0"]
     assert replayed[0]["type"] == "replayed" and replayed[0]["details"]["reason"] == one["reason"]
-    replayed += await asyncio.to_thread(
-        cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all"
-    )
+    replayed += await asyncio.to_thread(cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all")
     await broker.wait_events(lambda ev: len({e["message_id"] for e in ev if e["type"] == "routed"}) >= 4, 30)
     await broker.wait_events(lambda ev: len([e for e in ev if e["type"] == "replayed"]) >= 4, 30)
     # `broken` was replayed too and is still broken: dead-lettered again, not lost, recorded once
     await poll_until(lambda: dead_count_is(broker, 1), 30, "broken dead-lettered again")
-    replayed += await asyncio.to_thread(
-        cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all"
-    )  # replay once more
+    replayed += await asyncio.to_thread(cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all")  # replay once more
     await poll_until(lambda: dead_count_is(broker, 1), 30, "broken dead-lettered again")
     await proc.terminate()
     after = await asyncio.to_thread(cli, amqp_prefix, schema, "list")

@@ -51,9 +51,7 @@ MOROCCO_AND_SPAIN = "Cocaïne saisie à Tanger (Maroc); le destinataire réside 
 async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the_message_is(
     sqlite_settings: Settings, broker: Broker, http: aiohttp.ClientSession
 ) -> None:
-    no_onward = envelope(
-        message_id="h-no-onward", handling="no-onward", countries=["MA", "ES"], body=MOROCCO_AND_SPAIN
-    )
+    no_onward = envelope(message_id="h-no-onward", handling="no-onward", countries=["MA", "ES"], body=MOROCCO_AND_SPAIN)
     centre_only = envelope(message_id="h-centre-only", handling="centre-only", countries=["MA"])
     restricted = envelope(message_id="h-restricted", handling="restricted", countries=["MA", "ES"],
                           body=MOROCCO_AND_SPAIN)  # fmt: skip
@@ -90,14 +88,9 @@ async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the
         [kept] = detail["h-no-onward"]["recipients"]
         assert kept in ("post.rabat", "post.madrid")
         withheld = "madrid" if kept == "post.rabat" else "rabat"
-        assert any(
-            f"withheld from post.{withheld}" in line
-            for line in detail["h-no-onward"]["routing"]["explanation"]
-        )
+        assert any(f"withheld from post.{withheld}" in line for line in detail["h-no-onward"]["routing"]["explanation"])
         assert (await get("/api/messages/h-no-onward", withheld))[0] == 404
-        assert "h-no-onward" not in [
-            m["message_id"] for m in (await get("/api/messages", withheld))[1]["items"]
-        ]
+        assert "h-no-onward" not in [m["message_id"] for m in (await get("/api/messages", withheld))[1]["items"]]
         status, seen = await get("/api/messages/h-no-onward", kept.removeprefix("post."))
         assert status == 200 and seen["handling"] == "no-onward"
         # centre-only: the centre's triage alone, no post
@@ -130,12 +123,7 @@ AMQP_PASSWORD = "guest"  # the broker's password; the URL below carries it
 
 def issue_cli(env: dict[str, str], *args: str) -> str:
     out = subprocess.run(
-        [*WATCHCENTRE, "token", "issue", *args],
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=True,
-        cwd=str(ROOT),
+        [*WATCHCENTRE, "token", "issue", *args], capture_output=True, env=env, timeout=60, check=True, cwd=str(ROOT)
     )
     return out.stdout.decode().strip()
 
@@ -167,9 +155,7 @@ async def test_logs_hold_no_message_body_no_token_and_no_credentials(
         async with http.get(f"{proc.url}/api/messages/log-good", headers=cookie) as resp:
             assert resp.status == 200
             assert (await resp.json())["envelope"]["body"] == SECRET_BODY  # the body was there to leak
-        async with http.get(
-            f"{proc.url}/api/messages", headers={"Authorization": f"Bearer {guess}x"}
-        ) as resp:
+        async with http.get(f"{proc.url}/api/messages", headers={"Authorization": f"Bearer {guess}x"}) as resp:
             assert resp.status == 401
     finally:
         code, _ = await proc.terminate()
@@ -179,13 +165,5 @@ async def test_logs_hold_no_message_body_no_token_and_no_credentials(
         assert f'"event": "{event}"' in log, event  # the log did record what happened
     assert "amqp://guest:***@127.0.0.1:5672/" in log
     # (JSON logs escape non-ASCII: look for ASCII parts of the body too)
-    for leak in (
-        SECRET_BODY,
-        "Quatremer-8841",
-        "rue des Lilas",
-        token,
-        token[4:20],
-        guess,
-        f":{AMQP_PASSWORD}@",
-    ):
+    for leak in (SECRET_BODY, "Quatremer-8841", "rue des Lilas", token, token[4:20], guess, f":{AMQP_PASSWORD}@"):
         assert leak not in log, leak

@@ -500,9 +500,7 @@ async def test_sqlite_copies_its_log_into_the_database_file_by_itself(tmp_path: 
         copy = tmp_path / "copy.db"
         copy.write_bytes(path.read_bytes())
         async with aiosqlite.connect(copy) as db:
-            rows = list(
-                await db.execute_fetchall("SELECT count(*) FROM messages WHERE message_id LIKE 'cp%'")
-            )
+            rows = list(await db.execute_fetchall("SELECT count(*) FROM messages WHERE message_id LIKE 'cp%'"))
         assert rows[0][0] == 300
     finally:
         await store.close()

@@ -61,9 +61,7 @@ def test_role_problems(role: Role, subject: str | None, ok: bool) -> None:
 
 
 def test_a_token_is_unusable_once_expired_or_revoked() -> None:
-    t = TokenRecord(
-        id="i", name="n", role=Role.AUDITOR, created_at=T, expires_at=T + timedelta(days=1), hash="h"
-    )
+    t = TokenRecord(id="i", name="n", role=Role.AUDITOR, created_at=T, expires_at=T + timedelta(days=1), hash="h")
     assert t.problem(T) is None
     assert t.problem(T + timedelta(days=1)) == "expired"
     assert t.model_copy(update={"revoked_at": T}).problem(T) == "revoked"
@@ -92,11 +90,7 @@ HANDLING_CASES: list[tuple[str, dict[str, Any], dict[str, float], Original | Non
 @pytest.mark.parametrize(("name", "fields", "found", "original", "expected", "why"), HANDLING_CASES,
                          ids=[c[0] for c in HANDLING_CASES])  # fmt: skip
 def test_handling_markings_in_routing(
-    name: str,
-    fields: dict[str, Any],
-    found: dict[str, float],
-    original: Original | None,
-    expected: list[str],
+    name: str, fields: dict[str, Any], found: dict[str, float], original: Original | None, expected: list[str],
     why: str,
 ) -> None:
     routing = decide(env(**fields), cls(found), NET, original, RULES)

@@ -41,10 +41,7 @@ def test_a_manual_decision_has_the_shape_of_an_automatic_one() -> None:
     r = decide_manually(previous=TRIAGED, recipients=["post.madrid", " post.madrid"], reason=" Spanish suspect ",
                         actor="operator:Alice", network=NET)  # fmt: skip
     assert r.recipients == ["post.madrid"]
-    assert r.explanation[:2] == [
-        "manual by operator:Alice: Spanish suspect",
-        "to post.madrid: chosen by operator:Alice",
-    ]
+    assert r.explanation[:2] == ["manual by operator:Alice: Spanish suspect", "to post.madrid: chosen by operator:Alice"]
     assert "previously: crime drug_trafficking (score 4.0)" in r.explanation
     assert (r.crime_types, r.countries, r.confidence) == (["drug_trafficking"], [], 1.0)
 
@@ -61,13 +58,9 @@ def test_a_manual_decision_has_the_shape_of_an_automatic_one() -> None:
         ([f"post.p{i}" for i in range(21)], "why", "recipients", "at most 20"),
     ],
 )
-def test_a_manual_decision_names_what_is_wrong(
-    recipients: list[str], reason: str, field: str, words: str
-) -> None:
+def test_a_manual_decision_names_what_is_wrong(recipients: list[str], reason: str, field: str, words: str) -> None:
     with pytest.raises(ManualRoutingError) as caught:
-        decide_manually(
-            previous=TRIAGED, recipients=recipients, reason=reason, actor="operator:A", network=NET
-        )
+        decide_manually(previous=TRIAGED, recipients=recipients, reason=reason, actor="operator:A", network=NET)
     assert caught.value.field == field and words in caught.value.problem
 
 

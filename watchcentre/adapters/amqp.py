@@ -202,9 +202,7 @@ class _Delivery:
 class AmqpPublisher:
     """Routed copies and dead letters on a confirm channel; events on a plain one."""
 
-    def __init__(
-        self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names
-    ) -> None:
+    def __init__(self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names) -> None:
         self._confirm = confirm_channel
         self._plain = events_channel
         self._names = names
@@ -265,9 +263,7 @@ class AmqpPublisher:
         return unroutable
 
     async def _declare_recipients(self, routing_keys: Sequence[str]) -> None:
-        routed = await self._confirm.declare_exchange(
-            self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        routed = await self._confirm.declare_exchange(self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
         for key in routing_keys:
             queue = await self._confirm.declare_queue(self._names.queue_for(key), durable=True)
             await queue.bind(routed, routing_key=key)
@@ -451,9 +447,7 @@ def dead_letter_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:16]
 
 
-async def list_dead(
-    connection: AbstractRobustConnection, names: Names, limit: int = 1000
-) -> list[DeadLetter]:
+async def list_dead(connection: AbstractRobustConnection, names: Names, limit: int = 1000) -> list[DeadLetter]:
     """Browse `P.dead` without removing anything (see `_browse`)."""
     return await _browse(connection, names, limit, DeadLetter.of)
 
@@ -650,9 +644,7 @@ class EventFeed:
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=1000)
-        exchange = await self._channel.declare_exchange(
-            self._names.events, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        exchange = await self._channel.declare_exchange(self._names.events, aio_pika.ExchangeType.TOPIC, durable=True)
         # Named under the prefix (not server-named): the service's broker user needs no grant
         # outside its own names (docs/security.md).
         queue = await self._channel.declare_queue(

@@ -177,9 +177,7 @@ async def error_middleware(
         return error_response(exc.status, exc.message, exc.field, headers=headers)
     except RateLimited as exc:
         return error_response(
-            429,
-            "too many failed authentications: try again later",
-            headers={"Retry-After": str(exc.retry_after)},
+            429, "too many failed authentications: try again later", headers={"Retry-After": str(exc.retry_after)}
         )
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -374,18 +372,12 @@ async def list_messages(request: web.Request) -> web.Response:
         query = query.model_copy(update={"country": query.country.upper()})
     deps, who = request.app[DEPS], principal_of(request)
     # One more than asked: whether a next page exists, without an empty last page.
-    found = await deps.store.list_messages(
-        query.model_copy(update={"limit": query.limit + 1}), visibility(who)
-    )
+    found = await deps.store.list_messages(query.model_copy(update={"limit": query.limit + 1}), visibility(who))
     page = [m for m in found[: query.limit] if can_see(who, m)]  # the store scoped it; belt and braces
     items = [m.model_dump(mode="json", include=set(SUMMARY_FIELDS)) for m in page]
     next_before_id = page[-1].id if len(found) > query.limit and page else None
     await record_list(
-        deps.store,
-        deps.clock,
-        who,
-        [m.id for m in page],
-        query.model_dump(mode="json", exclude_defaults=True),
+        deps.store, deps.clock, who, [m.id for m in page], query.model_dump(mode="json", exclude_defaults=True),
         request.path,
     )
     return json_response({"items": items, "next_before_id": next_before_id})
@@ -557,9 +549,7 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
     max_age = max(0, int((expires - deps.clock.now()).total_seconds()))
     response: web.StreamResponse
     if as_json:
-        response = json_response(
-            {"role": principal.label, "name": principal.name, "expires_at": expires.isoformat()}
-        )
+        response = json_response({"role": principal.label, "name": principal.name, "expires_at": expires.isoformat()})
     else:
         response = web.Response(status=303, headers={"Location": "/"})
     response.set_cookie(

@@ -174,10 +174,7 @@ async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[st
     out = []
     cache: dict[tuple[str, str], dict[str, Any] | None] = {}
     for e in events:
-        item = {
-            k: e.get(k)
-            for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")
-        }
+        item = {k: e.get(k) for k in ("seq", "at", "type", "actor", "sender", "message_id", "reference", "details")}
         sender, message_id = e.get("sender"), e.get("message_id")
         if e.get("type") in _WITH_MESSAGE and isinstance(message_id, str):
             key = (sender or "", message_id)
@@ -361,9 +358,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
 async def triage(request: web.Request) -> web.Response:
     store, who = request.app[DEPS].store, principal_of(request)
     found = await store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500))
-    await record_list(
-        store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path
-    )
+    await record_list(store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path)
     return json_response({"items": [summary(m) | {"why": _why_triage(m)} for m in found]})
 
 
@@ -445,11 +440,7 @@ async def message_detail(request: web.Request) -> web.Response:
 
 
 def _manual_error(exc: Exception) -> ApiError:
-    status, fld, problem = (
-        getattr(exc, "status", 500),
-        getattr(exc, "field", None),
-        getattr(exc, "problem", ""),
-    )
+    status, fld, problem = getattr(exc, "status", 500), getattr(exc, "field", None), getattr(exc, "problem", "")
     return ApiError(int(status), str(problem), fld)
 
 
@@ -468,9 +459,7 @@ async def route(request: web.Request) -> web.Response:
         )  # fmt: skip
     except ManualError as exc:
         raise _manual_error(exc) from None
-    return json_response(
-        {"routing": routing.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
-    )
+    return json_response({"routing": routing.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
 
 
 # -- dead letters ------------------------------------------------------------------------------------
@@ -496,16 +485,11 @@ async def reinject(request: web.Request) -> web.Response:
 
     try:
         letter, events = await console.actions.reinject_dead(
-            letter_id=request.match_info["letter_id"],
-            corrected=corrected,
-            actor=actor_of(who),
-            note=ask.reason,
+            letter_id=request.match_info["letter_id"], corrected=corrected, actor=actor_of(who), note=ask.reason
         )
     except ManualError as exc:
         raise _manual_error(exc) from None
-    return json_response(
-        {"letter": letter.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
-    )
+    return json_response({"letter": letter.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
 
 
 # -- shift log, counts ---------------------------------------------------------------------------------
@@ -529,9 +513,7 @@ async def add_note(request: web.Request) -> web.Response:
     except ManualRoutingError as exc:
         raise ApiError(400, exc.problem, exc.field) from None
     now = deps.clock.now()
-    note = Note(
-        at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references
-    )
+    note = Note(at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references)
     event = AuditEvent(
         at=now, type=EventType.NOTE_ADDED, actor=actor_of(who),
         details={"message_ids": ask.message_ids, "references": ask.references, "length": len(ask.text)},

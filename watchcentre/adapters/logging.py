@@ -16,9 +16,7 @@ SENSITIVE_KEYS = frozenset(
      "database_url", "wc_session"}
 )  # fmt: skip
 # (the scheme bounded: unbounded, a long run of letters made this quadratic)
-_URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]{0,30}://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I
-)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]{0,30}://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
 _TOKEN = re.compile(r"wct_[A-Za-z0-9_-]+")
 # Any bearer credential (the metrics token has no wct_ prefix) and the session cookie, as they
 # appear in a header quoted by a traceback: `Authorization: Bearer …`, `Cookie: wc_session=…`.

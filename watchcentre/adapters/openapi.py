@@ -106,9 +106,7 @@ class AuditQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    after_seq: int = Field(
-        default=0, ge=0, le=2**63 - 1, description="Page: events with a larger seq than this."
-    )
+    after_seq: int = Field(default=0, ge=0, le=2**63 - 1, description="Page: events with a larger seq than this.")
     limit: int = Field(default=100, ge=1, le=500)
     message_id: str | None = None
     sender: str | None = None
@@ -125,9 +123,7 @@ class SignIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(
-        min_length=1, max_length=200, description="A bearer token from `watchcentre token issue`."
-    )
+    token: str = Field(min_length=1, max_length=200, description="A bearer token from `watchcentre token issue`.")
 
 
 class SignedIn(BaseModel):
@@ -150,19 +146,12 @@ class RouteRequest(BaseModel):
 
     sender: str = Field(min_length=1, max_length=200)
     message_id: str = Field(min_length=1, max_length=200)
-    recipients: list[str] = Field(
-        max_length=50, description="Routing keys: post.<ID>, unit.<ID>, centre.inbox."
-    )
+    recipients: list[str] = Field(max_length=50, description="Routing keys: post.<ID>, unit.<ID>, centre.inbox.")
     reason: str = Field(
-        max_length=2000,
-        pattern=r"\S",
-        description="Required (not blank); recorded in the audit and the routing.",
+        max_length=2000, pattern=r"\S", description="Required (not blank); recorded in the audit and the routing."
     )
     revision: int | None = Field(
-        default=None,
-        ge=0,
-        le=2**31 - 1,
-        description="Manual decisions already taken on it, as the operator saw: 409 if stale.",
+        default=None, ge=0, le=2**31 - 1, description="Manual decisions already taken on it, as the operator saw: 409 if stale."
     )
     override_marking: bool = Field(
         default=False,
@@ -223,9 +212,7 @@ class RecipientList(BaseModel):
 
 class Segment(BaseModel):
     text: str
-    mark: dict[str, Any] | None = Field(
-        default=None, description="target, rule, negated_by of a matched phrase."
-    )
+    mark: dict[str, Any] | None = Field(default=None, description="target, rule, negated_by of a matched phrase.")
 
 
 class Highlights(BaseModel):
@@ -532,20 +519,14 @@ def openapi_document(version: str = __version__) -> dict[str, Any]:
             "get": {
                 "operationId": "listPosts",
                 "summary": "The posts abroad, the countries each covers, and their routing keys",
-                "responses": {
-                    "200": _json(PostList, "Operators: every post; a post: itself; others: none."),
-                    **_ERRORS,
-                },
+                "responses": {"200": _json(PostList, "Operators: every post; a post: itself; others: none."), **_ERRORS},
             }
         },
         "/api/units": {
             "get": {
                 "operationId": "listUnits",
                 "summary": "The French units, their crime areas, and their routing keys",
-                "responses": {
-                    "200": _json(UnitList, "Operators: every unit; a unit: itself; others: none."),
-                    **_ERRORS,
-                },
+                "responses": {"200": _json(UnitList, "Operators: every unit; a unit: itself; others: none."), **_ERRORS},
             }
         },
         "/api/messages": {
@@ -597,9 +578,7 @@ def openapi_document(version: str = __version__) -> dict[str, Any]:
                 "operationId": "verifyAudit",
                 "summary": "Walk the audit trail: the hash chain, gaps in seq, the signed anchor of its head",
                 "responses": {
-                    "200": _json(
-                        Verification, "The verification; ok: false lists every finding in problems."
-                    ),
+                    "200": _json(Verification, "The verification; ok: false lists every finding in problems."),
                     **_BAD_REQUEST,
                     **_ERRORS,
                 },
@@ -789,10 +768,7 @@ def _case_paths(case_params: list[dict[str, Any]], page_params: list[dict[str, A
             "get": {
                 "operationId": "postInbox",
                 "summary": "Open requests routed to the post, newest first in pages; in a page overdue first (audited)",
-                "parameters": [
-                    _path_param("post_id", "A post id (an operator, or that post)."),
-                    *page_params,
-                ],
+                "parameters": [_path_param("post_id", "A post id (an operator, or that post)."), *page_params],
                 "responses": {
                     "200": _json(CaseList, "One page of open cases."),
                     "404": _json(ErrorBody, "No such post, or not the caller's."),
@@ -843,40 +819,23 @@ def _case_paths(case_params: list[dict[str, Any]], page_params: list[dict[str, A
             }
         },
     }
-
-
 def _console_paths() -> dict[str, Any]:
     """The operator console's routes: operators only (403 for every other role)."""
 
     def op(operation_id: str, summary: str, ok: dict[str, Any], **more: Any) -> dict[str, Any]:
-        return {
-            "operationId": operation_id,
-            "summary": summary,
-            "tags": ["console"],
-            **more,
-            "responses": {**ok, **_BAD_REQUEST, **_ERRORS},
-        }
+        return {"operationId": operation_id, "summary": summary, "tags": ["console"], **more,
+                "responses": {**ok, **_BAD_REQUEST, **_ERRORS}}
 
     def body(model: type[BaseModel]) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
 
     def query(
-        name: str,
-        description: str,
-        required: bool = False,
-        kind: str = "string",
-        bounds: tuple[int, int] | None = None,
+        name: str, description: str, required: bool = False, kind: str = "string", bounds: tuple[int, int] | None = None
     ) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": kind, **({"minLength": 1} if required and kind == "string" else {})}
         if bounds is not None:
             schema |= {"minimum": bounds[0], "maximum": bounds[1]}
-        return {
-            "name": name,
-            "in": "query",
-            "required": required,
-            "schema": schema,
-            "description": description,
-        }
+        return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
     not_found = {"404": _json(ErrorBody, "No such message or dead letter (or already re-injected).")}
     # fmt: off

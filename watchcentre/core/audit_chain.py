@@ -85,11 +85,7 @@ def verify_links(events: Iterable[AuditEvent], prev_hash: str) -> tuple[Break | 
         assert e.seq is not None
         checked += 1
         if e.prev_hash != prev_hash:
-            return (
-                Break(seq=e.seq, problem="prev_hash does not match the previous record's hash"),
-                prev_hash,
-                checked,
-            )
+            return Break(seq=e.seq, problem="prev_hash does not match the previous record's hash"), prev_hash, checked
         try:
             expected = event_hash(prev_hash, e)
         except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
