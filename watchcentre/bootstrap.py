@@ -36,8 +36,7 @@ from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
-from watchcentre.adapters.store_postgres import PostgresStore
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.anchoring import AnchorWriter
 from watchcentre.batching import Batcher
 from watchcentre.cases import CaseDesk, DeadlineScheduler
@@ -90,9 +89,9 @@ async def open_store(settings: Settings) -> Store:
     url = settings.database_url.get_secret_value()
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
-        return await SqliteStore.open(sqlite_path(url))
+        return await SqlStore.sqlite(sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
-        return await PostgresStore.open(url, schema=settings.database_schema)
+        return await SqlStore.postgres(url, schema=settings.database_schema)
     raise ValueError(
         f"WATCHCENTRE_DATABASE_URL: unsupported scheme '{scheme}' (use sqlite:/// or postgresql://)"
     )

@@ -1,5 +1,5 @@
 """Need-to-know over HTTP: the whole access matrix as one table, then tokens, sign-in, rate limiting,
-access auditing and logs. A real aiohttp server over a real SqliteStore (fixture from test_http).
+access auditing and logs. A real aiohttp server over a real SqlStore (fixture from test_http).
 
 Messages seeded by test_http.OUTCOMES (id: sender → recipients):
   1 m-1  ocrtis → post.es          2 m-2  es → unit.c3n           3 m-3  c3n → centre.triage
@@ -23,7 +23,7 @@ from tests.integration.test_http import NETWORK, OUTCOMES, PRINCIPALS, Harness, 
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import SESSION_COOKIE, HttpDeps
 from watchcentre.adapters.metrics import PrometheusMetrics
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.core.access import Role
 from watchcentre.core.ports import TransientError
 from watchcentre.security import issue_token, revoke_token
@@ -43,7 +43,7 @@ class Clock:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Harness]:
-    store = await SqliteStore.open(str(tmp_path / "watchcentre.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "watchcentre.db"))
     await store.save_batch(OUTCOMES)
     tokens = await issue_all(store)
     for label in ("post:de", "unit:ocrtis"):
@@ -257,8 +257,8 @@ async def test_no_read_without_its_audit_record(api: Harness, monkeypatch: pytes
 
 
 @pytest.fixture
-async def clocked(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], SqliteStore, Clock]]:
-    store = await SqliteStore.open(str(tmp_path / "wc.db"))
+async def clocked(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], SqlStore, Clock]]:
+    store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     clock = Clock()
 
     async def ready() -> dict[str, bool]:
@@ -282,7 +282,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_a_token_stops_working_when_it_expires(
-    clocked: tuple[TestClient[Any, Any], SqliteStore, Clock],
+    clocked: tuple[TestClient[Any, Any], SqlStore, Clock],
 ) -> None:
     client, store, clock = clocked
     issued = await issue_token(
@@ -296,7 +296,7 @@ async def test_a_token_stops_working_when_it_expires(
 
 
 async def test_a_revoked_token_stops_working_at_once(
-    clocked: tuple[TestClient[Any, Any], SqliteStore, Clock],
+    clocked: tuple[TestClient[Any, Any], SqlStore, Clock],
 ) -> None:
     client, store, clock = clocked
     issued = await issue_token(store, clock, role=Role.POST, subject="es", name="B")
@@ -313,7 +313,7 @@ async def test_a_revoked_token_stops_working_at_once(
 
 
 async def test_only_a_hash_of_the_token_is_stored(
-    clocked: tuple[TestClient[Any, Any], SqliteStore, Clock], tmp_path: Path
+    clocked: tuple[TestClient[Any, Any], SqlStore, Clock], tmp_path: Path
 ) -> None:
     _, store, clock = clocked
     issued = await issue_token(store, clock, role=Role.AUDITOR, subject=None, name="D")
@@ -324,7 +324,7 @@ async def test_only_a_hash_of_the_token_is_stored(
 
 
 async def test_failed_authentications_are_rate_limited_per_address(
-    clocked: tuple[TestClient[Any, Any], SqliteStore, Clock],
+    clocked: tuple[TestClient[Any, Any], SqlStore, Clock],
 ) -> None:
     client, store, clock = clocked
     good = await issue_token(store, clock, role=Role.OPERATOR, subject=None, name="E")
@@ -339,7 +339,7 @@ async def test_failed_authentications_are_rate_limited_per_address(
 
 
 async def test_the_scraper_token_opens_metrics_and_nothing_else(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "wc.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     scraper = "scrape-" + "s" * 40
 
     async def ready() -> dict[str, bool]:
@@ -386,7 +386,7 @@ async def test_signing_in_sets_a_secure_httponly_strict_cookie_that_authenticate
 
 
 async def test_the_secure_flag_can_be_turned_off_for_plain_http_on_localhost(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "wc.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     issued = await issue_token(store, Clock(), role=Role.OPERATOR, subject=None, name="F")
 
     async def ready() -> dict[str, bool]:

@@ -21,7 +21,7 @@ from tests.integration.test_http import NETWORK
 from watchcentre.adapters.http_app import SECURITY_HEADERS, create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_models import CASE_SUMMARY_FIELDS
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.core.access import Role
 from watchcentre.core.lifecycle import Action, Case, DeadlineRules, Side, apply, new_case
 from watchcentre.core.ports import Store, SystemClock
@@ -184,7 +184,7 @@ async def act(store: Store, case: Case, action: Action, side: Side, after: timed
 
 @pytest.fixture
 async def seeded(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, str]]]:
-    store = await SqliteStore.open(str(tmp_path / "wc.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     h = timedelta(hours=1)
     cases = [
         seed(1, "normal", None, "es", "drug_trafficking", "ES", 0),  # due T0+7d

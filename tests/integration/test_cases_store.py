@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration import test_store
 from tests.integration.test_store import Backend
-from watchcentre.adapters import store_postgres, store_sqlite
+from watchcentre.adapters.sql import store as sql_store
 from watchcentre.core.lifecycle import Action, CaseState, DeadlineRules, Side, apply, new_case
 from watchcentre.core.ports import ReferenceTaken
 from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent, Visibility
@@ -56,8 +56,7 @@ async def test_a_generated_reference_never_takes_one_already_used(
     squatted = "WC-2026-0000000000" + check_char("0000000000")
     await store.open_case(case("m-0", reference=squatted), [])
     draws = iter([squatted, squatted, "WC-2026-SECOND"])
-    for module in (store_sqlite, store_postgres):
-        monkeypatch.setattr(module, "new_reference", lambda year: next(draws))
+    monkeypatch.setattr(sql_store, "new_reference", lambda year: next(draws))
     fresh, new = await store.open_case(case("m-1"), [])
     assert new and fresh.reference == "WC-2026-SECOND"
     draws = iter([squatted, "WC-2026-THIRD", "WC-2026-THIRD", "WC-2026-FOURTH"])
@@ -242,7 +241,8 @@ async def test_need_to_know_follows_the_case_data_and_older_databases_are_filled
     nobody = Visibility(senders=frozenset(), recipients=frozenset())
     assert await store.list_cases(visibility=nobody) == []
 
-    await backend.sql("DELETE FROM case_recipients")  # as a database from before the table
+    await backend.sql("DELETE FROM case_recipients")  # as a database from before the table...
+    await backend.sql("DROP TABLE schema_version")  # ...and before schema versions
     again = await backend.reopen()
     try:
         assert [x.reference for x in await again.list_cases(visibility=germany)] == [c.reference]

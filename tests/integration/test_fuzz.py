@@ -36,7 +36,7 @@ from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.bootstrap import build_classifier, build_service
 from watchcentre.core.access import Role
 from watchcentre.core.ports import OutboundCopy, SystemClock
@@ -67,7 +67,7 @@ class Server:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self.store = await SqliteStore.open(str(self.db))
+        self.store = await SqlStore.sqlite(str(self.db))
         await self.store.save_batch(OUTCOMES)
         for label, role, subject in (("operator", Role.OPERATOR, None), ("auditor", Role.AUDITOR, None),
                                      ("post", Role.POST, "es")):  # fmt: skip
@@ -241,7 +241,7 @@ INPUTS = st.one_of(
 
 def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
-    store = loop.run_until_complete(SqliteStore.open(str(tmp_path / "pipeline.db")))
+    store = loop.run_until_complete(SqlStore.sqlite(str(tmp_path / "pipeline.db")))
     recorder = Recorder()
     service = build_service(
         config=_config, classifier=build_classifier(_config), store=store, publisher=recorder, metrics=recorder,
@@ -333,7 +333,7 @@ def test_deep_json_and_far_out_times_over_http_are_4xx(server: Server) -> None:
 
 def test_deep_and_far_out_envelopes_are_dead_lettered_and_audited(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
-    store = loop.run_until_complete(SqliteStore.open(str(tmp_path / "hostile.db")))
+    store = loop.run_until_complete(SqlStore.sqlite(str(tmp_path / "hostile.db")))
     recorder = Recorder()
     service = build_service(
         config=_config, classifier=build_classifier(_config), store=store, publisher=recorder, metrics=recorder,

@@ -23,7 +23,7 @@ from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.logging import configure_logging
 from watchcentre.adapters.metrics import PrometheusMetrics
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
 from watchcentre.security import issue_token
@@ -38,7 +38,7 @@ def nested(depth: int) -> bytes:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Harness]:
-    store = await SqliteStore.open(str(tmp_path / "watchcentre.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "watchcentre.db"))
     await store.save_batch(OUTCOMES)
     metrics = PrometheusMetrics()
 
@@ -124,7 +124,7 @@ async def test_an_oversized_header_does_not_put_the_token_in_the_log(
         prefix=amqp_prefix, database_url=f"sqlite:///{tmp_path / 'wc.db'}", name=f"wc-hdr-{amqp_prefix}",
         log_dir=tmp_path,
     )  # fmt: skip
-    store = await SqliteStore.open(str(tmp_path / "wc.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     try:
         token = (await issue_token(store, SystemClock(), role=Role.OPERATOR, subject=None, name="op")).token
     finally:

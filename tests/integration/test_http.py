@@ -1,4 +1,4 @@
-"""The HTTP API end to end: a real aiohttp server over a real SqliteStore, seeded with outcomes."""
+"""The HTTP API end to end: a real aiohttp server over a real SqlStore, seeded with outcomes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_models import SUMMARY_FIELDS
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.core.access import Role
 from watchcentre.core.envelope import Envelope, Kind, Rejection, Routing, envelope_schema
 from watchcentre.core.network import LiaisonOfficer, Network, Post, Unit
@@ -166,7 +166,7 @@ PRINCIPALS: dict[str, tuple[Role, str | None]] = {
 }
 
 
-async def issue_all(store: SqliteStore) -> dict[str, str]:
+async def issue_all(store: SqlStore) -> dict[str, str]:
     tokens = {}
     for label, (role, subject) in PRINCIPALS.items():
         issued = await issue_token(store, SystemClock(), role=role, subject=subject, name=f"tester {label}")
@@ -178,7 +178,7 @@ class Harness:
     def __init__(
         self,
         client: TestClient[Any, Any],
-        store: SqliteStore,
+        store: SqlStore,
         metrics: PrometheusMetrics,
         tokens: dict[str, str] | None = None,
     ) -> None:
@@ -220,7 +220,7 @@ class Harness:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Harness]:
-    store = await SqliteStore.open(str(tmp_path / "watchcentre.db"))
+    store = await SqlStore.sqlite(str(tmp_path / "watchcentre.db"))
     saved = await store.save_batch(OUTCOMES)
     assert all(s is not None for s in saved)
     tokens = await issue_all(store)  # audit seq 11..14: one token_issued event each

@@ -37,7 +37,7 @@ from tests.integration.processes import WATCHCENTRE, ServeProcess, poll_until
 from tests.integration.proxy import Proxy
 from tests.integration.service_fixtures import CONFIG_DIR, POSTGRES_URL
 from watchcentre.adapters.config_files import load_config
-from watchcentre.adapters.store_postgres import PostgresStore
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.bootstrap import recipient_keys
 from watchcentre.core.ports import TransientError
 from watchcentre.samples import sample_envelopes
@@ -554,7 +554,7 @@ async def routed_in_audit(schema: str) -> int:
 
 
 async def verify_audit_at(schema: str) -> Verification:
-    store = await PostgresStore.open(POSTGRES_URL, schema=schema)
+    store = await SqlStore.postgres(POSTGRES_URL, schema=schema)
     try:
         return await verify_audit(store)
     finally:

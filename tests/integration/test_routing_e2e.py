@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from tests.integration.harness import Broker, envelope, running
+from tests.integration.store_totals import totals
 from watchcentre.core.routing import copy_id
 from watchcentre.settings import Settings
 
@@ -141,7 +142,7 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason_and_audi
         good = envelope(countries=["MA"])
         await broker.publish(good)  # the consumer keeps going after bad input
         await broker.wait_events(lambda ev: settled(ev, len(BAD_INPUTS) + 1))
-        counts = await inst.runtime.store.counts()
+        counts = await totals(inst.runtime.store)
     dead = await broker.drain("dead")
     reasons = {m.body: m.headers["x-watchcentre-error"] for m in dead}
     assert len(dead) == len(BAD_INPUTS)
@@ -239,7 +240,7 @@ async def test_stopping_mid_stream_and_restarting_loses_nothing_and_doubles_noth
         await broker.wait_events(
             lambda ev: len({e["message_id"] for e in ev if e["type"] == "routed"}) >= total, 60
         )
-        counts = await inst.runtime.store.counts()
+        counts = await totals(inst.runtime.store)
         audit = await inst.runtime.store.audit(event_type="routed", limit=10_000)
     assert counts["routed"] == total
     assert sorted(e.message_id for e in audit if e.message_id) == sorted(e["message_id"] for e in envs)

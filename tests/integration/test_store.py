@@ -20,8 +20,8 @@ import aiosqlite
 import asyncpg
 import pytest
 
-from watchcentre.adapters.store_postgres import PostgresStore
-from watchcentre.adapters.store_sqlite import SqliteStore
+from tests.integration.store_totals import seen, totals
+from watchcentre.adapters.sql import SqlStore
 from watchcentre.core.envelope import Envelope, Kind, Priority, Rejection, Routing
 from watchcentre.core.ports import Store, TransientError
 from watchcentre.core.records import (
@@ -121,20 +121,20 @@ class Backend:
 
     async def reopen(self) -> Store:
         if self.engine == "sqlite":
-            return await SqliteStore.open(self.location)
-        return await PostgresStore.open(POSTGRES_URL, schema=self.location)
+            return await SqlStore.sqlite(self.location)
+        return await SqlStore.postgres(POSTGRES_URL, schema=self.location)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
         path = str(tmp_path / "data" / "watchcentre.db")  # the parent does not exist yet
-        store = await SqliteStore.open(path)
+        store = await SqlStore.sqlite(path)
         yield Backend("sqlite", store, path)
         await store.close()
         return
     schema = f"wc_test_{secrets.token_hex(4)}"
-    pg = await PostgresStore.open(POSTGRES_URL, schema=schema)
+    pg = await SqlStore.postgres(POSTGRES_URL, schema=schema)
     yield Backend("postgres", pg, schema)
     await pg.close()
     conn = await asyncpg.connect(POSTGRES_URL)
@@ -170,18 +170,18 @@ async def test_an_accepted_message_is_stored_with_its_routing(backend: Backend) 
     assert m.envelope is not None and m.envelope["body"].startswith("Demande")
     assert m.routing is not None and m.routing["confidence"] == 0.9
     assert m.error is None
-    assert await store.seen("ofast", "m1")
-    assert not await store.seen("ofast", "m2")
+    assert await seen(store, "ofast", "m1")
+    assert not await seen(store, "ofast", "m2")
 
 
 async def test_a_duplicate_returns_none_and_writes_nothing(backend: Backend) -> None:
     store = backend.store
     await save_one(store, accepted("m1", subject="first"))
-    before = await store.counts()
+    before = await totals(store)
 
     assert await save_one(store, accepted("m1", subject="second")) is None
 
-    assert await store.counts() == before
+    assert await totals(store) == before
     m = await store.get_message("m1")
     assert m is not None and m.subject == "first"
 
@@ -191,7 +191,7 @@ async def test_the_same_message_id_from_another_sender_is_a_different_message(ba
     results = await store.save_batch([accepted("m1", "ofast"), accepted("m1", "post.rabat")])
 
     assert all(r is not None for r in results)
-    assert (await store.counts())["routed"] == 2
+    assert (await totals(store))["routed"] == 2
     m = await backend.store.get_message("m1", sender="ofast")
     assert m is not None and m.sender == "ofast"
 
@@ -206,7 +206,7 @@ async def test_within_one_batch_the_first_of_two_duplicates_wins(backend: Backen
     assert [r is not None for r in results] == [True, False, True, False]
     m = await store.get_message("m1")
     assert m is not None and m.subject == "first"
-    assert await store.counts() == {"routed": 1, "triage": 0, "rejected": 1, "audit_events": 3}
+    assert await totals(store) == {"routed": 1, "triage": 0, "rejected": 1, "audit_events": 3}
 
 
 async def test_a_message_with_a_nul_character_is_stored(backend: Backend) -> None:
@@ -279,7 +279,7 @@ async def test_a_rejection_keeps_the_raw_bytes_and_is_deduped_by_digest(backend:
     assert await save_one(store, rejected(raw, "m1", "ofast")) is None
     assert await store.seen_rejection(body_digest(raw))
     assert not await store.seen_rejection(body_digest(b"other"))
-    assert not await store.seen("ofast", "m1")  # a rejection is not an accepted message
+    assert not await seen(store, "ofast", "m1")  # a rejection is not an accepted message
 
     rows = await backend.sql("SELECT raw, digest FROM messages ORDER BY id")
     assert [(bytes(r[0]), r[1]) for r in rows] == [(raw, body_digest(raw)), (not_json, body_digest(not_json))]
@@ -298,10 +298,10 @@ async def test_a_corrected_envelope_is_accepted_after_its_rejection(backend: Bac
     events = await save_one(store, accepted("m1", "ofast", at=T0 + timedelta(minutes=5)))
 
     assert events is not None
-    assert await store.seen("ofast", "m1")
+    assert await seen(store, "ofast", "m1")
     m = await store.get_message("m1", sender="ofast")
     assert m is not None and m.status == Status.ROUTED  # the newest row wins
-    assert await store.counts() == {"routed": 1, "triage": 0, "rejected": 1, "audit_events": 3}
+    assert await totals(store) == {"routed": 1, "triage": 0, "rejected": 1, "audit_events": 3}
 
 
 async def test_unusual_rejected_inputs_are_stored(backend: Backend) -> None:
@@ -310,7 +310,7 @@ async def test_unusual_rejected_inputs_are_stored(backend: Backend) -> None:
     results = await backend.store.save_batch([rejected(raw) for raw in inputs])
 
     assert all(r is not None for r in results)
-    assert (await backend.store.counts())["rejected"] == len(inputs)
+    assert (await totals(backend.store))["rejected"] == len(inputs)
 
 
 # -- lookups and lists -----------------------------------------------------------------------------
@@ -427,11 +427,11 @@ async def test_the_list_pages_within_a_filter(listed: Backend) -> None:
 
 
 async def test_counts_are_totals_by_status_and_audit_events(listed: Backend) -> None:
-    assert await listed.store.counts() == {"routed": 4, "triage": 1, "rejected": 1, "audit_events": 11}
+    assert await totals(listed.store) == {"routed": 4, "triage": 1, "rejected": 1, "audit_events": 11}
 
 
 async def test_an_empty_store_counts_zero(backend: Backend) -> None:
-    assert await backend.store.counts() == {"routed": 0, "triage": 0, "rejected": 0, "audit_events": 0}
+    assert await totals(backend.store) == {"routed": 0, "triage": 0, "rejected": 0, "audit_events": 0}
     assert await backend.store.save_batch([]) == []
 
 
@@ -444,7 +444,7 @@ async def test_a_batch_of_500_outcomes_is_saved_in_one_call(backend: Backend) ->
     assert len(results) == 500 and all(r is not None for r in results)
     seqs = [e.seq for r in results for e in (r or [])]
     assert len(seqs) == 950 and seqs == sorted(seqs) and len(set(seqs)) == 950
-    assert await backend.store.counts() == {"routed": 450, "triage": 0, "rejected": 50, "audit_events": 950}
+    assert await totals(backend.store) == {"routed": 450, "triage": 0, "rejected": 50, "audit_events": 950}
     assert [r is None for r in await backend.store.save_batch(outcomes[:10])] == [True] * 10
 
 
@@ -453,9 +453,9 @@ async def test_reopening_keeps_everything(backend: Backend) -> None:
 
     again = await backend.reopen()
     try:
-        assert await again.seen("ofast", "m1")
+        assert await seen(again, "ofast", "m1")
         assert await save_one(again, accepted("m1")) is None
-        assert (await again.counts())["audit_events"] == 2
+        assert (await totals(again))["audit_events"] == 2
     finally:
         await again.close()
 
@@ -481,18 +481,18 @@ async def test_ping_answers_and_fails_once_closed(backend: Backend) -> None:
 
 async def test_an_unreachable_postgresql_is_a_transient_error() -> None:
     with pytest.raises(TransientError):
-        await PostgresStore.open("postgresql://postgres@127.0.0.1:1/test")
+        await SqlStore.postgres("postgresql://postgres@127.0.0.1:1/test")
 
 
 async def test_sqlite_copies_its_log_into_the_database_file_by_itself(tmp_path: Path) -> None:
-    """WAL checkpoints run off the commit path (store_sqlite.Checkpointer), and they do run: a copy of
+    """WAL checkpoints run off the commit path (sql.dialects.Checkpointer), and they do run: a copy of
     the database file alone, without its -wal log (a naive backup), holds every committed message."""
     path = tmp_path / "wc.db"
-    store = await SqliteStore.open(str(path))
+    store = await SqlStore.sqlite(str(path))
     try:
         for i in range(0, 300, 100):
             await store.save_batch([accepted(f"cp{j}") for j in range(i, i + 100)])
-        checkpoints = store._checkpoints
+        checkpoints = store.dialect.checkpoints  # type: ignore[attr-defined]
         assert checkpoints is not None
         checkpoints.ran.clear()
         await asyncio.wait_for(checkpoints.ran.wait(), 10)  # the background task, not called by hand
@@ -509,11 +509,11 @@ async def test_sqlite_copies_its_log_into_the_database_file_by_itself(tmp_path: 
 STOP_DURING_CHECKPOINTS = """
 import asyncio, os, sys
 from tests.integration.test_store import accepted
-from watchcentre.adapters.store_sqlite import SqliteStore
+from watchcentre.adapters.sql import SqlStore
 
 async def main(folder):
     for i in range(300):
-        store = await SqliteStore.open(os.path.join(folder, f"wc{i % 3}.db"), checkpoint_every=0.0)
+        store = await SqlStore.sqlite(os.path.join(folder, f"wc{i % 3}.db"), checkpoint_every=0.0)
         await store.save_batch([accepted(f"m{i}-{j}") for j in range(20)])
         await asyncio.sleep(0)
         await store.close()

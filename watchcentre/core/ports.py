@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.lifecycle import Case
@@ -143,12 +143,15 @@ class Publisher(Protocol):
         ...
 
 
-class Store(Protocol):
-    """Messages and the audit trail. One interface, SQLite and PostgreSQL behind it."""
+class MessageStore(Protocol):
+    """The messages and their audit trail.
 
-    async def seen(self, sender: str, message_id: str) -> bool:
-        """Whether this (sender, message_id) was already accepted."""
-        ...
+    Invariants: an accepted (sender, message_id) is stored once, and so are the exact bytes of a
+    rejection; a message and its audit events are committed together or not at all. The audit trail
+    is append-only: `seq` increases in commit order (a reader paging by `after_seq` never misses a
+    record), and each record carries the hash of its predecessor (`core.audit_chain`), extended in
+    seq order in the transaction that inserts it. Every write of every aggregate that records events
+    extends the same chain."""
 
     async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         """For each (sender, message_id), whether it was already accepted: one query for many."""
@@ -193,7 +196,22 @@ class Store(Protocol):
         reference: str | None = None,
     ) -> list[AuditEvent]: ...
 
-    # -- cases (the request lifecycle) ----------------------------------------------------------------
+    async def last_seq(self) -> int:
+        """The seq of the newest audit record (0 when there is none)."""
+        ...
+
+    async def tallies(self, since: datetime) -> Tallies:
+        """Accepted messages received since `since`, counted by crime type and by country."""
+        ...
+
+
+class CaseStore(Protocol):
+    """Cases: the request lifecycle's state.
+
+    Invariants: one case per request (sender, message_id), one request per reference; a change is
+    stored only over the version it was computed from (optimistic concurrency), with its audit
+    events in the same transaction; each deadline alert is raised at most once, whatever the number
+    of instances; need-to-know is part of every list query, before its LIMIT."""
 
     async def open_case(self, case: Case, events: Sequence[AuditEvent]) -> tuple[Case, bool]:
         """Open a case and record its events in one transaction, unless its request (sender,
@@ -245,7 +263,10 @@ class Store(Protocol):
         transaction (a conditional UPDATE: several instances raise it once); the event, or None."""
         ...
 
-    # -- bearer tokens (only their SHA-256 is stored) ------------------------------------------------
+
+class TokenStore(Protocol):
+    """Bearer tokens, only their SHA-256 stored. Invariants: a token's hash is unique; every issue
+    and revocation is audited in the same transaction; a revoked token stays revoked."""
 
     async def add_token(self, token: TokenRecord, event: AuditEvent) -> None:
         """Store a new token and its audit event in one transaction."""
@@ -261,15 +282,12 @@ class Store(Protocol):
         """Mark a token revoked (and record the event) unless it already is; the token, or None if unknown."""
         ...
 
-    async def counts(self) -> dict[str, Any]:
-        """Totals by status, for /health and the CLI."""
-        ...
 
-    # -- the operator console -----------------------------------------------------------------------
-
-    async def last_seq(self) -> int:
-        """The seq of the newest audit record (0 when there is none)."""
-        ...
+class ConsoleStore(Protocol):
+    """The operator console's records: manual routings and the shift log. Invariants: a manual
+    routing is recorded once per (message, revision), and moves the message, its recipients, its
+    request's case and its audit events in one transaction; a note is audited in the transaction
+    that stores it."""
 
     async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
         """Record a manual routing in one transaction: the decision (unique per message and revision),
@@ -291,9 +309,9 @@ class Store(Protocol):
         """Shift-log notes, newest first."""
         ...
 
-    async def tallies(self, since: datetime) -> Tallies:
-        """Accepted messages received since `since`, counted by crime type and by country."""
-        ...
+
+class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, Protocol):
+    """Every aggregate in one database (SQLite or PostgreSQL): what the wiring opens and closes."""
 
     # -- operations (metrics computed on scrape) --------------------------------------------------------
 

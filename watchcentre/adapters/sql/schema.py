@@ -1,0 +1,223 @@
+"""The schema, written once, and its versioned migrations.
+
+`steps(dialect)` gives the ordered (version, description, sql) migrations; the dialect records each
+applied version in `schema_version`. Step 1 is written with IF NOT EXISTS throughout, so that it
+also adopts a database created before versioning (by the former per-engine stores) and keeps its
+data. Type names come from the dialect ({ts}, {json}, ...); what cannot be said in common SQL
+(triggers, JSON functions, identity columns) is per dialect, and only that.
+"""
+
+from __future__ import annotations
+
+from watchcentre.adapters.sql.dialects import BLOB, INT, JSON, TEXT, TS, Dialect
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS messages (
+    id          {rowid},
+    sender      {text},
+    message_id  {text},
+    kind        {text},
+    priority    {text},
+    reference   {text},
+    subject     {text},
+    status      {text} NOT NULL CHECK (status IN ('routed', 'triage', 'rejected')),
+    received_at {ts} NOT NULL,
+    crime_types {json} NOT NULL DEFAULT '[]',
+    countries   {json} NOT NULL DEFAULT '[]',
+    recipients  {json} NOT NULL DEFAULT '[]',
+    envelope    {json},
+    routing     {json},
+    error       {text},
+    raw         {blob},
+    digest      {text}
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_accepted_key ON messages (sender, message_id)
+    WHERE status <> 'rejected';
+CREATE UNIQUE INDEX IF NOT EXISTS messages_rejected_digest ON messages (digest) WHERE status = 'rejected';
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS messages_status ON messages (status, id DESC);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages (sender, id DESC);
+CREATE INDEX IF NOT EXISTS messages_reference ON messages (reference, id DESC);
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages (message_id, id DESC);
+
+CREATE TABLE IF NOT EXISTS message_tags (
+    tag_kind   {text} NOT NULL CHECK (tag_kind IN ('crime_type', 'country', 'recipient')),
+    tag        {text} NOT NULL,
+    message_fk {bigint} NOT NULL REFERENCES messages (id),
+    PRIMARY KEY (tag_kind, tag, message_fk)
+){without_rowid};
+
+CREATE TABLE IF NOT EXISTS audit (
+    seq        {serial},
+    at         {ts} NOT NULL,
+    type       {text} NOT NULL,
+    actor      {text} NOT NULL,
+    sender     {text},
+    message_id {text},
+    reference  {text},
+    details    {json} NOT NULL DEFAULT '{{}}',
+    prev_hash  {text},
+    hash       {text}
+);
+CREATE INDEX IF NOT EXISTS audit_message_id ON audit (message_id, seq);
+CREATE INDEX IF NOT EXISTS audit_sender ON audit (sender, seq);
+CREATE INDEX IF NOT EXISTS audit_type ON audit (type, seq);
+CREATE INDEX IF NOT EXISTS audit_reference ON audit (reference, seq);
+
+CREATE TABLE IF NOT EXISTS tokens (
+    id         {text} PRIMARY KEY,
+    name       {text} NOT NULL,
+    role       {text} NOT NULL,
+    subject    {text},
+    created_at {ts} NOT NULL,
+    expires_at {ts} NOT NULL,
+    revoked_at {ts},
+    hash       {text} NOT NULL UNIQUE
+);
+
+CREATE TABLE IF NOT EXISTS cases (
+    reference             {text} PRIMARY KEY,
+    sender                {text} NOT NULL,
+    message_id            {text} NOT NULL,
+    state                 {text} NOT NULL,
+    version               {int} NOT NULL DEFAULT 0,
+    opened_at             {ts} NOT NULL,
+    ack_due_at            {ts},
+    warn_at               {ts},
+    due_at                {ts},
+    ack_overdue_raised_at {ts},
+    warning_raised_at     {ts},
+    overdue_raised_at     {ts},
+    data                  {json} NOT NULL,
+    UNIQUE (sender, message_id)
+);
+CREATE INDEX IF NOT EXISTS cases_state ON cases (state, due_at);
+DROP INDEX IF EXISTS cases_opened;
+CREATE INDEX IF NOT EXISTS cases_newest ON cases (opened_at, reference);
+CREATE INDEX IF NOT EXISTS cases_sender_newest ON cases (sender, opened_at, reference);
+CREATE TABLE IF NOT EXISTS case_recipients (
+    recipient {text} NOT NULL,
+    reference {text} NOT NULL,
+    PRIMARY KEY (recipient, reference)
+){without_rowid};
+CREATE INDEX IF NOT EXISTS case_recipients_reference ON case_recipients (reference);
+
+CREATE TABLE IF NOT EXISTS manual_routes (
+    sender     {text} NOT NULL,
+    message_id {text} NOT NULL,
+    revision   {int} NOT NULL,
+    at         {ts} NOT NULL,
+    actor      {text} NOT NULL,
+    reason     {text} NOT NULL,
+    recipients {json} NOT NULL,
+    PRIMARY KEY (sender, message_id, revision)
+);
+
+CREATE TABLE IF NOT EXISTS notes (
+    id          {serial},
+    at          {ts} NOT NULL,
+    author      {text} NOT NULL,
+    text        {text} NOT NULL,
+    message_ids {json} NOT NULL DEFAULT '[]',
+    refs        {json} NOT NULL DEFAULT '[]'
+);
+"""
+
+# Triggers and JSON functions: the audit refuses change; case_recipients follows each case's data,
+# whoever writes it (filled once for cases from before it existed); a case from before markings
+# followed cases takes its request's marking (once: a case written since has the key, null or not).
+_SQLITE = """
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS cases_recipients_insert AFTER INSERT ON cases BEGIN
+    INSERT OR IGNORE INTO case_recipients (recipient, reference)
+        SELECT value, NEW.reference FROM json_each(NEW.data, '$.recipients');
+END;
+CREATE TRIGGER IF NOT EXISTS cases_recipients_update AFTER UPDATE OF data ON cases BEGIN
+    DELETE FROM case_recipients WHERE reference = OLD.reference;
+    INSERT OR IGNORE INTO case_recipients (recipient, reference)
+        SELECT value, NEW.reference FROM json_each(NEW.data, '$.recipients');
+END;
+CREATE TRIGGER IF NOT EXISTS cases_recipients_delete AFTER DELETE ON cases BEGIN
+    DELETE FROM case_recipients WHERE reference = OLD.reference;
+END;
+INSERT OR IGNORE INTO case_recipients (recipient, reference)
+    SELECT j.value, c.reference FROM cases c, json_each(c.data, '$.recipients') j
+    WHERE NOT EXISTS (SELECT 1 FROM case_recipients);
+UPDATE cases SET data = json_set(data, '$.handling', (
+    SELECT json_extract(m.envelope, '$.handling') FROM messages m
+    WHERE m.sender = cases.sender AND m.message_id = cases.message_id AND m.status != 'rejected'))
+WHERE json_type(data, '$.handling') IS NULL;
+"""
+
+_POSTGRES = """
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS prev_hash text;
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS hash text;
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit is append-only: % refused', TG_OP;
+END
+$$;
+CREATE OR REPLACE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE FUNCTION cases_recipients_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM case_recipients WHERE reference = OLD.reference;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        INSERT INTO case_recipients (recipient, reference)
+            SELECT r, NEW.reference FROM jsonb_array_elements_text(NEW.data -> 'recipients') AS r
+            ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER cases_recipients AFTER INSERT OR UPDATE OF data OR DELETE ON cases
+    FOR EACH ROW EXECUTE FUNCTION cases_recipients_sync();
+INSERT INTO case_recipients (recipient, reference)
+    SELECT r, c.reference FROM cases c, jsonb_array_elements_text(c.data -> 'recipients') AS r
+    WHERE NOT EXISTS (SELECT 1 FROM case_recipients)
+    ON CONFLICT DO NOTHING;
+UPDATE cases SET data = jsonb_set(data, '{handling}', coalesce((
+    SELECT m.envelope -> 'handling' FROM messages m
+    WHERE m.sender = cases.sender AND m.message_id = cases.message_id AND m.status <> 'rejected'), 'null'))
+WHERE NOT data ? 'handling';
+"""
+
+# The former PostgreSQL store filtered on jsonb arrays (GIN indexes); the one store filters on
+# message_tags, as SQLite always did: filled from those arrays once, and the GIN indexes go.
+_POSTGRES_TAGS = """
+INSERT INTO message_tags (tag_kind, tag, message_fk)
+    SELECT 'crime_type', t, id FROM messages, jsonb_array_elements_text(crime_types) AS t
+    UNION SELECT 'country', t, id FROM messages, jsonb_array_elements_text(countries) AS t
+    UNION SELECT 'recipient', t, id FROM messages, jsonb_array_elements_text(recipients) AS t
+    ON CONFLICT DO NOTHING;
+DROP INDEX IF EXISTS messages_crime_types;
+DROP INDEX IF EXISTS messages_countries;
+DROP INDEX IF EXISTS messages_recipients;
+"""
+
+
+def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
+    sqlite = dialect.name == "sqlite"
+    t = dialect.types
+    tables = _TABLES.format(
+        text=t[TEXT], int=t[INT], ts=t[TS], json=t[JSON], blob=t[BLOB],
+        bigint="INTEGER" if sqlite else "bigint",
+        rowid="INTEGER PRIMARY KEY" if sqlite else "bigserial PRIMARY KEY",
+        serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
+        without_rowid=" WITHOUT ROWID" if sqlite else "",
+    )  # fmt: skip
+    return [
+        (
+            1,
+            "baseline (adopts a database of the former per-engine stores)",
+            tables + (_SQLITE if sqlite else _POSTGRES),
+        ),
+        (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
+    ]
