@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.service_fixtures import POSTGRES_URL
+from tests.integration.store_totals import totals
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
 from watchcentre.adapters.backup import anchor_copy_path, backup_postgres, backup_sqlite
 from watchcentre.bootstrap import open_store, sqlite_path
@@ -42,7 +43,7 @@ def routed(n: int) -> Callable[[list[dict[str, Any]]], bool]:
 async def counts_of(settings: Settings) -> dict[str, Any]:
     store = await open_store(settings)
     try:
-        return await store.counts()
+        return await totals(store)
     finally:
         await store.close()
 
@@ -151,7 +152,7 @@ async def test_a_backup_taken_during_a_drain_restores_and_routes_nothing_twice(
             key = load_key(None, restored.audit_anchor_key_path, create=False)
             check = await verify_audit(store, FileAnchor(anchor_copy_path(copy), key))
             assert check.ok, check.problems
-            before = await store.counts()
+            before = await totals(store)
         finally:
             await store.close()
         assert 0 < before["routed"] <= N
@@ -162,7 +163,7 @@ async def test_a_backup_taken_during_a_drain_restores_and_routes_nothing_twice(
             for e in inputs:
                 await broker.publish(e)
             await broker.wait_events(routed(N + N - before["routed"]), within=60)
-            metrics = inst.runtime.service.metrics
+            metrics = inst.runtime.service.intake.metrics
             for _ in range(600):  # duplicates raise no event: wait for the counter to reach N
                 if handled(metrics.render()[0]) >= N:  # type: ignore[attr-defined]
                     break
