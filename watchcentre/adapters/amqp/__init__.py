@@ -1,0 +1,55 @@
+"""RabbitMQ through aio-pika, one module per job: the connection (connect), the names and topology
+(topology), the confirmed publisher (publisher), the intake consumer (consumer), dead letters and
+the `watchcentre dead` command (dead_letters), the console's dead-letter port (dead_letter_port),
+the live event feed (feed) and queue depths for /metrics (depths)."""
+
+from watchcentre.adapters.amqp.connect import RECONNECT_INTERVAL_S, connect, user_of
+from watchcentre.adapters.amqp.consumer import AmqpConsumer, Handler
+from watchcentre.adapters.amqp.dead_letter_port import AmqpDeadLetters
+from watchcentre.adapters.amqp.dead_letters import (
+    REPLAYED_HEADER,
+    DeadLetter,
+    announce,
+    dead_letter_id,
+    dead_letter_info,
+    list_dead,
+    replay_dead,
+)
+from watchcentre.adapters.amqp.depths import queue_depths
+from watchcentre.adapters.amqp.feed import EventFeed, EventListener
+from watchcentre.adapters.amqp.publisher import (
+    ERROR_HEADER,
+    NO_ROUTE,
+    PERSISTENT,
+    PUBLISH_TIMEOUT_S,
+    AmqpPublisher,
+)
+from watchcentre.adapters.amqp.topology import DELIVERY_LIMIT, Names, declare_inbound, declare_topology
+
+__all__ = [
+    "DELIVERY_LIMIT",
+    "ERROR_HEADER",
+    "NO_ROUTE",
+    "PERSISTENT",
+    "PUBLISH_TIMEOUT_S",
+    "RECONNECT_INTERVAL_S",
+    "REPLAYED_HEADER",
+    "AmqpConsumer",
+    "AmqpDeadLetters",
+    "AmqpPublisher",
+    "DeadLetter",
+    "EventFeed",
+    "EventListener",
+    "Handler",
+    "Names",
+    "announce",
+    "connect",
+    "dead_letter_id",
+    "dead_letter_info",
+    "declare_inbound",
+    "declare_topology",
+    "list_dead",
+    "queue_depths",
+    "replay_dead",
+    "user_of",
+]

@@ -1,0 +1,71 @@
+"""The live feed: this instance's subscription to `P.events` (the console's server-sent events)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from watchcentre.adapters.amqp.connect import CHANNEL_GONE
+from watchcentre.adapters.amqp.topology import Names
+
+EventListener = Callable[[dict[str, Any]], None]
+
+
+class EventFeed:
+    """This instance's subscription to `P.events`: one exclusive, auto-delete queue bound to every
+    event type, on a robust channel (re-declared and re-consumed after a reconnection). Each event
+    (a JSON audit record) is handed to `listener`. Every instance has its own queue, so each sees
+    every event, whichever instance committed it. The queue is bound to `event_types` only: the
+    broker does not deliver (and this process does not parse) the others, about four per message."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        names: Names,
+        listener: EventListener,
+        event_types: Iterable[str] = ("#",),
+    ) -> None:
+        self._connection = connection
+        self._names = names
+        self._listener = listener
+        self._event_types = sorted(set(event_types))
+        self._channel: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel(publisher_confirms=False)
+        await self._channel.set_qos(prefetch_count=1000)
+        exchange = await self._channel.declare_exchange(
+            self._names.events, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        # Named under the prefix (not server-named): the service's broker user needs no grant
+        # outside its own names (docs/security.md).
+        queue = await self._channel.declare_queue(
+            f"{self._names.prefix}.feed.{secrets.token_hex(8)}",
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-max-length": 100_000},
+        )
+        for event_type in self._event_types:
+            await queue.bind(exchange, routing_key=event_type)
+
+        async def on_event(message: AbstractIncomingMessage) -> None:
+            try:
+                event = orjson.loads(message.body)
+            except orjson.JSONDecodeError:
+                return
+            if isinstance(event, dict):
+                self._listener(event)
+
+        await queue.consume(on_event, no_ack=True)
+
+    async def stop(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            with contextlib.suppress(*CHANNEL_GONE, RuntimeError):
+                await self._channel.close()
+        self._channel = None
