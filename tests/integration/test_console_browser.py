@@ -22,6 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
 from tests.integration.proxy import Proxy
 from watchcentre.adapters.config_files import load_config
+from watchcentre.adapters.http_models import CASE_SUMMARY_FIELDS, CaseList
 from watchcentre.bootstrap import recipient_keys
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
@@ -45,8 +46,10 @@ class Console:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.proxy.port}"
 
-    async def page(self) -> tuple[BrowserContext, Page, list[str]]:
+    async def page(self, init_script: str | None = None) -> tuple[BrowserContext, Page, list[str]]:
         context = await self.browser.new_context(viewport={"width": 1500, "height": 900})
+        if init_script is not None:  # runs before the page's own scripts
+            await context.add_init_script(init_script)
         await context.add_cookies([{"name": "wc_session", "value": self.token, "url": self.url}])
         page = await context.new_page()
         problems: list[str] = []
@@ -261,8 +264,30 @@ async def test_missed_events_are_back_filled_after_the_websocket_drops(console: 
         await context.close()
 
 
+# Measures the page from the outside: every animation-frame callback is timed, and counted as one of
+# our DOM updates when it inserted rows into the feed (MutationObserver records taken right after it).
+TIME_FEED_UPDATES = """(() => {
+  const updates = { count: 0, totalMs: 0, maxMs: 0 };
+  window.__feedUpdates = updates;
+  const seen = new MutationObserver(() => {});
+  seen.observe(document, { childList: true, subtree: true });
+  const insertedRows = (records) => records.some((r) => r.target.id === "feed-rows" && r.addedNodes.length);
+  const frame = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (callback) => frame((at) => {
+    seen.takeRecords();
+    const began = performance.now();
+    try { callback(at); } finally {
+      const took = performance.now() - began;
+      if (insertedRows(seen.takeRecords())) {
+        updates.count++; updates.totalMs += took; updates.maxMs = Math.max(updates.maxMs, took);
+      }
+    }
+  });
+})()"""
+
+
 async def test_a_burst_of_100_messages_per_second_does_not_freeze_the_page(console: Console) -> None:
-    context, page, _ = await console.page()
+    context, page, _ = await console.page(TIME_FEED_UPDATES)
     try:
         await page.evaluate(
             """() => { window.__maxGap = 0; let last = performance.now();
@@ -281,20 +306,21 @@ async def test_a_burst_of_100_messages_per_second_does_not_freeze_the_page(conso
         caught_up = time.perf_counter() - started
         max_gap = await page.evaluate("window.__maxGap")
         p95_gap = await page.evaluate("(() => { const g = [...window.__gaps].sort((a, b) => a - b); return g[Math.floor(g.length * 0.95)]; })()")
-        stats = await page.evaluate("window.watchcentreStats")
+        updates = await page.evaluate("window.__feedUpdates")
         shown = await page.locator("#feed-rows .row").count()
         print(
             f"burst: 300 messages at 100/s, page caught up after {caught_up:.2f}s; 20 ms timer: p95 gap"
-            f" {p95_gap:.0f} ms, max {max_gap:.0f} ms; {stats['flushes']} DOM updates, mean"
-            f" {stats['flushMsTotal'] / stats['flushes']:.1f} ms, longest {stats['flushMaxMs']:.1f} ms; {shown} rows"
+            f" {p95_gap:.0f} ms, max {max_gap:.0f} ms; {updates['count']} DOM updates, mean"
+            f" {updates['totalMs'] / updates['count']:.1f} ms, longest {updates['maxMs']:.1f} ms; {shown} rows"
         )
         # Wall-clock numbers on 2 cores shared with the service, RabbitMQ and the database during this
         # very burst: a single stall can be the machine's, not the page's. What must hold: the timer
         # keeps ticking (p95), our own DOM updates are short on average and batched (fewer updates than
         # messages), and nothing blocks for seconds.
         assert p95_gap < 250, f"the page's timer p95 gap is {p95_gap:.0f} ms"
-        assert stats["flushMsTotal"] / stats["flushes"] < 30, stats
-        assert stats["flushes"] < len(burst), stats
+        assert updates["count"] > 0, updates
+        assert updates["totalMs"] / updates["count"] < 30, updates
+        assert updates["count"] < len(burst), updates
         assert max_gap < 2000, f"the page froze for {max_gap:.0f} ms"
         assert shown <= 500
         # the page still answers clicks at once
@@ -354,7 +380,7 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
     context = await console.browser.new_context(viewport={"width": 1500, "height": 900})
     await context.add_cookies([{"name": "wc_session", "value": console.token, "url": console.url}])
     page = await context.new_page()
-    cases = {
+    cases: dict[str, Any] = {
         "items": [
             {
                 "reference": "FR-2024-0007", "state": "routed", "priority": "urgent",
@@ -370,11 +396,16 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
                 "due_at": "2024-05-03T12:00:00Z", "time_left_seconds": 2000, "overdue": False,
                 "acknowledged_at": "2024-05-01T08:30:00Z", "answered_at": None,
             },
-        ]
+        ],
+        "next": None,
     }  # fmt: skip
 
+    # Checked against the API's own response model, so it cannot drift from what /api/cases serves.
+    assert all(set(item) == set(CASE_SUMMARY_FIELDS) for item in cases["items"]), "fields the API does not serve"
+    served = CaseList.model_validate(cases).model_dump_json()
+
     async def fake_cases(route: Any) -> None:
-        await route.fulfill(status=200, content_type="application/json", body=orjson.dumps(cases))
+        await route.fulfill(status=200, content_type="application/json", body=served)
 
     try:
         await page.route("**/api/cases?open=true", fake_cases)  # the shape the lifecycle API will serve
