@@ -320,14 +320,9 @@ def _sqlite_transient() -> Iterator[None]:
 class Checkpointer:
     """Copies the write-ahead log into the database file every `interval` seconds, from a connection
     and thread of its own (PASSIVE: it never blocks a writer, and stops short of frames a reader
-    still needs).
-
-    Left to SQLite, the checkpoint runs inside whichever commit crosses 1,000 pages of log, and that
-    commit pays for the copy and its fsync: 20-40 ms for ~1 % of the messages. Measured with
-    `python -m benchmarks latency --rate 100 --seconds 30`, p99 against the reference router's in
-    the same run: 26 vs 6.4 ms left to SQLite; 22 vs 6.2 ms every 1 s; 35 vs 5.5 ms every 10 s (one
-    stall of 180 ms); 15.8 vs 6.9 ms every 0.25 s; 14.2 vs 7.3 ms every 0.1 s. Small and often is
-    best; a checkpoint with nothing to copy costs next to nothing."""
+    still needs). Left to SQLite, the checkpoint runs inside whichever commit crosses 1,000 pages of
+    log, and that commit pays for the copy and its fsync (20-40 ms); small and often is best (figures
+    in docs/performance.md), and a checkpoint with nothing to copy costs next to nothing."""
 
     FALLBACK_PAGES = 20_000  # ~80 MB of log: SQLite checkpoints in a commit only if this falls behind
 
@@ -339,7 +334,6 @@ class Checkpointer:
         # the other, so the close never comes while a checkpoint is running (sqlite3 would crash).
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoints")
         self._task: asyncio.Task[None] | None = None
-        self.ran = asyncio.Event()  # set after each background run (for the tests)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sqlite-checkpoints")
@@ -361,7 +355,6 @@ class Checkpointer:
                 await loop.run_in_executor(self._thread, self._checkpoint)
             except sqlite3.Error as exc:  # busy, or the file is gone: the fallback still holds
                 log.warning("sqlite_checkpoint_failed", error=str(exc))
-            self.ran.set()
 
     def _checkpoint(self) -> None:
         """One PASSIVE checkpoint; on the checkpoint thread only."""
