@@ -1,15 +1,12 @@
 """The Store on SQL: one set of queries and one schema for SQLite and PostgreSQL.
 
-Every query is written here once, with numbered parameters (`$1`); `dialects.py` holds what truly
-differs (connections and transactions, placeholder spelling, timestamps, the bulk insert, the audit
-sequence) and `schema.py` the schema and its migrations. Raw SQL rather than a query builder: the
-SQLAlchemy Core version of this store cost 2.5x in `drain` and 13x in latency p99 (see
-docs/performance.md). Crime types, countries and recipients are JSON arrays on the row and, for
-indexed filtering, rows of the side table `message_tags`.
-
-A write is one transaction (`Dialect.write`) in which the writer holds the writer lock (SQLite:
-BEGIN IMMEDIATE; PostgreSQL: an advisory lock): the audit chain is serial across instances, and
-`seq` order is commit order. `save_batch` costs a constant number of statements whatever the batch.
+Every query is written here once, with numbered parameters (`$1`); what truly differs is in
+`dialects.py`, the schema and its migrations in `schema.py`. Raw SQL rather than a query builder:
+the SQLAlchemy Core version cost 2.5x in `drain` and 13x in latency p99 (docs/performance.md).
+Crime types, countries and recipients are JSON arrays on the row and, for indexed filtering, rows
+of the side table `message_tags`. A write is one transaction holding the writer lock
+(`Dialect.write`), so the audit chain is serial across instances and `seq` order is commit order;
+`save_batch` costs a constant number of statements whatever the batch.
 """
 
 from __future__ import annotations
@@ -129,10 +126,6 @@ class SqlStore:
             raise
         return cls(dialect)
 
-    @property
-    def dialect(self) -> Dialect:
-        return self._d
-
     # -- messages and the audit trail ------------------------------------------------------------
 
     async def save_batch(self, outcomes: Sequence[Outcome]) -> list[list[AuditEvent] | None]:
@@ -169,7 +162,7 @@ class SqlStore:
             chunk = clean[i : i + _KEYS_PER_QUERY]
             rows = await self._d.fetch(
                 "SELECT sender, message_id FROM messages WHERE status <> 'rejected'"
-                f" AND (sender, message_id) IN ({', '.join(f'(${2 * j + 1}, ${2 * j + 2})' for j in range(len(chunk)))})",
+                f" AND (sender, message_id) IN ({_in(chunk, 2)})",
                 *(v for key in chunk for v in key),
             )
             found.update((r[0], r[1]) for r in rows)
@@ -194,10 +187,8 @@ class SqlStore:
     ) -> StoredMessage | None:
         where = _Where()
         where.add("m.message_id = {}", self._d.text(message_id))
-        if sender is not None:
-            where.add("m.sender = {}", self._d.text(sender))
-        if visibility is not None:
-            _visible(where, visibility, "messages")
+        where.add("m.sender = {}", _opt(self._d, sender))
+        _visible(where, visibility, "messages")
         rows = await self._d.fetch(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m {where.sql} ORDER BY m.id DESC LIMIT 1", *where.params
         )
@@ -227,17 +218,12 @@ class SqlStore:
                 )
         else:
             source, newest = "messages m", "m.id"
-        for condition, value in (
-            ("m.status = {}", None if q.status is None else q.status.value),
-            ("m.sender = {}", None if q.sender is None else d.text(q.sender)),
-            ("m.received_at >= {}", None if q.since is None else d.ts(q.since)),
-            ("m.received_at < {}", None if q.until is None else d.ts(q.until)),
-            (f"{newest} < {{}}", q.before_id),
-        ):
-            if value is not None:
-                where.add(condition, value)
-        if visibility is not None:
-            _visible(where, visibility, "messages")
+        where.add("m.status = {}", None if q.status is None else q.status.value)
+        where.add("m.sender = {}", _opt(d, q.sender))
+        where.add("m.received_at >= {}", _ots(d, q.since))
+        where.add("m.received_at < {}", _ots(d, q.until))
+        where.add(f"{newest} < {{}}", q.before_id)
+        _visible(where, visibility, "messages")
         limit = where.param(q.limit)
         rows = await d.fetch(
             f"SELECT {_MESSAGE_COLUMNS} FROM {source} {where.sql} ORDER BY {newest} DESC LIMIT {limit}",
@@ -260,8 +246,7 @@ class SqlStore:
         for column, value in (
             ("sender", sender), ("message_id", message_id), ("type", event_type), ("reference", reference),
         ):  # fmt: skip
-            if value is not None:
-                where.add(f"{column} = {{}}", self._d.text(value))
+            where.add(f"{column} = {{}}", _opt(self._d, value))
         n = where.param(limit)
         rows = await self._d.fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM audit {where.sql} ORDER BY seq LIMIT {n}", *where.params
@@ -340,14 +325,11 @@ class SqlStore:
         limit: int = 1000,
     ) -> list[Case]:
         d, where = self._d, _Where()
-        if visibility is not None:
-            _visible(where, visibility, "cases")
+        _visible(where, visibility, "cases")
         if open_only:
             where.conditions.append(f"state IN ({_OPEN})")
-        if since is not None:
-            where.add("opened_at >= {}", d.ts(since))
-        if until is not None:
-            where.add("opened_at < {}", d.ts(until))
+        where.add("opened_at >= {}", _ots(d, since))
+        where.add("opened_at < {}", _ots(d, until))
         if before is not None:
             at, ref = where.param(d.ts(before.opened_at)), where.param(d.text(before.reference))
             where.conditions.append(f"(opened_at, reference) < ({at}, {ref})")
@@ -537,7 +519,9 @@ class _Where:
         return ", ".join(self.param(v) for v in values)
 
     def add(self, condition: str, value: Any) -> None:
-        self.conditions.append(condition.format(self.param(value)))
+        """The condition on `value`; none when `value` is None (no filter)."""
+        if value is not None:
+            self.conditions.append(condition.format(self.param(value)))
 
     @property
     def sql(self) -> str:
@@ -559,7 +543,9 @@ _NEED_TO_KNOW = {
 }
 
 
-def _visible(where: _Where, v: Visibility, table: str) -> None:
+def _visible(where: _Where, v: Visibility | None, table: str) -> None:
+    if v is None:  # the caller sees everything
+        return
     by_sender, to_recipient = _NEED_TO_KNOW[table]
     senders, recipients = sorted(v.senders), sorted(v.recipients)
     either = (
