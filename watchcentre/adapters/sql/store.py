@@ -76,6 +76,7 @@ _MANUAL = (
     ("sender", TEXT), ("message_id", TEXT), ("revision", INT), ("at", TS), ("actor", TEXT), ("reason", TEXT),
     ("recipients", JSON),
 )  # fmt: skip
+_MANUAL_READ = _MANUAL[2:]  # the reader names the message
 _NOTE = (("id", INT), ("at", TS), ("author", TEXT), ("text", TEXT), ("message_ids", JSON), ("refs", JSON))
 _CASE = (
     ("reference", TEXT), ("sender", TEXT), ("message_id", TEXT), ("state", TEXT), ("version", INT),
@@ -445,10 +446,11 @@ class SqlStore:
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
         rows = await self._d.fetch(
-            f"SELECT {_names(_MANUAL[2:])} FROM manual_routes WHERE sender = $1 AND message_id = $2 ORDER BY revision",
+            f"SELECT {_names(_MANUAL_READ)} FROM manual_routes"
+            " WHERE sender = $1 AND message_id = $2 ORDER BY revision",
             self._d.text(sender), self._d.text(message_id),
         )  # fmt: skip
-        return [ManualRecord(**_read(self._d, _MANUAL[2:], r)) for r in rows]
+        return [ManualRecord(**_read(self._d, _MANUAL_READ, r)) for r in rows]
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
         d = self._d
