@@ -171,15 +171,15 @@ class SqliteDialect:
         # The one thread that owns the connection: every statement, read or write, runs on it.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
-        self.checkpoints = None if path == ":memory:" else Checkpointer(path, checkpoint_every)
+        self._checkpoints = None if path == ":memory:" else Checkpointer(path, checkpoint_every)
 
     async def connect(self) -> None:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         with _sqlite_transient():
             await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
-        if self.checkpoints is not None:
-            self.checkpoints.start()
+        if self._checkpoints is not None:
+            self._checkpoints.start()
 
     def _connect(self) -> None:
         # isolation_level=None: no implicit transactions; `write` issues BEGIN IMMEDIATE itself.
@@ -218,56 +218,37 @@ class SqliteDialect:
         """BEGIN IMMEDIATE makes the transaction the only writer, in this process and any other.
         A caller cancelled meanwhile does not stop the job: the transaction commits or rolls back
         whole, as the next redelivery's duplicate check expects."""
-
-        def job(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _drive(body(_SqliteTx(conn)))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        return await self._run(job)
+        return await self._run(lambda conn: _immediate(conn, lambda: _drive(body(_SqliteTx(conn)))))
 
     async def migrate(self, steps: Sequence[tuple[int, str, str]]) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version"
-                    " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL, description TEXT NOT NULL)"
-                )
-                done = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
-                columns = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
-                for column in ("prev_hash", "hash"):  # a database from before the hash chain
-                    if columns and column not in columns:
-                        conn.execute(f"ALTER TABLE audit ADD COLUMN {column} TEXT")
-                for version, description, sql in steps:
-                    if version > done:
-                        for statement in _statements(sql):
-                            conn.execute(statement)
-                        conn.execute(
-                            "INSERT INTO schema_version VALUES (?, ?, ?)",
-                            (version, self.ts(datetime.now(UTC)), description),
-                        )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL, description TEXT NOT NULL)"
+            )
+            done = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
+            for column in ("prev_hash", "hash"):  # a database from before the hash chain
+                if columns and column not in columns:
+                    conn.execute(f"ALTER TABLE audit ADD COLUMN {column} TEXT")
+            for version, description, sql in steps:
+                if version > done:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_version VALUES (?, ?, ?)",
+                        (version, self.ts(datetime.now(UTC)), description),
+                    )
 
-        await self._run(job)
+        await self._run(lambda conn: _immediate(conn, lambda: job(conn)))
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1")
 
     async def close(self) -> None:
         """Idempotent: a store may be closed twice."""
-        if self.checkpoints is not None:
-            await self.checkpoints.stop()
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
         if self._conn is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)
@@ -292,6 +273,19 @@ class SqliteDialect:
             if "shutdown" not in str(exc):
                 raise
             raise TransientError("sqlite: the store is closed") from exc
+
+
+def _immediate(conn: sqlite3.Connection, job: Callable[[], T]) -> T:
+    """`job` in one BEGIN IMMEDIATE … COMMIT transaction, rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = job()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -320,14 +314,9 @@ def _sqlite_transient() -> Iterator[None]:
 class Checkpointer:
     """Copies the write-ahead log into the database file every `interval` seconds, from a connection
     and thread of its own (PASSIVE: it never blocks a writer, and stops short of frames a reader
-    still needs).
-
-    Left to SQLite, the checkpoint runs inside whichever commit crosses 1,000 pages of log, and that
-    commit pays for the copy and its fsync: 20-40 ms for ~1 % of the messages. Measured with
-    `python -m benchmarks latency --rate 100 --seconds 30`, p99 against the reference router's in
-    the same run: 26 vs 6.4 ms left to SQLite; 22 vs 6.2 ms every 1 s; 35 vs 5.5 ms every 10 s (one
-    stall of 180 ms); 15.8 vs 6.9 ms every 0.25 s; 14.2 vs 7.3 ms every 0.1 s. Small and often is
-    best; a checkpoint with nothing to copy costs next to nothing."""
+    still needs). Left to SQLite, the checkpoint runs inside whichever commit crosses 1,000 pages of
+    log, and that commit pays for the copy and its fsync (20-40 ms); small and often is best (figures
+    in docs/performance.md), and a checkpoint with nothing to copy costs next to nothing."""
 
     FALLBACK_PAGES = 20_000  # ~80 MB of log: SQLite checkpoints in a commit only if this falls behind
 
@@ -339,7 +328,6 @@ class Checkpointer:
         # the other, so the close never comes while a checkpoint is running (sqlite3 would crash).
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoints")
         self._task: asyncio.Task[None] | None = None
-        self.ran = asyncio.Event()  # set after each background run (for the tests)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sqlite-checkpoints")
@@ -361,7 +349,6 @@ class Checkpointer:
                 await loop.run_in_executor(self._thread, self._checkpoint)
             except sqlite3.Error as exc:  # busy, or the file is gone: the fallback still holds
                 log.warning("sqlite_checkpoint_failed", error=str(exc))
-            self.ran.set()
 
     def _checkpoint(self) -> None:
         """One PASSIVE checkpoint; on the checkpoint thread only."""

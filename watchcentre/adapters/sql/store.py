@@ -1,15 +1,12 @@
 """The Store on SQL: one set of queries and one schema for SQLite and PostgreSQL.
 
-Every query is written here once, with numbered parameters (`$1`); `dialects.py` holds what truly
-differs (connections and transactions, placeholder spelling, timestamps, the bulk insert, the audit
-sequence) and `schema.py` the schema and its migrations. Raw SQL rather than a query builder: the
-SQLAlchemy Core version of this store cost 2.5x in `drain` and 13x in latency p99 (see
-docs/performance.md). Crime types, countries and recipients are JSON arrays on the row and, for
-indexed filtering, rows of the side table `message_tags`.
-
-A write is one transaction (`Dialect.write`) in which the writer holds the writer lock (SQLite:
-BEGIN IMMEDIATE; PostgreSQL: an advisory lock): the audit chain is serial across instances, and
-`seq` order is commit order. `save_batch` costs a constant number of statements whatever the batch.
+Every query is written here once, with numbered parameters (`$1`); what truly differs is in
+`dialects.py`, the schema and its migrations in `schema.py`. Raw SQL rather than a query builder:
+the SQLAlchemy Core version cost 2.5x in `drain` and 13x in latency p99 (docs/performance.md).
+Crime types, countries and recipients are JSON arrays on the row and, for indexed filtering, rows
+of the side table `message_tags`. A write is one transaction holding the writer lock
+(`Dialect.write`), so the audit chain is serial across instances and `seq` order is commit order;
+`save_batch` costs a constant number of statements whatever the batch.
 """
 
 from __future__ import annotations
@@ -29,12 +26,13 @@ from watchcentre.adapters.sql.dialects import (
     JSON,
     TEXT,
     TS,
+    Columns,
     Dialect,
     PostgresDialect,
     SqliteDialect,
     Tx,
 )
-from watchcentre.core.access import Role, TokenRecord
+from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
@@ -55,27 +53,40 @@ from watchcentre.core.records import (
 from watchcentre.core.references import new_reference
 from watchcentre.core.routing import Original
 
-_MESSAGE_INSERT = (
+
+def _names(columns: Columns, prefix: str = "") -> str:
+    return ", ".join(prefix + c for c, _ in columns)
+
+
+_MESSAGE = (
     ("sender", TEXT), ("message_id", TEXT), ("kind", TEXT), ("priority", TEXT), ("reference", TEXT),
     ("subject", TEXT), ("status", TEXT), ("received_at", TS), ("crime_types", JSON), ("countries", JSON),
     ("recipients", JSON), ("envelope", JSON), ("routing", JSON), ("error", TEXT), ("raw", BLOB), ("digest", TEXT),
 )  # fmt: skip
-_TAG_INSERT = (("tag_kind", TEXT), ("tag", TEXT), ("message_fk", INT))
-_AUDIT_INSERT = (
+_TAGS = (("tag_kind", TEXT), ("tag", TEXT), ("message_fk", INT))
+_AUDIT = (
     ("seq", INT), ("at", TS), ("type", TEXT), ("actor", TEXT), ("sender", TEXT), ("message_id", TEXT),
     ("reference", TEXT), ("details", JSON), ("prev_hash", TEXT), ("hash", TEXT),
 )  # fmt: skip
-_CASE_INSERT = (
+_TOKEN = (
+    ("id", TEXT), ("name", TEXT), ("role", TEXT), ("subject", TEXT), ("created_at", TS), ("expires_at", TS),
+    ("revoked_at", TS), ("hash", TEXT),
+)  # fmt: skip
+_MANUAL = (
+    ("sender", TEXT), ("message_id", TEXT), ("revision", INT), ("at", TS), ("actor", TEXT), ("reason", TEXT),
+    ("recipients", JSON),
+)  # fmt: skip
+_MANUAL_READ = _MANUAL[2:]  # the reader names the message
+_NOTE = (("id", INT), ("at", TS), ("author", TEXT), ("text", TEXT), ("message_ids", JSON), ("refs", JSON))
+_CASE = (
     ("reference", TEXT), ("sender", TEXT), ("message_id", TEXT), ("state", TEXT), ("version", INT),
     ("opened_at", TS), ("ack_due_at", TS), ("warn_at", TS), ("due_at", TS), ("data", JSON),
 )  # fmt: skip
 
-_MESSAGE_COLUMNS = (
-    "m.id, m.sender, m.message_id, m.kind, m.priority, m.reference, m.subject, m.status, m.received_at,"
-    " m.crime_types, m.countries, m.recipients, m.envelope, m.routing, m.error"
-)
-_AUDIT_COLUMNS = "seq, at, type, actor, sender, message_id, reference, details, prev_hash, hash"
-_TOKEN_COLUMNS = "id, name, role, subject, created_at, expires_at, revoked_at, hash"
+_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2])  # the raw input and its digest are not read back
+_MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
+_AUDIT_COLUMNS = _names(_AUDIT)
+_TOKEN_COLUMNS = _names(_TOKEN)
 _CASE_COLUMNS = "data, version, ack_overdue_raised_at, warning_raised_at, overdue_raised_at"
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
 _OPEN = ", ".join(f"'{s.value}'" for s in sorted(AWAITING_ANSWER))
@@ -116,10 +127,6 @@ class SqlStore:
             raise
         return cls(dialect)
 
-    @property
-    def dialect(self) -> Dialect:
-        return self._d
-
     # -- messages and the audit trail ------------------------------------------------------------
 
     async def save_batch(self, outcomes: Sequence[Outcome]) -> list[list[AuditEvent] | None]:
@@ -131,13 +138,13 @@ class SqlStore:
 
         async def tx(t: Tx) -> list[list[AuditEvent] | None]:
             returned = await t.insert(
-                "messages", _MESSAGE_INSERT, [rows[i] for i in firsts.values()],
+                "messages", _MESSAGE, [rows[i] for i in firsts.values()],
                 returning="id, status, sender, message_id, digest",
             )  # fmt: skip
             inserted = {firsts[_key(r[1], r[2], r[3], r[4])]: int(r[0]) for r in returned}
             tags = [tag for i, fk in inserted.items() for tag in _tag_rows(outcomes[i], fk, d.text)]
             if tags:
-                await t.insert("message_tags", _TAG_INSERT, tags)
+                await t.insert("message_tags", _TAGS, tags)
             events = [(i, e) for i in sorted(inserted) for e in outcomes[i].events]
             chained = await _insert_events(d, t, [e for _, e in events])
             return _committed(len(outcomes), inserted, events, chained)
@@ -156,7 +163,7 @@ class SqlStore:
             chunk = clean[i : i + _KEYS_PER_QUERY]
             rows = await self._d.fetch(
                 "SELECT sender, message_id FROM messages WHERE status <> 'rejected'"
-                f" AND (sender, message_id) IN ({', '.join(f'(${2 * j + 1}, ${2 * j + 2})' for j in range(len(chunk)))})",
+                f" AND (sender, message_id) IN ({_in(chunk, 2)})",
                 *(v for key in chunk for v in key),
             )
             found.update((r[0], r[1]) for r in rows)
@@ -181,10 +188,8 @@ class SqlStore:
     ) -> StoredMessage | None:
         where = _Where()
         where.add("m.message_id = {}", self._d.text(message_id))
-        if sender is not None:
-            where.add("m.sender = {}", self._d.text(sender))
-        if visibility is not None:
-            _visible(where, visibility)
+        where.add("m.sender = {}", _opt(self._d, sender))
+        _visible(where, visibility, "messages")
         rows = await self._d.fetch(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m {where.sql} ORDER BY m.id DESC LIMIT 1", *where.params
         )
@@ -214,17 +219,12 @@ class SqlStore:
                 )
         else:
             source, newest = "messages m", "m.id"
-        for condition, value in (
-            ("m.status = {}", None if q.status is None else q.status.value),
-            ("m.sender = {}", None if q.sender is None else d.text(q.sender)),
-            ("m.received_at >= {}", None if q.since is None else d.ts(q.since)),
-            ("m.received_at < {}", None if q.until is None else d.ts(q.until)),
-            (f"{newest} < {{}}", q.before_id),
-        ):
-            if value is not None:
-                where.add(condition, value)
-        if visibility is not None:
-            _visible(where, visibility)
+        where.add("m.status = {}", None if q.status is None else q.status.value)
+        where.add("m.sender = {}", _opt(d, q.sender))
+        where.add("m.received_at >= {}", _ots(d, q.since))
+        where.add("m.received_at < {}", _ots(d, q.until))
+        where.add(f"{newest} < {{}}", q.before_id)
+        _visible(where, visibility, "messages")
         limit = where.param(q.limit)
         rows = await d.fetch(
             f"SELECT {_MESSAGE_COLUMNS} FROM {source} {where.sql} ORDER BY {newest} DESC LIMIT {limit}",
@@ -247,13 +247,12 @@ class SqlStore:
         for column, value in (
             ("sender", sender), ("message_id", message_id), ("type", event_type), ("reference", reference),
         ):  # fmt: skip
-            if value is not None:
-                where.add(f"{column} = {{}}", self._d.text(value))
+            where.add(f"{column} = {{}}", _opt(self._d, value))
         n = where.param(limit)
         rows = await self._d.fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM audit {where.sql} ORDER BY seq LIMIT {n}", *where.params
         )
-        return [_audit_event(self._d, r) for r in rows]
+        return [AuditEvent(**_read(self._d, _AUDIT, r)) for r in rows]
 
     async def last_seq(self) -> int:
         return int((await self._d.fetch("SELECT coalesce(max(seq), 0) FROM audit"))[0][0])
@@ -327,14 +326,11 @@ class SqlStore:
         limit: int = 1000,
     ) -> list[Case]:
         d, where = self._d, _Where()
-        if visibility is not None:
-            _case_visible(where, visibility)
+        _visible(where, visibility, "cases")
         if open_only:
             where.conditions.append(f"state IN ({_OPEN})")
-        if since is not None:
-            where.add("opened_at >= {}", d.ts(since))
-        if until is not None:
-            where.add("opened_at < {}", d.ts(until))
+        where.add("opened_at >= {}", _ots(d, since))
+        where.add("opened_at < {}", _ots(d, until))
         if before is not None:
             at, ref = where.param(d.ts(before.opened_at)), where.param(d.text(before.reference))
             where.conditions.append(f"(opened_at, reference) < ({at}, {ref})")
@@ -378,7 +374,7 @@ class SqlStore:
 
         async def tx(t: Tx) -> None:
             await t.fetch(
-                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({_in(_TOKEN)})",
                 token.id, d.text(token.name), token.role.value, token.subject, d.ts(token.created_at),
                 d.ts(token.expires_at), None if token.revoked_at is None else d.ts(token.revoked_at), token.hash,
             )  # fmt: skip
@@ -390,11 +386,11 @@ class SqlStore:
         rows = await self._d.fetch(
             f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = $1", self._d.text(token_hash)
         )
-        return _token(self._d, rows[0]) if rows else None
+        return TokenRecord(**_read(self._d, _TOKEN, rows[0])) if rows else None
 
     async def tokens(self) -> list[TokenRecord]:
         rows = await self._d.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id")
-        return [_token(self._d, r) for r in rows]
+        return [TokenRecord(**_read(self._d, _TOKEN, r)) for r in rows]
 
     async def revoke_token(self, token_id: str, at: datetime, event: AuditEvent) -> TokenRecord | None:
         d, token_id = self._d, self._d.text(token_id)
@@ -409,7 +405,7 @@ class SqlStore:
             return await t.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = $1", token_id)
 
         rows = await d.write(tx)
-        return _token(d, rows[0]) if rows else None
+        return TokenRecord(**_read(d, _TOKEN, rows[0])) if rows else None
 
     # -- the operator console ----------------------------------------------------------------------
 
@@ -419,8 +415,8 @@ class SqlStore:
 
         async def tx(t: Tx) -> list[AuditEvent] | None:
             done = await t.fetch(
-                "INSERT INTO manual_routes (sender, message_id, revision, at, actor, reason, recipients)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING revision",
+                f"INSERT INTO manual_routes ({_names(_MANUAL)}) VALUES ({_in(_MANUAL)})"
+                " ON CONFLICT DO NOTHING RETURNING revision",
                 sender, message_id, dec.revision, d.ts(dec.at), d.text(dec.actor), d.text(dec.reason),
                 _json(dec.routing.recipients, d),
             )  # fmt: skip
@@ -436,7 +432,7 @@ class SqlStore:
             fk = int(rows[0][0])
             if dec.recipients:
                 await t.insert(
-                    "message_tags", _TAG_INSERT, [("recipient", d.text(r), fk) for r in dec.recipients],
+                    "message_tags", _TAGS, [("recipient", d.text(r), fk) for r in dec.recipients],
                     returning="message_fk",
                 )  # fmt: skip
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
@@ -450,16 +446,11 @@ class SqlStore:
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
         rows = await self._d.fetch(
-            "SELECT revision, at, actor, reason, recipients FROM manual_routes"
+            f"SELECT {_names(_MANUAL_READ)} FROM manual_routes"
             " WHERE sender = $1 AND message_id = $2 ORDER BY revision",
             self._d.text(sender), self._d.text(message_id),
         )  # fmt: skip
-        return [
-            ManualRecord(
-                revision=r[0], at=self._d.at(r[1]), actor=r[2], reason=r[3], recipients=json.loads(r[4])
-            )
-            for r in rows
-        ]
+        return [ManualRecord(**_read(self._d, _MANUAL_READ, r)) for r in rows]
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
         d = self._d
@@ -479,14 +470,10 @@ class SqlStore:
 
     async def notes(self, limit: int = 50, before_id: int | None = None) -> list[Note]:
         rows = await self._d.fetch(
-            "SELECT id, at, author, text, message_ids, refs FROM notes WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            f"SELECT {_names(_NOTE)} FROM notes WHERE id < $1 ORDER BY id DESC LIMIT $2",
             before_id if before_id is not None else 2**63 - 1, limit,
         )  # fmt: skip
-        return [
-            Note(id=r[0], at=self._d.at(r[1]), author=r[2], text=r[3],
-                 message_ids=json.loads(r[4]), references=json.loads(r[5]))
-            for r in rows
-        ]  # fmt: skip
+        return [_note(self._d, r) for r in rows]
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
@@ -534,38 +521,42 @@ class _Where:
         return ", ".join(self.param(v) for v in values)
 
     def add(self, condition: str, value: Any) -> None:
-        self.conditions.append(condition.format(self.param(value)))
+        """The condition on `value`; none when `value` is None (no filter)."""
+        if value is not None:
+            self.conditions.append(condition.format(self.param(value)))
 
     @property
     def sql(self) -> str:
         return "WHERE " + " AND ".join(self.conditions) if self.conditions else ""
 
 
-def _visible(where: _Where, v: Visibility) -> None:
-    """Need-to-know on `messages m`: accepted, and sent by one of the senders or to one of the recipients."""
-    senders, recipients = sorted(v.senders), sorted(v.recipients)
-    by_sender = f"m.sender IN ({where.params_for(senders)})" if senders else "1 = 0"
-    to_recipient = (
-        "EXISTS (SELECT 1 FROM message_tags v WHERE v.tag_kind = 'recipient'"
-        f" AND v.tag IN ({where.params_for(recipients)}) AND v.message_fk = m.id)"
-        if recipients
-        else "1 = 0"
-    )
-    where.conditions.append(f"(m.status <> 'rejected' AND ({by_sender} OR {to_recipient}))")
+# Need-to-know, per table: (sent or requested by one of the senders, to one of the recipients), `{}`
+# their parameters. case_recipients is kept by triggers from each case's data, whoever writes it.
+_NEED_TO_KNOW = {
+    "messages": (
+        "m.sender IN ({})",
+        "EXISTS (SELECT 1 FROM message_tags v WHERE v.tag_kind = 'recipient' AND v.tag IN ({})"
+        " AND v.message_fk = m.id)",
+    ),
+    "cases": (
+        "sender IN ({})",
+        "reference IN (SELECT r.reference FROM case_recipients r WHERE r.recipient IN ({}))",
+    ),
+}
 
 
-def _case_visible(where: _Where, v: Visibility) -> None:
-    """Need-to-know on `cases`: requested by one of the senders or routed to one of the recipients.
-    case_recipients is kept by triggers from each case's data, whoever writes it."""
+def _visible(where: _Where, v: Visibility | None, table: str) -> None:
+    if v is None:  # the caller sees everything
+        return
+    by_sender, to_recipient = _NEED_TO_KNOW[table]
     senders, recipients = sorted(v.senders), sorted(v.recipients)
-    by_sender = f"sender IN ({where.params_for(senders)})" if senders else "1 = 0"
-    to_recipient = (
-        "reference IN (SELECT r.reference FROM case_recipients r"
-        f" WHERE r.recipient IN ({where.params_for(recipients)}))"
-        if recipients
-        else "1 = 0"
+    either = (
+        by_sender.format(where.params_for(senders)) if senders else "1 = 0",
+        to_recipient.format(where.params_for(recipients)) if recipients else "1 = 0",
     )
-    where.conditions.append(f"({by_sender} OR {to_recipient})")
+    if table == "messages":
+        where.conditions.append("m.status <> 'rejected'")  # a rejected message is nobody's
+    where.conditions.append(f"({' OR '.join(either)})")
 
 
 # -- inside a write transaction ----------------------------------------------------------------------
@@ -594,7 +585,7 @@ async def _insert_events(d: Dialect, t: Tx, events: list[AuditEvent]) -> list[Au
         ))  # fmt: skip
         stored.append(event.model_copy(update={"hash": digest}))
         prev = digest
-    await t.insert("audit", _AUDIT_INSERT, rows)
+    await t.insert("audit", _AUDIT, rows)
     return stored
 
 
@@ -690,7 +681,7 @@ async def _open_round(
         return []
     inserts.sort(key=lambda ic: keys[ic[0]])
     rows = await t.insert(
-        "cases", _CASE_INSERT, [_case_row(d, keys[i], c) for i, c in inserts], returning="sender, message_id"
+        "cases", _CASE, [_case_row(d, keys[i], c) for i, c in inserts], returning="sender, message_id"
     )
     inserted = {(r[0], r[1]) for r in rows}
     again = []
@@ -818,22 +809,23 @@ def _tag_rows(outcome: Outcome, message_fk: int, text: Any) -> list[tuple[str, s
     return [(kind, tag, message_fk) for kind, tag in sorted(tags)]
 
 
+def _read(d: Dialect, columns: Columns, r: Any) -> dict[str, Any]:
+    """A row as {column: value}, its timestamps and JSON decoded."""
+    return {
+        name: v if v is None else d.at(v) if kind == TS else json.loads(v) if kind == JSON else v
+        for (name, kind), v in zip(columns, r, strict=True)
+    }
+
+
+def _note(d: Dialect, r: Any) -> Note:
+    fields = _read(d, _NOTE, r)
+    fields["references"] = fields.pop("refs")
+    return Note(**fields)
+
+
 def _stored_message(d: Dialect, r: Any) -> StoredMessage:
-    envelope = None if r[12] is None else json.loads(r[12])
-    return StoredMessage(
-        id=r[0], sender=r[1], message_id=r[2], kind=r[3], priority=r[4], reference=r[5], subject=r[6],
-        status=Status(r[7]), received_at=d.at(r[8]),
-        crime_types=json.loads(r[9]), countries=json.loads(r[10]), recipients=json.loads(r[11]),
-        envelope=envelope, routing=None if r[13] is None else json.loads(r[13]),
-        error=r[14], handling=handling_of(envelope),
-    )  # fmt: skip
-
-
-def _audit_event(d: Dialect, r: Any) -> AuditEvent:
-    return AuditEvent(
-        seq=r[0], at=d.at(r[1]), type=r[2], actor=r[3], sender=r[4], message_id=r[5],
-        reference=r[6], details=json.loads(r[7]), prev_hash=r[8], hash=r[9],
-    )  # fmt: skip
+    fields = _read(d, _MESSAGE_READ, r)
+    return StoredMessage(**fields, handling=handling_of(fields["envelope"]))
 
 
 def _case_data(case: Case, d: Dialect) -> str:
@@ -852,10 +844,3 @@ def _case_row(d: Dialect, key: tuple[str, str], c: Case) -> tuple[Any, ...]:
 def _case(d: Dialect, r: Any, offset: int = 0) -> Case:
     flags = {f: None if r[i] is None else d.at(r[i]) for i, f in enumerate(_FLAGS, start=offset + 2)}
     return Case.model_validate_json(r[offset]).model_copy(update={"version": r[offset + 1], **flags})
-
-
-def _token(d: Dialect, r: Any) -> TokenRecord:
-    return TokenRecord(
-        id=r[0], name=r[1], role=Role(r[2]), subject=r[3], created_at=d.at(r[4]), expires_at=d.at(r[5]),
-        revoked_at=None if r[6] is None else d.at(r[6]), hash=r[7],
-    )  # fmt: skip
