@@ -33,7 +33,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description="watchcentre benchmarks")
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument(
-        "--messages", type=int, help="drain: 20,000 (smoke 500); memory: 100,000; scaleout: 20,000; feed: 10,000"
+        "--messages",
+        type=int,
+        help="drain: 20,000 (smoke 500); memory: 100,000; scaleout: 20,000; feed: 10,000",
     )
     p.add_argument("--engine", choices=("sqlite", "postgres", "both"), help="drain: sqlite (all: both)")
     p.add_argument("--rate", type=float, help="latency: messages per second (default 500; smoke 100)")

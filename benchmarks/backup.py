@@ -56,8 +56,12 @@ async def fill(settings: Settings, n: int) -> float:
     config = load_config(ROOT / "config")
     store = await open_store(settings)
     service = build_service(
-        config=config, classifier=build_classifier(config), store=store, publisher=Confirmed(),
-        metrics=PrometheusMetrics(), clock=SystemClock(),
+        config=config,
+        classifier=build_classifier(config),
+        store=store,
+        publisher=Confirmed(),
+        metrics=PrometheusMetrics(),
+        clock=SystemClock(),
         settings=ServiceSettings(senders=SenderPolicy(development=True)),  # no broker: nobody to vouch
     )
     started = time.perf_counter()

@@ -126,12 +126,22 @@ def _pad(rng: random.Random, french: bool, place: Place, size: int) -> list[str]
             break
         d1 = rng.randrange(1, 20)
         sentence = template.format(
-            dem_fr=place.demonym_fr, dem_fr_f=place.demonym_fr_f, dem_en=place.demonym_en,
-            fr_in=place.fr_in, en=place.en, city=rng.choice(place.cities), phone=_phone(rng, place.phone),
-            d1=d1, d2=d1 + rng.randrange(1, 9), month_fr=rng.choice(MONTHS_FR), month_en=rng.choice(MONTHS_EN),
-            year=rng.choice((2023, 2024, 2025)), n=rng.randrange(2, 90), amount=f"{rng.randrange(5, 900) * 1000:,}".replace(",", " "),
+            dem_fr=place.demonym_fr,
+            dem_fr_f=place.demonym_fr_f,
+            dem_en=place.demonym_en,
+            fr_in=place.fr_in,
+            en=place.en,
+            city=rng.choice(place.cities),
+            phone=_phone(rng, place.phone),
+            d1=d1,
+            d2=d1 + rng.randrange(1, 9),
+            month_fr=rng.choice(MONTHS_FR),
+            month_en=rng.choice(MONTHS_EN),
+            year=rng.choice((2023, 2024, 2025)),
+            n=rng.randrange(2, 90),
+            amount=f"{rng.randrange(5, 900) * 1000:,}".replace(",", " "),
             ref=f"{rng.randrange(2023, 2026)}/{rng.randrange(1, 99999):05d}",
-        )  # fmt: skip
+        )
         out.append(sentence)
         used += len(sentence.encode()) + 1
     return out

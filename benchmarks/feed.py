@@ -91,7 +91,19 @@ async def run(n: int, clients: int = 50) -> tuple[list[Figure], dict[str, Any]]:
             target=f"≥ {1 - LOSS_TARGET:.1f}× (≤ {LOSS_TARGET:.0%} lost)",
             passed=loss <= LOSS_TARGET,
         ),
-        Figure("feed", "messages shown per client (min)", float(min(shown)), "", reference=float(watched.messages)),
+        Figure(
+            "feed",
+            "messages shown per client (min)",
+            float(min(shown)),
+            "",
+            reference=float(watched.messages),
+        ),
     ]
-    return figures, {"messages": n, "clients": clients, "alone": alone.rate, "watched": watched.rate,
-                     "shown_min": min(shown), "shown_max": max(shown)}  # fmt: skip
+    return figures, {
+        "messages": n,
+        "clients": clients,
+        "alone": alone.rate,
+        "watched": watched.rate,
+        "shown_min": min(shown),
+        "shown_max": max(shown),
+    }

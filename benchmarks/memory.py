@@ -41,12 +41,24 @@ async def run(n: int = 100_000, engine: str = "sqlite") -> tuple[list[Figure], d
         f"{label}: peak {peak:.0f} MB; RSS {at10 or 0:.0f} MB at 10 % → {at90 or 0:.0f} MB at 90 % drained"
     )
     figures = [
-        Figure("memory", f"peak RSS, {n:,} messages", peak, "MB", target=f"≤ {PEAK_TARGET_MB:.0f} MB",
-               passed=peak <= PEAK_TARGET_MB),
-        Figure("memory", "RSS at 90 % drained", at90 or 0.0, "MB", reference=at10,
-               target=f"flat (≤ {1 + FLAT_TOLERANCE:.2f}× RSS at 10 %)",
-               passed=None if growth is None else growth <= FLAT_TOLERANCE),
-    ]  # fmt: skip
+        Figure(
+            "memory",
+            f"peak RSS, {n:,} messages",
+            peak,
+            "MB",
+            target=f"≤ {PEAK_TARGET_MB:.0f} MB",
+            passed=peak <= PEAK_TARGET_MB,
+        ),
+        Figure(
+            "memory",
+            "RSS at 90 % drained",
+            at90 or 0.0,
+            "MB",
+            reference=at10,
+            target=f"flat (≤ {1 + FLAT_TOLERANCE:.2f}× RSS at 10 %)",
+            passed=None if growth is None else growth <= FLAT_TOLERANCE,
+        ),
+    ]
     details = {
         "messages": n,
         "rate": drained.rate,

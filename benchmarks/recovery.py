@@ -41,7 +41,9 @@ async def _publish_probe(broker: Broker, prefix: str) -> None:
         await channel.close()
 
 
-async def _routed_beyond(broker: Broker, queue: str, count: int, proc: Managed | None, within: float) -> float:
+async def _routed_beyond(
+    broker: Broker, queue: str, count: int, proc: Managed | None, within: float
+) -> float:
     """Seconds until `queue` holds more than `count` messages."""
     started = time.monotonic()
     while await broker.depth(queue) <= count:
@@ -56,8 +58,11 @@ async def _routed_beyond(broker: Broker, queue: str, count: int, proc: Managed |
 def _close_connections(name: str) -> int:
     out = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     pids = [
         line.split("\t", 1)[0]
         for line in out.splitlines()
@@ -84,9 +89,15 @@ async def run(starts: int = 3) -> tuple[list[Figure], dict[str, Any]]:
         median = statistics.median(start_times)
         err.print(f"start → healthy: {', '.join(f'{t:.2f}' for t in start_times)} s")
         figures.append(
-            Figure("recovery", f"start → /health 200 (median of {starts})", median, "s",
-                   target=f"≤ {START_TARGET:.0f} s", passed=median <= START_TARGET)
-        )  # fmt: skip
+            Figure(
+                "recovery",
+                f"start → /health 200 (median of {starts})",
+                median,
+                "s",
+                target=f"≤ {START_TARGET:.0f} s",
+                passed=median <= START_TARGET,
+            )
+        )
 
         # SIGKILL, a message arrives meanwhile, restart
         async with watchcentre(prefix, db, name=name) as proc:
@@ -99,11 +110,19 @@ async def run(starts: int = 3) -> tuple[list[Figure], dict[str, Any]]:
         async with watchcentre(prefix, db, name=name) as proc:
             healthy = time.monotonic() - t0
             after_kill = healthy + await _routed_beyond(broker, rabat, before, proc, 60)
-            err.print(f"SIGKILL → restarted → probe routed: {after_kill:.2f} s (healthy after {healthy:.2f} s)")
+            err.print(
+                f"SIGKILL → restarted → probe routed: {after_kill:.2f} s (healthy after {healthy:.2f} s)"
+            )
             figures.append(
-                Figure("recovery", "SIGKILL, restart → routing again", after_kill, "s",
-                       target=f"≤ {ROUTING_AGAIN_TARGET:.0f} s", passed=after_kill <= ROUTING_AGAIN_TARGET)
-            )  # fmt: skip
+                Figure(
+                    "recovery",
+                    "SIGKILL, restart → routing again",
+                    after_kill,
+                    "s",
+                    target=f"≤ {ROUTING_AGAIN_TARGET:.0f} s",
+                    passed=after_kill <= ROUTING_AGAIN_TARGET,
+                )
+            )
             details["sigkill_restart_seconds"] = after_kill
 
             # the broker drops the service's connection
@@ -122,9 +141,15 @@ async def run(starts: int = 3) -> tuple[list[Figure], dict[str, Any]]:
                 again = await _routed_beyond(broker, rabat, before, proc, 60)
                 err.print(f"broker closed {closed} connection(s) → probe routed: {again:.2f} s")
                 figures.append(
-                    Figure("recovery", "broker drops the connection → routing again", again, "s",
-                           target=f"≤ {ROUTING_AGAIN_TARGET:.0f} s", passed=again <= ROUTING_AGAIN_TARGET)
-                )  # fmt: skip
+                    Figure(
+                        "recovery",
+                        "broker drops the connection → routing again",
+                        again,
+                        "s",
+                        target=f"≤ {ROUTING_AGAIN_TARGET:.0f} s",
+                        passed=again <= ROUTING_AGAIN_TARGET,
+                    )
+                )
                 details["broker_drop_seconds"] = again
                 details["connections_closed"] = closed
     details["start_seconds"] = start_times

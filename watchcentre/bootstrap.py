@@ -243,21 +243,37 @@ def build_service(
         lambda cases: store.open_cases(cases), max_batch=max_batch, name="open-cases"
     )
     committer: Batcher[Outcome, list[AuditEvent] | None] = Batcher(
-        lambda outcomes: store.save_batch(outcomes), max_batch=max_batch, name="commit", on_flush=metrics.committed
+        lambda outcomes: store.save_batch(outcomes),
+        max_batch=max_batch,
+        name="commit",
+        on_flush=metrics.committed,
     )
     network, handling = config.network, config.handling
     desk = CaseDesk(
-        store=store, publisher=publisher, clock=clock, network=network, rules=config.deadlines,
-        opener=opener.submit, handling=handling,
-    )  # fmt: skip
+        store=store,
+        publisher=publisher,
+        clock=clock,
+        network=network,
+        rules=config.deadlines,
+        opener=opener.submit,
+        handling=handling,
+    )
     outbox = Outbox(store=store, publisher=publisher, commit=committer.submit, metrics=metrics, clock=clock)
     checks = EnvelopeChecks(
         network=network, known_countries=known_countries(), senders=settings.senders, handling=handling
     )
     pipeline = Pipeline(
-        checks=checks, classifier=classifier, network=network, handling=handling, store=store, desk=desk,
-        outbox=outbox, seen=seen.submit, metrics=metrics, clock=clock,
-    )  # fmt: skip
+        checks=checks,
+        classifier=classifier,
+        network=network,
+        handling=handling,
+        store=store,
+        desk=desk,
+        outbox=outbox,
+        seen=seen.submit,
+        metrics=metrics,
+        clock=clock,
+    )
     intake = Intake(
         pipeline=pipeline, outbox=outbox, metrics=metrics, settings=settings, on_unavailable=on_unavailable
     )
@@ -311,8 +327,13 @@ async def build_app(settings: Settings) -> web.Application:
     anchor = open_anchor(settings, create_key=True)
     names = amqp.Names(settings.amqp_prefix)
     late_store: Late[Store] = Late("the store")
-    broker = _Broker(Late("the AMQP connection"), Late("the confirm channel"), Late("the events channel"),
-                     Late("the consuming channel"), Late("the intake queue"))  # fmt: skip
+    broker = _Broker(
+        Late("the AMQP connection"),
+        Late("the confirm channel"),
+        Late("the events channel"),
+        Late("the consuming channel"),
+        Late("the intake queue"),
+    )
     store = cast(Store, late_store)
     connection = cast(AbstractRobustConnection, broker.connection)
     confirm, consume = cast(AbstractChannel, broker.confirm), cast(AbstractChannel, broker.consume)
@@ -339,7 +360,9 @@ async def build_app(settings: Settings) -> web.Application:
         config=config,
         classifier=classifier,
         store=store,
-        publisher=MeteredPublisher(amqp.AmqpPublisher(confirm, cast(AbstractChannel, broker.plain), names), metrics),
+        publisher=MeteredPublisher(
+            amqp.AmqpPublisher(confirm, cast(AbstractChannel, broker.plain), names), metrics
+        ),
         metrics=metrics,
         clock=SystemClock(),
         settings=ServiceSettings(

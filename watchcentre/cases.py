@@ -184,9 +184,14 @@ class CaseDesk:
             when = at or self.clock.now()
             try:
                 after, details = apply(
-                    case, action, actor.side, when, expected_at=expected_at, reason=reason,
+                    case,
+                    action,
+                    actor.side,
+                    when,
+                    expected_at=expected_at,
+                    reason=reason,
                     extend_at_most=self.rules.extend_at_most.delta,
-                )  # fmt: skip
+                )
             except InvalidTransition as exc:
                 raise CaseRefused("state", exc.problem, exc.current.value) from None
             event = AuditEvent(

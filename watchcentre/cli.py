@@ -52,9 +52,11 @@ async def _publish(settings: Settings, bodies: Iterable[bytes], total: int | Non
             batch: list[asyncio.Future[Any]] = []
             for body in bodies:
                 msg = aio_pika.Message(
-                    body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    body,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     user_id=user,  # the broker checks it: the service trusts it to name who published
-                )  # fmt: skip
+                )
                 batch.append(asyncio.ensure_future(exchange.publish(msg, key)))
                 if len(batch) >= 500:
                     await asyncio.gather(*batch)
@@ -147,7 +149,9 @@ def cmd_check_config(settings: Settings, _: argparse.Namespace) -> int:
         return 1
     net = config.network
     covered = sum(len(p.countries) for p in net.posts)
-    phrases = sum(len(v) for c in config.rules.codes.values() for v in [*c.strong.values(), *c.phrases.values()])
+    phrases = sum(
+        len(v) for c in config.rules.codes.values() for v in [*c.strong.values(), *c.phrases.values()]
+    )
     print(
         f"config OK ({config.directory}): {len(net.posts)} posts covering {covered} countries, "
         f"{len(net.units)} units, {len(config.rules.codes)} crime types with {phrases} phrases"
@@ -170,8 +174,13 @@ async def _dead(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await connection.close()
         for d in letters:
-            row = {"id": d.id, "sender": d.sender, "message_id": d.message_id, "reason": d.reason,
-                   "size": d.size}  # fmt: skip
+            row = {
+                "id": d.id,
+                "sender": d.sender,
+                "message_id": d.message_id,
+                "reason": d.reason,
+                "size": d.size,
+            }
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
         print(f"{len(letters)} dead letter(s) in {names.dead}", file=sys.stderr)
         return 0
@@ -187,16 +196,22 @@ async def _dead(settings: Settings, args: argparse.Namespace) -> int:
     try:
         store = await open_store(settings)
     except TransientError as exc:
-        print(f"no replay: the audit store is unreachable ({exc}); a replay must be recorded", file=sys.stderr)
+        print(
+            f"no replay: the audit store is unreachable ({exc}); a replay must be recorded", file=sys.stderr
+        )
         return 1
     actor = f"operator:{args.by or getpass.getuser()}"
     events: list[AuditEvent] = []
 
     async def record(d: amqp.DeadLetter) -> None:
         event = AuditEvent(
-            at=datetime.now(UTC), type=EventType.REPLAYED, actor=actor, sender=d.sender, message_id=d.message_id,
+            at=datetime.now(UTC),
+            type=EventType.REPLAYED,
+            actor=actor,
+            sender=d.sender,
+            message_id=d.message_id,
             details={"dead_letter": d.id, "reason": d.reason},
-        )  # fmt: skip
+        )
         events.extend(await store.append_audit([event]))
 
     try:
@@ -231,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_publish)
     d = sub.add_parser("demo", help="publish realistic sample envelopes to P.inbound")
     d.add_argument("--count", type=int, default=20)
-    d.add_argument("--id-prefix", default=f"demo-{int(time.time())}", help="message_id prefix (ids must be new)")
+    d.add_argument(
+        "--id-prefix", default=f"demo-{int(time.time())}", help="message_id prefix (ids must be new)"
+    )
     d.set_defaults(fn=cmd_demo)
     c = sub.add_parser("classify", help="classify text from standard input and explain why")
     c.add_argument("--subject", default="")

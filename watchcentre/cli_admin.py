@@ -59,9 +59,15 @@ def cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         try:
             issued = await issue_token(
-                store, SystemClock(), role=role, subject=subject, name=args.name,
-                ttl=timedelta(days=args.days), network=network, issued_by=f"cli:{args.name}",
-            )  # fmt: skip
+                store,
+                SystemClock(),
+                role=role,
+                subject=subject,
+                name=args.name,
+                ttl=timedelta(days=args.days),
+                network=network,
+                issued_by=f"cli:{args.name}",
+            )
         except TokenError as exc:
             print(f"token not issued: {exc}", file=sys.stderr)
             return 2
@@ -159,8 +165,13 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
-    row = {"path": str(result.path), "anchor": str(result.anchor) if result.anchor else None,
-           "engine": result.engine, "bytes": result.bytes, "seconds": round(result.seconds, 3)}  # fmt: skip
+    row = {
+        "path": str(result.path),
+        "anchor": str(result.anchor) if result.anchor else None,
+        "engine": result.engine,
+        "bytes": result.bytes,
+        "seconds": round(result.seconds, 3),
+    }
     sys.stdout.write(orjson.dumps(row).decode() + "\n")
     print(
         f"backup of the {result.engine} store written to {result.path} ({result.bytes} bytes,"
@@ -199,8 +210,11 @@ def register(sub: Any) -> None:
     )
     verify.set_defaults(fn=cmd_audit_verify)
     backup = sub.add_parser(
-        "backup", help="a consistent copy of the store while the service runs (SQLite online backup, or pg_dump)"
+        "backup",
+        help="a consistent copy of the store while the service runs (SQLite online backup, or pg_dump)",
     )
-    backup.add_argument("--to", required=True, help="the copy's path; the anchor is copied to PATH.anchor.jsonl")
+    backup.add_argument(
+        "--to", required=True, help="the copy's path; the anchor is copied to PATH.anchor.jsonl"
+    )
     backup.add_argument("--force", action="store_true", help="replace an existing file at --to")
     backup.set_defaults(fn=cmd_backup)

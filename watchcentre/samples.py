@@ -97,8 +97,8 @@ def sample_envelopes(count: int, *, seed: int = 7, prefix: str = "demo") -> Iter
     rng = random.Random(seed)
     now = datetime.now(UTC).isoformat()
     for i in range(count):
-        sender, kind, subject, body = _TEMPLATES[i % len(_TEMPLATES)] if i < len(_TEMPLATES) else rng.choice(
-            _TEMPLATES
+        sender, kind, subject, body = (
+            _TEMPLATES[i % len(_TEMPLATES)] if i < len(_TEMPLATES) else rng.choice(_TEMPLATES)
         )
         yield {
             "message_id": f"{prefix}-{i:06d}",

@@ -61,9 +61,14 @@ async def issue_token(
     now = clock.now()
     token_id, secret = new_token()
     record = TokenRecord(
-        id=token_id, name=name.strip(), role=role, subject=subject,
-        created_at=now, expires_at=now + ttl, hash=hash_token(secret),
-    )  # fmt: skip
+        id=token_id,
+        name=name.strip(),
+        role=role,
+        subject=subject,
+        created_at=now,
+        expires_at=now + ttl,
+        hash=hash_token(secret),
+    )
     event = AuditEvent(
         at=now,
         type=EventType.TOKEN_ISSUED,
@@ -79,11 +84,11 @@ async def issue_token(
     return Issued(record, secret)
 
 
-async def revoke_token(store: Store, clock: Clock, token_id: str, revoked_by: str = "cli") -> TokenRecord | None:
+async def revoke_token(
+    store: Store, clock: Clock, token_id: str, revoked_by: str = "cli"
+) -> TokenRecord | None:
     now = clock.now()
-    event = AuditEvent(
-        at=now, type=EventType.TOKEN_REVOKED, actor=revoked_by, details={"token_id": token_id}
-    )
+    event = AuditEvent(at=now, type=EventType.TOKEN_REVOKED, actor=revoked_by, details={"token_id": token_id})
     return await store.revoke_token(token_id, now, event)
 
 
@@ -113,7 +118,12 @@ async def record_read(
                 sender=message.sender,
                 message_id=message.message_id,
                 reference=message.reference,
-                details={"name": principal.name, "token_id": principal.token_id, "route": route, "id": message.id},
+                details={
+                    "name": principal.name,
+                    "token_id": principal.token_id,
+                    "route": route,
+                    "id": message.id,
+                },
             )
         ]
     )

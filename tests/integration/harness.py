@@ -106,7 +106,9 @@ class Broker:
 
         await q.consume(on_event, no_ack=True)
 
-    async def wait_events(self, predicate: Callable[[list[dict[str, Any]]], bool], within: float = 20.0) -> None:
+    async def wait_events(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], within: float = 20.0
+    ) -> None:
         async def waiter() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: predicate(self.events))

@@ -32,7 +32,16 @@ async def seed(b: Backend) -> None:
     await b.store.save_batch([accepted("m1"), accepted("m2"), rejected(b"bad", "m3", "ofast")])
     await b.store.save_batch([accepted("m4", at=T0 + timedelta(minutes=1))])
     await b.store.append_audit(
-        [AuditEvent(at=T0, type="accessed", actor="post:rabat", sender="ofast", message_id="m1", details={"x": 1.5})]
+        [
+            AuditEvent(
+                at=T0,
+                type="accessed",
+                actor="post:rabat",
+                sender="ofast",
+                message_id="m1",
+                details={"x": 1.5},
+            )
+        ]
     )
 
 
@@ -42,7 +51,9 @@ async def behind_the_back(b: Backend, statement: str) -> None:
         import aiosqlite
 
         async with aiosqlite.connect(b.location) as db:
-            await db.executescript(f"DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {statement};")
+            await db.executescript(
+                f"DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {statement};"
+            )
             await db.commit()
         return
     import asyncpg
@@ -81,13 +92,15 @@ async def test_the_events_save_batch_returns_carry_their_hash(backend: Backend) 
     ("edit", "broken"),
     [
         ("UPDATE audit SET actor = 'mallory' WHERE seq = {s3}", 3),
-        ("UPDATE audit SET details = '{{\"to\": [\"post.paris\"]}}' WHERE seq = {s2}", 2),
+        ('UPDATE audit SET details = \'{{"to": ["post.paris"]}}\' WHERE seq = {s2}', 2),
         ("UPDATE audit SET at = at WHERE seq = {s5}", None),  # a no-op edit changes nothing
         ("DELETE FROM audit WHERE seq = {s4}", 5),  # the next record's link breaks
         ("UPDATE audit SET hash = 'f' WHERE seq = {s8}", 8),
     ],
 )
-async def test_an_edit_behind_the_services_back_is_named(backend: Backend, edit: str, broken: int | None) -> None:
+async def test_an_edit_behind_the_services_back_is_named(
+    backend: Backend, edit: str, broken: int | None
+) -> None:
     await seed(backend)
     seqs = [e.seq for e in await backend.store.audit()]
     await behind_the_back(backend, edit.format(**{f"s{i + 1}": s for i, s in enumerate(seqs)}))
@@ -146,10 +159,16 @@ async def _run(main: Any, argv: list[str]) -> int:
 
 async def test_tokens_issue_authenticate_expire_and_revoke(backend: Backend) -> None:
     store, clock = backend.store, SystemClock()
-    issued = await issue_token(store, clock, role=Role.UNIT, subject="ofast", name="Agent Z", ttl=timedelta(days=1))
+    issued = await issue_token(
+        store, clock, role=Role.UNIT, subject="ofast", name="Agent Z", ttl=timedelta(days=1)
+    )
     principal, why = await authenticate(store, clock, issued.token)
     assert why == "ok" and principal is not None
-    assert (principal.label, principal.name, principal.token_id) == ("unit:ofast", "Agent Z", issued.record.id)
+    assert (principal.label, principal.name, principal.token_id) == (
+        "unit:ofast",
+        "Agent Z",
+        issued.record.id,
+    )
     assert await authenticate(store, clock, issued.token + "x") == (None, "unknown")
     assert await authenticate(store, clock, "not-a-token") == (None, "malformed")
 
@@ -210,8 +229,6 @@ async def _post_id() -> str:
     return load_config(CONFIG_DIR).network.posts[0].id
 
 
-
-
 async def test_get_api_audit_verify_names_the_broken_record(backend: Backend) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -225,8 +242,13 @@ async def test_get_api_audit_verify_names_the_broken_record(backend: Backend) ->
     async def ready() -> dict[str, bool]:
         return {}
 
-    deps = HttpDeps(store=backend.store, network=NETWORK, readiness=ready,
-                    render_metrics=lambda: (b"", "text/plain"), version="t")  # fmt: skip
+    deps = HttpDeps(
+        store=backend.store,
+        network=NETWORK,
+        readiness=ready,
+        render_metrics=lambda: (b"", "text/plain"),
+        version="t",
+    )
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
     try:
@@ -250,7 +272,6 @@ def intact_hash_before(seq: int | None, events: list[AuditEvent]) -> str | None:
     """The hash of the last good record before `seq`: where the verification stopped."""
     before = [e for e in events if e.seq is not None and seq is not None and e.seq < seq]
     return before[-1].hash if before else GENESIS
-
 
 
 # -- the tail, gaps and the anchor: what an attacker with database access does ---------------------------
@@ -353,8 +374,14 @@ def audit_api(backend: Backend, anchor: FileAnchor, token: str) -> Any:
 
     @contextlib.asynccontextmanager
     async def api() -> Any:
-        deps = HttpDeps(store=backend.store, network=NETWORK, readiness=ready,
-                        render_metrics=lambda: (b"", "text/plain"), version="t", audit_anchor=anchor)  # fmt: skip
+        deps = HttpDeps(
+            store=backend.store,
+            network=NETWORK,
+            readiness=ready,
+            render_metrics=lambda: (b"", "text/plain"),
+            version="t",
+            audit_anchor=anchor,
+        )
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
         await client.start_server()
 

@@ -86,8 +86,10 @@ async def restore(settings: Settings, copy: Path, tmp_path: Path) -> tuple[Setti
     done = await asyncio.to_thread(
         subprocess.run,
         ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={target_url}", str(copy)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     # pg_dump saves a sequence's value outside its snapshot: realign the audit seq on the copy's
     # last record, or the restored service numbers on after a gap `audit verify` reports (docs)

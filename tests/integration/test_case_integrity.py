@@ -64,7 +64,9 @@ async def test_a_post_that_is_not_a_party_cannot_answer_or_act_on_another_posts_
 ) -> None:
     assert broker.channel is not None
     # rome asks for its receipts on its own reply queue (the only kind a receipt may go to)
-    receipts = await broker.channel.declare_queue(f"{broker.prefix}.reply.rome", exclusive=True, auto_delete=True)
+    receipts = await broker.channel.declare_queue(
+        f"{broker.prefix}.reply.rome", exclusive=True, auto_delete=True
+    )
     request = envelope(sender="ofast", countries=["ES"], subject="Cocaïne", body="Go-fast vers l'Espagne.")
     async with running(settings) as inst, aiohttp.ClientSession() as session:
         store = inst.runtime.store
@@ -149,10 +151,21 @@ async def test_follow_ups_carry_the_case_marking(settings: Settings, broker: Bro
         await broker.drain("post.madrid")
         await broker.drain("centre.triage")
         # follow-ups without a marking of their own, naming their case; the second names two countries
-        info = envelope(sender="ofast", kind="information", subject="Complément", body="RAS.",
-                        reference=refs["ofast"].reference)  # fmt: skip
-        wide = envelope(sender="oclco", kind="information", subject="Complément", body="RAS.",
-                        countries=["ES", "IT"], reference=refs["oclco"].reference)  # fmt: skip
+        info = envelope(
+            sender="ofast",
+            kind="information",
+            subject="Complément",
+            body="RAS.",
+            reference=refs["ofast"].reference,
+        )
+        wide = envelope(
+            sender="oclco",
+            kind="information",
+            subject="Complément",
+            body="RAS.",
+            countries=["ES", "IT"],
+            reference=refs["oclco"].reference,
+        )
         await broker.publish(info)
         await broker.publish(wide)
         await broker.wait_events(of_type("classified", n=4))
@@ -202,15 +215,19 @@ async def test_manual_routing_respects_the_marking_unless_overridden_explicitly(
         assert status == 400 and refused["error"]["field"] == "override_reason"
         assert await store.manual_routings("ofast", request["message_id"]) == []  # nothing happened
         status, done = await api.call(
-            "POST", "/api/console/route", "operator",
+            "POST",
+            "/api/console/route",
+            "operator",
             {**ask, "override_marking": True, "override_reason": "Madrid must act tonight"},
-        )  # fmt: skip
+        )
         assert status == 200, done
         [event] = done["events"]
     assert event["details"]["marking_overridden"] == {
-        "marking": "centre-only", "effect": "centre-only", "forbidden": ["post.madrid"],
+        "marking": "centre-only",
+        "effect": "centre-only",
+        "forbidden": ["post.madrid"],
         "reason": "Madrid must act tonight",
-    }  # fmt: skip
+    }
     assert any("overrides handling centre-only" in line for line in done["routing"]["explanation"])
     [copy] = await broker.drain("post.madrid")
     assert copy.headers["x-watchcentre-handling"] == "centre-only"  # Madrid sees it is marked
@@ -228,8 +245,13 @@ async def test_a_triaged_request_routed_by_hand_is_the_chosen_posts_case(
         [case] = await store.list_cases()
         assert case.state == "triage"
         assert (await api.call("GET", f"/api/requests/{case.reference}", "post:rome"))[0] == 404
-        ask = {"sender": "ofast", "message_id": request["message_id"], "recipients": ["post.rome"],
-               "reason": "Italian lead", "revision": 0}  # fmt: skip
+        ask = {
+            "sender": "ofast",
+            "message_id": request["message_id"],
+            "recipients": ["post.rome"],
+            "reason": "Italian lead",
+            "revision": 0,
+        }
         status, done = await api.call("POST", "/api/console/route", "operator", ask)
         assert status == 200, done
         assert done["events"][0]["details"]["case"]["to"] == "routed"

@@ -47,10 +47,19 @@ WHO = {
 
 def request(n: int, sender: str, post: str, at: datetime) -> Case:
     return new_case(
-        reference="", sender=sender, message_id=f"m-{n}", priority="normal", access=None, subject=f"case {n}",
-        crime_types=["drug_trafficking"], countries=["ES"], recipients=[f"post.{post}"], triage=False,
-        opened_at=at, rules=RULES,
-    )  # fmt: skip
+        reference="",
+        sender=sender,
+        message_id=f"m-{n}",
+        priority="normal",
+        access=None,
+        subject=f"case {n}",
+        crime_types=["drug_trafficking"],
+        countries=["ES"],
+        recipients=[f"post.{post}"],
+        triage=False,
+        opened_at=at,
+        rules=RULES,
+    )
 
 
 @dataclass
@@ -80,9 +89,13 @@ async def site(backend: Backend) -> AsyncIterator[Site]:
         return {}
 
     deps = HttpDeps(
-        store=backend.store, network=NETWORK, readiness=ready, render_metrics=lambda: (b"", "text/plain"),
-        version="t", clock=SystemClock(),
-    )  # fmt: skip
+        store=backend.store,
+        network=NETWORK,
+        readiness=ready,
+        render_metrics=lambda: (b"", "text/plain"),
+        version="t",
+        clock=SystemClock(),
+    )
     tokens = {}
     for label, (role, subject) in WHO.items():
         tokens[label] = (

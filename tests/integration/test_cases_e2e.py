@@ -59,9 +59,13 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         await act(1, "case_acknowledged", sender="madrid", kind="ack", reference=reference)
         # in_reply_to is enough to find the case
         await act(
-            1, "clarification_requested", sender="madrid", kind="clarification", clarification="request",
+            1,
+            "clarification_requested",
+            sender="madrid",
+            kind="clarification",
+            clarification="request",
             in_reply_to=request["message_id"],
-        )  # fmt: skip
+        )
         paused = await store.get_case(reference)
         assert paused is not None and paused.clarification_since is not None and paused.due_at is None
         await act(
@@ -77,9 +81,14 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
         )
         later = (datetime.fromisoformat(request["sent_at"]) + timedelta(days=9)).isoformat()
         await act(
-            1, "deadline_extended", sender="madrid", kind="status", expected_at=later, reason="commission rogatoire",
+            1,
+            "deadline_extended",
+            sender="madrid",
+            kind="status",
+            expected_at=later,
+            reason="commission rogatoire",
             reference=reference,
-        )  # fmt: skip
+        )
         reply = envelope(
             sender="madrid", kind="reply", subject="Re", body="Identifié.", in_reply_to=request["message_id"]
         )
@@ -107,9 +116,15 @@ async def test_the_full_lifecycle_over_amqp(settings: Settings, broker: Broker) 
     assert final is not None and final.state == "closed" and final.answered_at is not None
     assert final.acknowledged_at is not None and final.paused_seconds >= 0
     for expected in (
-        "case_opened", "case_acknowledged", "clarification_requested", "clarification_answered",
-        "case_in_progress", "deadline_extended", "case_answered", "case_closed",
-    ):  # fmt: skip
+        "case_opened",
+        "case_acknowledged",
+        "clarification_requested",
+        "clarification_answered",
+        "case_in_progress",
+        "deadline_extended",
+        "case_answered",
+        "case_closed",
+    ):
         assert expected in timeline
     # the unit hears of the post's actions and gets the reply; the post hears of the unit's
     to_unit = [orjson.loads(m.body) for m in await broker.drain("unit.ofast")]
@@ -190,8 +205,10 @@ async def test_deadline_alerts_are_raised_once_and_survive_a_restart(
 
     alerts = [orjson.loads(m.body) for m in await broker.drain("centre.triage")]
     assert [a["subject"].split(": ", 1)[1] for a in alerts] == [
-        "not acknowledged in time", "answer deadline approaching", "answer overdue",
-    ]  # fmt: skip
+        "not acknowledged in time",
+        "answer deadline approaching",
+        "answer overdue",
+    ]
     assert {a["kind"] for a in alerts} == {"alert"} and {a["reference"] for a in alerts} == {case.reference}
     assert len(broker.events_of("overdue")) == 2 and len(broker.events_of("deadline_warning")) == 1
 

@@ -116,8 +116,17 @@ async def test_the_full_lifecycle_over_http(settings: Settings, broker: Broker) 
         status, tracked = await api.call("GET", f"/api/requests/{ref}", "unit:ofast")
         assert status == 200 and tracked["state"] == "closed" and tracked["recipients"] == ["post.madrid"]
         types = [e["type"] for e in tracked["timeline"]]
-        for t in ("case_opened", "received", "routed", "case_acknowledged", "clarification_requested",
-                  "clarification_answered", "case_in_progress", "case_answered", "case_closed"):  # fmt: skip
+        for t in (
+            "case_opened",
+            "received",
+            "routed",
+            "case_acknowledged",
+            "clarification_requested",
+            "clarification_answered",
+            "case_in_progress",
+            "case_answered",
+            "case_closed",
+        ):
             assert t in types
         assert types.index("case_acknowledged") < types.index("case_closed")
         assert all(e["actor"] for e in tracked["timeline"])
@@ -142,14 +151,19 @@ async def test_the_full_lifecycle_over_http(settings: Settings, broker: Broker) 
     # the other side hears of HTTP actions over AMQP, as if they had been sent there
     to_unit = [orjson.loads(m.body) for m in await broker.drain("unit.ofast")]
     assert [(m["kind"], m.get("state") or m.get("clarification")) for m in to_unit] == [
-        ("ack", None), ("clarification", "request"), ("status", "in_progress"), ("status", "answered"),
-    ]  # fmt: skip
+        ("ack", None),
+        ("clarification", "request"),
+        ("status", "in_progress"),
+        ("status", "answered"),
+    ]
     assert {m["sender"] for m in to_unit} == {"madrid"} and {m["reference"] for m in to_unit} == {ref}
     assert to_unit[-1]["body"] == "identified" and to_unit[0]["in_reply_to"] == request["message_id"]
     to_post = [orjson.loads(m.body) for m in await broker.drain("post.madrid")]
     assert [(m["kind"], m.get("state") or m.get("clarification")) for m in to_post] == [
-        ("request", None), ("clarification", "answer"), ("status", "closed"),
-    ]  # fmt: skip
+        ("request", None),
+        ("clarification", "answer"),
+        ("status", "closed"),
+    ]
 
 
 # -- a known set of cases, a fixed clock ------------------------------------------------------------
@@ -170,10 +184,19 @@ def seed(
     n: int, priority: str, access: str | None, post: str, crime: str, country: str, hours: float
 ) -> Case:
     return new_case(
-        reference=f"K-{n}", sender="ofast", message_id=f"m-{n}", priority=priority, access=access,
-        subject=f"case {n}", crime_types=[crime], countries=[country], recipients=[f"post.{post}"], triage=False,
-        opened_at=T0 + timedelta(hours=hours), rules=RULES,
-    )  # fmt: skip
+        reference=f"K-{n}",
+        sender="ofast",
+        message_id=f"m-{n}",
+        priority=priority,
+        access=access,
+        subject=f"case {n}",
+        crime_types=[crime],
+        countries=[country],
+        recipients=[f"post.{post}"],
+        triage=False,
+        opened_at=T0 + timedelta(hours=hours),
+        rules=RULES,
+    )
 
 
 async def act(store: Store, case: Case, action: Action, side: Side, after: timedelta) -> Case:
@@ -206,13 +229,19 @@ async def seeded(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], di
         return {}
 
     deps = HttpDeps(
-        store=store, network=NETWORK, readiness=ready, render_metrics=lambda: (b"", "text/plain"), version="t",
+        store=store,
+        network=NETWORK,
+        readiness=ready,
+        render_metrics=lambda: (b"", "text/plain"),
+        version="t",
         clock=FixedClock(T0 + 20 * h),
-    )  # fmt: skip
+    )
     toks = {}
     for label, role, subject in (
-        ("operator", Role.OPERATOR, None), ("post:es", Role.POST, "es"), ("unit:c3n", Role.UNIT, "c3n"),
-    ):  # fmt: skip
+        ("operator", Role.OPERATOR, None),
+        ("post:es", Role.POST, "es"),
+        ("unit:c3n", Role.UNIT, "c3n"),
+    ):
         toks[label] = (await issue_token(store, SystemClock(), role=role, subject=subject, name=label)).token
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
@@ -256,9 +285,10 @@ async def test_statistics_over_a_known_set_of_cases(seeded: Any) -> None:
     )
 
     resp = await client.get(
-        "/api/stats", params={"since": "2026-05-04T10:00:00Z", "until": "2026-05-04T12:00:00Z"},
+        "/api/stats",
+        params={"since": "2026-05-04T10:00:00Z", "until": "2026-05-04T12:00:00Z"},
         headers=auth(toks, "operator"),
-    )  # fmt: skip
+    )
     assert (await resp.json())["total"] == 2  # K-3 and K-4
     resp = await client.get("/api/stats", params={"since": "yesterday"}, headers=auth(toks, "operator"))
     assert resp.status == 400 and (await resp.json())["error"]["field"] == "since"

@@ -23,10 +23,19 @@ backend = test_store.backend  # the same fixture: every test runs on SQLite and 
 
 def case(message_id: str = "m-1", reference: str = "", priority: str = "normal", at: datetime = T0):  # type: ignore[no-untyped-def]
     return new_case(
-        reference=reference, sender="ocrtis", message_id=message_id, priority=priority, access=None,
-        subject="Cocaïne", crime_types=["drug_trafficking"], countries=["ES"], recipients=["post.es"],
-        triage=False, opened_at=at, rules=RULES,
-    )  # fmt: skip
+        reference=reference,
+        sender="ocrtis",
+        message_id=message_id,
+        priority=priority,
+        access=None,
+        subject="Cocaïne",
+        crime_types=["drug_trafficking"],
+        countries=["ES"],
+        recipients=["post.es"],
+        triage=False,
+        opened_at=at,
+        rules=RULES,
+    )
 
 
 def opened(at: datetime = T0) -> AuditEvent:

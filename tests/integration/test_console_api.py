@@ -36,11 +36,17 @@ class Client:
 
 
 @pytest.fixture
-async def console(service_settings: Settings, broker: Broker) -> AsyncIterator[tuple[Instance, Client, Client]]:
+async def console(
+    service_settings: Settings, broker: Broker
+) -> AsyncIterator[tuple[Instance, Client, Client]]:
     async with running(service_settings) as inst:
         rt = inst.runtime
-        op = await issue_token(rt.store, SystemClock(), role=Role.OPERATOR, subject=None, name="Alice", network=rt.config.network)
-        post = await issue_token(rt.store, SystemClock(), role=Role.POST, subject="lisbon", name="Bob", network=rt.config.network)
+        op = await issue_token(
+            rt.store, SystemClock(), role=Role.OPERATOR, subject=None, name="Alice", network=rt.config.network
+        )
+        post = await issue_token(
+            rt.store, SystemClock(), role=Role.POST, subject="lisbon", name="Bob", network=rt.config.network
+        )
         operator, lisbon = Client(inst, op.token), Client(inst, post.token)
         try:
             yield inst, operator, lisbon
@@ -50,8 +56,11 @@ async def console(service_settings: Settings, broker: Broker) -> AsyncIterator[t
 
 
 def copies_of(messages: list[Any], message_id: str) -> list[dict[str, Any]]:
-    return [orjson.loads(m.body) | {"_amqp_id": m.message_id} for m in messages
-            if m.headers.get("x-watchcentre-message-id") == message_id]  # fmt: skip
+    return [
+        orjson.loads(m.body) | {"_amqp_id": m.message_id}
+        for m in messages
+        if m.headers.get("x-watchcentre-message-id") == message_id
+    ]
 
 
 async def test_manual_routing_is_validated_audited_and_routed_like_an_automatic_decision(
@@ -60,7 +69,9 @@ async def test_manual_routing_is_validated_audited_and_routed_like_an_automatic_
     _inst, operator, lisbon = console
     env = envelope(subject="Note de situation", body="Demande d'assistance sans autre précision.")
     await broker.publish(env)
-    await broker.wait_events(lambda evs: any(e["type"] == "triaged" and e["message_id"] == env["message_id"] for e in evs))
+    await broker.wait_events(
+        lambda evs: any(e["type"] == "triaged" and e["message_id"] == env["message_id"] for e in evs)
+    )
     status, body = await operator.get("/api/console/triage")
     assert status == 200 and [m["message_id"] for m in body["items"]] == [env["message_id"]]
     assert body["items"][0]["why"] == "no foreign country found"
@@ -70,24 +81,33 @@ async def test_manual_routing_is_validated_audited_and_routed_like_an_automatic_
     assert (status, body["error"]["field"]) == (400, "reason")  # missing
     status, body = await operator.post("/api/console/route", {**ask, "reason": "   "})
     assert (status, body["error"]["field"]) == (400, "reason")  # blank
-    status, body = await operator.post("/api/console/route", {**ask, "recipients": ["post.nowhere"], "reason": "x"})
+    status, body = await operator.post(
+        "/api/console/route", {**ask, "recipients": ["post.nowhere"], "reason": "x"}
+    )
     assert (status, body["error"]["field"]) == (400, "recipients")
     status, body = await lisbon.post("/api/console/route", {**ask, "reason": "x"})
     assert status == 403
     status, _ = await lisbon.get(f"/api/messages/{env['message_id']}")
     assert status == 404  # not routed to Lisbon yet
 
-    status, body = await operator.post("/api/console/route", {**ask, "reason": "Known to Lisbon", "revision": 0})
+    status, body = await operator.post(
+        "/api/console/route", {**ask, "reason": "Known to Lisbon", "revision": 0}
+    )
     assert status == 200, body
     assert body["routing"]["recipients"] == ["post.lisbon"]
     assert body["routing"]["explanation"][0] == "manual by operator:Alice: Known to Lisbon"
     [event] = body["events"]
     assert (event["type"], event["actor"], event["details"]["reason"], event["details"]["manual"]) == (
-        "routed", "operator:Alice", "Known to Lisbon", True,
-    )  # fmt: skip
+        "routed",
+        "operator:Alice",
+        "Known to Lisbon",
+        True,
+    )
 
     # the same decision again (a double click, a retry): refused, nothing published twice
-    status, body = await operator.post("/api/console/route", {**ask, "reason": "Known to Lisbon", "revision": 0})
+    status, body = await operator.post(
+        "/api/console/route", {**ask, "reason": "Known to Lisbon", "revision": 0}
+    )
     assert (status, body["error"]["field"]) == (409, "revision")
     [copy] = copies_of(await broker.drain("post.lisbon"), env["message_id"])
     assert copy["routing"]["recipients"] == ["post.lisbon"] and copy["subject"] == env["subject"]
@@ -95,12 +115,16 @@ async def test_manual_routing_is_validated_audited_and_routed_like_an_automatic_
     status, stored = await lisbon.get(f"/api/messages/{env['message_id']}")
     assert status == 200 and stored["status"] == "routed"  # now the post sees it
     status, detail = await operator.get(f"/api/console/message?message_id={env['message_id']}&sender=ofast")
-    assert detail["manual"][0]["actor"] == "operator:Alice" and detail["manual"][0]["reason"] == "Known to Lisbon"
+    assert (
+        detail["manual"][0]["actor"] == "operator:Alice"
+        and detail["manual"][0]["reason"] == "Known to Lisbon"
+    )
     assert [e["type"] for e in detail["timeline"]] == ["received", "classified", "triaged", "routed"]
 
     # re-routing: a new revision, a new copy id, to the new recipient; Lisbon keeps its access
     status, body = await operator.post(
-        "/api/console/route", {**ask, "recipients": ["post.madrid"], "reason": "Spanish case after all", "revision": 1}
+        "/api/console/route",
+        {**ask, "recipients": ["post.madrid"], "reason": "Spanish case after all", "revision": 1},
     )
     assert status == 200, body
     [moved] = copies_of(await broker.drain("post.madrid"), env["message_id"])
@@ -118,7 +142,9 @@ async def test_dead_letter_is_corrected_and_reinjected_once(
     _inst, operator, lisbon = console
     bad = envelope(subject="Saisie d'armes", countries=["XX"])
     await broker.publish(bad)
-    await broker.wait_events(lambda evs: any(e["type"] == "rejected" and e["message_id"] == bad["message_id"] for e in evs))
+    await broker.wait_events(
+        lambda evs: any(e["type"] == "rejected" and e["message_id"] == bad["message_id"] for e in evs)
+    )
     status, body = await lisbon.get("/api/console/dead")
     assert status == 403
     status, body = await operator.get("/api/console/dead")
@@ -130,7 +156,9 @@ async def test_dead_letter_is_corrected_and_reinjected_once(
     assert (status, body["error"]["field"]) == (400, "envelope.countries")  # still wrong: refused
     status, body = await operator.post(path, {"envelope": {**bad, "countries": ["ES"]}})
     assert (status, body["error"]["field"]) == (400, "reason")
-    status, body = await operator.post(path, {"envelope": {**bad, "countries": ["ES"]}, "reason": "XX meant ES"})
+    status, body = await operator.post(
+        path, {"envelope": {**bad, "countries": ["ES"]}, "reason": "XX meant ES"}
+    )
     assert status == 200, body
     [event] = body["events"]
     assert event["type"] == "replayed" and event["actor"] == "operator:Alice"
@@ -138,7 +166,9 @@ async def test_dead_letter_is_corrected_and_reinjected_once(
     assert event["details"]["original_digest"] != event["details"]["corrected_digest"]
     status, body = await operator.post(path, {"envelope": {**bad, "countries": ["ES"]}, "reason": "again"})
     assert status == 404  # gone from the queue: a second click re-injects nothing
-    await broker.wait_events(lambda evs: any(e["type"] == "routed" and e["message_id"] == bad["message_id"] for e in evs))
+    await broker.wait_events(
+        lambda evs: any(e["type"] == "routed" and e["message_id"] == bad["message_id"] for e in evs)
+    )
     assert len(copies_of(await broker.drain("post.madrid"), bad["message_id"])) == 1
     status, body = await operator.get("/api/console/dead")
     assert not [d for d in body["items"] if d["message_id"] == bad["message_id"]]
@@ -155,7 +185,9 @@ async def test_shift_log_notes_and_counts(console: tuple[Instance, Client, Clien
     assert (await lisbon.post("/api/console/notes", {"text": "hello"}))[0] == 403
     status, first = await operator.post("/api/console/notes", {"text": "Quiet night", "references": ["FR-1"]})
     assert status == 201 and first["author"] == "operator:Alice"
-    status, second = await operator.post("/api/console/notes", {"text": "Call Rome <b>back</b>", "message_ids": ["m-2", "m-2"]})
+    status, second = await operator.post(
+        "/api/console/notes", {"text": "Call Rome <b>back</b>", "message_ids": ["m-2", "m-2"]}
+    )
     assert status == 201 and second["message_ids"] == ["m-2"]
     status, body = await operator.get("/api/console/notes")
     assert [n["text"] for n in body["items"]] == ["Call Rome <b>back</b>", "Quiet night"]
@@ -163,7 +195,10 @@ async def test_shift_log_notes_and_counts(console: tuple[Instance, Client, Clien
     audit = await inst.runtime.store.audit(event_type="note_added")
     assert [e.details["note_id"] for e in audit] == [first["id"], second["id"]]
 
-    envs = [envelope(subject="Cocaïne", countries=["ES"]), envelope(subject="Cocaïne", countries=["ES", "MA"])]
+    envs = [
+        envelope(subject="Cocaïne", countries=["ES"]),
+        envelope(subject="Cocaïne", countries=["ES", "MA"]),
+    ]
     for env in envs:
         await broker.publish(env)
     wanted = {e["message_id"] for e in envs}
@@ -180,7 +215,9 @@ async def test_feed_sends_a_snapshot_then_back_fills_from_a_seq(
     inst, operator, lisbon = console
     first = envelope(countries=["IT"])
     await broker.publish(first)
-    await broker.wait_events(lambda evs: any(e["type"] == "routed" and e["message_id"] == first["message_id"] for e in evs))
+    await broker.wait_events(
+        lambda evs: any(e["type"] == "routed" and e["message_id"] == first["message_id"] for e in evs)
+    )
     ws_url = inst.url.replace("http", "ws") + "/api/console/feed"
     async with operator.session.ws_connect(ws_url) as ws:
         snapshot = await ws.receive_json()
@@ -210,8 +247,14 @@ async def test_a_console_on_one_instance_sees_what_another_instance_routes(
 ) -> None:
     async with running(service_settings) as a, running(service_settings) as b:
         await b.runtime.consumer.stop(0)  # B takes nothing from intake: A routes everything
-        issued = await issue_token(b.runtime.store, SystemClock(), role=Role.OPERATOR, subject=None, name="Eve",
-                                   network=b.runtime.config.network)  # fmt: skip
+        issued = await issue_token(
+            b.runtime.store,
+            SystemClock(),
+            role=Role.OPERATOR,
+            subject=None,
+            name="Eve",
+            network=b.runtime.config.network,
+        )
         viewer = Client(b, issued.token)
         try:
             async with viewer.session.ws_connect(b.url.replace("http", "ws") + "/api/console/feed") as ws:

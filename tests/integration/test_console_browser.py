@@ -39,8 +39,16 @@ if not os.path.exists(CHROMIUM):  # fail, never skip: CI must run these (scripts
 
 
 class Console:
-    def __init__(self, instance: Instance, broker: Broker, proxy: Proxy, browser: Browser, token: str) -> None:
-        self.instance, self.broker, self.proxy, self.browser, self.token = instance, broker, proxy, browser, token
+    def __init__(
+        self, instance: Instance, broker: Broker, proxy: Proxy, browser: Browser, token: str
+    ) -> None:
+        self.instance, self.broker, self.proxy, self.browser, self.token = (
+            instance,
+            broker,
+            proxy,
+            browser,
+            token,
+        )
 
     @property
     def url(self) -> str:
@@ -82,9 +90,13 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
     instance = await Instance(settings).start()
     proxy = await Proxy("127.0.0.1", instance.port).start()
     issued = await issue_token(
-        instance.runtime.store, SystemClock(), role=Role.OPERATOR, subject=None, name="Alice",
+        instance.runtime.store,
+        SystemClock(),
+        role=Role.OPERATOR,
+        subject=None,
+        name="Alice",
         network=instance.runtime.config.network,
-    )  # fmt: skip
+    )
     SHOTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -101,13 +113,17 @@ def row(page: Page, message_id: str) -> Any:
     return page.locator(f'#feed-rows .row[data-message-id="{message_id}"]')
 
 
-async def test_published_envelope_appears_in_the_feed_and_the_page_keeps_a_strict_csp(console: Console) -> None:
+async def test_published_envelope_appears_in_the_feed_and_the_page_keeps_a_strict_csp(
+    console: Console,
+) -> None:
     context, page, problems = await console.page()
     try:
         response = await page.request.get(console.url + "/")
         csp = response.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "unsafe-inline" not in csp
-        env = envelope(subject="Cocaïne saisie à Madrid, suspect espagnol", priority="urgent", countries=["ES"])
+        env = envelope(
+            subject="Cocaïne saisie à Madrid, suspect espagnol", priority="urgent", countries=["ES"]
+        )
         started = time.perf_counter()
         await console.broker.publish(env)
         line = row(page, env["message_id"])
@@ -181,7 +197,9 @@ async def test_bidi_overrides_and_zero_width_characters_are_shown_not_obeyed(con
 async def test_triage_item_routed_by_clicking_lands_in_the_posts_queue(console: Console) -> None:
     context, page, _ = await console.page()
     try:
-        env = envelope(subject="Note de situation", body="Demande d'assistance sans autre précision sur le dossier.")
+        env = envelope(
+            subject="Note de situation", body="Demande d'assistance sans autre précision sur le dossier."
+        )
         await console.broker.publish(env)
         await console.routed(env["message_id"], types=("triaged",))
         await page.click("button[data-view=triage]")
@@ -199,15 +217,24 @@ async def test_triage_item_routed_by_clicking_lands_in_the_posts_queue(console: 
         await expect(page.locator("#detail-why")).to_contain_text("manual by operator:Alice: Suspect known")
         await console.broker.wait_events(
             lambda evs: any(
-                e["type"] == "routed" and e["message_id"] == env["message_id"] and e["actor"] == "operator:Alice"
+                e["type"] == "routed"
+                and e["message_id"] == env["message_id"]
+                and e["actor"] == "operator:Alice"
                 for e in evs
             )
         )
-        copies = [m for m in await console.broker.drain("post.lisbon") if m.headers.get("x-watchcentre-message-id") == env["message_id"]]
+        copies = [
+            m
+            for m in await console.broker.drain("post.lisbon")
+            if m.headers.get("x-watchcentre-message-id") == env["message_id"]
+        ]
         assert len(copies) == 1
         body = orjson.loads(copies[0].body)
         assert body["routing"]["recipients"] == ["post.lisbon"]
-        assert body["routing"]["explanation"][0] == "manual by operator:Alice: Suspect known to the Lisbon liaison officer"
+        assert (
+            body["routing"]["explanation"][0]
+            == "manual by operator:Alice: Suspect known to the Lisbon liaison officer"
+        )
         await page.screenshot(path=str(SHOTS / "detail-routed.png"))
         await expect(page.locator(f'#triage-rows tr[data-message-id="{env["message_id"]}"]')).to_have_count(0)
     finally:
@@ -256,7 +283,10 @@ async def test_missed_events_are_back_filled_after_the_websocket_drops(console: 
             await expect(row(page, env["message_id"])).to_have_count(1)
         assert int(await page.locator("body").get_attribute("data-backfilled") or 0) >= len(missed)
         assert await row(page, first["message_id"]).count() == 1  # back-fill does not duplicate
-        ids = [int(i) for i in await page.locator("#feed-rows .row").evaluate_all("rs => rs.map(r => r.dataset.id)")]
+        ids = [
+            int(i)
+            for i in await page.locator("#feed-rows .row").evaluate_all("rs => rs.map(r => r.dataset.id)")
+        ]
         assert ids == sorted(ids, reverse=True)  # newest first, back-filled rows in their place
         await page.screenshot(path=str(SHOTS / "feed-backfilled.png"))
     finally:
@@ -305,7 +335,9 @@ async def test_a_burst_of_100_messages_per_second_does_not_freeze_the_page(conso
         await expect(row(page, burst[-1]["message_id"])).to_have_count(1, timeout=20_000)
         caught_up = time.perf_counter() - started
         max_gap = await page.evaluate("window.__maxGap")
-        p95_gap = await page.evaluate("(() => { const g = [...window.__gaps].sort((a, b) => a - b); return g[Math.floor(g.length * 0.95)]; })()")
+        p95_gap = await page.evaluate(
+            "(() => { const g = [...window.__gaps].sort((a, b) => a - b); return g[Math.floor(g.length * 0.95)]; })()"
+        )
         updates = await page.evaluate("window.__feedUpdates")
         shown = await page.locator("#feed-rows .row").count()
         print(
@@ -383,25 +415,47 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
     cases: dict[str, Any] = {
         "items": [
             {
-                "reference": "FR-2024-0007", "state": "routed", "priority": "urgent",
-                "subject": "Demande urgente <i>identification</i>", "sender": "ofast", "crime_types": ["drug_trafficking"],
-                "countries": ["ES"], "recipients": ["post.madrid"], "opened_at": "2024-05-01T08:00:00Z",
-                "ack_due_at": "2024-05-01T09:00:00Z", "due_at": "2024-05-01T12:00:00Z", "time_left_seconds": -7300,
-                "overdue": True, "acknowledged_at": None, "answered_at": None,
+                "reference": "FR-2024-0007",
+                "state": "routed",
+                "priority": "urgent",
+                "subject": "Demande urgente <i>identification</i>",
+                "sender": "ofast",
+                "crime_types": ["drug_trafficking"],
+                "countries": ["ES"],
+                "recipients": ["post.madrid"],
+                "opened_at": "2024-05-01T08:00:00Z",
+                "ack_due_at": "2024-05-01T09:00:00Z",
+                "due_at": "2024-05-01T12:00:00Z",
+                "time_left_seconds": -7300,
+                "overdue": True,
+                "acknowledged_at": None,
+                "answered_at": None,
             },
             {
-                "reference": "FR-2024-0009", "state": "acknowledged", "priority": "normal", "subject": "Vérification",
-                "sender": "c3n", "crime_types": ["cybercrime"], "countries": ["DE"], "recipients": ["post.berlin"],
-                "opened_at": "2024-05-01T08:00:00Z", "ack_due_at": "2024-05-01T09:00:00Z",
-                "due_at": "2024-05-03T12:00:00Z", "time_left_seconds": 2000, "overdue": False,
-                "acknowledged_at": "2024-05-01T08:30:00Z", "answered_at": None,
+                "reference": "FR-2024-0009",
+                "state": "acknowledged",
+                "priority": "normal",
+                "subject": "Vérification",
+                "sender": "c3n",
+                "crime_types": ["cybercrime"],
+                "countries": ["DE"],
+                "recipients": ["post.berlin"],
+                "opened_at": "2024-05-01T08:00:00Z",
+                "ack_due_at": "2024-05-01T09:00:00Z",
+                "due_at": "2024-05-03T12:00:00Z",
+                "time_left_seconds": 2000,
+                "overdue": False,
+                "acknowledged_at": "2024-05-01T08:30:00Z",
+                "answered_at": None,
             },
         ],
         "next": None,
-    }  # fmt: skip
+    }
 
     # Checked against the API's own response model, so it cannot drift from what /api/cases serves.
-    assert all(set(item) == set(CASE_SUMMARY_FIELDS) for item in cases["items"]), "fields the API does not serve"
+    assert all(set(item) == set(CASE_SUMMARY_FIELDS) for item in cases["items"]), (
+        "fields the API does not serve"
+    )
     served = CaseList.model_validate(cases).model_dump_json()
 
     async def fake_cases(route: Any) -> None:

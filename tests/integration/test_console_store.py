@@ -13,14 +13,27 @@ from watchcentre.core.manual import ManualRouting, Note
 from watchcentre.core.records import Accepted, MessageQuery, Status, Visibility
 
 
-def decision(revision: int, recipients: list[str], holders: list[str], message_id: str = "m1") -> ManualRouting:
-    routing = Routing(crime_types=["drug_trafficking"], countries=[], recipients=recipients,
-                      explanation=[f"manual by operator:A: r{revision}"], confidence=1.0)  # fmt: skip
+def decision(
+    revision: int, recipients: list[str], holders: list[str], message_id: str = "m1"
+) -> ManualRouting:
+    routing = Routing(
+        crime_types=["drug_trafficking"],
+        countries=[],
+        recipients=recipients,
+        explanation=[f"manual by operator:A: r{revision}"],
+        confidence=1.0,
+    )
     return ManualRouting(
-        sender="ofast", message_id=message_id, revision=revision, routing=routing, recipients=holders,
-        actor="operator:A", reason=f"r{revision}", at=T0 + timedelta(minutes=revision),
+        sender="ofast",
+        message_id=message_id,
+        revision=revision,
+        routing=routing,
+        recipients=holders,
+        actor="operator:A",
+        reason=f"r{revision}",
+        at=T0 + timedelta(minutes=revision),
         events=[event("routed", "ofast", message_id, T0, manual=True, revision=revision)],
-    )  # fmt: skip
+    )
 
 
 async def test_a_manual_decision_updates_the_message_once_per_revision(backend: Backend) -> None:  # noqa: F811
@@ -42,7 +55,10 @@ async def test_a_manual_decision_updates_the_message_once_per_revision(backend: 
     assert await store.list_messages(MessageQuery(status=Status.TRIAGE)) == []
     await store.apply_manual(decision(2, ["post.rome"], ["post.rome", "post.madrid"]))
     records = await store.manual_routings("ofast", "m1")
-    assert [(r.revision, r.recipients, r.reason) for r in records] == [(1, ["post.madrid"], "r1"), (2, ["post.rome"], "r2")]
+    assert [(r.revision, r.recipients, r.reason) for r in records] == [
+        (1, ["post.madrid"], "r1"),
+        (2, ["post.rome"], "r2"),
+    ]
     assert await store.get_message("m1", visibility=vis) is not None  # Madrid keeps seeing it
     assert await store.last_seq() == 4
 
@@ -51,8 +67,13 @@ async def test_notes_are_stored_audited_and_paged_newest_first(backend: Backend)
     store = backend.store
     ids = []
     for i in range(3):
-        note = Note(at=T0 + timedelta(hours=i), author="operator:A", text=f"note {i} <b>", message_ids=["m1"],
-                    references=["FR-1"] if i else [])  # fmt: skip
+        note = Note(
+            at=T0 + timedelta(hours=i),
+            author="operator:A",
+            text=f"note {i} <b>",
+            message_ids=["m1"],
+            references=["FR-1"] if i else [],
+        )
         stored, events = await store.add_note(note, event("note_added", None, None, T0))
         assert stored.id is not None and events[0].details["note_id"] == stored.id
         ids.append(stored.id)
@@ -68,7 +89,9 @@ async def test_tallies_count_accepted_messages_since_a_time(backend: Backend) ->
     store = backend.store
     await save_one(store, accepted("old", countries=("ES",), at=T0 - timedelta(days=2)))
     await save_one(store, accepted("a", countries=("ES", "MA"), at=T0))
-    await save_one(store, accepted("b", countries=("ES",), crime_types=("cybercrime", "financial_crime"), at=T0))
+    await save_one(
+        store, accepted("b", countries=("ES",), crime_types=("cybercrime", "financial_crime"), at=T0)
+    )
     await save_one(store, rejected(b"{}", at=T0))
     t = await store.tallies(T0 - timedelta(hours=24))
     assert t.total == 2
@@ -82,10 +105,19 @@ async def test_a_manual_decision_on_a_request_moves_its_case_in_the_same_transac
     store = backend.store
     await save_one(store, accepted("m1", status=Status.TRIAGE, countries=(), recipients=("centre.triage",)))
     triaged = new_case(
-        reference="WC-2026-000001", sender="ofast", message_id="m1", priority="urgent", access=None, subject="s",
-        crime_types=[], countries=[], recipients=["centre.triage"], triage=True, opened_at=T0,
+        reference="WC-2026-000001",
+        sender="ofast",
+        message_id="m1",
+        priority="urgent",
+        access=None,
+        subject="s",
+        crime_types=[],
+        countries=[],
+        recipients=["centre.triage"],
+        triage=True,
+        opened_at=T0,
         rules=DeadlineRules.eu_default(),
-    )  # fmt: skip
+    )
     case, _ = await store.open_case(triaged, [])
     moved, _ = reassign(case, ["post.rome"], T0)
     # the case changed meanwhile (version 0 is stale): nothing of the decision is written
@@ -111,18 +143,30 @@ async def test_a_case_from_before_markings_takes_its_requests_marking(backend: B
     store = backend.store
     plain = accepted("m1")
     marked = Accepted(
-        plain.envelope.model_copy(update={"handling": "centre-only"}), plain.routing, plain.status, plain.received_at,
+        plain.envelope.model_copy(update={"handling": "centre-only"}),
+        plain.routing,
+        plain.status,
+        plain.received_at,
         plain.events,
-    )  # fmt: skip
+    )
     assert isinstance(marked.envelope, Envelope)
     await save_one(store, marked)
     await save_one(store, accepted("m2"))
     for message_id in ("m1", "m2"):
         old = new_case(
-            reference="", sender="ofast", message_id=message_id, priority="urgent", access=None, subject="s",
-            crime_types=[], countries=["MA"], recipients=["post.rabat"], triage=False, opened_at=T0,
+            reference="",
+            sender="ofast",
+            message_id=message_id,
+            priority="urgent",
+            access=None,
+            subject="s",
+            crime_types=[],
+            countries=["MA"],
+            recipients=["post.rabat"],
+            triage=False,
+            opened_at=T0,
             rules=DeadlineRules.eu_default(),
-        )  # fmt: skip
+        )
         await store.open_case(old, [])
     # as a database written before cases kept their marking: no `handling` in the case data
     if backend.engine == "sqlite":

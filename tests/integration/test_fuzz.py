@@ -69,8 +69,11 @@ class Server:
     async def _start(self) -> None:
         self.store = await SqlStore.sqlite(str(self.db))
         await self.store.save_batch(OUTCOMES)
-        for label, role, subject in (("operator", Role.OPERATOR, None), ("auditor", Role.AUDITOR, None),
-                                     ("post", Role.POST, "es")):  # fmt: skip
+        for label, role, subject in (
+            ("operator", Role.OPERATOR, None),
+            ("auditor", Role.AUDITOR, None),
+            ("post", Role.POST, "es"),
+        ):
             issued = await issue_token(self.store, SystemClock(), role=role, subject=subject, name=label)
             self.tokens[label] = issued.token
         metrics = PrometheusMetrics()
@@ -79,16 +82,25 @@ class Server:
             return {"database": True}
 
         deps = HttpDeps(
-            store=self.store, network=NETWORK, readiness=ready, render_metrics=metrics.render,
-            version="fuzz", max_auth_failures=1_000_000,
-        )  # fmt: skip
+            store=self.store,
+            network=NETWORK,
+            readiness=ready,
+            render_metrics=metrics.render,
+            version="fuzz",
+            max_auth_failures=1_000_000,
+        )
         app = create_app(deps)
         # the console, wired as bootstrap does, on a publisher that records instead of AMQP
         classifier = build_classifier(_config)
         self.service = build_service(
-            config=_config, classifier=classifier, store=self.store, publisher=Recorder(), metrics=Recorder(),
-            clock=SystemClock(), settings=ServiceSettings(senders=SenderPolicy(development=True)),
-        )  # fmt: skip
+            config=_config,
+            classifier=classifier,
+            store=self.store,
+            publisher=Recorder(),
+            metrics=Recorder(),
+            clock=SystemClock(),
+            settings=ServiceSettings(senders=SenderPolicy(development=True)),
+        )
         await self.service.start()
         app[CASES] = self.service.desk
         app[CONSOLE] = ConsoleDeps(
@@ -139,8 +151,9 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def check(case: Any) -> None:
             headers = {"Authorization": f"Bearer {server.tokens[role]}"}
             if isinstance(case.query, dict):  # an opaque cursor only the server makes: a drawn one is
@@ -203,9 +216,14 @@ _config = load_config(ROOT / "config")
 SENDERS = ["ofast", "centre", *[p.id for p in _config.network.posts[:3]], "nobody", ""]
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
 FIELD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), TEXT,
-    st.lists(TEXT, max_size=3), st.dictionaries(TEXT, TEXT, max_size=2),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    TEXT,
+    st.lists(TEXT, max_size=3),
+    st.dictionaries(TEXT, TEXT, max_size=2),
+)
 ENVELOPES = st.fixed_dictionaries(
     {
         "message_id": st.one_of(TEXT, st.uuids().map(str)),
@@ -244,9 +262,15 @@ def test_every_input_is_routed_or_dead_lettered_with_a_reason(tmp_path: Path) ->
     store = loop.run_until_complete(SqlStore.sqlite(str(tmp_path / "pipeline.db")))
     recorder = Recorder()
     service = build_service(
-        config=_config, classifier=build_classifier(_config), store=store, publisher=recorder, metrics=recorder,
-        clock=SystemClock(), max_batch=1, settings=ServiceSettings(senders=SenderPolicy(development=True)),
-    )  # fmt: skip
+        config=_config,
+        classifier=build_classifier(_config),
+        store=store,
+        publisher=recorder,
+        metrics=recorder,
+        clock=SystemClock(),
+        max_batch=1,
+        settings=ServiceSettings(senders=SenderPolicy(development=True)),
+    )
     loop.run_until_complete(service.start())
     outcomes = {"routed": 0, "triage": 0, "dead": 0, "duplicate": 0}
 
@@ -336,9 +360,15 @@ def test_deep_and_far_out_envelopes_are_dead_lettered_and_audited(tmp_path: Path
     store = loop.run_until_complete(SqlStore.sqlite(str(tmp_path / "hostile.db")))
     recorder = Recorder()
     service = build_service(
-        config=_config, classifier=build_classifier(_config), store=store, publisher=recorder, metrics=recorder,
-        clock=SystemClock(), max_batch=1, settings=ServiceSettings(),
-    )  # fmt: skip
+        config=_config,
+        classifier=build_classifier(_config),
+        store=store,
+        publisher=recorder,
+        metrics=recorder,
+        clock=SystemClock(),
+        max_batch=1,
+        settings=ServiceSettings(),
+    )
     loop.run_until_complete(service.start())
     hostile = st.one_of(
         st.tuples(DEPTHS, st.sampled_from(["[", "{"])).map(
@@ -368,5 +398,11 @@ def test_deep_and_far_out_envelopes_are_dead_lettered_and_audited(tmp_path: Path
 
 
 def _base_envelope() -> dict[str, Any]:
-    return {"message_id": f"far-{time.monotonic_ns()}", "sender": "ofast", "kind": "information",
-            "subject": "Trafic", "body": "Saisie.", "sent_at": ""}  # fmt: skip
+    return {
+        "message_id": f"far-{time.monotonic_ns()}",
+        "sender": "ofast",
+        "kind": "information",
+        "subject": "Trafic",
+        "body": "Saisie.",
+        "sent_at": "",
+    }

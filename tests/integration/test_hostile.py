@@ -121,9 +121,11 @@ async def test_an_oversized_header_does_not_put_the_token_in_the_log(
     amqp_prefix: str, tmp_path: Path
 ) -> None:
     proc = ServeProcess(
-        prefix=amqp_prefix, database_url=f"sqlite:///{tmp_path / 'wc.db'}", name=f"wc-hdr-{amqp_prefix}",
+        prefix=amqp_prefix,
+        database_url=f"sqlite:///{tmp_path / 'wc.db'}",
+        name=f"wc-hdr-{amqp_prefix}",
         log_dir=tmp_path,
-    )  # fmt: skip
+    )
     store = await SqlStore.sqlite(str(tmp_path / "wc.db"))
     try:
         token = (await issue_token(store, SystemClock(), role=Role.OPERATOR, subject=None, name="op")).token
@@ -184,13 +186,29 @@ async def test_hostile_envelopes_are_dead_lettered_and_audited_and_extend_is_bou
         await broker.publish(deep)
         await broker.publish(envelope(message_id="far-1", sent_at=FAR_OUT))
         await broker.publish(
-            envelope(message_id="far-2", sender="madrid", kind="status", reference=reference,
-                     expected_at=FAR_OUT, reason="never", subject="s", body="b")
-        )  # fmt: skip
+            envelope(
+                message_id="far-2",
+                sender="madrid",
+                kind="status",
+                reference=reference,
+                expected_at=FAR_OUT,
+                reason="never",
+                subject="s",
+                body="b",
+            )
+        )
         await broker.publish(
-            envelope(message_id="late-1", sender="madrid", kind="status", reference=reference,
-                     expected_at=too_late, reason="rogatory letter", subject="s", body="b")
-        )  # fmt: skip
+            envelope(
+                message_id="late-1",
+                sender="madrid",
+                kind="status",
+                reference=reference,
+                expected_at=too_late,
+                reason="rogatory letter",
+                subject="s",
+                body="b",
+            )
+        )
         await broker.wait_events(lambda ev: sum(e["type"] == "rejected" for e in ev) >= 4)
 
         expected = {

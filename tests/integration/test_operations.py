@@ -80,10 +80,19 @@ async def seed_cases(settings: Settings, now: datetime) -> None:
 
     def case(message_id: str, priority: str, opened_at: datetime):  # type: ignore[no-untyped-def]
         return new_case(
-            reference="", sender="ocrtis", message_id=message_id, priority=priority, access=None,
-            subject="Cocaïne", crime_types=["drug_trafficking"], countries=["ES"], recipients=["post.madrid"],
-            triage=False, opened_at=opened_at, rules=RULES,
-        )  # fmt: skip
+            reference="",
+            sender="ocrtis",
+            message_id=message_id,
+            priority=priority,
+            access=None,
+            subject="Cocaïne",
+            crime_types=["drug_trafficking"],
+            countries=["ES"],
+            recipients=["post.madrid"],
+            triage=False,
+            opened_at=opened_at,
+            rules=RULES,
+        )
 
     def opened(message_id: str, at: datetime) -> list[AuditEvent]:
         return [
@@ -119,9 +128,13 @@ async def test_metrics_answer_the_on_call_questions(service_settings: Settings, 
             await broker.publish(envelope(kind="information", countries=["ES"], message_id=f"es-{i}"))
         for i in range(2):
             await broker.publish(
-                envelope(kind="information", subject="Cambriolages", body="Une série de cambriolages à Lyon.",
-                         message_id=f"tri-{i}")
-            )  # fmt: skip
+                envelope(
+                    kind="information",
+                    subject="Cambriolages",
+                    body="Une série de cambriolages à Lyon.",
+                    message_id=f"tri-{i}",
+                )
+            )
         for i in range(2):
             await broker.publish(b"{not json " + str(i).encode())
         await broker.wait_events(

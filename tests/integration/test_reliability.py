@@ -186,11 +186,15 @@ async def check_promise(
     try:
         audit = Counter(
             (r["sender"], r["message_id"])
-            for r in await conn.fetch("SELECT sender, message_id FROM audit WHERE type IN ('routed', 'triaged')")
+            for r in await conn.fetch(
+                "SELECT sender, message_id FROM audit WHERE type IN ('routed', 'triaged')"
+            )
         )
         recipients = {
             (r["sender"], r["message_id"]): orjson.loads(r["recipients"])
-            for r in await conn.fetch("SELECT sender, message_id, recipients FROM messages WHERE status <> 'rejected'")
+            for r in await conn.fetch(
+                "SELECT sender, message_id, recipients FROM messages WHERE status <> 'rejected'"
+            )
         }
     finally:
         await conn.close()
@@ -283,7 +287,9 @@ async def test_broker_outage_the_service_reconnects_and_resumes_by_itself(
     await broker.declare_topology()
     proxy = await Proxy("127.0.0.1", 5672).start()
     try:
-        proc = serve(procs, tmp_path, amqp_prefix, schema, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+        proc = serve(
+            procs, tmp_path, amqp_prefix, schema, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        )
         await proc.start()
         feeding = asyncio.create_task(publish_all(broker, bodies))
         await wait_settled(schema, n // 4, within=60)
@@ -344,12 +350,20 @@ def close_own_connections(name: str) -> int:
     """`rabbitmqctl close_connection` for the connections named `name` only (shared broker)."""
     out = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout  # fmt: skip
-    pids = [line.split("\t", 1)[0] for line in out.splitlines() if f'"connection_name","{name}"' in line
-            or f"<<\"connection_name\">>,longstr,<<\"{name}\">>" in line]  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    pids = [
+        line.split("\t", 1)[0]
+        for line in out.splitlines()
+        if f'"connection_name","{name}"' in line or f'<<"connection_name">>,longstr,<<"{name}">>' in line
+    ]
     for pid in pids:
-        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "reliability test"], timeout=30, check=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "reliability test"], timeout=30, check=True
+        )
     return len(pids)
 
 
@@ -365,7 +379,11 @@ async def test_database_outage_pauses_intake_and_resumes_without_burning_deliver
     proxy = await Proxy("127.0.0.1", 5432).start()
     try:
         proc = serve(
-            procs, tmp_path, amqp_prefix, schema, database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/test"
+            procs,
+            tmp_path,
+            amqp_prefix,
+            schema,
+            database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
         )
         await proc.start()
         tail = 200  # published after the second disruption, so there is work left to do after it
@@ -477,7 +495,9 @@ async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
     assert {orjson.loads(m.body)["message_id"] for m in await broker.drain("post.algiers")} == {"flaky"}
     assert len(await broker.drain("post.rabat")) == len(good)
     assert [e["message_id"] for e in broker.events_of("rejected")] == ["poison"]
-    report(f"poison: dead-lettered after 5 failures; flaky survived 8 transient failures; {intake.pauses} pauses")
+    report(
+        f"poison: dead-lettered after 5 failures; flaky survived 8 transient failures; {intake.pauses} pauses"
+    )
 
 
 # -- 5. graceful shutdown -------------------------------------------------------------------------------
@@ -505,8 +525,10 @@ async def test_sigterm_stops_consuming_finishes_in_flight_and_exits_within_the_d
     await inbound_drained(broker)
     await proc.terminate()
     v = await check_promise(broker, schema, bodies)
-    report(f"SIGTERM: exit 0 in {took:.2f}s at {at_stop}/{n} settled, 0 unfinished; "
-           f"redundant copies after restart {v.redundant_copies}")  # fmt: skip
+    report(
+        f"SIGTERM: exit 0 in {took:.2f}s at {at_stop}/{n} settled, 0 unfinished; "
+        f"redundant copies after restart {v.redundant_copies}"
+    )
     assert v.redundant_copies == 0  # a clean stop leaves nothing half done
 
 
@@ -538,9 +560,11 @@ async def test_two_instances_share_the_queue_and_the_database(
     for p in (a, b):
         assert (await p.terminate())[0] == 0
     v = await check_promise(broker, schema, bodies)
-    report(f"two instances: {n} messages (each published twice) in {took:.1f}s; routed by a/b = "
-           f"{shares[0]:.0f}/{shares[1]:.0f}; peak RSS {rss[0]:.0f}/{rss[1]:.0f} MB; "
-           f"redundant copies {v.redundant_copies}, redundant dead letters {v.redundant_dead}")  # fmt: skip
+    report(
+        f"two instances: {n} messages (each published twice) in {took:.1f}s; routed by a/b = "
+        f"{shares[0]:.0f}/{shares[1]:.0f}; peak RSS {rss[0]:.0f}/{rss[1]:.0f} MB; "
+        f"redundant copies {v.redundant_copies}, redundant dead letters {v.redundant_dead}"
+    )
     assert sum(shares) == v.routed  # each input routed once, by one instance or the other
     assert min(shares) >= 0.15 * sum(shares), shares
 
@@ -619,8 +643,13 @@ async def test_memory_is_bounded_by_the_prefetch_not_by_the_backlog(
 
 
 def cli(prefix: str, schema: str, *args: str) -> list[dict[str, Any]]:
-    env = {**os.environ, "WATCHCENTRE_AMQP_PREFIX": prefix, "WATCHCENTRE_LOG_FORMAT": "json",
-           "WATCHCENTRE_DATABASE_URL": POSTGRES_URL, "WATCHCENTRE_DATABASE_SCHEMA": schema}  # fmt: skip
+    env = {
+        **os.environ,
+        "WATCHCENTRE_AMQP_PREFIX": prefix,
+        "WATCHCENTRE_LOG_FORMAT": "json",
+        "WATCHCENTRE_DATABASE_URL": POSTGRES_URL,
+        "WATCHCENTRE_DATABASE_SCHEMA": schema,
+    }
     out = subprocess.run(
         [*WATCHCENTRE, "dead", *args], capture_output=True, env=env, timeout=60, check=True, cwd=str(ROOT)
     )
@@ -649,19 +678,30 @@ async def test_dead_letters_are_listed_and_replayed_after_a_fix_without_duplicat
 
     # the fix: the network learns the new unit; the service restarts with it
     network = config / "network.yaml"
-    network.write_text(network.read_text().replace(
-        "units:\n", "units:\n  - id: newunit\n    name: \"New unit\"\n    crime_areas: [drug_trafficking]\n", 1))  # fmt: skip
+    network.write_text(
+        network.read_text().replace(
+            "units:\n",
+            'units:\n  - id: newunit\n    name: "New unit"\n    crime_areas: [drug_trafficking]\n',
+            1,
+        )
+    )
     await proc.start()
     one = next(d for d in listed if d["message_id"] == "newunit-0")
-    replayed = await asyncio.to_thread(cli, amqp_prefix, schema, "replay", "--by", "reliability-test", one["id"])
+    replayed = await asyncio.to_thread(
+        cli, amqp_prefix, schema, "replay", "--by", "reliability-test", one["id"]
+    )
     assert [e["message_id"] for e in replayed] == ["newunit-0"]
     assert replayed[0]["type"] == "replayed" and replayed[0]["details"]["reason"] == one["reason"]
-    replayed += await asyncio.to_thread(cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all")
+    replayed += await asyncio.to_thread(
+        cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all"
+    )
     await broker.wait_events(lambda ev: len({e["message_id"] for e in ev if e["type"] == "routed"}) >= 4, 30)
     await broker.wait_events(lambda ev: len([e for e in ev if e["type"] == "replayed"]) >= 4, 30)
     # `broken` was replayed too and is still broken: dead-lettered again, not lost, recorded once
     await poll_until(lambda: dead_count_is(broker, 1), 30, "broken dead-lettered again")
-    replayed += await asyncio.to_thread(cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all")  # replay once more
+    replayed += await asyncio.to_thread(
+        cli, amqp_prefix, schema, "replay", "--by", "reliability-test", "--all"
+    )  # replay once more
     await poll_until(lambda: dead_count_is(broker, 1), 30, "broken dead-lettered again")
     await proc.terminate()
     after = await asyncio.to_thread(cli, amqp_prefix, schema, "list")
@@ -707,12 +747,20 @@ async def test_no_replay_without_its_audit_record(broker: Broker, amqp_prefix: s
         routing_key=f"{amqp_prefix}.dead",
     )
     await poll_until(lambda: dead_count_is(broker, 1), 10, "a dead letter waits")
-    env = {**os.environ, "WATCHCENTRE_AMQP_PREFIX": amqp_prefix, "WATCHCENTRE_LOG_FORMAT": "json",
-           "WATCHCENTRE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test"}  # fmt: skip
+    env = {
+        **os.environ,
+        "WATCHCENTRE_AMQP_PREFIX": amqp_prefix,
+        "WATCHCENTRE_LOG_FORMAT": "json",
+        "WATCHCENTRE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test",
+    }
     out = await asyncio.to_thread(
-        subprocess.run, [*WATCHCENTRE, "dead", "replay", "--all"], capture_output=True, env=env, timeout=60,
+        subprocess.run,
+        [*WATCHCENTRE, "dead", "replay", "--all"],
+        capture_output=True,
+        env=env,
+        timeout=60,
         cwd=str(ROOT),
-    )  # fmt: skip
+    )
     assert out.returncode == 1
     assert b"audit store is unreachable" in out.stderr and out.stdout == b""
     assert await broker.count("dead") == 1 and await broker.count("inbound") == 0  # nothing moved

@@ -51,10 +51,13 @@ MOROCCO_AND_SPAIN = "Cocaïne saisie à Tanger (Maroc); le destinataire réside 
 async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the_message_is(
     sqlite_settings: Settings, broker: Broker, http: aiohttp.ClientSession
 ) -> None:
-    no_onward = envelope(message_id="h-no-onward", handling="no-onward", countries=["MA", "ES"], body=MOROCCO_AND_SPAIN)
+    no_onward = envelope(
+        message_id="h-no-onward", handling="no-onward", countries=["MA", "ES"], body=MOROCCO_AND_SPAIN
+    )
     centre_only = envelope(message_id="h-centre-only", handling="centre-only", countries=["MA"])
-    restricted = envelope(message_id="h-restricted", handling="restricted", countries=["MA", "ES"],
-                          body=MOROCCO_AND_SPAIN)  # fmt: skip
+    restricted = envelope(
+        message_id="h-restricted", handling="restricted", countries=["MA", "ES"], body=MOROCCO_AND_SPAIN
+    )
     unmarked = envelope(message_id="h-unmarked", countries=["MA", "ES"], body=MOROCCO_AND_SPAIN)
     async with running(sqlite_settings) as inst:
         for env in (no_onward, centre_only, restricted, unmarked):
@@ -64,9 +67,11 @@ async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the
         tokens = {
             label: (await issue_token(store, clock, role=role, subject=subject, name=label)).token
             for label, role, subject in (
-                ("operator", Role.OPERATOR, None), ("rabat", Role.POST, "rabat"), ("madrid", Role.POST, "madrid"),
+                ("operator", Role.OPERATOR, None),
+                ("rabat", Role.POST, "rabat"),
+                ("madrid", Role.POST, "madrid"),
             )
-        }  # fmt: skip
+        }
 
         async def get(path: str, who: str) -> tuple[int, Any]:
             headers = {"Authorization": f"Bearer {tokens[who]}"}
@@ -76,8 +81,12 @@ async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the
         status, page = await get("/api/messages", "operator")
         assert status == 200
         shown = {m["message_id"]: m["handling"] for m in page["items"]}
-        assert shown == {"h-no-onward": "no-onward", "h-centre-only": "centre-only", "h-restricted": "restricted",
-                         "h-unmarked": None}  # fmt: skip
+        assert shown == {
+            "h-no-onward": "no-onward",
+            "h-centre-only": "centre-only",
+            "h-restricted": "restricted",
+            "h-unmarked": None,
+        }
         detail = {}
         for mid in shown:
             status, detail[mid] = await get(f"/api/messages/{mid}", "operator")
@@ -88,9 +97,14 @@ async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the
         [kept] = detail["h-no-onward"]["recipients"]
         assert kept in ("post.rabat", "post.madrid")
         withheld = "madrid" if kept == "post.rabat" else "rabat"
-        assert any(f"withheld from post.{withheld}" in line for line in detail["h-no-onward"]["routing"]["explanation"])
+        assert any(
+            f"withheld from post.{withheld}" in line
+            for line in detail["h-no-onward"]["routing"]["explanation"]
+        )
         assert (await get("/api/messages/h-no-onward", withheld))[0] == 404
-        assert "h-no-onward" not in [m["message_id"] for m in (await get("/api/messages", withheld))[1]["items"]]
+        assert "h-no-onward" not in [
+            m["message_id"] for m in (await get("/api/messages", withheld))[1]["items"]
+        ]
         status, seen = await get("/api/messages/h-no-onward", kept.removeprefix("post."))
         assert status == 200 and seen["handling"] == "no-onward"
         # centre-only: the centre's triage alone, no post
@@ -109,8 +123,12 @@ async def test_handling_markings_are_respected_in_routing_and_shown_wherever_the
     for ms in queues.values():
         for m in ms:
             copy = orjson.loads(m.body)
-            marking = {"h-no-onward": "no-onward", "h-centre-only": "centre-only",
-                       "h-restricted": "restricted", "h-unmarked": None}[copy["message_id"]]  # fmt: skip
+            marking = {
+                "h-no-onward": "no-onward",
+                "h-centre-only": "centre-only",
+                "h-restricted": "restricted",
+                "h-unmarked": None,
+            }[copy["message_id"]]
             assert copy.get("handling") == marking
             assert (m.headers or {}).get("x-watchcentre-handling") == marking
 
@@ -123,7 +141,12 @@ AMQP_PASSWORD = "guest"  # the broker's password; the URL below carries it
 
 def issue_cli(env: dict[str, str], *args: str) -> str:
     out = subprocess.run(
-        [*WATCHCENTRE, "token", "issue", *args], capture_output=True, env=env, timeout=60, check=True, cwd=str(ROOT)
+        [*WATCHCENTRE, "token", "issue", *args],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=True,
+        cwd=str(ROOT),
     )
     return out.stdout.decode().strip()
 
@@ -132,9 +155,12 @@ async def test_logs_hold_no_message_body_no_token_and_no_credentials(
     broker: Broker, amqp_prefix: str, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     proc = ServeProcess(
-        prefix=amqp_prefix, database_url=f"sqlite:///{tmp_path / 'wc.db'}", name=f"wc-logs-{amqp_prefix}",
-        log_dir=tmp_path, amqp_url=f"amqp://guest:{AMQP_PASSWORD}@127.0.0.1:5672/",
-    )  # fmt: skip
+        prefix=amqp_prefix,
+        database_url=f"sqlite:///{tmp_path / 'wc.db'}",
+        name=f"wc-logs-{amqp_prefix}",
+        log_dir=tmp_path,
+        amqp_url=f"amqp://guest:{AMQP_PASSWORD}@127.0.0.1:5672/",
+    )
     env = {**proc.env, "WATCHCENTRE_CONFIG_DIR": str(CONFIG_DIR)}
     token = await asyncio.to_thread(issue_cli, env, "--role", "post:rabat", "--name", "Officer L")
     assert token.startswith("wct_")
@@ -155,7 +181,9 @@ async def test_logs_hold_no_message_body_no_token_and_no_credentials(
         async with http.get(f"{proc.url}/api/messages/log-good", headers=cookie) as resp:
             assert resp.status == 200
             assert (await resp.json())["envelope"]["body"] == SECRET_BODY  # the body was there to leak
-        async with http.get(f"{proc.url}/api/messages", headers={"Authorization": f"Bearer {guess}x"}) as resp:
+        async with http.get(
+            f"{proc.url}/api/messages", headers={"Authorization": f"Bearer {guess}x"}
+        ) as resp:
             assert resp.status == 401
     finally:
         code, _ = await proc.terminate()
@@ -165,5 +193,13 @@ async def test_logs_hold_no_message_body_no_token_and_no_credentials(
         assert f'"event": "{event}"' in log, event  # the log did record what happened
     assert "amqp://guest:***@127.0.0.1:5672/" in log
     # (JSON logs escape non-ASCII: look for ASCII parts of the body too)
-    for leak in (SECRET_BODY, "Quatremer-8841", "rue des Lilas", token, token[4:20], guess, f":{AMQP_PASSWORD}@"):
+    for leak in (
+        SECRET_BODY,
+        "Quatremer-8841",
+        "rue des Lilas",
+        token,
+        token[4:20],
+        guess,
+        f":{AMQP_PASSWORD}@",
+    ):
         assert leak not in log, leak

@@ -233,9 +233,13 @@ async def test_events_get_increasing_seq_in_batch_order(backend: Backend) -> Non
     assert all(isinstance(s, int) for s in seqs)
     assert seqs == sorted(seqs) and len(set(seqs)) == 6
     assert [(e.message_id, e.type) for e in committed] == [
-        ("m1", "received"), ("m1", "routed"), ("m2", "received"), ("m2", "triaged"),
-        ("m3", "received"), ("m3", "routed"),
-    ]  # fmt: skip
+        ("m1", "received"),
+        ("m1", "routed"),
+        ("m2", "received"),
+        ("m2", "triaged"),
+        ("m3", "received"),
+        ("m3", "routed"),
+    ]
 
     stored = await store.audit()
     assert stored == committed  # same seq, time, details, in the same order
@@ -348,23 +352,45 @@ async def listed(backend: Backend) -> Backend:
     """Six messages, one a minute from T0, ids in that order."""
     await backend.store.save_batch(
         [
-            accepted("a", "ofast", crime_types=["drug_trafficking"], countries=["MA"], recipients=["post.rabat"]),
             accepted(
-                "b", "ocrtis", crime_types=["human_trafficking", "migrant_smuggling"], countries=["ES", "MA"],
-                recipients=["post.madrid", "post.rabat"], at=T0 + timedelta(minutes=1),
+                "a", "ofast", crime_types=["drug_trafficking"], countries=["MA"], recipients=["post.rabat"]
             ),
             accepted(
-                "c", "ofast", crime_types=["cybercrime"], countries=[], recipients=["centre.triage"],
-                status=Status.TRIAGE, at=T0 + timedelta(minutes=2),
+                "b",
+                "ocrtis",
+                crime_types=["human_trafficking", "migrant_smuggling"],
+                countries=["ES", "MA"],
+                recipients=["post.madrid", "post.rabat"],
+                at=T0 + timedelta(minutes=1),
+            ),
+            accepted(
+                "c",
+                "ofast",
+                crime_types=["cybercrime"],
+                countries=[],
+                recipients=["centre.triage"],
+                status=Status.TRIAGE,
+                at=T0 + timedelta(minutes=2),
             ),
             rejected(b"broken", "d", "ofast", at=T0 + timedelta(minutes=3)),
             accepted(
-                "e", "post.madrid", crime_types=["drug_trafficking"], countries=["ES"],
-                recipients=["centre.inbox"], at=T0 + timedelta(minutes=4),
+                "e",
+                "post.madrid",
+                crime_types=["drug_trafficking"],
+                countries=["ES"],
+                recipients=["centre.inbox"],
+                at=T0 + timedelta(minutes=4),
             ),
-            accepted("f", "ofast", crime_types=[], countries=["IT"], recipients=["post.rome"], at=T0 + timedelta(minutes=5)),
+            accepted(
+                "f",
+                "ofast",
+                crime_types=[],
+                countries=["IT"],
+                recipients=["post.rome"],
+                at=T0 + timedelta(minutes=5),
+            ),
         ]
-    )  # fmt: skip
+    )
     return backend
 
 
@@ -539,7 +565,10 @@ def test_sqlite_closes_cleanly_while_checkpoints_are_running(tmp_path: Path) -> 
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", STOP_DURING_CHECKPOINTS, str(tmp_path)],
-        cwd=root, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "closed 300 times" in done.stdout

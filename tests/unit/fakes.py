@@ -259,23 +259,41 @@ class FakeStore:
                 return None
             self._accepted[key] = len(self.messages)
             row = StoredMessage(
-                id=len(self.messages) + 1, sender=env.sender, message_id=env.message_id, kind=env.kind.value,
-                priority=env.priority.value, reference=env.reference, subject=env.subject, status=outcome.status,
-                received_at=outcome.received_at, crime_types=routing.crime_types, countries=routing.countries,
-                recipients=routing.recipients, envelope=env.model_dump(mode="json"),
-                routing=routing.model_dump(mode="json"), handling=env.handling,
-            )  # fmt: skip
+                id=len(self.messages) + 1,
+                sender=env.sender,
+                message_id=env.message_id,
+                kind=env.kind.value,
+                priority=env.priority.value,
+                reference=env.reference,
+                subject=env.subject,
+                status=outcome.status,
+                received_at=outcome.received_at,
+                crime_types=routing.crime_types,
+                countries=routing.countries,
+                recipients=routing.recipients,
+                envelope=env.model_dump(mode="json"),
+                routing=routing.model_dump(mode="json"),
+                handling=env.handling,
+            )
         else:
             if outcome.digest in self._rejected:
                 return None
             self._rejected.add(outcome.digest)
             envelope = _json_object(outcome.raw)
             row = StoredMessage(
-                id=len(self.messages) + 1, sender=outcome.rejection.sender, message_id=outcome.rejection.message_id,
-                kind=None, priority=None, reference=None, subject=None, status=Status.REJECTED,
-                received_at=outcome.received_at, envelope=envelope, error=outcome.rejection.reason,
+                id=len(self.messages) + 1,
+                sender=outcome.rejection.sender,
+                message_id=outcome.rejection.message_id,
+                kind=None,
+                priority=None,
+                reference=None,
+                subject=None,
+                status=Status.REJECTED,
+                received_at=outcome.received_at,
+                envelope=envelope,
+                error=outcome.rejection.reason,
                 handling=handling_of(envelope),
-            )  # fmt: skip
+            )
         self.messages.append(row)
         return self._append(outcome.events)
 

@@ -18,8 +18,18 @@ T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def msg(sender: str, recipients: list[str], status: Status = Status.ROUTED) -> StoredMessage:
-    return StoredMessage(id=1, sender=sender, message_id="m", kind="request", priority="normal", reference=None,
-                         subject="s", status=status, received_at=T, recipients=recipients)  # fmt: skip
+    return StoredMessage(
+        id=1,
+        sender=sender,
+        message_id="m",
+        kind="request",
+        priority="normal",
+        reference=None,
+        subject="s",
+        status=status,
+        received_at=T,
+        recipients=recipients,
+    )
 
 
 P = {
@@ -52,52 +62,104 @@ def test_can_see(who: str, message: StoredMessage, sees: bool) -> None:
 
 @pytest.mark.parametrize(
     ("role", "subject", "ok"),
-    [(Role.OPERATOR, None, True), (Role.OPERATOR, "rabat", False), (Role.POST, None, False),
-     (Role.POST, "rabat", True), (Role.POST, "atlantis", False), (Role.UNIT, "ofast", True),
-     (Role.UNIT, "rabat", False), (Role.AUDITOR, None, True)],
-)  # fmt: skip
+    [
+        (Role.OPERATOR, None, True),
+        (Role.OPERATOR, "rabat", False),
+        (Role.POST, None, False),
+        (Role.POST, "rabat", True),
+        (Role.POST, "atlantis", False),
+        (Role.UNIT, "ofast", True),
+        (Role.UNIT, "rabat", False),
+        (Role.AUDITOR, None, True),
+    ],
+)
 def test_role_problems(role: Role, subject: str | None, ok: bool) -> None:
     assert (role_problems(role, subject, NET) == []) is ok
 
 
 def test_a_token_is_unusable_once_expired_or_revoked() -> None:
-    t = TokenRecord(id="i", name="n", role=Role.AUDITOR, created_at=T, expires_at=T + timedelta(days=1), hash="h")
+    t = TokenRecord(
+        id="i", name="n", role=Role.AUDITOR, created_at=T, expires_at=T + timedelta(days=1), hash="h"
+    )
     assert t.problem(T) is None
     assert t.problem(T + timedelta(days=1)) == "expired"
     assert t.model_copy(update={"revoked_at": T}).problem(T) == "revoked"
 
 
-RULES = HandlingRules(codes={
-    "no-onward": HandlingCode(effect=Effect.SINGLE_POST, description="d"),
-    "centre-only": HandlingCode(effect=Effect.CENTRE_ONLY, description="d"),
-    "restricted": HandlingCode(effect=Effect.NONE, description="d"),
-})  # fmt: skip
+RULES = HandlingRules(
+    codes={
+        "no-onward": HandlingCode(effect=Effect.SINGLE_POST, description="d"),
+        "centre-only": HandlingCode(effect=Effect.CENTRE_ONLY, description="d"),
+        "restricted": HandlingCode(effect=Effect.NONE, description="d"),
+    }
+)
 
 HANDLING_CASES: list[tuple[str, dict[str, Any], dict[str, float], Original | None, list[str], str]] = [
-    ("no-onward never fans out", {"handling": "no-onward"}, {"MA": 0.9, "ES": 0.8}, None,
-     ["post.rabat"], "withheld from post.madrid"),
-    ("no-onward to one country is unchanged", {"handling": "no-onward"}, {"ES": 0.9}, None,
-     ["post.madrid"], "no onward sharing"),
-    ("no-onward reply keeps the post it answers", {"handling": "no-onward", "kind": "reply", "in_reply_to": "q"},
-     {"ES": 0.9}, Original("rabat", "q", ("centre.inbox",)), ["post.rabat"], "withheld from post.madrid"),
-    ("centre-only goes to triage alone", {"handling": "centre-only"}, {"MA": 0.9, "ES": 0.9}, None,
-     ["centre.triage"], "withheld from post.rabat, post.madrid"),
-    ("restricted routes as usual", {"handling": "restricted"}, {"MA": 0.9, "ES": 0.9}, None,
-     ["post.rabat", "post.madrid"], "marking shown"),
-]  # fmt: skip
+    (
+        "no-onward never fans out",
+        {"handling": "no-onward"},
+        {"MA": 0.9, "ES": 0.8},
+        None,
+        ["post.rabat"],
+        "withheld from post.madrid",
+    ),
+    (
+        "no-onward to one country is unchanged",
+        {"handling": "no-onward"},
+        {"ES": 0.9},
+        None,
+        ["post.madrid"],
+        "no onward sharing",
+    ),
+    (
+        "no-onward reply keeps the post it answers",
+        {"handling": "no-onward", "kind": "reply", "in_reply_to": "q"},
+        {"ES": 0.9},
+        Original("rabat", "q", ("centre.inbox",)),
+        ["post.rabat"],
+        "withheld from post.madrid",
+    ),
+    (
+        "centre-only goes to triage alone",
+        {"handling": "centre-only"},
+        {"MA": 0.9, "ES": 0.9},
+        None,
+        ["centre.triage"],
+        "withheld from post.rabat, post.madrid",
+    ),
+    (
+        "restricted routes as usual",
+        {"handling": "restricted"},
+        {"MA": 0.9, "ES": 0.9},
+        None,
+        ["post.rabat", "post.madrid"],
+        "marking shown",
+    ),
+]
 
 
-@pytest.mark.parametrize(("name", "fields", "found", "original", "expected", "why"), HANDLING_CASES,
-                         ids=[c[0] for c in HANDLING_CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "fields", "found", "original", "expected", "why"),
+    HANDLING_CASES,
+    ids=[c[0] for c in HANDLING_CASES],
+)
 def test_handling_markings_in_routing(
-    name: str, fields: dict[str, Any], found: dict[str, float], original: Original | None, expected: list[str],
+    name: str,
+    fields: dict[str, Any],
+    found: dict[str, float],
+    original: Original | None,
+    expected: list[str],
     why: str,
 ) -> None:
     routing = decide(env(**fields), cls(found), NET, original, RULES)
     assert routing.recipients == expected
     assert any(why in line for line in routing.explanation), routing.explanation
-    assert not any(line.startswith(f"to {r}:") for r in ("post.madrid",) if r not in expected
-                   for line in routing.explanation)  # fmt: skip
+    assert not any(
+        line.startswith(f"to {r}:")
+        for r in ("post.madrid",)
+        if r not in expected
+        for line in routing.explanation
+    )
 
 
 def test_unknown_handling_codes_are_refused() -> None:
@@ -109,8 +171,14 @@ def test_unknown_handling_codes_are_refused() -> None:
 def _chain(n: int) -> list[AuditEvent]:
     out, prev = [], GENESIS
     for i in range(1, n + 1):
-        e = AuditEvent(seq=i, at=T, type="received", actor="x", details={"i": i, "nested": {"b": 1, "a": 2}},
-                       prev_hash=prev)  # fmt: skip
+        e = AuditEvent(
+            seq=i,
+            at=T,
+            type="received",
+            actor="x",
+            details={"i": i, "nested": {"b": 1, "a": 2}},
+            prev_hash=prev,
+        )
         e = e.model_copy(update={"hash": event_hash(prev, e)})
         out.append(e)
         prev = e.hash or ""

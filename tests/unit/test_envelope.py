@@ -13,8 +13,12 @@ from hypothesis import strategies as st
 from watchcentre.core.envelope import MAX_BODY_BYTES, Envelope, Rejection, decode_envelope
 
 GOOD: dict[str, Any] = {
-    "message_id": "m1", "sender": "ofast", "kind": "request", "subject": "Cocaïne",
-    "body": "Saisie à Tanger", "sent_at": "2026-11-23T10:00:00+01:00",
+    "message_id": "m1",
+    "sender": "ofast",
+    "kind": "request",
+    "subject": "Cocaïne",
+    "body": "Saisie à Tanger",
+    "sent_at": "2026-11-23T10:00:00+01:00",
 }
 
 
@@ -66,7 +70,9 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -36,9 +36,15 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
 
 def accepted(message_id: str, recipients: tuple[str, ...] = ("post.madrid",)) -> Accepted:
     env = Envelope.model_validate(
-        {"message_id": message_id, "sender": "ofast", "kind": "information", "subject": "s", "body": "b",
-         "sent_at": START}
-    )  # fmt: skip
+        {
+            "message_id": message_id,
+            "sender": "ofast",
+            "kind": "information",
+            "subject": "s",
+            "body": "b",
+            "sent_at": START,
+        }
+    )
     routing = Routing(
         crime_types=[], countries=["ES"], recipients=list(recipients), explanation=[], confidence=1
     )
@@ -53,10 +59,19 @@ def rejected(raw: bytes) -> Rejected:
 
 def case(message_id: str, reference: str = "") -> Any:
     return new_case(
-        reference=reference, sender="ofast", message_id=message_id, priority="normal", access=None, subject="s",
-        crime_types=[], countries=["ES"], recipients=["post.madrid"], triage=False, opened_at=START,
+        reference=reference,
+        sender="ofast",
+        message_id=message_id,
+        priority="normal",
+        access=None,
+        subject="s",
+        crime_types=[],
+        countries=["ES"],
+        recipients=["post.madrid"],
+        triage=False,
+        opened_at=START,
         rules=DeadlineRules.eu_default(),
-    )  # fmt: skip
+    )
 
 
 async def test_an_accepted_key_or_rejected_digest_is_recorded_once(store: Any) -> None:
@@ -112,9 +127,16 @@ async def test_a_manual_revision_is_recorded_once(store: Any) -> None:
     routing = Routing(crime_types=[], countries=[], recipients=["post.lisbon"], explanation=[], confidence=1)
     event = AuditEvent(at=START, type="routed", actor="operator:Alice", sender="ofast", message_id="m1")
     decision = ManualRouting(
-        sender="ofast", message_id="m1", revision=1, routing=routing, recipients=["post.lisbon"],
-        actor="operator:Alice", reason="why", at=START, events=[event],
-    )  # fmt: skip
+        sender="ofast",
+        message_id="m1",
+        revision=1,
+        routing=routing,
+        recipients=["post.lisbon"],
+        actor="operator:Alice",
+        reason="why",
+        at=START,
+        events=[event],
+    )
     assert await store.apply_manual(decision) is not None
     assert await store.apply_manual(decision) is None
     assert [r.revision for r in await store.manual_routings("ofast", "m1")] == [1]

@@ -31,10 +31,19 @@ S = CaseState
 
 def case(priority: str = "normal", access: str | None = None, triage: bool = False) -> Case:
     return new_case(
-        reference="WC-2026-000001", sender="ocrtis", message_id="m-1", priority=priority, access=access,
-        subject="s", crime_types=[], countries=["ES"], recipients=["post.es"], triage=triage, opened_at=T0,
+        reference="WC-2026-000001",
+        sender="ocrtis",
+        message_id="m-1",
+        priority=priority,
+        access=access,
+        subject="s",
+        crime_types=[],
+        countries=["ES"],
+        recipients=["post.es"],
+        triage=triage,
+        opened_at=T0,
         rules=RULES,
-    )  # fmt: skip
+    )
 
 
 def at_state(state: CaseState) -> Case:

@@ -28,9 +28,12 @@ NET = Network(
     units=[Unit(id="ofast", name="OFAST", crime_areas=["drug_trafficking"])],
 )
 TRIAGED = Routing(
-    crime_types=["drug_trafficking"], countries=[], recipients=["centre.triage"],
-    explanation=["to centre.triage: no foreign country found", "crime drug_trafficking (score 4.0)"], confidence=0.0,
-)  # fmt: skip
+    crime_types=["drug_trafficking"],
+    countries=[],
+    recipients=["centre.triage"],
+    explanation=["to centre.triage: no foreign country found", "crime drug_trafficking (score 4.0)"],
+    confidence=0.0,
+)
 
 
 def test_allowed_recipients_are_posts_units_and_the_centre_inbox_never_triage() -> None:
@@ -38,10 +41,18 @@ def test_allowed_recipients_are_posts_units_and_the_centre_inbox_never_triage() 
 
 
 def test_a_manual_decision_has_the_shape_of_an_automatic_one() -> None:
-    r = decide_manually(previous=TRIAGED, recipients=["post.madrid", " post.madrid"], reason=" Spanish suspect ",
-                        actor="operator:Alice", network=NET)  # fmt: skip
+    r = decide_manually(
+        previous=TRIAGED,
+        recipients=["post.madrid", " post.madrid"],
+        reason=" Spanish suspect ",
+        actor="operator:Alice",
+        network=NET,
+    )
     assert r.recipients == ["post.madrid"]
-    assert r.explanation[:2] == ["manual by operator:Alice: Spanish suspect", "to post.madrid: chosen by operator:Alice"]
+    assert r.explanation[:2] == [
+        "manual by operator:Alice: Spanish suspect",
+        "to post.madrid: chosen by operator:Alice",
+    ]
     assert "previously: crime drug_trafficking (score 4.0)" in r.explanation
     assert (r.crime_types, r.countries, r.confidence) == (["drug_trafficking"], [], 1.0)
 
@@ -58,9 +69,13 @@ def test_a_manual_decision_has_the_shape_of_an_automatic_one() -> None:
         ([f"post.p{i}" for i in range(21)], "why", "recipients", "at most 20"),
     ],
 )
-def test_a_manual_decision_names_what_is_wrong(recipients: list[str], reason: str, field: str, words: str) -> None:
+def test_a_manual_decision_names_what_is_wrong(
+    recipients: list[str], reason: str, field: str, words: str
+) -> None:
     with pytest.raises(ManualRoutingError) as caught:
-        decide_manually(previous=TRIAGED, recipients=recipients, reason=reason, actor="operator:A", network=NET)
+        decide_manually(
+            previous=TRIAGED, recipients=recipients, reason=reason, actor="operator:A", network=NET
+        )
     assert caught.value.field == field and words in caught.value.problem
 
 
@@ -82,10 +97,12 @@ def test_each_revision_gets_its_own_copy_ids() -> None:
     ("data", "expected"),
     [
         ({"text": "  Quiet night  "}, {"text": "Quiet night", "message_ids": [], "references": []}),
-        ({"text": "t", "message_ids": [" m1", "m1", ""], "references": ["FR-1 "]},
-         {"text": "t", "message_ids": ["m1"], "references": ["FR-1"]}),
+        (
+            {"text": "t", "message_ids": [" m1", "m1", ""], "references": ["FR-1 "]},
+            {"text": "t", "message_ids": ["m1"], "references": ["FR-1"]},
+        ),
     ],
-)  # fmt: skip
+)
 def test_notes_are_cleaned(data: dict[str, Any], expected: dict[str, Any]) -> None:
     assert clean_note(NoteInput.model_validate(data)).model_dump() == expected
 

@@ -48,10 +48,20 @@ RULES = HandlingRules(
 
 def case(recipients: list[str], state: str = "routed", handling: str | None = None) -> Any:
     c = new_case(
-        reference="WC-2026-000001", sender="ofast", message_id="req-1", priority="normal", access=None,
-        subject="s", crime_types=[], countries=["ES"], recipients=recipients, triage=state == "triage",
-        opened_at=AT, rules=DeadlineRules.eu_default(), handling=handling,
-    )  # fmt: skip
+        reference="WC-2026-000001",
+        sender="ofast",
+        message_id="req-1",
+        priority="normal",
+        access=None,
+        subject="s",
+        crime_types=[],
+        countries=["ES"],
+        recipients=recipients,
+        triage=state == "triage",
+        opened_at=AT,
+        rules=DeadlineRules.eu_default(),
+        handling=handling,
+    )
     return c
 
 
@@ -94,10 +104,14 @@ def test_principal_side_is_the_same_rule_over_http(
 @pytest.mark.parametrize(
     ("side", "action", "allowed"),
     [
-        (Side.POST, Action.ACK, True), (Side.POST, Action.CLOSE, False), (Side.UNIT, Action.ACK, False),
-        (Side.UNIT, Action.CLARIFY_ANSWER, True), (Side.CENTRE, Action.WITHDRAW, True), (None, Action.ACK, False),
+        (Side.POST, Action.ACK, True),
+        (Side.POST, Action.CLOSE, False),
+        (Side.UNIT, Action.ACK, False),
+        (Side.UNIT, Action.CLARIFY_ANSWER, True),
+        (Side.CENTRE, Action.WITHDRAW, True),
+        (None, Action.ACK, False),
     ],
-)  # fmt: skip
+)
 def test_may(side: Side | None, action: Action, allowed: bool) -> None:
     assert may(side, action) is allowed
 
@@ -133,8 +147,13 @@ def test_counterparts(side: Side, recipients: list[str]) -> None:
 
 def envelope(**kw: Any) -> Envelope:
     base: dict[str, Any] = {
-        "message_id": "m1", "sender": "rome", "kind": "reply", "subject": "s", "body": "b", "sent_at": AT,
-    }  # fmt: skip
+        "message_id": "m1",
+        "sender": "rome",
+        "kind": "reply",
+        "subject": "s",
+        "body": "b",
+        "sent_at": AT,
+    }
     return Envelope.model_validate(base | kw)
 
 
@@ -206,8 +225,11 @@ def test_manual_routing_refuses_what_the_marking_forbids_unless_overridden() -> 
     assert routing.recipients == ["post.madrid"]
     assert "manual by op: overrides handling centre-only (centre-only): urgent" in routing.explanation
     assert marking_override(["post.madrid"], "centre-only", RULES, "urgent") == {
-        "marking": "centre-only", "effect": "centre-only", "forbidden": ["post.madrid"], "reason": "urgent",
-    }  # fmt: skip
+        "marking": "centre-only",
+        "effect": "centre-only",
+        "forbidden": ["post.madrid"],
+        "reason": "urgent",
+    }
     assert marking_override(["post.madrid"], "no-onward", RULES, None) is None  # one post is allowed
     assert decide_manually(**ask, marking="restricted", rules=RULES).recipients == ["post.madrid"]
 

@@ -17,7 +17,12 @@ NET = Network(
     posts=[
         Post(id="rabat", city="Rabat", country="MA", countries=["MA", "EH"]),
         Post(id="madrid", city="Madrid", country="ES", countries=["ES", "AD"]),
-        Post(id="singapore", city="Singapore", country="SG", countries=["AU", "BN", "ID", "MY", "PH", "SG", "TL"]),
+        Post(
+            id="singapore",
+            city="Singapore",
+            country="SG",
+            countries=["AU", "BN", "ID", "MY", "PH", "SG", "TL"],
+        ),
     ],
     units=[Unit(id="ofast", name="OFAST", crime_areas=["drug_trafficking"])],
 )
@@ -25,7 +30,11 @@ NET = Network(
 
 def env(**kw: Any) -> Envelope:
     base: dict[str, Any] = {
-        "message_id": "m1", "sender": "ofast", "kind": "request", "subject": "s", "body": "b",
+        "message_id": "m1",
+        "sender": "ofast",
+        "kind": "request",
+        "subject": "s",
+        "body": "b",
         "sent_at": datetime(2026, 11, 23, tzinfo=UTC),
     }
     return Envelope.model_validate(base | kw)
@@ -45,23 +54,51 @@ CASES = [
     # (name, envelope fields, countries found, original, expected recipients)
     ("unit to one country", {}, {"MA": 0.95}, None, ["post.rabat"]),
     ("unit to a region's post", {}, {"ID": 0.95}, None, ["post.singapore"]),
-    ("fan-out, one copy per post", {}, {"MA": 0.9, "ES": 0.9, "AD": 0.8}, None, ["post.rabat", "post.madrid"]),
+    (
+        "fan-out, one copy per post",
+        {},
+        {"MA": 0.9, "ES": 0.9, "AD": 0.8},
+        None,
+        ["post.rabat", "post.madrid"],
+    ),
     ("no country: triage", {}, {}, None, ["centre.triage"]),
     ("low confidence: triage", {}, {"MA": 0.4}, None, ["centre.triage"]),
     ("a country no post covers: triage", {}, {"ZZ": 0.9}, None, ["centre.triage"]),
     ("the centre writes like a unit", {"sender": "centre"}, {"ES": 0.9}, None, ["post.madrid"]),
-    ("post information to the centre", {"sender": "rabat", "kind": "information"}, {"MA": 1.0}, None,
-     ["centre.inbox"]),
-    ("post reply to a unit's request", {"sender": "rabat", "kind": "reply", "in_reply_to": "r1"}, {},
-     Original("ofast", "r1", ("post.rabat",)), ["unit.ofast", "centre.inbox"]),
-    ("post reply to nothing known: triage too", {"sender": "rabat", "kind": "reply", "in_reply_to": "zz"}, {},
-     None, ["centre.inbox", "centre.triage"]),
-    ("unit answering a post's question", {"kind": "reply", "in_reply_to": "q1"}, {},
-     Original("rabat", "q1", ("unit.ofast",)), ["post.rabat"]),
+    (
+        "post information to the centre",
+        {"sender": "rabat", "kind": "information"},
+        {"MA": 1.0},
+        None,
+        ["centre.inbox"],
+    ),
+    (
+        "post reply to a unit's request",
+        {"sender": "rabat", "kind": "reply", "in_reply_to": "r1"},
+        {},
+        Original("ofast", "r1", ("post.rabat",)),
+        ["unit.ofast", "centre.inbox"],
+    ),
+    (
+        "post reply to nothing known: triage too",
+        {"sender": "rabat", "kind": "reply", "in_reply_to": "zz"},
+        {},
+        None,
+        ["centre.inbox", "centre.triage"],
+    ),
+    (
+        "unit answering a post's question",
+        {"kind": "reply", "in_reply_to": "q1"},
+        {},
+        Original("rabat", "q1", ("unit.ofast",)),
+        ["post.rabat"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "fields", "found", "original", "expected"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "fields", "found", "original", "expected"), CASES, ids=[c[0] for c in CASES]
+)
 def test_recipients(
     name: str, fields: dict[str, Any], found: dict[str, float], original: Original | None, expected: list[str]
 ) -> None:

@@ -350,9 +350,13 @@ async def triaged(w: Wired) -> dict[str, Any]:
 
 async def route(w: Wired, env: dict[str, Any], recipients: list[str], revision: int | None) -> Any:
     return await w.service.operator.route_manually(
-        sender=env["sender"], message_id=env["message_id"], recipients=recipients, reason="Known to them",
-        actor="operator:Alice", expected_revision=revision,
-    )  # fmt: skip
+        sender=env["sender"],
+        message_id=env["message_id"],
+        recipients=recipients,
+        reason="Known to them",
+        actor="operator:Alice",
+        expected_revision=revision,
+    )
 
 
 async def test_each_manual_revision_publishes_copies_with_ids_of_its_own(w: Wired) -> None:

@@ -111,14 +111,27 @@ def load_config(directory: str | Path) -> Config:
         unknown = sorted(gazetteer.countries() - universe)
         if unknown:
             problems.append(f"{GAZETTEER_FILE}: not ISO 3166-1 alpha-2 codes: {', '.join(unknown)}")
-    if problems or network is None or rules is None or gazetteer is None or handling is None or deadlines is None:
+    if (
+        problems
+        or network is None
+        or rules is None
+        or gazetteer is None
+        or handling is None
+        or deadlines is None
+    ):
         raise ConfigError(problems)
     if broker is None:
         raise ConfigError(problems)
     return Config(
-        directory=root, network=network, rules=rules, gazetteer=gazetteer, handling=handling, deadlines=deadlines,
-        broker=broker, digest=config_digest(root),
-    )  # fmt: skip
+        directory=root,
+        network=network,
+        rules=rules,
+        gazetteer=gazetteer,
+        handling=handling,
+        deadlines=deadlines,
+        broker=broker,
+        digest=config_digest(root),
+    )
 
 
 def config_digest(root: Path) -> str:

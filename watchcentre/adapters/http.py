@@ -239,9 +239,14 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
     else:
         response = web.Response(status=303, headers={"Location": "/"})
     response.set_cookie(
-        SESSION_COOKIE, token.strip(), max_age=max_age, path="/", secure=deps.cookie_secure, httponly=True,
+        SESSION_COOKIE,
+        token.strip(),
+        max_age=max_age,
+        path="/",
+        secure=deps.cookie_secure,
+        httponly=True,
         samesite="Strict",
-    )  # fmt: skip
+    )
     log.info("signed_in", role=principal.label, token_id=principal.token_id, client=who)
     return response
 

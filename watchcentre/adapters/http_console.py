@@ -427,10 +427,15 @@ async def route(request: web.Request, *, body: RouteRequest) -> RouteResult:
     console, who = _console(request), principal_of(request)
     # a refusal (NotFound, Conflict, Invalid) is answered by the error middleware
     routing, events = await console.actions.route_manually(
-        sender=body.sender, message_id=body.message_id, recipients=body.recipients, reason=body.reason,
-        actor=actor_of(who), expected_revision=body.revision, override_marking=body.override_marking,
+        sender=body.sender,
+        message_id=body.message_id,
+        recipients=body.recipients,
+        reason=body.reason,
+        actor=actor_of(who),
+        expected_revision=body.revision,
+        override_marking=body.override_marking,
         override_reason=body.override_reason,
-    )  # fmt: skip
+    )
     return RouteResult(routing=routing, events=events)
 
 
@@ -470,9 +475,11 @@ async def add_note(request: web.Request, *, body: NoteInput) -> Note:
         at=now, author=actor_of(who), text=ask.text, message_ids=ask.message_ids, references=ask.references
     )
     event = AuditEvent(
-        at=now, type=EventType.NOTE_ADDED, actor=actor_of(who),
+        at=now,
+        type=EventType.NOTE_ADDED,
+        actor=actor_of(who),
         details={"message_ids": ask.message_ids, "references": ask.references, "length": len(ask.text)},
-    )  # fmt: skip
+    )
     stored, events = await deps.store.add_note(note, event)
     for item in await enrich(deps.store, [e.model_dump(mode="json") for e in events]):
         for client in list(console.hub._clients):  # this instance's pages at once; others via P.events

@@ -12,11 +12,24 @@ import structlog
 
 # Keys whose values are never written: credentials, tokens, message content.
 SENSITIVE_KEYS = frozenset(
-    {"token", "authorization", "cookie", "password", "secret", "body", "raw", "envelope", "amqp_url",
-     "database_url", "wc_session"}
-)  # fmt: skip
+    {
+        "token",
+        "authorization",
+        "cookie",
+        "password",
+        "secret",
+        "body",
+        "raw",
+        "envelope",
+        "amqp_url",
+        "database_url",
+        "wc_session",
+    }
+)
 # (the scheme bounded: unbounded, a long run of letters made this quadratic)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]{0,30}://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]{0,30}://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I
+)
 _TOKEN = re.compile(r"wct_[A-Za-z0-9_-]+")
 # Any bearer credential (the metrics token has no wct_ prefix) and the session cookie, as they
 # appear in a header quoted by a traceback: `Authorization: Bearer …`, `Cookie: wc_session=…`.

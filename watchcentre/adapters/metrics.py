@@ -21,13 +21,38 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text format, which `generate_latest` writes and every Prometheus scrapes."""
 
 LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
 """Receipt-to-ack latency, 1 ms to 5 s (slower lands in +Inf)."""
 
 IO_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 """A broker confirm or a database commit: 0.5 ms to 30 s (the publish timeout)."""
 
 QUEUES = ("inbound", "dead", "centre_inbox", "centre_triage")

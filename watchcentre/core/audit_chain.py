@@ -65,9 +65,15 @@ def event_hash(prev_hash: str, e: AuditEvent) -> str:
     if e.seq is None:
         raise ValueError("an event gets its hash once it has a seq")
     record = canonical(
-        seq=e.seq, at=e.at, type=e.type, actor=e.actor, sender=e.sender,
-        message_id=e.message_id, reference=e.reference, details=e.details,
-    )  # fmt: skip
+        seq=e.seq,
+        at=e.at,
+        type=e.type,
+        actor=e.actor,
+        sender=e.sender,
+        message_id=e.message_id,
+        reference=e.reference,
+        details=e.details,
+    )
     return link_hash(prev_hash, record)
 
 
@@ -85,7 +91,11 @@ def verify_links(events: Iterable[AuditEvent], prev_hash: str) -> tuple[Break | 
         assert e.seq is not None
         checked += 1
         if e.prev_hash != prev_hash:
-            return Break(seq=e.seq, problem="prev_hash does not match the previous record's hash"), prev_hash, checked
+            return (
+                Break(seq=e.seq, problem="prev_hash does not match the previous record's hash"),
+                prev_hash,
+                checked,
+            )
         try:
             expected = event_hash(prev_hash, e)
         except (TypeError, ValueError, orjson.JSONEncodeError) as exc:

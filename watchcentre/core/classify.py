@@ -54,7 +54,10 @@ class Weights(BaseModel):
     subject_factor: float = 2.0
     crime_threshold: float = 2.0
     secondary_ratio: float = Field(
-        default=0.34, ge=0.0, le=1.0, description="a secondary crime type needs this share of the primary's score"
+        default=0.34,
+        ge=0.0,
+        le=1.0,
+        description="a secondary crime type needs this share of the primary's score",
     )
     country: dict[str, float] = Field(
         default_factory=lambda: {

@@ -107,17 +107,19 @@ class Envelope(BaseModel):
         default=None,
         description="request: whether the information asked for is directly accessible (sets the deadline).",
     )
-    state: Literal["acknowledged", "in_progress", "answered", "closed", "rejected", "withdrawn"] | None = Field(
-        default=None, description="status: the state the case moves to."
+    state: Literal["acknowledged", "in_progress", "answered", "closed", "rejected", "withdrawn"] | None = (
+        Field(default=None, description="status: the state the case moves to.")
     )
     expected_at: SaneTime | None = Field(
-        default=None, description="status: a new expected answer time (with `reason`), when a deadline cannot be met."
+        default=None,
+        description="status: a new expected answer time (with `reason`), when a deadline cannot be met.",
     )
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
         default=None, description="status: why (required with expected_at)."
     )
     clarification: Literal["request", "answer"] | None = Field(
-        default=None, description="clarification: a request for clarification (suspends the deadline) or its answer."
+        default=None,
+        description="clarification: a request for clarification (suspends the deadline) or its answer.",
     )
 
 

@@ -28,6 +28,8 @@ class GazetteerExtra(BaseModel):
     def countries(self) -> set[str]:
         """Every country code the file mentions, to check against the real ones."""
         return (
-            set(self.demonyms) | set(self.aliases) | set(self.cities.values())
+            set(self.demonyms)
+            | set(self.aliases)
+            | set(self.cities.values())
             | {a.country for a in self.ambiguous.values()}
         )

@@ -436,7 +436,9 @@ def reassign(case: Case, recipients: list[str], at: datetime) -> tuple[Case, dic
         state = CaseState.ROUTED
     after = case.model_copy(update={"recipients": list(recipients), "state": state, "updated_at": at})
     details = {
-        "from": case.state.value, "to": state.value,
-        "previous_recipients": list(case.recipients), "recipients": list(recipients),
-    }  # fmt: skip
+        "from": case.state.value,
+        "to": state.value,
+        "previous_recipients": list(case.recipients),
+        "recipients": list(recipients),
+    }
     return after, details

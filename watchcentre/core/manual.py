@@ -96,7 +96,9 @@ def decide_manually(
     allowed = set(allowed_recipients(network))
     unknown = [r for r in chosen if r not in allowed]
     if TRIAGE in unknown:
-        raise ManualRoutingError("recipients", f"{TRIAGE} is where undecided messages wait: choose who gets it")
+        raise ManualRoutingError(
+            "recipients", f"{TRIAGE} is where undecided messages wait: choose who gets it"
+        )
     if unknown:
         raise ManualRoutingError("recipients", f"not a post or unit of the network: {', '.join(unknown)}")
     overridden = marking_override(chosen, marking, rules or HandlingRules(), override_reason)
@@ -107,7 +109,9 @@ def decide_manually(
         )
     explanation += [f"to {r}: chosen by {actor}" for r in chosen]
     if previous is not None:
-        explanation += [f"previously: {line}" for line in previous.explanation if not line.startswith("manual by ")]
+        explanation += [
+            f"previously: {line}" for line in previous.explanation if not line.startswith("manual by ")
+        ]
     return Routing(
         crime_types=list(previous.crime_types) if previous else [],
         countries=list(previous.countries) if previous else [],

@@ -64,7 +64,9 @@ class OpsCounts:
 
 
 def _by_priority(named: Mapping[str, int], prefix: str) -> dict[str, int]:
-    return {"urgent": 0, "normal": 0} | {k.removeprefix(prefix): v for k, v in named.items() if k.startswith(prefix)}
+    return {"urgent": 0, "normal": 0} | {
+        k.removeprefix(prefix): v for k, v in named.items() if k.startswith(prefix)
+    }
 
 
 class ReferenceTaken(Exception):

@@ -120,11 +120,19 @@ class Intake:
             except TransientError:
                 stored = None
             if stored is not None:
-                receipt |= {"status": stored.status.value, "reference": stored.reference,
-                            "recipients": stored.recipients, "error": stored.error}  # fmt: skip
+                receipt |= {
+                    "status": stored.status.value,
+                    "reference": stored.reference,
+                    "recipients": stored.recipients,
+                    "error": stored.error,
+                }
         else:
-            receipt = {"message_id": decoded.message_id, "sender": decoded.sender, "status": "rejected",
-                       "error": f"{decoded.field}: {decoded.problem}"}  # fmt: skip
+            receipt = {
+                "message_id": decoded.message_id,
+                "sender": decoded.sender,
+                "status": "rejected",
+                "error": f"{decoded.field}: {decoded.problem}",
+            }
         try:
             await self.outbox.publisher.publish_reply(to, orjson.dumps(receipt), decoded.message_id)
         except Exception as exc:  # a receipt never fails the message

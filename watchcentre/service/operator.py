@@ -80,9 +80,14 @@ class OperatorCommands:
         try:
             async with lock:
                 return await self._route_manually(
-                    sender, message_id, recipients, reason, actor, expected_revision,
+                    sender,
+                    message_id,
+                    recipients,
+                    reason,
+                    actor,
+                    expected_revision,
                     override_reason=(override_reason or "") if override_marking else None,
-                )  # fmt: skip
+                )
         finally:
             if not lock.locked():
                 self._manual_locks.pop(key, None)
@@ -111,9 +116,15 @@ class OperatorCommands:
         marking = self.handling.strictest(case.handling if case else None, stored.handling)
         try:
             routing = decide_manually(
-                previous=previous, recipients=recipients, reason=reason, actor=actor, network=self.network,
-                marking=marking, rules=self.handling, override_reason=override_reason,
-            )  # fmt: skip
+                previous=previous,
+                recipients=recipients,
+                reason=reason,
+                actor=actor,
+                network=self.network,
+                marking=marking,
+                rules=self.handling,
+                override_reason=override_reason,
+            )
             overridden = marking_override(routing.recipients, marking, self.handling, override_reason)
         except MarkingForbids as exc:
             raise Conflict(exc.field, exc.problem) from None
@@ -142,21 +153,39 @@ class OperatorCommands:
                 case, routing.recipients, now
             )  # its parties are the chosen ones now
         event = AuditEvent(
-            at=now, type=EventType.ROUTED, actor=actor, sender=sender, message_id=message_id,
-            reference=stored.reference, details=details,
-        )  # fmt: skip
+            at=now,
+            type=EventType.ROUTED,
+            actor=actor,
+            sender=sender,
+            message_id=message_id,
+            reference=stored.reference,
+            details=details,
+        )
         decision = ManualRouting(
-            sender=sender, message_id=message_id, revision=revision, routing=routing,
-            recipients=holders(stored.recipients, routing), actor=actor, reason=reason.strip(), at=now,
-            events=[event], case=after,
-        )  # fmt: skip
+            sender=sender,
+            message_id=message_id,
+            revision=revision,
+            routing=routing,
+            recipients=holders(stored.recipients, routing),
+            actor=actor,
+            reason=reason.strip(),
+            at=now,
+            events=[event],
+            case=after,
+        )
         committed = await self.store.apply_manual(decision)
         if committed is None:
             raise Conflict(
                 "revision", "another operator routed this message, or its case changed, meanwhile: reload it"
             )
-        log.info("routed_manually", sender=sender, message_id=message_id, actor=actor, recipients=routing.recipients,
-                 revision=revision)  # fmt: skip
+        log.info(
+            "routed_manually",
+            sender=sender,
+            message_id=message_id,
+            actor=actor,
+            recipients=routing.recipients,
+            revision=revision,
+        )
         await self.outbox.announce(committed)
         return routing, committed
 
@@ -190,16 +219,23 @@ class OperatorCommands:
 
         async def record(letter: DeadLetterView) -> None:
             details: dict[str, object] = {
-                "dead_letter": letter.id, "reason": letter.reason, "note": why, "corrected": corrected is not None,
+                "dead_letter": letter.id,
+                "reason": letter.reason,
+                "note": why,
+                "corrected": corrected is not None,
                 "original_digest": letter.digest,
-            }  # fmt: skip
+            }
             if corrected is not None:
                 details["corrected_digest"] = body_digest(corrected)
             sender, message_id = corrected_ids or (letter.sender, letter.message_id)
             event = AuditEvent(
-                at=self.outbox.clock.now(), type=EventType.REPLAYED, actor=actor, sender=sender,
-                message_id=message_id, details=details,
-            )  # fmt: skip
+                at=self.outbox.clock.now(),
+                type=EventType.REPLAYED,
+                actor=actor,
+                sender=sender,
+                message_id=message_id,
+                details=details,
+            )
             events.extend(await self.store.append_audit([event]))
 
         letter = await self.dead_letters.reinject(

@@ -220,9 +220,12 @@ class Pipeline:
         """A case action naming no case its sender is a party to: to the centre's triage, recorded
         under no case, with a reason built from the envelope alone (the same whether it exists)."""
         routing = Routing(
-            crime_types=[], countries=[], recipients=[TRIAGE],
-            explanation=[f"to {TRIAGE}: {unmatched(env)}"], confidence=0.0,
-        )  # fmt: skip
+            crime_types=[],
+            countries=[],
+            recipients=[TRIAGE],
+            explanation=[f"to {TRIAGE}: {unmatched(env)}"],
+            confidence=0.0,
+        )
         log.info("not_a_party", sender=env.sender, message_id=env.message_id, kind=env.kind.value)
         return await self.outbox.deliver(env, routing, Status.TRIAGE, None, received_at)
 

@@ -52,15 +52,26 @@ class AmqpDeadLetters:
     ) -> DeadLetterView | None:
         async with self._lock:
             found = await requeue_dead(
-                self._connection, self._names, lambda found_id: found_id == letter_id, _view,
-                on_reinjected, body=body, headers=headers, first_only=True,
-            )  # fmt: skip
+                self._connection,
+                self._names,
+                lambda found_id: found_id == letter_id,
+                _view,
+                on_reinjected,
+                body=body,
+                headers=headers,
+                first_only=True,
+            )
         return found[0] if found else None
 
 
 def _view(message: AbstractIncomingMessage) -> DeadLetterView:
     d = DeadLetter.of(message)
     return DeadLetterView(
-        id=d.id, reason=d.reason, sender=d.sender, message_id=d.message_id, size=d.size,
-        digest=hashlib.sha256(message.body).hexdigest(), text=message.body.decode("utf-8", "replace"),
-    )  # fmt: skip
+        id=d.id,
+        reason=d.reason,
+        sender=d.sender,
+        message_id=d.message_id,
+        size=d.size,
+        digest=hashlib.sha256(message.body).hexdigest(),
+        text=message.body.decode("utf-8", "replace"),
+    )

@@ -207,12 +207,16 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
     t = dialect.types
     tables = _TABLES.format(
-        text=t[TEXT], int=t[INT], ts=t[TS], json=t[JSON], blob=t[BLOB],
+        text=t[TEXT],
+        int=t[INT],
+        ts=t[TS],
+        json=t[JSON],
+        blob=t[BLOB],
         bigint="INTEGER" if sqlite else "bigint",
         rowid="INTEGER PRIMARY KEY" if sqlite else "bigserial PRIMARY KEY",
         serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
         without_rowid=" WITHOUT ROWID" if sqlite else "",
-    )  # fmt: skip
+    )
     return [
         (
             1,

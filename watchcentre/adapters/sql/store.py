@@ -59,29 +59,69 @@ def _names(columns: Columns, prefix: str = "") -> str:
 
 
 _MESSAGE = (
-    ("sender", TEXT), ("message_id", TEXT), ("kind", TEXT), ("priority", TEXT), ("reference", TEXT),
-    ("subject", TEXT), ("status", TEXT), ("received_at", TS), ("crime_types", JSON), ("countries", JSON),
-    ("recipients", JSON), ("envelope", JSON), ("routing", JSON), ("error", TEXT), ("raw", BLOB), ("digest", TEXT),
-)  # fmt: skip
+    ("sender", TEXT),
+    ("message_id", TEXT),
+    ("kind", TEXT),
+    ("priority", TEXT),
+    ("reference", TEXT),
+    ("subject", TEXT),
+    ("status", TEXT),
+    ("received_at", TS),
+    ("crime_types", JSON),
+    ("countries", JSON),
+    ("recipients", JSON),
+    ("envelope", JSON),
+    ("routing", JSON),
+    ("error", TEXT),
+    ("raw", BLOB),
+    ("digest", TEXT),
+)
 _TAGS = (("tag_kind", TEXT), ("tag", TEXT), ("message_fk", INT))
 _AUDIT = (
-    ("seq", INT), ("at", TS), ("type", TEXT), ("actor", TEXT), ("sender", TEXT), ("message_id", TEXT),
-    ("reference", TEXT), ("details", JSON), ("prev_hash", TEXT), ("hash", TEXT),
-)  # fmt: skip
+    ("seq", INT),
+    ("at", TS),
+    ("type", TEXT),
+    ("actor", TEXT),
+    ("sender", TEXT),
+    ("message_id", TEXT),
+    ("reference", TEXT),
+    ("details", JSON),
+    ("prev_hash", TEXT),
+    ("hash", TEXT),
+)
 _TOKEN = (
-    ("id", TEXT), ("name", TEXT), ("role", TEXT), ("subject", TEXT), ("created_at", TS), ("expires_at", TS),
-    ("revoked_at", TS), ("hash", TEXT),
-)  # fmt: skip
+    ("id", TEXT),
+    ("name", TEXT),
+    ("role", TEXT),
+    ("subject", TEXT),
+    ("created_at", TS),
+    ("expires_at", TS),
+    ("revoked_at", TS),
+    ("hash", TEXT),
+)
 _MANUAL = (
-    ("sender", TEXT), ("message_id", TEXT), ("revision", INT), ("at", TS), ("actor", TEXT), ("reason", TEXT),
+    ("sender", TEXT),
+    ("message_id", TEXT),
+    ("revision", INT),
+    ("at", TS),
+    ("actor", TEXT),
+    ("reason", TEXT),
     ("recipients", JSON),
-)  # fmt: skip
+)
 _MANUAL_READ = _MANUAL[2:]  # the reader names the message
 _NOTE = (("id", INT), ("at", TS), ("author", TEXT), ("text", TEXT), ("message_ids", JSON), ("refs", JSON))
 _CASE = (
-    ("reference", TEXT), ("sender", TEXT), ("message_id", TEXT), ("state", TEXT), ("version", INT),
-    ("opened_at", TS), ("ack_due_at", TS), ("warn_at", TS), ("due_at", TS), ("data", JSON),
-)  # fmt: skip
+    ("reference", TEXT),
+    ("sender", TEXT),
+    ("message_id", TEXT),
+    ("state", TEXT),
+    ("version", INT),
+    ("opened_at", TS),
+    ("ack_due_at", TS),
+    ("warn_at", TS),
+    ("due_at", TS),
+    ("data", JSON),
+)
 
 _MESSAGE_READ = (("id", INT), *_MESSAGE[:-2])  # the raw input and its digest are not read back
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
@@ -138,9 +178,11 @@ class SqlStore:
 
         async def tx(t: Tx) -> list[list[AuditEvent] | None]:
             returned = await t.insert(
-                "messages", _MESSAGE, [rows[i] for i in firsts.values()],
+                "messages",
+                _MESSAGE,
+                [rows[i] for i in firsts.values()],
                 returning="id, status, sender, message_id, digest",
-            )  # fmt: skip
+            )
             inserted = {firsts[_key(r[1], r[2], r[3], r[4])]: int(r[0]) for r in returned}
             tags = [tag for i, fk in inserted.items() for tag in _tag_rows(outcomes[i], fk, d.text)]
             if tags:
@@ -245,8 +287,11 @@ class SqlStore:
         where = _Where()
         where.add("seq > {}", after_seq)
         for column, value in (
-            ("sender", sender), ("message_id", message_id), ("type", event_type), ("reference", reference),
-        ):  # fmt: skip
+            ("sender", sender),
+            ("message_id", message_id),
+            ("type", event_type),
+            ("reference", reference),
+        ):
             where.add(f"{column} = {{}}", _opt(self._d, value))
         n = where.param(limit)
         rows = await self._d.fetch(
@@ -359,8 +404,9 @@ class SqlStore:
             done = await t.fetch(
                 f"UPDATE cases SET {alert}_raised_at = $1{also} WHERE reference = $2 AND {_ALERT_DUE[alert]}"
                 " RETURNING reference",
-                self._d.ts(now), self._d.text(reference),
-            )  # fmt: skip
+                self._d.ts(now),
+                self._d.text(reference),
+            )
             if len(done) != 1:
                 return None
             return (await _insert_events(self._d, t, [event]))[0]
@@ -375,9 +421,15 @@ class SqlStore:
         async def tx(t: Tx) -> None:
             await t.fetch(
                 f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({_in(_TOKEN)})",
-                token.id, d.text(token.name), token.role.value, token.subject, d.ts(token.created_at),
-                d.ts(token.expires_at), None if token.revoked_at is None else d.ts(token.revoked_at), token.hash,
-            )  # fmt: skip
+                token.id,
+                d.text(token.name),
+                token.role.value,
+                token.subject,
+                d.ts(token.created_at),
+                d.ts(token.expires_at),
+                None if token.revoked_at is None else d.ts(token.revoked_at),
+                token.hash,
+            )
             await _insert_events(d, t, [event])
 
         await d.write(tx)
@@ -398,8 +450,9 @@ class SqlStore:
         async def tx(t: Tx) -> list[Any]:
             done = await t.fetch(
                 "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id",
-                d.ts(at), token_id,
-            )  # fmt: skip
+                d.ts(at),
+                token_id,
+            )
             if done:
                 await _insert_events(d, t, [event])
             return await t.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = $1", token_id)
@@ -417,24 +470,34 @@ class SqlStore:
             done = await t.fetch(
                 f"INSERT INTO manual_routes ({_names(_MANUAL)}) VALUES ({_in(_MANUAL)})"
                 " ON CONFLICT DO NOTHING RETURNING revision",
-                sender, message_id, dec.revision, d.ts(dec.at), d.text(dec.actor), d.text(dec.reason),
+                sender,
+                message_id,
+                dec.revision,
+                d.ts(dec.at),
+                d.text(dec.actor),
+                d.text(dec.reason),
                 _json(dec.routing.recipients, d),
-            )  # fmt: skip
+            )
             if not done:
                 return None
             rows = await t.fetch(
                 "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
                 " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id",
-                _json(dec.recipients, d), _json(dec.routing, d), sender, message_id,
-            )  # fmt: skip
+                _json(dec.recipients, d),
+                _json(dec.routing, d),
+                sender,
+                message_id,
+            )
             if not rows:
                 raise LookupError(f"no accepted message {dec.sender}/{dec.message_id}")
             fk = int(rows[0][0])
             if dec.recipients:
                 await t.insert(
-                    "message_tags", _TAGS, [("recipient", d.text(r), fk) for r in dec.recipients],
+                    "message_tags",
+                    _TAGS,
+                    [("recipient", d.text(r), fk) for r in dec.recipients],
                     returning="message_fk",
-                )  # fmt: skip
+                )
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
                 raise _CaseChanged  # rolls the decision back: nothing of it is written
             return await _insert_events(d, t, list(dec.events))
@@ -448,8 +511,9 @@ class SqlStore:
         rows = await self._d.fetch(
             f"SELECT {_names(_MANUAL_READ)} FROM manual_routes"
             " WHERE sender = $1 AND message_id = $2 ORDER BY revision",
-            self._d.text(sender), self._d.text(message_id),
-        )  # fmt: skip
+            self._d.text(sender),
+            self._d.text(message_id),
+        )
         return [ManualRecord(**_read(self._d, _MANUAL_READ, r)) for r in rows]
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
@@ -458,9 +522,12 @@ class SqlStore:
         async def tx(t: Tx) -> tuple[Note, list[AuditEvent]]:
             rows = await t.fetch(
                 "INSERT INTO notes (at, author, text, message_ids, refs) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                d.ts(note.at), d.text(note.author), d.text(note.text), _json(note.message_ids, d),
+                d.ts(note.at),
+                d.text(note.author),
+                d.text(note.text),
+                _json(note.message_ids, d),
                 _json(note.references, d),
-            )  # fmt: skip
+            )
             note_id = int(rows[0][0])
             details = {**event.details, "note_id": note_id}
             events = await _insert_events(d, t, [event.model_copy(update={"details": details})])
@@ -471,8 +538,9 @@ class SqlStore:
     async def notes(self, limit: int = 50, before_id: int | None = None) -> list[Note]:
         rows = await self._d.fetch(
             f"SELECT {_names(_NOTE)} FROM notes WHERE id < $1 ORDER BY id DESC LIMIT $2",
-            before_id if before_id is not None else 2**63 - 1, limit,
-        )  # fmt: skip
+            before_id if before_id is not None else 2**63 - 1,
+            limit,
+        )
         return [_note(self._d, r) for r in rows]
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
@@ -574,15 +642,31 @@ async def _insert_events(d: Dialect, t: Tx, events: list[AuditEvent]) -> list[Au
     for seq, e in zip(seqs, events, strict=True):
         at, details = d.ts(e.at), _json(e.details, d)
         event = AuditEvent(  # as it will read back: the hash covers what is stored
-            seq=seq, at=d.at(at), type=d.text(e.type), actor=d.text(e.actor), sender=_opt(d, e.sender),
-            message_id=_opt(d, e.message_id), reference=_opt(d, e.reference), details=json.loads(details),
+            seq=seq,
+            at=d.at(at),
+            type=d.text(e.type),
+            actor=d.text(e.actor),
+            sender=_opt(d, e.sender),
+            message_id=_opt(d, e.message_id),
+            reference=_opt(d, e.reference),
+            details=json.loads(details),
             prev_hash=prev,
-        )  # fmt: skip
+        )
         digest = event_hash(prev, event)
-        rows.append((
-            seq, at, event.type, event.actor, event.sender, event.message_id, event.reference, details,
-            prev, digest,
-        ))  # fmt: skip
+        rows.append(
+            (
+                seq,
+                at,
+                event.type,
+                event.actor,
+                event.sender,
+                event.message_id,
+                event.reference,
+                details,
+                prev,
+                digest,
+            )
+        )
         stored.append(event.model_copy(update={"hash": digest}))
         prev = digest
     await t.insert("audit", _AUDIT, rows)
@@ -594,9 +678,14 @@ async def _write_case(d: Dialect, t: Tx, case: Case, expected_version: int, also
     done = await t.fetch(
         "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
         f" data = $5{also} WHERE reference = $6 AND version = $7 RETURNING reference",
-        case.state.value, _ots(d, case.ack_due_at), _ots(d, case.warn_at), _ots(d, case.due_at),
-        _case_data(case, d), d.text(case.reference), expected_version,
-    )  # fmt: skip
+        case.state.value,
+        _ots(d, case.ack_due_at),
+        _ots(d, case.warn_at),
+        _ots(d, case.due_at),
+        _case_data(case, d),
+        d.text(case.reference),
+        expected_version,
+    )
     return len(done) == 1
 
 
@@ -774,17 +863,42 @@ def _message_row(d: Dialect, outcome: Outcome) -> tuple[Any, ...]:
     if isinstance(outcome, Accepted):
         env, routing = outcome.envelope, outcome.routing
         return (
-            d.text(env.sender), d.text(env.message_id), env.kind.value, env.priority.value,
-            _opt(d, env.reference), d.text(env.subject), outcome.status.value, d.ts(outcome.received_at),
-            _json(routing.crime_types, d), _json(routing.countries, d), _json(routing.recipients, d),
-            _json(env, d), _json(routing, d), None, None, None,
-        )  # fmt: skip
+            d.text(env.sender),
+            d.text(env.message_id),
+            env.kind.value,
+            env.priority.value,
+            _opt(d, env.reference),
+            d.text(env.subject),
+            outcome.status.value,
+            d.ts(outcome.received_at),
+            _json(routing.crime_types, d),
+            _json(routing.countries, d),
+            _json(routing.recipients, d),
+            _json(env, d),
+            _json(routing, d),
+            None,
+            None,
+            None,
+        )
     rejection = outcome.rejection
     return (
-        _opt(d, rejection.sender), _opt(d, rejection.message_id), None, None, None, None,
-        Status.REJECTED.value, d.ts(outcome.received_at), "[]", "[]", "[]",
-        _raw_envelope(outcome.raw, d), None, d.text(rejection.reason), outcome.raw, outcome.digest,
-    )  # fmt: skip
+        _opt(d, rejection.sender),
+        _opt(d, rejection.message_id),
+        None,
+        None,
+        None,
+        None,
+        Status.REJECTED.value,
+        d.ts(outcome.received_at),
+        "[]",
+        "[]",
+        "[]",
+        _raw_envelope(outcome.raw, d),
+        None,
+        d.text(rejection.reason),
+        outcome.raw,
+        outcome.digest,
+    )
 
 
 def _key(status: str, sender: str | None, message_id: str | None, digest: str | None) -> _Key:
@@ -836,9 +950,17 @@ def _case_data(case: Case, d: Dialect) -> str:
 
 def _case_row(d: Dialect, key: tuple[str, str], c: Case) -> tuple[Any, ...]:
     return (
-        c.reference, key[0], key[1], c.state.value, c.version, d.ts(c.opened_at), _ots(d, c.ack_due_at),
-        _ots(d, c.warn_at), _ots(d, c.due_at), _case_data(c, d),
-    )  # fmt: skip
+        c.reference,
+        key[0],
+        key[1],
+        c.state.value,
+        c.version,
+        d.ts(c.opened_at),
+        _ots(d, c.ack_due_at),
+        _ots(d, c.warn_at),
+        _ots(d, c.due_at),
+        _case_data(c, d),
+    )
 
 
 def _case(d: Dialect, r: Any, offset: int = 0) -> Case:
