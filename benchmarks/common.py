@@ -567,6 +567,44 @@ async def machine_info() -> dict[str, Any]:
     }
 
 
+# -- CPU per input --------------------------------------------------------------------------------
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float | None:
+    """utime + stime of one process (every thread), in seconds, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
+def pids_named(*names: str) -> list[int]:
+    """Every process whose command name (/proc/<pid>/comm) is one of `names`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.joinpath("comm").read_text().strip() in names:
+                    found.append(int(entry.name))
+    return found
+
+
+CPU_OWNERS = {"broker": ("beam.smp",), "postgres": ("postgres",)}
+"""The shared servers whose CPU is counted per input (whole processes: other work on the same
+broker or database in the same window is counted too)."""
+
+
+def cpu_snapshot(router_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the router process and of every broker and PostgreSQL process."""
+    snap = {"router": cpu_s(router_pid) or 0.0}
+    for owner, names in CPU_OWNERS.items():
+        snap[owner] = sum(cpu_s(pid) or 0.0 for pid in pids_named(*names))
+    return snap
+
+
 @dataclass
 class Drained:
     """How a drain went: timings from queue polling, and what ended where."""
@@ -577,10 +615,16 @@ class Drained:
     dead: int
     peak_rss_mb: float | None
     samples: list[tuple[float, int, float | None]] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per input, from first consumption to the last copy: router, broker, postgres."""
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def copy_rate(self) -> float:
+        return self.copies / self.seconds if self.seconds > 0 else float("inf")
 
 
 async def watch_drain(
@@ -606,6 +650,7 @@ async def watch_drain(
     last_ready, last_change = n, t0
     samples: list[tuple[float, int, float | None]] = []
     next_rss = t0
+    cpu_before = cpu_snapshot(proc.pid)  # replaced at the first consumption
     with progress() as bar:
         task = bar.add_task(f"{label}: drained", total=n)
         while True:
@@ -619,6 +664,7 @@ async def watch_drain(
                     t_first = (before_start + now) / 2 if before_start else now
                 else:
                     before_start = now
+                    cpu_before = cpu_snapshot(proc.pid)
             if rss_every is not None and now >= next_rss:
                 rss = proc.status_kb("VmRSS")
                 samples.append((now - t0, n - ready, rss / 1024 if rss else None))
@@ -637,12 +683,14 @@ async def watch_drain(
     assert t_first is not None
     # The tail: the last prefetched messages are in flight; wait for their copies.
     copies, before_end, t_last = -1, time.perf_counter(), time.perf_counter()
+    cpu_after = cpu_snapshot(proc.pid)
     while True:
         tick = time.perf_counter()
         total = await broker.total(posts)
         now = time.perf_counter()
         if total != copies:
             copies, t_last = total, (before_end + now) / 2
+            cpu_after = cpu_snapshot(proc.pid)
         before_end = now
         if exact_copies and copies >= n:
             break
@@ -660,4 +708,5 @@ async def watch_drain(
         dead=max(0, await broker.depth(broker.names.dead)),
         peak_rss_mb=hwm / 1024 if hwm else None,
         samples=samples,
+        cpu_ms={k: (cpu_after[k] - cpu_before[k]) * 1000 / n for k in cpu_after},
     )
