@@ -138,7 +138,7 @@ class OperatorCommands:
         now = self.outbox.clock.now()
         details: dict[str, object] = {
             "recipients": routing.recipients,
-            "copies": {c.routing_key: c.message_id for c in copies},
+            "copies": {key: c.message_id for c in copies for key in c.routing_keys},
             "confirmed": True,
             "manual": True,
             "reason": reason.strip(),

@@ -19,6 +19,7 @@ from watchcentre.adapters.amqp.depths import queue_depths
 from watchcentre.adapters.amqp.feed import EventFeed, EventListener
 from watchcentre.adapters.amqp.publisher import (
     ERROR_HEADER,
+    EVENTS_BATCH,
     NO_ROUTE,
     PERSISTENT,
     PUBLISH_TIMEOUT_S,
@@ -29,6 +30,7 @@ from watchcentre.adapters.amqp.topology import DELIVERY_LIMIT, Names, declare_in
 __all__ = [
     "DELIVERY_LIMIT",
     "ERROR_HEADER",
+    "EVENTS_BATCH",
     "NO_ROUTE",
     "PERSISTENT",
     "PUBLISH_TIMEOUT_S",
