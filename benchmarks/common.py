@@ -572,36 +572,66 @@ async def machine_info() -> dict[str, Any]:
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> float | None:
-    """utime + stime of one process (every thread), in seconds, from /proc/<pid>/stat."""
+def cpu_s(pid: int, waited: bool = False) -> float | None:
+    """utime + stime of one process (every thread), in seconds, from /proc/<pid>/stat; `waited`:
+    and of its children that ended (PostgreSQL's backends, reaped by the postmaster)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) * _TICK_S
+    ticks = sum(int(f) for f in fields[11 : 15 if waited else 13])
+    return ticks * _TICK_S
 
 
-def pids_named(*names: str) -> list[int]:
-    """Every process whose command name (/proc/<pid>/comm) is one of `names`."""
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[1].rsplit(":", 1)[1] == f"{port:04X}" and cols[3] == "0A":  # LISTEN
+                    inodes.add(cols[9])
+    return inodes
+
+
+@cache
+def server_pids(port: int) -> tuple[int, ...]:
+    """The process listening on 127.0.0.1:`port` and its children (PostgreSQL's backends): only
+    the server this benchmark uses, not another broker or database on the same machine."""
+    sockets = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    owner = None
+    for entry in Path("/proc").iterdir():
+        if owner is None and entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
+                    owner = int(entry.name)
+    return (owner,) if owner is not None else ()
+
+
+def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if entry.joinpath("comm").read_text().strip() in names:
+            with contextlib.suppress(OSError, IndexError):
+                if int(entry.joinpath("stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
                     found.append(int(entry.name))
     return found
 
 
-CPU_OWNERS = {"broker": ("beam.smp",), "postgres": ("postgres",)}
-"""The shared servers whose CPU is counted per input (whole processes: other work on the same
-broker or database in the same window is counted too)."""
+CPU_PORTS = {"broker": 5672, "postgres": 5432}
+"""The shared servers whose CPU is counted per input, by the port they listen on (the whole
+process, and for PostgreSQL its backends: other work on the same server in the same window is
+counted too)."""
 
 
 def cpu_snapshot(router_pid: int) -> dict[str, float]:
-    """CPU seconds so far of the router process and of every broker and PostgreSQL process."""
+    """CPU seconds so far of the router process, the broker and PostgreSQL (with its backends)."""
     snap = {"router": cpu_s(router_pid) or 0.0}
-    for owner, names in CPU_OWNERS.items():
-        snap[owner] = sum(cpu_s(pid) or 0.0 for pid in pids_named(*names))
+    for owner, port in CPU_PORTS.items():
+        tops = server_pids(port)
+        snap[owner] = sum(cpu_s(top, waited=True) or 0.0 for top in tops) + sum(
+            cpu_s(child) or 0.0 for top in tops for child in _children(top)
+        )
     return snap
 
 

@@ -417,7 +417,7 @@ async def build_app(settings: Settings) -> web.Application:
         _batching(service),
         _consuming(runtime),
         _scheduling(scheduler),
-        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES, lambda: hub.listening)),
     ):
         app.cleanup_ctx.append(ctx)
     return app

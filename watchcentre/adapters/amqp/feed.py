@@ -23,7 +23,8 @@ class EventFeed:
     channel (re-declared and re-consumed after a reconnection). Each `P.events` message is a JSON
     array of audit records (one committed batch, routing key `batch`); each record whose type is in
     `event_types` is handed to `listener`, one at a time. Every instance has its own queue, so each
-    sees every event, whichever instance committed it."""
+    sees every event, whichever instance committed it. While `listening()` is false (no console
+    page open on this instance), messages are dropped undecoded: pages back-fill from the store."""
 
     def __init__(
         self,
@@ -31,10 +32,12 @@ class EventFeed:
         names: Names,
         listener: EventListener,
         event_types: Iterable[str] = ("#",),
+        listening: Callable[[], bool] = lambda: True,
     ) -> None:
         self._connection = connection
         self._names = names
         self._listener = listener
+        self._listening = listening  # False: nobody to hand events to (no page open), skip decoding
         types = frozenset(event_types)
         self._wanted: Callable[[object], bool] = (lambda _: True) if "#" in types else types.__contains__
         self._channel: AbstractChannel | None = None
@@ -56,6 +59,8 @@ class EventFeed:
         await queue.bind(exchange, routing_key=EVENTS_BATCH)
 
         async def on_event(message: AbstractIncomingMessage) -> None:
+            if not self._listening():
+                return
             try:
                 events = orjson.loads(message.body)
             except orjson.JSONDecodeError:
