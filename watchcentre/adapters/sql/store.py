@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -500,6 +500,9 @@ class SqlStore:
                 )
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
                 raise _CaseChanged  # rolls the decision back: nothing of it is written
+            await t.fetch(
+                "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2", sender, message_id
+            )
             return await _insert_events(d, t, list(dec.events))
 
         try:
@@ -515,6 +518,35 @@ class SqlStore:
             self._d.text(message_id),
         )
         return [ManualRecord(**_read(self._d, _MANUAL_READ, r)) for r in rows]
+
+    async def claim_manual(
+        self, sender: str, message_id: str, revision: int, claim: str, now: datetime, stale_s: float
+    ) -> bool:
+        d = self._d
+        rows = await d.write(
+            lambda t: t.fetch(
+                "INSERT INTO manual_claims (sender, message_id, revision, claim, at) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (sender, message_id, revision) DO UPDATE SET claim = excluded.claim, at = excluded.at"
+                " WHERE manual_claims.at < $6 RETURNING claim",
+                d.text(sender),
+                d.text(message_id),
+                revision,
+                claim,
+                d.ts(now),
+                d.ts(now - timedelta(seconds=stale_s)),
+            ),
+            serial=False,
+        )
+        return bool(rows)
+
+    async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
+        d = self._d
+        sql = (
+            "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2 AND revision = $3 AND claim = $4"
+        )
+        await d.write(
+            lambda t: t.fetch(sql, d.text(sender), d.text(message_id), revision, claim), serial=False
+        )
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
         d = self._d
