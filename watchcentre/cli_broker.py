@@ -44,7 +44,7 @@ async def _provision(settings: Settings, args: argparse.Namespace) -> int:
     created = rotated = kept = 0
     try:
         async with RabbitAdmin(
-            settings.broker_admin_url.get_secret_value(), vhost_of(settings.amqp_url.get_secret_value())
+            settings.broker_admin_url.get_secret_value(), vhost_of(settings.amqp_urls()[0])
         ) as admin:
             for grant in plan:
                 rotate = args.rotate_all or grant.user in args.rotate

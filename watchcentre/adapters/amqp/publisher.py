@@ -15,7 +15,7 @@ from aiormq import spec
 from aiormq.exceptions import PublishError
 
 from watchcentre.adapters.amqp.connect import CHANNEL_GONE
-from watchcentre.adapters.amqp.topology import Names
+from watchcentre.adapters.amqp.topology import QUORUM, Names
 from watchcentre.core.ports import OutboundCopy, TransientError
 from watchcentre.core.records import AuditEvent
 
@@ -98,7 +98,9 @@ class AmqpPublisher:
             self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True
         )
         for key in routing_keys:
-            queue = await self._confirm.declare_queue(self._names.queue_for(key), durable=True)
+            queue = await self._confirm.declare_queue(
+                self._names.queue_for(key), durable=True, arguments=dict(QUORUM)
+            )
             await queue.bind(routed, routing_key=key)
 
     async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:
