@@ -70,7 +70,8 @@ class Cluster:
         self.base = base
         tag = secrets.token_hex(3)
         self.nodes = [
-            Node(f"wc{i}-{tag}@localhost", free_port(), free_port(), base / f"n{i}") for i in range(1, size + 1)
+            Node(f"wc{i}-{tag}@localhost", free_port(), free_port(), base / f"n{i}")
+            for i in range(1, size + 1)
         ]
 
     def _env(self, node: Node | None = None) -> dict[str, str]:

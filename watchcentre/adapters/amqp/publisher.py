@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import cast
 
@@ -12,7 +13,7 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractChannel
 from aiormq import spec
-from aiormq.exceptions import PublishError
+from aiormq.exceptions import DeliveryError, PublishError
 
 from watchcentre.adapters.amqp.connect import CHANNEL_GONE
 from watchcentre.adapters.amqp.topology import QUORUM, Names
@@ -90,6 +91,8 @@ class AmqpPublisher:
             if isinstance(result, PublishError) and _no_route(result):
                 unroutable.append(copy)
             elif isinstance(result, BaseException):
+                if isinstance(result, DeliveryError) and not channel.is_closed:
+                    await _renew(channel, result)
                 raise result
         return unroutable
 
@@ -149,6 +152,17 @@ class AmqpPublisher:
             mandatory=False,
             wait=False,
         )
+
+
+async def _renew(channel: aiormq.Channel, nack: DeliveryError) -> None:
+    """A publish the broker nacked (a queue it routes to could not take it): the confirm channel is
+    closed, and the robust channel opens a new one. After a quorum queue's leader moved (its node
+    stopped) RabbitMQ 3.10 went on nacking one channel's publishes to that queue for minutes while
+    a new channel's were confirmed at once (tests/integration/test_cluster.py); the input, handed
+    back, is published again on the new channel."""
+    log.warning("confirm_channel_renewed", cause=f"{type(nack).__name__}: {nack}")
+    with contextlib.suppress(*CHANNEL_GONE):
+        await channel.close()
 
 
 def _no_route(exc: PublishError) -> bool:

@@ -115,14 +115,22 @@ async def declare_topology(
 ) -> tuple[AbstractQueue, AbstractExchange, AbstractExchange]:
     """Declare everything idempotently; return (inbound queue, routed exchange, events exchange).
     Raises QueueTypeMismatch, naming every queue concerned, when some exist with other arguments."""
-    await channel.declare_exchange(names.intake, aio_pika.ExchangeType.FANOUT, durable=True)
-    routed = await channel.declare_exchange(names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
-    events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+    routed, events = await declare_exchanges(channel, names)
     await declare_queues(channel, delivery_queues(names, recipient_keys))
     # again on this (robust) channel, which re-declares them after a reconnection; they match now
     await channel.declare_queue(names.dead, durable=True, arguments=dict(QUORUM))
     inbound = await declare_inbound(channel, names)
     return inbound, routed, events
+
+
+async def declare_exchanges(
+    channel: AbstractChannel, names: Names
+) -> tuple[AbstractExchange, AbstractExchange]:
+    """`P.intake`, `P.routed`, `P.events`; returns (routed, events)."""
+    await channel.declare_exchange(names.intake, aio_pika.ExchangeType.FANOUT, durable=True)
+    routed = await channel.declare_exchange(names.routed, aio_pika.ExchangeType.TOPIC, durable=True)
+    events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+    return routed, events
 
 
 async def declare_queues(channel: AbstractChannel, queues: Sequence[DeliveryQueue], lanes: int = 8) -> None:
