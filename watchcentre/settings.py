@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     def _one_user_one_vhost(cls, value: SecretStr) -> SecretStr:
         urls = split_urls(value.get_secret_value())
         parts = [urlsplit(u) for u in urls]
-        if any(p.scheme not in ("amqp", "amqps") or not p.hostname for p in parts):
-            raise ValueError("every address must be amqp://… or amqps://… with a host")
+        if any(p.scheme not in ("amqp", "amqps") or not p.hostname or "://" in p.path for p in parts):
+            raise ValueError("every address must be amqp://… or amqps://… with a host, separated by commas")
         if len({(p.username, p.path or "/") for p in parts}) > 1:
             raise ValueError("the addresses of one cluster must name the same user and the same vhost")
         return value
