@@ -33,8 +33,6 @@ QUORUM: Mapping[str, Any] = {"x-queue-type": "quorum"}
 """The arguments of every delivery queue but `P.inbound` (`inbound_arguments`). The broker compares
 them on each declare: any other code that declares one of these queues must use the same."""
 
-PRECONDITION_FAILED = 406
-
 
 class QueueTypeMismatch(Exception):
     """Queues that exist with other arguments than the service declares (classic, not quorum)."""
@@ -79,7 +77,7 @@ class Names:
         return f"{self.prefix}.events"
 
     def queue_for(self, routing_key: str) -> str:
-        """`post.rabat` → `P.post.rabat`: one durable queue per recipient routing key."""
+        """`post.rabat` → `P.post.rabat`: one quorum queue per recipient routing key."""
         return f"{self.prefix}.{routing_key}"
 
 
@@ -136,8 +134,7 @@ async def declare_exchanges(
 async def declare_queues(channel: AbstractChannel, queues: Sequence[DeliveryQueue], lanes: int = 8) -> None:
     """Declare and bind each queue on short-lived channels of `channel`'s connection. A channel
     answers one declare at a time, so ~90 recipients cost ~180 round trips in a row; spread over
-    `lanes` channels they overlap (93 queues: 1.07 → 0.22 s on a fresh broker, 0.21 → 0.04 s when
-    they exist). A queue the broker refuses (PRECONDITION_FAILED: it exists with other arguments)
+    `lanes` channels they overlap (docs/performance.md, "Declaring the queues"). A queue the broker refuses (PRECONDITION_FAILED: it exists with other arguments)
     closes its lane's channel; the lane opens another and goes on, and every such queue is named
     in one QueueTypeMismatch at the end."""
     raw = cast(aiormq.Channel, await channel.get_underlay_channel())
