@@ -16,7 +16,8 @@ RABBITMQ_CONFIG_FILE point at files of our own. What was tried by hand, and work
 
 (/usr/sbin/rabbitmq-server, run as root, switches to the rabbitmq user, who cannot write our
 directories: the scripts in /usr/lib/rabbitmq/bin are run directly. The distribution port must
-not be the main node's, 25672 = 5672 + 20000: every port is chosen free.)
+not be the main node's, 25672 = 5672 + 20000: every port is chosen free. The nodes register with
+the machine's epmd; if none runs, the first node starts one, which outlives the test, as epmd does.)
 """
 
 from __future__ import annotations

@@ -57,12 +57,12 @@ class ClusterConnection(RobustConnection):
         return f"{self.url.host}:{self.url.port}"
 
     async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        await super()._on_connection_close(closing)  # its log line names the address lost
         if len(self.addresses) > 1 and not self.close_called:
             lost = self.node
             self._at = (self._at + 1) % len(self.addresses)
-            self.url = self.addresses[self._at]
+            self.url = self.addresses[self._at]  # read by the next attempt, reconnect_interval later
             log.warning("broker_address_next", lost=lost, next=self.node)
-        await super()._on_connection_close(closing)
 
     async def _on_connected(self) -> None:
         await super()._on_connected()
