@@ -57,6 +57,7 @@ from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
 from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
+from watchcentre.service.outbox import announcing
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
 
@@ -243,7 +244,7 @@ def build_service(
         lambda cases: store.open_cases(cases), max_batch=max_batch, name="open-cases"
     )
     committer: Batcher[Outcome, list[AuditEvent] | None] = Batcher(
-        lambda outcomes: store.save_batch(outcomes),
+        announcing(lambda outcomes: store.save_batch(outcomes), publisher),
         max_batch=max_batch,
         name="commit",
         on_flush=metrics.committed,
@@ -416,7 +417,7 @@ async def build_app(settings: Settings) -> web.Application:
         _batching(service),
         _consuming(runtime),
         _scheduling(scheduler),
-        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES, lambda: hub.listening)),
     ):
         app.cleanup_ctx.append(ctx)
     return app
