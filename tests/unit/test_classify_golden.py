@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from watchcentre.adapters.config_files import load_config
+from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.bootstrap import build_classifier
-from watchcentre.core.classify import Classification, Classifier
+from watchcentre.core.classify import Classification, Classifier, TrieIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests/data/classification_golden.json"
@@ -77,6 +78,21 @@ def test_the_classifier_answers_exactly_as_recorded() -> None:
         assert now["answers"].get(key) == expected, key
     assert set(now["answers"]) == set(golden["answers"])
     assert now["benchmark_texts_sha256"] == golden["benchmark_texts_sha256"]
+
+
+def test_the_standard_library_index_finds_what_the_compiled_one_finds() -> None:
+    """The core's `TrieIndex` (no adapter) and the Aho-Corasick adapter give the same answers."""
+    config = load_config(ROOT / "config")
+    plain = Classifier(
+        config.rules,
+        build_country_terms(config.gazetteer),
+        home=config.network.home,
+        extra_finders=[PhoneFinder()],
+        index_factory=TrieIndex,
+    )
+    for _, subject, body, country_hints, crime_hints in cases()[:60]:
+        expected = answer(classifier().classify(subject, body, country_hints, crime_hints))
+        assert answer(plain.classify(subject, body, country_hints, crime_hints)) == expected
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
