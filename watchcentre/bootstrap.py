@@ -85,7 +85,7 @@ def build_classifier(config: Config, cache_dir: Path | None = None) -> Classifie
             vocabulary = None
     if vocabulary is None or phones is None:
         terms = build_country_terms(config.gazetteer)
-        vocabulary = Vocabulary.compile(config.rules, terms, config.network.home)
+        vocabulary = Vocabulary.compile(config.rules, terms, config.network.home, config.gazetteer.in_passing)
         phones = PhoneTables.build()
         if cache is not None:
             cache.save(key, {"vocabulary": vocabulary.to_data(), "phones": phones.to_data()})

@@ -89,6 +89,7 @@ def test_the_standard_library_index_finds_what_the_compiled_one_finds() -> None:
         home=config.network.home,
         extra_finders=[PhoneFinder()],
         index_factory=TrieIndex,
+        places=config.gazetteer.in_passing,
     )
     for _, subject, body, country_hints, crime_hints in cases()[:60]:
         expected = answer(classifier().classify(subject, body, country_hints, crime_hints))

@@ -61,7 +61,7 @@ def figures(name: str) -> dict[str, float]:
     precision/recall/F1, and the share of texts naming no foreign country that find none (→ triage)."""
     rs = results(name)
     primary = sum(1 for d, r in rs if r.crime_types[:1] == d["crime_types"][:1]) / len(rs)
-    cp, cr, cf = prf((set(d["crime_types"]), set(r.crime_types)) for d, r in rs)
+    cp, cr, _ = prf((set(d["crime_types"]), set(r.crime_types)) for d, r in rs)
     p, r, f = prf((set(d["countries"]), set(res.countries)) for d, res in rs)
     home = [res for d, res in rs if not d["countries"]]
     triage = sum(1 for res in home if not res.countries) / len(home) if home else 1.0
@@ -139,7 +139,9 @@ def test_every_label_is_explained_with_where_it_matched() -> None:
 
 if __name__ == "__main__":
     # PYTHONPATH=. .venv/bin/python -m tests.unit.test_corpus: the table quoted in docs/classification.md
-    print("| set | texts | primary type | crime types P / R | countries P / R / F1 | no foreign country → triage |")
+    print(
+        "| set | texts | primary type | crime types P / R | countries P / R / F1 | no foreign country → triage |"
+    )
     print("| --- | ---: | ---: | --- | --- | ---: |")
     for name in CORPORA:
         f = figures(name)

@@ -67,7 +67,7 @@ def test_a_cache_of_the_right_key_but_wrong_shape_is_compiled_again(
     answers(tmp_path)
     (cached,) = tmp_path.glob("vocabulary-*.json")
     text = cached.read_text(encoding="utf-8")
-    cached.write_text(text.replace('"vocabulary":[[', '"vocabulary":[[7,', 1), encoding="utf-8")
+    cached.write_text(text.replace('"phrases":[[', '"phrases":[[7,', 1), encoding="utf-8")
     count = compiles(monkeypatch)
     assert answers(tmp_path) == expected and count == [1]
 

@@ -46,6 +46,19 @@ class Negation(BaseModel):
     cues: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class PlaceRules(BaseModel):
+    """Places named in passing (config/gazetteer.yaml `in_passing`): phrases that contain a place's
+    name and are not about it ('US dollars', 'New South Wales'), and cues after which a place is only
+    a comparison or the seat of a post ('like in', 'the post in'): weighed by `factor`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    not_places: list[str] = Field(default_factory=list)
+    window: int = Field(default=2, ge=0, le=8, description="tokens between a cue and the place")
+    factor: float = Field(default=1.0, ge=0.0, le=1.0)
+    cues: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Weights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +85,14 @@ class Weights(BaseModel):
         }
     )
     country_threshold: float = 0.6
+    repeats: bool = Field(
+        default=True,
+        description="false: a phrase said again in the same field (a country again in the message) adds"
+        " nothing: what a message is about is not what it repeats most",
+    )
+    lead_factor: float = Field(
+        default=1.0, ge=1.0, le=4.0, description="weight of the body's first sentence, the lead of a release"
+    )
 
 
 class CrimeRules(BaseModel):
@@ -134,6 +155,7 @@ _Found = tuple[str, str, float, bool, float, bool]
 country noisy-or, target is home). One phrase may say several things ('guinea': GN and GQ)."""
 
 _START, _END = itemgetter(1), itemgetter(2)
+_LEAD_END = re.compile(r"[.!?](?=\s)|\n")  # the end of a body's first sentence
 _FIELDS: tuple[Field_, Field_, Field_] = ("subject", "body", "hint")
 _SUBJECT, _BODY, _HINT = 0, 1, 2
 
@@ -257,7 +279,7 @@ class TrieIndex:
 
 # --------------------------------------------------------------------------- the classifier
 
-_CRIME, _COUNTRY, _NEGATION = 0, 1, 2
+_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE = 0, 1, 2, 3, 4
 _Payload = tuple[str, str, float, int]  # (target, rule, weight, what: _CRIME, _COUNTRY or _NEGATION)
 _Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
 """What an index key means: (what the phrase says, None); or ((), the cue) when the key is only a
@@ -271,10 +293,16 @@ class Vocabulary:
     keep it on disk between starts (compiling it takes most of a start without the cache)."""
 
     phrases: tuple[tuple[str, _Key], ...]
+    place_window: int = 0
+    place_factor: float = 1.0
 
     @classmethod
     def compile(
-        cls, rules: CrimeRules, country_terms: Iterable[CountryTerm], home: Iterable[str]
+        cls,
+        rules: CrimeRules,
+        country_terms: Iterable[CountryTerm],
+        home: Iterable[str],
+        places: PlaceRules | None = None,
     ) -> Vocabulary:
         w = rules.weights
         kind_weight = dict(w.country)
@@ -296,24 +324,40 @@ class Vocabulary:
                 for v in expand(cue):
                     if key := phrase_key(v):
                         by_key[key].append((key, "negation", 0.0, _NEGATION))
+        places = places or PlaceRules()
+        for phrase in places.not_places:
+            for v in expand(phrase):
+                if key := phrase_key(v):
+                    by_key[key].append(("", "not a place", 0.0, _NOT_PLACE))
+        for cues in places.cues.values():
+            for cue in cues:
+                for v in expand(cue):
+                    if key := phrase_key(v):
+                        by_key[key].append((key, "place cue", 0.0, _PLACE_CUE))
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
             # a phrase that is also a rule's phrase is that phrase, never a cue
-            only_cue = key if found[0][3] == _NEGATION else None
-            says = tuple(_says(p, home_set) for p in found if p[3] != _NEGATION)
-            items.append((f" {key} ", (says, only_cue)))
-        return cls(tuple(items))
+            first = found[0][3]
+            special: str | None = None
+            if first == _NEGATION:
+                special = key
+            elif first == _PLACE_CUE:
+                special = "\0" + key  # a place cue: what follows is named in passing
+            says = tuple(_says(p, home_set) for p in found if p[3] in (_CRIME, _COUNTRY))
+            items.append((f" {key} ", (says, special)))
+        return cls(tuple(items), places.window, places.factor)
 
-    def to_data(self) -> list[Any]:
+    def to_data(self) -> dict[str, Any]:
         """JSON-ready lists."""
-        return [[key, [list(map(list, says)), cue]] for key, (says, cue) in self.phrases]
+        phrases = [[key, [list(map(list, says)), cue]] for key, (says, cue) in self.phrases]
+        return {"phrases": phrases, "place_window": self.place_window, "place_factor": self.place_factor}
 
     @classmethod
-    def from_data(cls, data: list[Any]) -> Vocabulary:
+    def from_data(cls, data: dict[str, Any]) -> Vocabulary:
         """The inverse of `to_data`; raises on anything else (a damaged cache)."""
         items = []
-        for key, (says, cue) in data:
+        for key, (says, cue) in data["phrases"]:
             if not isinstance(key, str) or not (cue is None or isinstance(cue, str)):
                 raise ValueError("not a vocabulary")
             items.append(
@@ -328,7 +372,7 @@ class Vocabulary:
                     ),
                 )
             )
-        return cls(tuple(items))
+        return cls(tuple(items), int(data["place_window"]), float(data["place_factor"]))
 
 
 def _says(p: _Payload, home: frozenset[str]) -> _Found:
@@ -352,6 +396,7 @@ class Classifier:
         extra_finders: Sequence[CountryFinder] = (),
         index_factory: IndexFactory = TrieIndex,
         vocabulary: Vocabulary | None = None,
+        places: PlaceRules | None = None,
     ) -> None:
         problems = rules.problems()
         if problems:
@@ -363,7 +408,10 @@ class Classifier:
         self._kind_weight = dict(w.country)
         self._window = rules.negation.window
         if vocabulary is None:
-            vocabulary = Vocabulary.compile(rules, country_terms, self.home)
+            vocabulary = Vocabulary.compile(rules, country_terms, self.home, places)
+        self._lead_factor = w.lead_factor
+        self._place_window = vocabulary.place_window
+        self._place_factor = vocabulary.place_factor
         items: list[tuple[str, Any]] = list(vocabulary.phrases)
         self._phrase_count = len(items)
         # Each pattern alone, tried only when one of the words it cannot match without is in the
@@ -408,6 +456,9 @@ class Classifier:
             return None
         return cue
 
+    def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
+        return cue_end <= start and len(norm[cue_end:start].split()) <= self._place_window
+
     def _scan(
         self,
         text: str,
@@ -416,11 +467,17 @@ class Classifier:
         crime: dict[str, float],
         miss: dict[str, float],
         home: list[str],
+        seen: dict[int, int],
     ) -> None:
         """Record what `text` says in `found`, and add it to the scores as it goes (in the order of
         the evidence, so the sums are the same to the last bit)."""
         norm = normalise(text)
         factor = self.rules.weights.subject_factor if where == _SUBJECT else 1.0
+        # with repeats off, a phrase said again adds nothing: a place anywhere in the message, a
+        # crime phrase within the field (the subject and the body each count)
+        counting_once = not self.rules.weights.repeats
+        bit = 1 << where
+        again_place, again_crime = False, 0
         # (key number, start, end) by start, the longest first (two stable sorts in C); on the padded
         # text a key ' word ' found at [s, e) is the word at [s, e - 2) of the text
         hits = self._index.find(f" {norm} ")
@@ -431,13 +488,21 @@ class Classifier:
         cue: str | None = None  # the last negation cue seen, and where it ends
         cue_end = 0
         cues: list[tuple[str, int]] = []
+        place_cue_end = -1  # where the last place cue ends
         wanted = self._always
+        lead_end = 0
+        if where == _BODY and self._lead_factor != 1.0:
+            m = _LEAD_END.search(text)
+            lead_end = m.start() if m else len(text)
         for i, start, end in hits:
             says, special = meaning[i]
             if special is not None:
                 if special.__class__ is str:
-                    cue, cue_end = special, end - 2
-                    cues.append((cue, cue_end))
+                    if special[0] == "\0":
+                        place_cue_end = end - 2
+                    else:
+                        cue, cue_end = special, end - 2
+                        cues.append((cue, cue_end))
                 else:
                     wanted = wanted.union(special)  # type: ignore[arg-type]
                 continue
@@ -445,15 +510,26 @@ class Classifier:
                 continue  # inside a longer phrase already taken ("guinea" in "papua new guinea")
             covered = end = end - 2
             neg = None
+            if counting_once:
+                before = seen.get(i, 0)  # the fields (bits) that said it already
+                again_place, again_crime = before != 0, before & bit
+                seen[i] = before | bit
             for target, _, weight, is_crime, keep, is_home in says:
                 if is_crime:
                     if cue is not None:
                         neg = self._negated(norm, cue, cue_end, start)
-                    if neg is None:
-                        crime[target] = crime.get(target, 0.0) + weight * factor
+                    if neg is None and not again_crime:
+                        boost = self._lead_factor if start < lead_end else 1.0
+                        crime[target] = crime.get(target, 0.0) + weight * factor * boost
                 elif is_home:
                     if target not in home:
                         home.append(target)
+                elif again_place:
+                    continue
+                elif place_cue_end >= 0 and self._in_passing(norm, place_cue_end, start):
+                    passing = weight * self._place_factor
+                    miss[target] = miss.get(target, 1.0) * (1.0 - min(passing, 1.0))
+                    says = tuple(s if s[0] != target else (*s[:2], passing, *s[3:]) for s in says)
                 else:
                     miss[target] = miss.get(target, 1.0) * keep
             found.append((where, start, end, says, neg))
@@ -520,8 +596,9 @@ class Classifier:
             says = (c, "hint", weight, c in CRIME_CODES, 1.0 - min(weight, 1.0), c in self.home)
             self._add_hint(says, crime, miss, home)
             found.append((_HINT, 0, 0, (says,), None))
-        self._scan(subject, _SUBJECT, found, crime, miss, home)
-        self._scan(body, _BODY, found, crime, miss, home)
+        seen: dict[int, int] = {}  # key number -> the fields that said it (bits)
+        self._scan(subject, _SUBJECT, found, crime, miss, home, seen)
+        self._scan(body, _BODY, found, crime, miss, home, seen)
 
         hint_set = set(crime_hints)
         crime_types = sorted(
