@@ -90,6 +90,13 @@ class Weights(BaseModel):
         description="false: a phrase said again in the same field (a country again in the message) adds"
         " nothing: what a message is about is not what it repeats most",
     )
+    precedence: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="[a, b]: when b scores highest and a is found too, with at least precedence_ratio"
+        " of b's score, the message is about a (terrorism over the violence it uses, a wanted person"
+        " over what they are wanted for, a fraud over the internet it used)",
+    )
+    precedence_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
     lead_factor: float = Field(
         default=1.0, ge=1.0, le=4.0, description="weight of the body's first sentence, the lead of a release"
     )
@@ -106,6 +113,10 @@ class CrimeRules(BaseModel):
     def problems(self) -> list[str]:
         out = [f"codes: unknown taxonomy code '{c}'" for c in self.codes if c not in CRIME_CODES]
         out += [f"codes: no rules for taxonomy code '{c}'" for c in sorted(CRIME_CODES - set(self.codes))]
+        for i, pair in enumerate(self.weights.precedence):
+            out += [
+                f"weights.precedence[{i}]: unknown taxonomy code '{c}'" for c in pair if c not in CRIME_CODES
+            ]
         for code, rules in self.codes.items():
             for i, pat in enumerate(rules.patterns):
                 try:
@@ -608,6 +619,17 @@ class Classifier:
         if crime_types:
             floor = w.secondary_ratio * crime[crime_types[0]]
             crime_types = crime_types[:1] + [c for c in crime_types[1:] if crime[c] >= floor or c in hint_set]
+            top = crime_types[0]
+            if top not in hint_set:
+                for first, then in w.precedence:
+                    if (
+                        then == top
+                        and first in crime_types
+                        and crime[first] >= w.precedence_ratio * crime[top]
+                    ):
+                        crime_types.remove(first)
+                        crime_types.insert(0, first)
+                        break
         confidence = {c: round(1.0 - m, 4) for c, m in miss.items()}
         ordered = sorted(confidence, key=lambda c: (-confidence[c], c))
         countries = [c for c in ordered if confidence[c] >= w.country_threshold]
