@@ -166,9 +166,50 @@ def region_of(digits: str, tables: PhoneTables | None = None) -> str | None:
             number = phonenumbers.PhoneNumber(country_code=shared[0], national_number=int(national))
             if not phonenumbers.is_possible_number(number):
                 return None
-            found = phonenumbers.region_code_for_number(number)
+            found = _first_region(shared[0], national)
             return found if found and found != "001" else None
     return _parsed_region(digits)
+
+
+def _first_region(code: int, national: str) -> str | None:
+    """`region_code_for_number` for a shared calling code: the first of its regions, in phonenumbers'
+    order, whose leading digits start the number (or, for a region without leading digits, whose
+    number types include it). Runs of regions with leading digits are one regex (an alternation
+    tries its branches in order): +1's 24 regions after the US in one match instead of 24."""
+    for region_or_pattern, metadata in _region_steps(code):
+        if metadata is None:
+            m = region_or_pattern.match(national)  # type: ignore[union-attr]
+            if m is not None:
+                return m.lastgroup
+        elif _number_type(national, metadata) != phonenumbers.PhoneNumberType.UNKNOWN:
+            return region_or_pattern  # type: ignore[return-value]
+    return None
+
+
+@cache
+def _region_steps(code: int) -> list[tuple[re.Pattern[str] | str, Any]]:
+    steps: list[tuple[re.Pattern[str] | str, Any]] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        if run:
+            steps.append((re.compile("|".join(run)), None))
+            run.clear()
+
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            run.append(f"(?P<{region}>(?:{metadata.leading_digits}))")
+        else:
+            close_run()
+            steps.append((region, metadata))
+    close_run()
+    return steps
+
+
+_number_type = phonenumbers.phonenumberutil._number_type_helper  # what region_code_for_number asks
 
 
 def _parsed_region(digits: str) -> str | None:

@@ -488,7 +488,9 @@ class Classifier:
         # crime phrase within the field (the subject and the body each count)
         counting_once = not self.rules.weights.repeats
         bit = 1 << where
-        again_place, again_crime = False, 0
+        again_place: int | bool = 0
+        again_crime = 0
+        lead = self._lead_factor
         # (key number, start, end) by start, the longest first (two stable sorts in C); on the padded
         # text a key ' word ' found at [s, e) is the word at [s, e - 2) of the text
         hits = self._index.find(f" {norm} ")
@@ -523,14 +525,19 @@ class Classifier:
             neg = None
             if counting_once:
                 before = seen.get(i, 0)  # the fields (bits) that said it already
-                again_place, again_crime = before != 0, before & bit
-                seen[i] = before | bit
+                if before:
+                    again_place = True
+                    again_crime = before & bit
+                    seen[i] = before | bit
+                else:
+                    again_place = again_crime = 0
+                    seen[i] = bit
             for target, _, weight, is_crime, keep, is_home in says:
                 if is_crime:
                     if cue is not None:
                         neg = self._negated(norm, cue, cue_end, start)
                     if neg is None and not again_crime:
-                        boost = self._lead_factor if start < lead_end else 1.0
+                        boost = lead if start < lead_end else 1.0
                         crime[target] = crime.get(target, 0.0) + weight * factor * boost
                 elif is_home:
                     if target not in home:
