@@ -421,6 +421,10 @@ class Classifier:
         if vocabulary is None:
             vocabulary = Vocabulary.compile(rules, country_terms, self.home, places)
         self._lead_factor = w.lead_factor
+        # "at most n tokens between two offsets", looking at n tokens at most (possessive, no
+        # backtracking into a token); `len(norm[a:b].split()) <= n` copied and split the whole span
+        self._within_negation = _within(self._window)
+        self._within_place = _within(vocabulary.place_window)
         self._place_window = vocabulary.place_window
         self._place_factor = vocabulary.place_factor
         items: list[tuple[str, Any]] = list(vocabulary.phrases)
@@ -463,12 +467,12 @@ class Classifier:
 
     def _negated(self, norm: str, cue: str | None, cue_end: int, start: int) -> str | None:
         """The cue, when it ends at most `window` tokens before `start`."""
-        if cue is None or cue_end > start or len(norm[cue_end:start].split()) > self._window:
+        if cue is None or cue_end > start or self._within_negation(norm, cue_end, start) is None:
             return None
         return cue
 
     def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
-        return cue_end <= start and len(norm[cue_end:start].split()) <= self._place_window
+        return cue_end <= start and self._within_place(norm, cue_end, start) is not None
 
     def _scan(
         self,
@@ -711,6 +715,11 @@ def required_literals(pattern: str, min_length: int = 3) -> tuple[str, ...] | No
         return None
     best = max(candidates, key=lambda words: min(len(w) for w in words))
     return best if min(len(w) for w in best) >= min_length else None
+
+
+def _within(tokens: int) -> Callable[[str, int, int], re.Match[str] | None]:
+    """A matcher of `text[a:b]` holding at most `tokens` whitespace-separated tokens."""
+    return re.compile(rf"\s*+(?:\S++\s*+){{0,{tokens}}}\Z").match
 
 
 def _last_before(cues: list[tuple[str, int]], start: int) -> tuple[str, int] | None:
