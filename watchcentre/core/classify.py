@@ -452,7 +452,7 @@ class Classifier:
         # keys padded with spaces on a text padded with spaces: whole words only ('arme' never in 'gendarmerie')
         self._index = index_factory([key for key, _ in items])
         meanings = dict(items)
-        self._meaning: list[_Key] = [meanings[key] for key in self._index.keys]
+        self._meaning = [_fast(meanings[key]) for key in self._index.keys]
         self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
         self._pattern_says = [
             (_says((code, "pattern", w.pattern, _CRIME), self.home),) for code, _, _ in self._patterns
@@ -470,6 +470,12 @@ class Classifier:
         if cue is None or cue_end > start or self._within_negation(norm, cue_end, start) is None:
             return None
         return cue
+
+    def _passing(self, says: tuple[_Found, ...], target: str, miss: dict[str, float]) -> tuple[_Found, ...]:
+        """A place named in passing: its weight times the factor, in the score and in the evidence."""
+        weight = next(s[2] for s in says if s[0] == target) * self._place_factor
+        miss[target] = miss.get(target, 1.0) * (1.0 - min(weight, 1.0))
+        return tuple(s if s[0] != target else (*s[:2], weight, *s[3:]) for s in says)
 
     def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
         return cue_end <= start and self._within_place(norm, cue_end, start) is not None
@@ -512,7 +518,7 @@ class Classifier:
             m = _LEAD_END.search(text)
             lead_end = m.start() if m else len(text)
         for i, start, end in hits:
-            says, special = meaning[i]
+            says, special, kind, target, value = meaning[i]
             if special is not None:
                 if special.__class__ is str:
                     if special[0] == "\0":
@@ -521,7 +527,7 @@ class Classifier:
                         cue, cue_end = special, end - 2
                         cues.append((cue, cue_end))
                 else:
-                    wanted = wanted.union(special)  # type: ignore[arg-type]
+                    wanted = wanted.union(special)
                 continue
             if start < covered:
                 continue  # inside a longer phrase already taken ("guinea" in "papua new guinea")
@@ -536,24 +542,35 @@ class Classifier:
                 else:
                     again_place = again_crime = 0
                     seen[i] = bit
-            for target, _, weight, is_crime, keep, is_home in says:
-                if is_crime:
-                    if cue is not None:
-                        neg = self._negated(norm, cue, cue_end, start)
-                    if neg is None and not again_crime:
-                        boost = lead if start < lead_end else 1.0
-                        crime[target] = crime.get(target, 0.0) + weight * factor * boost
-                elif is_home:
-                    if target not in home:
-                        home.append(target)
-                elif again_place:
-                    continue
-                elif place_cue_end >= 0 and self._in_passing(norm, place_cue_end, start):
-                    passing = weight * self._place_factor
-                    miss[target] = miss.get(target, 1.0) * (1.0 - min(passing, 1.0))
-                    says = tuple(s if s[0] != target else (*s[:2], passing, *s[3:]) for s in says)
-                else:
-                    miss[target] = miss.get(target, 1.0) * keep
+            if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
+                if not again_place:
+                    if place_cue_end >= 0 and self._in_passing(norm, place_cue_end, start):
+                        says = self._passing(says, target, miss)
+                    else:
+                        miss[target] = miss.get(target, 1.0) * value
+            elif kind == _ONE_CRIME:
+                if cue is not None:
+                    neg = self._negated(norm, cue, cue_end, start)
+                if neg is None and not again_crime:
+                    boost = lead if start < lead_end else 1.0
+                    crime[target] = crime.get(target, 0.0) + value * factor * boost
+            else:
+                for target, _, weight, is_crime, keep, is_home in says:
+                    if is_crime:
+                        if cue is not None:
+                            neg = self._negated(norm, cue, cue_end, start)
+                        if neg is None and not again_crime:
+                            boost = lead if start < lead_end else 1.0
+                            crime[target] = crime.get(target, 0.0) + weight * factor * boost
+                    elif is_home:
+                        if target not in home:
+                            home.append(target)
+                    elif again_place:
+                        continue
+                    elif place_cue_end >= 0 and self._in_passing(norm, place_cue_end, start):
+                        says = self._passing(says, target, miss)
+                    else:
+                        miss[target] = miss.get(target, 1.0) * keep
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
@@ -715,6 +732,22 @@ def required_literals(pattern: str, min_length: int = 3) -> tuple[str, ...] | No
         return None
     best = max(candidates, key=lambda words: min(len(w) for w in words))
     return best if min(len(w) for w in best) >= min_length else None
+
+
+_ONE_CRIME, _ONE_PLACE, _OTHER = 0, 1, 2
+
+
+def _fast(meaning: _Key) -> tuple[tuple[_Found, ...], Any, int, str, float]:
+    """A key's meaning, plus for a key that says one thing only (most): its kind, target and the
+    number the scan adds (a crime's weight, a foreign place's 1 - weight)."""
+    says, special = meaning
+    if special is None and len(says) == 1:
+        target, _, weight, is_crime, keep, is_home = says[0]
+        if is_crime:
+            return says, special, _ONE_CRIME, target, weight
+        if not is_home:
+            return says, special, _ONE_PLACE, target, keep
+    return says, special, _OTHER, "", 0.0
 
 
 def _within(tokens: int) -> Callable[[str, int, int], re.Match[str] | None]:
