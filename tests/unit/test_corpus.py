@@ -150,3 +150,27 @@ if __name__ == "__main__":
             f" {f['country_p']:.3f} / {f['country_r']:.3f} / {f['country_f1']:.3f} |"
             f" {f['triage']:.2f} ({f['no_foreign']} texts) |"
         )
+
+
+@pytest.mark.parametrize(
+    ("body", "countries"),
+    [
+        ("The buyers paid the suppliers in US dollars in cash in Paris.", []),
+        ("Les trafiquants réglaient en francs suisses et en dollars américains.", []),
+        ("The prosecutor said the city should not become 'like in Mexico'.", []),
+        ("Le poste d'Islamabad, compétent pour l'Afghanistan, est sollicité.", ["AF"]),
+        (
+            "The post in Bogota asks the Colombian police for his record.",
+            ["CO"],
+        ),  # the cue: the next place only
+        ("Cocaine shipped from Ecuador was paid in US dollars.", ["EC"]),
+    ],
+)
+def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:
+    assert classifier().classify("Request", body).countries == countries
+
+
+def test_a_phrase_said_again_adds_nothing() -> None:
+    once = classifier().classify("Information", "Jordan called. He works in Lyon.")
+    twice = classifier().classify("Information", "Jordan called. Jordan works in Lyon. Jordan left.")
+    assert once.country_confidence == twice.country_confidence and "JO" not in twice.countries

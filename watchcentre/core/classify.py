@@ -543,11 +543,13 @@ class Classifier:
                     again_place = again_crime = 0
                     seen[i] = bit
             if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
-                if not again_place:
-                    if place_cue_end >= 0 and self._in_passing(norm, place_cue_end, start):
+                if place_cue_end >= 0:  # a cue speaks of the next place only
+                    if not again_place and self._in_passing(norm, place_cue_end, start):
                         says = self._passing(says, target, miss)
-                    else:
-                        miss[target] = miss.get(target, 1.0) * value
+                        again_place = True
+                    place_cue_end = -1
+                if not again_place:
+                    miss[target] = miss.get(target, 1.0) * value
             elif kind == _ONE_CRIME:
                 if cue is not None:
                     neg = self._negated(norm, cue, cue_end, start)
@@ -555,6 +557,10 @@ class Classifier:
                     boost = lead if start < lead_end else 1.0
                     crime[target] = crime.get(target, 0.0) + value * factor * boost
             else:
+                passing = place_cue_end >= 0 and any(not f[3] and not f[5] for f in says)
+                if passing:
+                    passing = self._in_passing(norm, place_cue_end, start)
+                    place_cue_end = -1
                 for target, _, weight, is_crime, keep, is_home in says:
                     if is_crime:
                         if cue is not None:
@@ -567,7 +573,7 @@ class Classifier:
                             home.append(target)
                     elif again_place:
                         continue
-                    elif place_cue_end >= 0 and self._in_passing(norm, place_cue_end, start):
+                    elif passing:
                         says = self._passing(says, target, miss)
                     else:
                         miss[target] = miss.get(target, 1.0) * keep
