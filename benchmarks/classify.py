@@ -1,5 +1,6 @@
-"""Scenario `classify`: the real classifier, in this process, pinned to one CPU; texts per second.
-Also a cProfile of the same work, top 25 by cumulative time, in results/classify_profile.txt."""
+"""Scenario `classify`: the real classifier, in this process, pinned to one CPU; texts per second of
+that thread's CPU time (what one core does, whatever else the machine runs) and of wall time. Also a
+cProfile of the same work, top 25 by cumulative time, in results/classify_profile.txt."""
 
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ def run(
     try:
         for subject, body in texts:  # warm-up: one pass
             classifier.classify(subject, body)
-        done, start = 0, time.perf_counter()
+        done, start, cpu_start = 0, time.perf_counter(), time.thread_time()
         while (elapsed := time.perf_counter() - start) < min_seconds:
             for subject, body in texts:
                 classifier.classify(subject, body)
             done += len(texts)
-        rate = done / elapsed
+        cpu_seconds = time.thread_time() - cpu_start
+        rate, wall_rate = done / cpu_seconds, done / elapsed
 
         profiler = cProfile.Profile()
         profiler.enable()
@@ -57,15 +59,27 @@ def run(
         + stream.getvalue(),
         encoding="utf-8",
     )
-    err.print(f"classify: {done} texts in {elapsed:.2f} s on CPU {cpu}; profile in {profile_file}")
-    figure = Figure(
-        "classify", "texts/s, 1 core", rate, "texts/s", target=f"≥ {TARGET:,.0f}/s", passed=rate >= TARGET
+    err.print(
+        f"classify: {done} texts in {elapsed:.2f} s wall, {cpu_seconds:.2f} s CPU, on CPU {cpu};"
+        f" profile in {profile_file}"
     )
+    figures = [
+        Figure(
+            "classify",
+            "texts per CPU-second, 1 core",
+            rate,
+            "texts/s",
+            target=f"≥ {TARGET:,.0f}/s",
+            passed=rate >= TARGET,
+        ),
+        Figure("classify", "texts per wall second, 1 core (shared machine)", wall_rate, "texts/s"),
+    ]
     details = {
         "texts": len(texts),
         "mean_bytes": round(mean_bytes),
         "classified": done,
         "seconds": elapsed,
+        "cpu_seconds": cpu_seconds,
         "cpu": cpu,
     }
-    return [figure], details
+    return figures, details

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlparse
 
@@ -29,7 +31,7 @@ from watchcentre import __version__
 from watchcentre.adapters import amqp
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
 from watchcentre.adapters.config_files import Config, known_countries, load_config
-from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
+from watchcentre.adapters.gazetteer import PhoneFinder, PhoneTables, build_country_terms
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
@@ -37,10 +39,11 @@ from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, 
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.sql import SqlStore
+from watchcentre.adapters.vocabulary_cache import VocabularyCache, cache_key
 from watchcentre.anchoring import AnchorWriter
 from watchcentre.batching import Batcher
 from watchcentre.cases import CaseDesk, DeadlineScheduler
-from watchcentre.core.classify import Classifier
+from watchcentre.core.classify import Classifier, Vocabulary
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.ports import (
     Clock,
@@ -66,13 +69,34 @@ log = structlog.get_logger("watchcentre.bootstrap")
 T = TypeVar("T")
 
 
-def build_classifier(config: Config) -> Classifier:
+def build_classifier(config: Config, cache_dir: Path | None = None) -> Classifier:
+    """The classifier of a configuration: the one function that start, reload and what-if call. With
+    `cache_dir`, its compiled vocabulary is read from there when it was compiled from the same config
+    and code, else compiled and written there (a damaged or unwritable cache costs only the compile)."""
+    cache = VocabularyCache(cache_dir) if cache_dir is not None else None
+    key = cache_key(config.digest) if cache is not None else ""
+    vocabulary, phones = None, None
+    data = cache.load(key) if cache is not None else None
+    if data is not None:
+        try:
+            vocabulary = Vocabulary.from_data(data["vocabulary"])
+            phones = PhoneTables.from_data(data["phones"])
+        except (KeyError, TypeError, ValueError, re.error) as exc:
+            log.warning("vocabulary_cache_damaged", error=str(exc))
+            vocabulary = None
+    if vocabulary is None or phones is None:
+        terms = build_country_terms(config.gazetteer)
+        vocabulary = Vocabulary.compile(config.rules, terms, config.network.home, config.gazetteer.in_passing)
+        phones = PhoneTables.build()
+        if cache is not None:
+            cache.save(key, {"vocabulary": vocabulary.to_data(), "phones": phones.to_data()})
     return Classifier(
         config.rules,
-        build_country_terms(config.gazetteer),
+        (),
         home=config.network.home,
-        extra_finders=[PhoneFinder()],
+        extra_finders=[PhoneFinder(phones)],
         index_factory=AhoCorasickIndex,
+        vocabulary=vocabulary,
     )
 
 
@@ -322,7 +346,7 @@ async def build_app(settings: Settings) -> web.Application:
     """The whole instance, nothing opened yet: aiohttp opens each resource in its cleanup_ctx, in
     order, and closes them in reverse, so a failed start closes exactly what was opened."""
     config = load_config(settings.config_dir)
-    classifier = build_classifier(config)
+    classifier = build_classifier(config, Path(settings.cache_dir) if settings.cache_dir else None)
     metrics = PrometheusMetrics()
     metrics.running(__version__, config.digest)
     anchor = open_anchor(settings, create_key=True)

@@ -123,7 +123,8 @@ def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
     from watchcentre.adapters.config_files import load_config
     from watchcentre.bootstrap import build_classifier
 
-    classifier = build_classifier(load_config(settings.config_dir))
+    cache = Path(settings.cache_dir) if settings.cache_dir else None
+    classifier = build_classifier(load_config(settings.config_dir), cache)
     text = sys.stdin.read()
     result = classifier.classify(args.subject or "", text)
     out = {

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description="Secure flag of the console's session cookie; false only for plain http on localhost",
     )
 
+    cache_dir: str = Field(
+        default="./var/cache",
+        description="where the classifier's compiled vocabulary is kept between starts (keyed by the config's"
+        " digest); empty: compile at every start",
+    )
+
     audit_anchor_path: str = Field(
         default="./var/audit-anchor.jsonl",
         description="append-only file of signed audit checkpoints, outside the database (ship it off-host)",

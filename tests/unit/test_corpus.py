@@ -56,6 +56,28 @@ def results(name: str = "corpus", lang: str | None = None) -> list[tuple[dict[st
     return [(d, c.classify(d["subject"], d["body"])) for d in CORPORA[name] if lang in (None, d["lang"])]
 
 
+def figures(name: str) -> dict[str, float]:
+    """The quality table's row for one set: primary type accuracy, crime types and countries micro
+    precision/recall/F1, and the share of texts naming no foreign country that find none (→ triage)."""
+    rs = results(name)
+    primary = sum(1 for d, r in rs if r.crime_types[:1] == d["crime_types"][:1]) / len(rs)
+    cp, cr, _ = prf((set(d["crime_types"]), set(r.crime_types)) for d, r in rs)
+    p, r, f = prf((set(d["countries"]), set(res.countries)) for d, res in rs)
+    home = [res for d, res in rs if not d["countries"]]
+    triage = sum(1 for res in home if not res.countries) / len(home) if home else 1.0
+    return {
+        "texts": len(rs),
+        "primary": primary,
+        "crime_p": cp,
+        "crime_r": cr,
+        "country_p": p,
+        "country_r": r,
+        "country_f1": f,
+        "no_foreign": len(home),
+        "triage": triage,
+    }
+
+
 def test_the_corpora_are_large_and_bilingual() -> None:
     assert len(CORPORA["corpus"]) >= 80 and len(CORPORA["holdout"]) >= 50
     for docs in CORPORA.values():
@@ -113,3 +135,42 @@ def test_every_label_is_explained_with_where_it_matched() -> None:
     for e in res.evidence:
         if e.field == "body":
             assert text[e.start : e.end] == e.text
+
+
+if __name__ == "__main__":
+    # PYTHONPATH=. .venv/bin/python -m tests.unit.test_corpus: the table quoted in docs/classification.md
+    print(
+        "| set | texts | primary type | crime types P / R | countries P / R / F1 | no foreign country → triage |"
+    )
+    print("| --- | ---: | ---: | --- | --- | ---: |")
+    for name in CORPORA:
+        f = figures(name)
+        print(
+            f"| {name} | {f['texts']} | {f['primary']:.3f} | {f['crime_p']:.2f} / {f['crime_r']:.2f} |"
+            f" {f['country_p']:.3f} / {f['country_r']:.3f} / {f['country_f1']:.3f} |"
+            f" {f['triage']:.2f} ({f['no_foreign']} texts) |"
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "countries"),
+    [
+        ("The buyers paid the suppliers in US dollars in cash in Paris.", []),
+        ("Les trafiquants réglaient en francs suisses et en dollars américains.", []),
+        ("The prosecutor said the city should not become 'like in Mexico'.", []),
+        ("Le poste d'Islamabad, compétent pour l'Afghanistan, est sollicité.", ["AF"]),
+        (
+            "The post in Bogota asks the Colombian police for his record.",
+            ["CO"],
+        ),  # the cue: the next place only
+        ("Cocaine shipped from Ecuador was paid in US dollars.", ["EC"]),
+    ],
+)
+def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:
+    assert classifier().classify("Request", body).countries == countries
+
+
+def test_a_phrase_said_again_adds_nothing() -> None:
+    once = classifier().classify("Information", "Jordan called. He works in Lyon.")
+    twice = classifier().classify("Information", "Jordan called. Jordan works in Lyon. Jordan left.")
+    assert once.country_confidence == twice.country_confidence and "JO" not in twice.countries

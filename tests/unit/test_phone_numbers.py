@@ -7,7 +7,7 @@ import random
 import phonenumbers
 import pytest
 
-from watchcentre.adapters.gazetteer import PhoneFinder, _parsed_region, _quick_region
+from watchcentre.adapters.gazetteer import _PHONE_HINT, PhoneFinder, _parsed_region, _phone_hints, region_of
 
 
 @pytest.mark.parametrize(
@@ -27,14 +27,41 @@ def test_phone_numbers_name_their_country(text: str, countries: list[str]) -> No
     assert [region for region, *_ in PhoneFinder()(text)] == countries
 
 
-def test_the_fast_path_never_disagrees_with_a_full_parse() -> None:
+def test_the_fast_paths_never_disagree_with_a_full_parse() -> None:
+    """Random digits after every calling code, and real numbers of every region of the shared codes
+    (+1, +44, +7, +212 …) with their last digits changed: `region_of` answers as a full parse does."""
     rng = random.Random(2026)
     codes = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
-    taken = 0
-    for _ in range(5000):
-        digits = rng.choice(codes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 14)))
-        quick = _quick_region(digits)
-        if quick is not None:
-            taken += 1
-            assert quick == _parsed_region(digits), digits
-    assert taken > 500  # the fast path is really taken
+    samples = [
+        rng.choice(codes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 14)))
+        for _ in range(6000)
+    ]
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        if len(regions) < 2:
+            continue
+        for region in regions:
+            for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+                example = phonenumbers.example_number_for_type(region, kind)
+                if example is None:
+                    continue
+                national = phonenumbers.national_significant_number(example)
+                for _ in range(20):
+                    cut = rng.randint(max(1, len(national) - 6), len(national))
+                    tail = "".join(
+                        rng.choice("0123456789")
+                        for _ in range(len(national) - cut + rng.choice((-1, 0, 0, 1)))
+                    )
+                    samples.append(f"{code}{national[:cut]}{tail}")
+    regions_found = set()
+    for digits in samples:
+        expected = _parsed_region(digits)
+        assert region_of(digits) == expected, digits
+        regions_found.add(expected)
+    assert len(regions_found) > 150  # the samples really reach most regions
+
+
+def test_the_two_searches_find_what_the_one_pattern_finds() -> None:
+    rng = random.Random(7)
+    for _ in range(50_000):
+        text = "".join(rng.choice("0000123456789  +-./()a_é\n") for _ in range(rng.randint(1, 60)))
+        assert [m.span() for m in _phone_hints(text)] == [m.span() for m in _PHONE_HINT.finditer(text)], text

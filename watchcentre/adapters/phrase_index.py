@@ -1,22 +1,39 @@
-"""A phrase index on pyahocorasick: one pass of a C automaton over the text, whatever the number of
-rule phrases. Keys are padded with spaces, so only whole words match ('arme' never in 'gendarmerie')."""
+"""The classifier's substring index on ahocorasick-rs (the Rust `aho-corasick` crate): one pass of a
+compiled automaton over the text, whatever the number of keys, and the hits come back as one list built
+in Rust. Latin-1 text (English and French, nearly always) is searched as bytes, one byte per character,
+by a DFA holding the Latin-1 keys (no other key can occur in such a text); anything else as str."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import ahocorasick
+import ahocorasick_rs
 
 
 class AhoCorasickIndex:
     def __init__(self, keys: Sequence[str]) -> None:
-        self._automaton = ahocorasick.Automaton()
-        for i, key in enumerate(keys):
-            self._automaton.add_word(f" {key} ", (i, len(key)))
-        self._automaton.make_automaton()
+        latin = [k for k in keys if _latin1(k)]
+        # the Latin-1 keys first, so that a key's number is the same in both automata
+        self.keys: list[str] = latin + [k for k in keys if not _latin1(k)]
+        every = ahocorasick_rs.MatchKind.Standard  # every occurrence, overlaps included
+        self._str = ahocorasick_rs.AhoCorasick(self.keys, matchkind=every)
+        self._bytes = ahocorasick_rs.BytesAhoCorasick(
+            [k.encode("latin-1") for k in latin],
+            matchkind=every,
+            implementation=ahocorasick_rs.Implementation.DFA,
+        )
 
-    def find(self, text: str) -> Iterator[tuple[int, int, int]]:
-        # In " " + text + " ", a hit ending at e (inclusive, on the trailing space) covers the
-        # phrase text[e - length - 1 : e - 1].
-        for e, (i, length) in self._automaton.iter(f" {text} "):
-            yield e - length - 1, e - 1, i
+    def find(self, text: str) -> list[tuple[int, int, int]]:
+        try:
+            raw = text.encode("latin-1")
+        except UnicodeEncodeError:
+            return self._str.find_matches_as_indexes(text, overlapping=True)
+        return self._bytes.find_matches_as_indexes(raw, overlapping=True)
+
+
+def _latin1(key: str) -> bool:
+    try:
+        key.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +46,19 @@ class Negation(BaseModel):
     cues: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class PlaceRules(BaseModel):
+    """Places named in passing (config/gazetteer.yaml `in_passing`): phrases that contain a place's
+    name and are not about it ('US dollars', 'New South Wales'), and cues after which a place is only
+    a comparison or the seat of a post ('like in', 'the post in'): weighed by `factor`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    not_places: list[str] = Field(default_factory=list)
+    window: int = Field(default=2, ge=0, le=8, description="tokens between a cue and the place")
+    factor: float = Field(default=1.0, ge=0.0, le=1.0)
+    cues: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Weights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +85,21 @@ class Weights(BaseModel):
         }
     )
     country_threshold: float = 0.6
+    repeats: bool = Field(
+        default=True,
+        description="false: a phrase said again in the same field (a country again in the message) adds"
+        " nothing: what a message is about is not what it repeats most",
+    )
+    precedence: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="[a, b]: when b scores highest and a is found too, with at least precedence_ratio"
+        " of b's score, the message is about a (terrorism over the violence it uses, a wanted person"
+        " over what they are wanted for, a fraud over the internet it used)",
+    )
+    precedence_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    lead_factor: float = Field(
+        default=1.0, ge=1.0, le=4.0, description="weight of the body's first sentence, the lead of a release"
+    )
 
 
 class CrimeRules(BaseModel):
@@ -84,6 +113,10 @@ class CrimeRules(BaseModel):
     def problems(self) -> list[str]:
         out = [f"codes: unknown taxonomy code '{c}'" for c in self.codes if c not in CRIME_CODES]
         out += [f"codes: no rules for taxonomy code '{c}'" for c in sorted(CRIME_CODES - set(self.codes))]
+        for i, pair in enumerate(self.weights.precedence):
+            out += [
+                f"weights.precedence[{i}]: unknown taxonomy code '{c}'" for c in pair if c not in CRIME_CODES
+            ]
         for code, rules in self.codes.items():
             for i, pat in enumerate(rules.patterns):
                 try:
@@ -128,14 +161,65 @@ class Evidence(NamedTuple):
         return f"{self.target}: {what} in {where}"
 
 
-@dataclass(frozen=True, slots=True)
+_Found = tuple[str, str, float, bool, float, bool]
+"""What a phrase says, precomputed: (target, rule, weight, is a crime type, 1 - weight for the
+country noisy-or, target is home). One phrase may say several things ('guinea': GN and GQ)."""
+
+_START, _END = itemgetter(1), itemgetter(2)
+_LEAD_END = re.compile(r"[.!?](?=\s)|\n")  # the end of a body's first sentence
+_FIELDS: tuple[Field_, Field_, Field_] = ("subject", "body", "hint")
+_SUBJECT, _BODY, _HINT = 0, 1, 2
+
+
 class Classification:
-    crime_types: list[str]  # primary first
-    countries: list[str]  # foreign countries above the confidence threshold, strongest first
-    country_confidence: dict[str, float]  # every country seen, routed or not
-    crime_scores: dict[str, float]
-    home_mentions: list[str]  # home codes seen (France): noted, never routed
-    evidence: list[Evidence] = field(default_factory=list)
+    """The labels, their scores, and the evidence behind them. The evidence is kept as the scan's
+    compact records and turned into `Evidence` tuples only when someone reads it."""
+
+    __slots__ = (
+        "_evidence",
+        "_found",
+        "_texts",
+        "countries",
+        "country_confidence",
+        "crime_scores",
+        "crime_types",
+        "home_mentions",
+    )
+
+    def __init__(
+        self,
+        crime_types: list[str],
+        countries: list[str],
+        country_confidence: dict[str, float],
+        crime_scores: dict[str, float],
+        home_mentions: list[str],
+        evidence: list[Evidence] | None = None,
+        *,
+        found: list[tuple[int, int, int, tuple[_Found, ...], str | None]] | None = None,
+        texts: tuple[str, str] = ("", ""),
+    ) -> None:
+        self.crime_types = crime_types  # primary first
+        self.countries = countries  # foreign countries above the threshold, strongest first
+        self.country_confidence = country_confidence  # every country seen, routed or not
+        self.crime_scores = crime_scores
+        self.home_mentions = home_mentions  # home codes seen (France): noted, never routed
+        self._found = found or []
+        self._texts = texts
+        self._evidence = evidence
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        if self._evidence is None:
+            out = []
+            texts = self._texts
+            for where, start, end, says, negated_by in self._found:
+                name = _FIELDS[where]
+                for target, rule, weight, crime, _, _ in says:
+                    written = target if where == _HINT else texts[where][start:end]
+                    neg = negated_by if crime else None
+                    out.append(Evidence(target, rule, written, name, start, end, weight, neg))
+            self._evidence = out
+        return self._evidence
 
     def explanation(self) -> list[str]:
         lines = []
@@ -160,77 +244,80 @@ class CountryFinder(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------- phrase index
+# --------------------------------------------------------------------------- substring index
 
 
-class PhraseIndex(Protocol):
-    """Finds rule phrases in normalised text (see text.normalise): whole-word hits, overlaps allowed."""
+class SubstringIndex(Protocol):
+    """Every occurrence of every key in a text, overlaps included, as (key number, start, end), a key's
+    number being its place in `keys` (the index may order them as it likes). An adapter supplies a
+    compiled one (Aho-Corasick); `TrieIndex` is the standard-library stand-in."""
 
-    def find(self, text: str) -> Iterable[tuple[int, int, int]]:
-        """Yield (start, end, key number) for each phrase found."""
-        ...
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    def find(self, text: str) -> list[tuple[int, int, int]]: ...
 
 
-IndexFactory = Callable[[Sequence[str]], PhraseIndex]
+IndexFactory = Callable[[Sequence[str]], SubstringIndex]
 
 
-class RegexPhraseIndex:
-    """The standard-library index: every phrase in one regular expression shaped as a trie, so the
-    engine follows only the branches that match. An adapter may supply a faster one (Aho-Corasick)."""
+class TrieIndex:
+    """A character trie walked from every position: correct, and slow; for tests and for running
+    the core without the adapter's compiled index."""
 
     def __init__(self, keys: Sequence[str]) -> None:
-        self._ids = {k: i for i, k in enumerate(keys)}
-        trie: dict[str, Any] = {}
-        for key in keys:
-            node = trie
+        self.keys = keys
+        self._trie: dict[str, Any] = {}
+        for number, key in enumerate(keys):
+            node = self._trie
             for ch in key:
                 node = node.setdefault(ch, {})
-            node[""] = {}
-        self._re = re.compile(r"(?<![^\W_])(?:" + _trie_pattern(trie) + r")(?![^\W_])")
+            node["\0"] = number
 
-    def find(self, text: str) -> Iterator[tuple[int, int, int]]:
-        ids = self._ids
-        for m in self._re.finditer(text):
-            key = " ".join(m.group().split())
-            if key in ids:
-                yield m.start(), m.end(), ids[key]
-
-
-def _trie_pattern(node: dict[str, Any]) -> str:
-    alts = [
-        (" +" if ch == " " else re.escape(ch)) + _trie_pattern(sub) for ch, sub in sorted(node.items()) if ch
-    ]
-    if not alts:
-        return ""
-    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-    return f"(?:{body})?" if "" in node else body
+    def find(self, text: str) -> list[tuple[int, int, int]]:
+        found = []
+        for i in range(len(text)):
+            node = self._trie
+            for j in range(i, len(text)):
+                nxt = node.get(text[j])
+                if nxt is None:
+                    break
+                node = nxt
+                if "\0" in node:
+                    found.append((node["\0"], i, j + 1))
+        return found
 
 
 # --------------------------------------------------------------------------- the classifier
 
-_CRIME, _COUNTRY, _NEGATION = 0, 1, 2
+_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE = 0, 1, 2, 3, 4
 _Payload = tuple[str, str, float, int]  # (target, rule, weight, what: _CRIME, _COUNTRY or _NEGATION)
+_Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
+"""What an index key means: (what the phrase says, None); or ((), the cue) when the key is only a
+negation cue; or, for a word a pattern needs, ((), the numbers of the patterns that need it)."""
 
 
-class Classifier:
-    """Compiled once at start; `classify` is pure and safe to call from many tasks."""
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The rule phrases, country names and negation cues compiled into index keys (' word ', padded
+    with spaces) and what each one means: only strings, numbers and tuples, so that the bootstrap can
+    keep it on disk between starts (compiling it takes most of a start without the cache)."""
 
-    def __init__(
-        self,
+    phrases: tuple[tuple[str, _Key], ...]
+    place_window: int = 0
+    place_factor: float = 1.0
+
+    @classmethod
+    def compile(
+        cls,
         rules: CrimeRules,
         country_terms: Iterable[CountryTerm],
         home: Iterable[str],
-        extra_finders: Sequence[CountryFinder] = (),
-        index_factory: IndexFactory = RegexPhraseIndex,
-    ) -> None:
-        problems = rules.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-        self.rules = rules
-        self.home = frozenset(home)
-        self._finders = tuple(extra_finders)
+        places: PlaceRules | None = None,
+    ) -> Vocabulary:
         w = rules.weights
-        self._kind_weight = dict(w.country)
+        kind_weight = dict(w.country)
+        home_set = frozenset(home)
         by_key: dict[str, list[_Payload]] = defaultdict(list)
         for code, cr in rules.codes.items():
             for rule, table, weight in (("strong", cr.strong, w.strong), ("phrase", cr.phrases, w.phrase)):
@@ -241,82 +328,299 @@ class Classifier:
                                 by_key[key].append((code, rule, weight, _CRIME))
         for t in country_terms:
             if key := phrase_key(t.phrase):
-                weight = t.weight if t.weight is not None else self._kind_weight.get(t.kind, 0.5)
+                weight = t.weight if t.weight is not None else kind_weight.get(t.kind, 0.5)
                 by_key[key].append((t.country, t.kind, weight, _COUNTRY))
-        self._window = rules.negation.window
         for cues in rules.negation.cues.values():
             for cue in cues:
                 for v in expand(cue):
                     if key := phrase_key(v):
                         by_key[key].append((key, "negation", 0.0, _NEGATION))
-        self._keys = list(by_key)
-        self._payloads = [_dedupe(by_key[k]) for k in self._keys]
-        self._index = index_factory(self._keys)
-        # Each pattern alone, with the words it cannot match without: a regex search costs
-        # ~30 µs per KB (the engine tries every position), a substring test well under 1 µs.
+        places = places or PlaceRules()
+        for phrase in places.not_places:
+            for v in expand(phrase):
+                if key := phrase_key(v):
+                    by_key[key].append(("", "not a place", 0.0, _NOT_PLACE))
+        for cues in places.cues.values():
+            for cue in cues:
+                for v in expand(cue):
+                    if key := phrase_key(v):
+                        by_key[key].append((key, "place cue", 0.0, _PLACE_CUE))
+        items: list[tuple[str, _Key]] = []
+        for key, payloads in by_key.items():
+            found = _dedupe(payloads)
+            # a phrase that is also a rule's phrase is that phrase, never a cue
+            first = found[0][3]
+            special: str | None = None
+            if first == _NEGATION:
+                special = key
+            elif first == _PLACE_CUE:
+                special = "\0" + key  # a place cue: what follows is named in passing
+            says = tuple(_says(p, home_set) for p in found if p[3] in (_CRIME, _COUNTRY))
+            items.append((f" {key} ", (says, special)))
+        return cls(tuple(items), places.window, places.factor)
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready lists."""
+        phrases = [[key, [list(map(list, says)), cue]] for key, (says, cue) in self.phrases]
+        return {"phrases": phrases, "place_window": self.place_window, "place_factor": self.place_factor}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Vocabulary:
+        """The inverse of `to_data`; raises on anything else (a damaged cache)."""
+        items = []
+        for key, (says, cue) in data["phrases"]:
+            if not isinstance(key, str) or not (cue is None or isinstance(cue, str)):
+                raise ValueError("not a vocabulary")
+            items.append(
+                (
+                    key,
+                    (
+                        tuple(
+                            (str(t), str(r), float(w), bool(c), float(k), bool(h))
+                            for t, r, w, c, k, h in says
+                        ),
+                        cue,
+                    ),
+                )
+            )
+        return cls(tuple(items), int(data["place_window"]), float(data["place_factor"]))
+
+
+def _says(p: _Payload, home: frozenset[str]) -> _Found:
+    target, rule, weight, what = p
+    return (target, rule, weight, what == _CRIME, 1.0 - min(weight, 1.0), target in home)
+
+
+class Classifier:
+    """Compiled once at start; `classify` is pure and safe to call from many tasks.
+
+    The scan is one pass of the substring index over the folded text, whose payloads already say
+    what each phrase means and weighs; the Python per hit is the longest-match rule, the negation
+    window and two dictionary updates. `vocabulary`, when given, is `Vocabulary.compile` of the same
+    rules, terms and home, kept from an earlier start (then `country_terms` is not read)."""
+
+    def __init__(
+        self,
+        rules: CrimeRules,
+        country_terms: Iterable[CountryTerm],
+        home: Iterable[str],
+        extra_finders: Sequence[CountryFinder] = (),
+        index_factory: IndexFactory = TrieIndex,
+        vocabulary: Vocabulary | None = None,
+        places: PlaceRules | None = None,
+    ) -> None:
+        problems = rules.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.rules = rules
+        self.home = frozenset(home)
+        self._finders = tuple(extra_finders)
+        w = rules.weights
+        self._kind_weight = dict(w.country)
+        self._window = rules.negation.window
+        if vocabulary is None:
+            vocabulary = Vocabulary.compile(rules, country_terms, self.home, places)
+        self._lead_factor = w.lead_factor
+        # "at most n tokens between two offsets", looking at n tokens at most (possessive, no
+        # backtracking into a token); `len(norm[a:b].split()) <= n` copied and split the whole span
+        self._within_negation = _within(self._window)
+        self._within_place = _within(vocabulary.place_window)
+        self._place_window = vocabulary.place_window
+        self._place_factor = vocabulary.place_factor
+        items: list[tuple[str, Any]] = list(vocabulary.phrases)
+        self._phrase_count = len(items)
+        # Each pattern alone, tried only when one of the words it cannot match without is in the
+        # text: a regex search costs ~30 µs per KB (the engine tries every position). The words are
+        # keys of the same index, so that one pass finds them with the phrases.
         self._patterns = [
             (code, re.compile(pat), required_literals(pat))
             for code, cr in rules.codes.items()
             for pat in cr.patterns
         ]
+        needs: dict[str, list[int]] = defaultdict(list)
+        for i, (_, _, req) in enumerate(self._patterns):
+            for word in req or ():
+                needs[word].append(i)
+        phrase_keys = {key for key, _ in items}
+        self._literals: SubstringIndex | None = None
+        self._literal_ids: list[tuple[int, ...]] = []
+        if any(w in phrase_keys or w != w.strip() for w in needs):  # the unpadded text would differ
+            self._literals = index_factory(list(needs))
+            self._literal_ids = [tuple(needs[w]) for w in self._literals.keys]
+        else:
+            items += [(w, ((), tuple(i))) for w, i in needs.items()]
+        # keys padded with spaces on a text padded with spaces: whole words only ('arme' never in 'gendarmerie')
+        self._index = index_factory([key for key, _ in items])
+        meanings = dict(items)
+        self._meaning = [_fast(meanings[key]) for key in self._index.keys]
+        self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
+        self._pattern_says = [
+            (_says((code, "pattern", w.pattern, _CRIME), self.home),) for code, _, _ in self._patterns
+        ]
+        self._phone_weight = self._kind_weight["phone"]
 
     @property
     def phrase_count(self) -> int:
-        return len(self._keys)
+        return self._phrase_count
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def _negated(self, norm: str, cue: tuple[str, int] | None, start: int) -> str | None:
+    def _negated(self, norm: str, cue: str | None, cue_end: int, start: int) -> str | None:
         """The cue, when it ends at most `window` tokens before `start`."""
-        if cue is None or cue[1] > start or len(norm[cue[1] : start].split()) > self._window:
+        if cue is None or cue_end > start or self._within_negation(norm, cue_end, start) is None:
             return None
-        return cue[0]
+        return cue
 
-    def _scan(self, text: str, where: Field_, out: list[Evidence]) -> None:
+    def _passing(self, says: tuple[_Found, ...], target: str, miss: dict[str, float]) -> tuple[_Found, ...]:
+        """A place named in passing: its weight times the factor, in the score and in the evidence."""
+        weight = next(s[2] for s in says if s[0] == target) * self._place_factor
+        miss[target] = miss.get(target, 1.0) * (1.0 - min(weight, 1.0))
+        return tuple(s if s[0] != target else (*s[:2], weight, *s[3:]) for s in says)
+
+    def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
+        return cue_end <= start and self._within_place(norm, cue_end, start) is not None
+
+    def _scan(
+        self,
+        text: str,
+        where: int,
+        found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
+        crime: dict[str, float],
+        miss: dict[str, float],
+        home: list[str],
+        seen: dict[int, int],
+    ) -> None:
+        """Record what `text` says in `found`, and add it to the scores as it goes (in the order of
+        the evidence, so the sums are the same to the last bit)."""
         norm = normalise(text)
-        hits = [(s, -e, k) for s, e, k in self._index.find(norm)]
-        hits.sort()  # by start, the longest first
+        factor = self.rules.weights.subject_factor if where == _SUBJECT else 1.0
+        # with repeats off, a phrase said again adds nothing: a place anywhere in the message, a
+        # crime phrase within the field (the subject and the body each count)
+        counting_once = not self.rules.weights.repeats
+        bit = 1 << where
+        again_place: int | bool = 0
+        again_crime = 0
+        lead = self._lead_factor
+        # (key number, start, end) by start, the longest first (two stable sorts in C); on the padded
+        # text a key ' word ' found at [s, e) is the word at [s, e - 2) of the text
+        hits = self._index.find(f" {norm} ")
+        hits.sort(key=_END, reverse=True)
+        hits.sort(key=_START)
+        meaning = self._meaning
         covered = 0
-        cue: tuple[str, int] | None = None  # the last negation cue seen, and where it ends
-        payloads = self._payloads
-        pattern_cues: list[tuple[str, int]] = []
-        for start, neg_end, kid in hits:
-            end = -neg_end
-            found = payloads[kid]
-            if found[0][3] == _NEGATION:
-                cue = (found[0][0], end)
-                pattern_cues.append(cue)
-                if len(found) == 1:
-                    continue
+        cue: str | None = None  # the last negation cue seen, and where it ends
+        cue_end = 0
+        cues: list[tuple[str, int]] = []
+        place_cue_end = -1  # where the last place cue ends
+        wanted = self._always
+        lead_end = 0
+        if where == _BODY and self._lead_factor != 1.0:
+            m = _LEAD_END.search(text)
+            lead_end = m.start() if m else len(text)
+        for i, start, end in hits:
+            says, special, kind, target, value = meaning[i]
+            if special is not None:
+                if special.__class__ is str:
+                    if special[0] == "\0":
+                        place_cue_end = end - 2
+                    else:
+                        cue, cue_end = special, end - 2
+                        cues.append((cue, cue_end))
+                else:
+                    wanted = wanted.union(special)
+                continue
             if start < covered:
                 continue  # inside a longer phrase already taken ("guinea" in "papua new guinea")
-            covered = end
-            matched = text[start:end]
-            for target, rule, weight, what in found:
-                if what == _COUNTRY:
-                    out.append(Evidence(target, rule, matched, where, start, end, weight))
-                elif what == _CRIME:
-                    neg = self._negated(norm, cue, start)
-                    out.append(Evidence(target, rule, matched, where, start, end, weight, neg))
-        for code, pattern, required in self._patterns:
-            if required is not None and not any(word in norm for word in required):
-                continue
-            for m in pattern.finditer(norm):
-                out.append(
-                    Evidence(
-                        code,
-                        "pattern",
-                        text[m.start() : m.end()],
-                        where,
-                        m.start(),
-                        m.end(),
-                        self.rules.weights.pattern,
-                        self._negated(norm, _last_before(pattern_cues, m.start()), m.start()),
-                    )
-                )
+            covered = end = end - 2
+            neg = None
+            if counting_once:
+                before = seen.get(i, 0)  # the fields (bits) that said it already
+                if before:
+                    again_place = True
+                    again_crime = before & bit
+                    seen[i] = before | bit
+                else:
+                    again_place = again_crime = 0
+                    seen[i] = bit
+            if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
+                if place_cue_end >= 0:  # a cue speaks of the next place only
+                    if not again_place and self._in_passing(norm, place_cue_end, start):
+                        says = self._passing(says, target, miss)
+                        again_place = True
+                    place_cue_end = -1
+                if not again_place:
+                    miss[target] = miss.get(target, 1.0) * value
+            elif kind == _ONE_CRIME:
+                if cue is not None:
+                    neg = self._negated(norm, cue, cue_end, start)
+                if neg is None and not again_crime:
+                    boost = lead if start < lead_end else 1.0
+                    crime[target] = crime.get(target, 0.0) + value * factor * boost
+            else:
+                passing = place_cue_end >= 0 and any(not f[3] and not f[5] for f in says)
+                if passing:
+                    passing = self._in_passing(norm, place_cue_end, start)
+                    place_cue_end = -1
+                for target, _, weight, is_crime, keep, is_home in says:
+                    if is_crime:
+                        if cue is not None:
+                            neg = self._negated(norm, cue, cue_end, start)
+                        if neg is None and not again_crime:
+                            boost = lead if start < lead_end else 1.0
+                            crime[target] = crime.get(target, 0.0) + weight * factor * boost
+                    elif is_home:
+                        if target not in home:
+                            home.append(target)
+                    elif again_place:
+                        continue
+                    elif passing:
+                        says = self._passing(says, target, miss)
+                    else:
+                        miss[target] = miss.get(target, 1.0) * keep
+            found.append((where, start, end, says, neg))
+        if self._literals is not None:
+            ids = self._literal_ids
+            wanted = wanted.union(p for k, _, _ in self._literals.find(norm) for p in ids[k])
+        if wanted:
+            self._scan_patterns(text, norm, where, factor, wanted, cues, found, crime)
         for finder in self._finders:
-            for country, start, end, matched in finder(text):
-                out.append(Evidence(country, "phone", matched, where, start, end, self._kind_weight["phone"]))
+            for country, start, end, _ in finder(text):
+                says = ((country, "phone", self._phone_weight, False, 0.0, country in self.home),)
+                self._add_country(says[0], self._phone_weight, miss, home)
+                found.append((where, start, end, says, None))
+
+    @staticmethod
+    def _add_country(say: _Found, weight: float, miss: dict[str, float], home: list[str]) -> None:
+        target = say[0]
+        if say[5]:
+            if target not in home:
+                home.append(target)
+        else:
+            miss[target] = miss.get(target, 1.0) * (1.0 - min(weight, 1.0))
+
+    def _scan_patterns(
+        self,
+        text: str,
+        norm: str,
+        where: int,
+        factor: float,
+        wanted: frozenset[int],
+        cues: list[tuple[str, int]],
+        found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
+        crime: dict[str, float],
+    ) -> None:
+        for i, (code, pattern, _) in enumerate(self._patterns):
+            if i not in wanted:
+                continue
+            says = self._pattern_says[i]
+            weight = says[0][2]
+            for m in pattern.finditer(norm):
+                start = m.start()
+                last = _last_before(cues, start)
+                neg = self._negated(norm, last[0], last[1], start) if last else None
+                if neg is None:
+                    crime[code] = crime.get(code, 0.0) + weight * factor
+                found.append((where, start, m.end(), says, neg))
 
     # -- decision ---------------------------------------------------------------------------
 
@@ -324,28 +628,23 @@ class Classifier:
         self, subject: str, body: str, country_hints: Sequence[str] = (), crime_hints: Sequence[str] = ()
     ) -> Classification:
         w = self.rules.weights
-        evidence: list[Evidence] = []
-        for code in crime_hints:
-            evidence.append(Evidence(code, "hint", code, "hint", 0, 0, w.crime_threshold))
-        for c in country_hints:
-            evidence.append(Evidence(c, "hint", c, "hint", 0, 0, self._kind_weight["hint"]))
-        self._scan(subject, "subject", evidence)
-        self._scan(body, "body", evidence)
-
+        found: list[tuple[int, int, int, tuple[_Found, ...], str | None]] = []
         crime: dict[str, float] = {}
         miss: dict[str, float] = {}  # country: product of (1 - weight), noisy-or
         home: list[str] = []
-        for e in evidence:
-            if e.negated_by:
-                continue
-            if e.target in CRIME_CODES:
-                factor = w.subject_factor if e.field == "subject" else 1.0
-                crime[e.target] = crime.get(e.target, 0.0) + e.weight * factor
-            elif e.target in self.home:
-                if e.target not in home:
-                    home.append(e.target)
-            else:
-                miss[e.target] = miss.get(e.target, 1.0) * (1.0 - min(e.weight, 1.0))
+        for code in crime_hints:
+            says = (code, "hint", w.crime_threshold, code in CRIME_CODES, 0.0, code in self.home)
+            self._add_hint(says, crime, miss, home)
+            found.append((_HINT, 0, 0, (says,), None))
+        for c in country_hints:
+            weight = self._kind_weight["hint"]
+            says = (c, "hint", weight, c in CRIME_CODES, 1.0 - min(weight, 1.0), c in self.home)
+            self._add_hint(says, crime, miss, home)
+            found.append((_HINT, 0, 0, (says,), None))
+        seen: dict[int, int] = {}  # key number -> the fields that said it (bits)
+        self._scan(subject, _SUBJECT, found, crime, miss, home, seen)
+        self._scan(body, _BODY, found, crime, miss, home, seen)
+
         hint_set = set(crime_hints)
         crime_types = sorted(
             (c for c, s in crime.items() if s >= w.crime_threshold or c in hint_set),
@@ -354,6 +653,17 @@ class Classifier:
         if crime_types:
             floor = w.secondary_ratio * crime[crime_types[0]]
             crime_types = crime_types[:1] + [c for c in crime_types[1:] if crime[c] >= floor or c in hint_set]
+            top = crime_types[0]
+            if top not in hint_set:
+                for first, then in w.precedence:
+                    if (
+                        then == top
+                        and first in crime_types
+                        and crime[first] >= w.precedence_ratio * crime[top]
+                    ):
+                        crime_types.remove(first)
+                        crime_types.insert(0, first)
+                        break
         confidence = {c: round(1.0 - m, 4) for c, m in miss.items()}
         ordered = sorted(confidence, key=lambda c: (-confidence[c], c))
         countries = [c for c in ordered if confidence[c] >= w.country_threshold]
@@ -363,8 +673,20 @@ class Classifier:
             country_confidence={c: confidence[c] for c in ordered},
             crime_scores={c: round(s, 2) for c, s in crime.items()},
             home_mentions=home,
-            evidence=evidence,
+            found=found,
+            texts=(subject, body),
         )
+
+    @staticmethod
+    def _add_hint(say: _Found, crime: dict[str, float], miss: dict[str, float], home: list[str]) -> None:
+        target, _, weight, is_crime, keep, is_home = say
+        if is_crime:
+            crime[target] = crime.get(target, 0.0) + weight
+        elif is_home:
+            if target not in home:
+                home.append(target)
+        else:
+            miss[target] = miss.get(target, 1.0) * keep
 
 
 def _dedupe(payloads: list[_Payload]) -> list[_Payload]:
@@ -416,6 +738,27 @@ def required_literals(pattern: str, min_length: int = 3) -> tuple[str, ...] | No
         return None
     best = max(candidates, key=lambda words: min(len(w) for w in words))
     return best if min(len(w) for w in best) >= min_length else None
+
+
+_ONE_CRIME, _ONE_PLACE, _OTHER = 0, 1, 2
+
+
+def _fast(meaning: _Key) -> tuple[tuple[_Found, ...], Any, int, str, float]:
+    """A key's meaning, plus for a key that says one thing only (most): its kind, target and the
+    number the scan adds (a crime's weight, a foreign place's 1 - weight)."""
+    says, special = meaning
+    if special is None and len(says) == 1:
+        target, _, weight, is_crime, keep, is_home = says[0]
+        if is_crime:
+            return says, special, _ONE_CRIME, target, weight
+        if not is_home:
+            return says, special, _ONE_PLACE, target, keep
+    return says, special, _OTHER, "", 0.0
+
+
+def _within(tokens: int) -> Callable[[str, int, int], re.Match[str] | None]:
+    """A matcher of `text[a:b]` holding at most `tokens` whitespace-separated tokens."""
+    return re.compile(rf"\s*+(?:\S++\s*+){{0,{tokens}}}\Z").match
 
 
 def _last_before(cues: list[tuple[str, int]], start: int) -> tuple[str, int] | None:

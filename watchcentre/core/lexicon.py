@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from watchcentre.core.classify import PlaceRules
+
 
 class Ambiguous(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,6 +25,7 @@ class GazetteerExtra(BaseModel):
     cities: dict[str, str] = Field(default_factory=dict)
     ambiguous: dict[str, Ambiguous] = Field(default_factory=dict)
     stoplist: list[str] = Field(default_factory=list)
+    in_passing: PlaceRules = Field(default_factory=PlaceRules)
     min_city_population: int = Field(default=500_000, ge=15_000)
 
     def countries(self) -> set[str]:
