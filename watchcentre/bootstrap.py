@@ -28,7 +28,7 @@ from yarl import URL
 from watchcentre import __version__
 from watchcentre.adapters import amqp
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
-from watchcentre.adapters.config_files import Config, known_countries, load_config
+from watchcentre.adapters.config_files import Config, file_digests, known_countries, load_config
 from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
@@ -54,6 +54,7 @@ from watchcentre.core.ports import (
 )
 from watchcentre.core.records import AuditEvent, Outcome
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+from watchcentre.core.rules import Rules, RulesRef, competence_of
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
 from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
@@ -72,6 +73,20 @@ def build_classifier(config: Config) -> Classifier:
         home=config.network.home,
         extra_finders=[PhoneFinder()],
         index_factory=AhoCorasickIndex,
+    )
+
+
+def build_rules(config: Config, classifier: Classifier, senders: SenderPolicy) -> Rules:
+    """The immutable rules object the pipeline reads once per message (core/rules.py)."""
+    return Rules(
+        network=config.network,
+        classifier=classifier,
+        handling=config.handling,
+        deadlines=config.deadlines,
+        senders=senders,
+        competence=competence_of(classifier),
+        digest=config.digest,
+        files=file_digests(config.directory),
     )
 
 
@@ -209,6 +224,7 @@ class Service:
     seen: Batcher[tuple[str, str], bool]
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
+    rules: RulesRef
 
     async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
@@ -248,25 +264,22 @@ def build_service(
         name="commit",
         on_flush=metrics.committed,
     )
-    network, handling = config.network, config.handling
+    rules = RulesRef(build_rules(config, classifier, settings.senders))
     desk = CaseDesk(
         store=store,
         publisher=publisher,
         clock=clock,
-        network=network,
+        network=config.network,
         rules=config.deadlines,
         opener=opener.submit,
-        handling=handling,
+        handling=config.handling,
+        current=rules,
     )
     outbox = Outbox(store=store, publisher=publisher, commit=committer.submit, metrics=metrics, clock=clock)
-    checks = EnvelopeChecks(
-        network=network, known_countries=known_countries(), senders=settings.senders, handling=handling
-    )
+    checks = EnvelopeChecks(rules=rules, known_countries=known_countries())
     pipeline = Pipeline(
+        rules=rules,
         checks=checks,
-        classifier=classifier,
-        network=network,
-        handling=handling,
         store=store,
         desk=desk,
         outbox=outbox,
@@ -278,14 +291,13 @@ def build_service(
         pipeline=pipeline, outbox=outbox, metrics=metrics, settings=settings, on_unavailable=on_unavailable
     )
     operator = OperatorCommands(
-        network=network,
-        handling=handling,
+        rules=rules,
         checks=checks,
         store=store,
         outbox=outbox,
         dead_letters=dead_letters,
     )
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer)
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, rules)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import structlog
 
 from watchcentre.core.envelope import Envelope, Rejection, Routing, decode_envelope
 from watchcentre.core.errors import Conflict, Invalid, NotFound
-from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import reassign
 from watchcentre.core.manual import (
     ManualRouting,
@@ -21,9 +20,9 @@ from watchcentre.core.manual import (
     holders,
     marking_override,
 )
-from watchcentre.core.network import Network
 from watchcentre.core.ports import DeadLetters, Store
 from watchcentre.core.records import AuditEvent, DeadLetterView, EventType, Status, body_digest
+from watchcentre.core.rules import RulesRef
 from watchcentre.service.checks import EnvelopeChecks
 from watchcentre.service.outbox import Outbox
 
@@ -36,15 +35,13 @@ class OperatorCommands:
     def __init__(
         self,
         *,
-        network: Network,
-        handling: HandlingRules,
+        rules: RulesRef,
         checks: EnvelopeChecks,
         store: Store,
         outbox: Outbox,
         dead_letters: DeadLetters | None = None,
     ) -> None:
-        self.network = network
-        self.handling = handling
+        self.rules = rules
         self.checks = checks
         self.store = store
         self.outbox = outbox
@@ -111,21 +108,22 @@ class OperatorCommands:
             who = f" by {last.actor} at {last.at.isoformat()}" if last else ""
             raise Conflict("revision", f"the message was routed again meanwhile{who}: reload it")
         revision = len(done) + 1
+        rules = self.rules.current
         previous = Routing.model_validate(stored.routing) if stored.routing else None
         case = await self.store.get_case(stored.reference) if stored.reference else None
-        marking = self.handling.strictest(case.handling if case else None, stored.handling)
+        marking = rules.handling.strictest(case.handling if case else None, stored.handling)
         try:
             routing = decide_manually(
                 previous=previous,
                 recipients=recipients,
                 reason=reason,
                 actor=actor,
-                network=self.network,
+                network=rules.network,
                 marking=marking,
-                rules=self.handling,
+                rules=rules.handling,
                 override_reason=override_reason,
             )
-            overridden = marking_override(routing.recipients, marking, self.handling, override_reason)
+            overridden = marking_override(routing.recipients, marking, rules.handling, override_reason)
         except MarkingForbids as exc:
             raise Conflict(exc.field, exc.problem) from None
         except ManualRoutingError as exc:
