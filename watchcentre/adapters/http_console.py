@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
@@ -64,6 +64,7 @@ from watchcentre.core.records import (
     Status,
     StoredMessage,
 )
+from watchcentre.core.rules import ConfigReload
 from watchcentre.core.taxonomy import CRIME_CODES
 from watchcentre.security import record_list, record_read
 from watchcentre.tasks import cancel_and_wait
@@ -208,6 +209,8 @@ class ConsoleDeps:
     hub: FeedHub
     classify: Callable[[str, str, list[str], list[str]], Classification]
     dead_letters: DeadLetters | None = None
+    reload: Callable[[str], Awaitable[ConfigReload]] | None = None
+    """Reads config/ again and puts it in force if valid; the argument names who asked."""
 
 
 CONSOLE = web.AppKey("console", ConsoleDeps)
@@ -360,7 +363,7 @@ def _why_triage(message: StoredMessage) -> str:
 
 
 async def recipients(request: web.Request) -> RecipientList:
-    net = request.app[DEPS].network
+    net = request.app[DEPS].current_network()
     posts = {f"post.{p.id}": f"{p.city} ({', '.join(p.countries)})" for p in net.posts}
     units = {f"unit.{u.id}": u.name for u in net.units}
     items = [
@@ -437,6 +440,17 @@ async def route(request: web.Request, *, body: RouteRequest) -> RouteResult:
         override_reason=body.override_reason,
     )
     return RouteResult(routing=routing, events=events)
+
+
+async def reload_config(request: web.Request) -> ConfigReload:
+    """Read every config file again; a valid configuration replaces the running one between two
+    messages (audited `config_changed`), an invalid one is refused with every problem
+    (`config_rejected`) and the running one kept."""
+    same_origin(request)
+    console, who = _console(request), principal_of(request)
+    if console.reload is None:
+        raise ApiError(503, "configuration reload is not wired in this instance")
+    return await console.reload(actor_of(who))
 
 
 # -- dead letters ------------------------------------------------------------------------------------

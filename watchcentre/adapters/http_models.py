@@ -46,6 +46,7 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool] = Field(description="Each dependency and whether it answers.")
     version: str
+    config: str | None = Field(default=None, description="SHA-256 digest of the configuration in force.")
 
 
 class PostView(BaseModel):
