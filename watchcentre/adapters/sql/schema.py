@@ -203,6 +203,24 @@ DROP INDEX IF EXISTS messages_recipients;
 """
 
 
+# Operators' corrections of a message's crime types and countries (adapters/sql/history.py).
+_LABELS = """
+CREATE TABLE IF NOT EXISTS labels (
+    id          {serial},
+    sender      {text} NOT NULL,
+    message_id  {text} NOT NULL,
+    at          {ts} NOT NULL,
+    actor       {text} NOT NULL,
+    reason      {text} NOT NULL,
+    crime_types {json},
+    countries   {json},
+    predicted   {json} NOT NULL,
+    blamed      {json} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_message ON labels (sender, message_id, id);
+"""
+
+
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
     t = dialect.types
@@ -224,4 +242,14 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
+        (
+            3,
+            "labels: operators' corrections",
+            _LABELS.format(
+                text=t[TEXT],
+                ts=t[TS],
+                json=t[JSON],
+                serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
+            ),
+        ),
     ]
