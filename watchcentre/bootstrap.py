@@ -47,6 +47,7 @@ from watchcentre.core.lifecycle import Case
 from watchcentre.core.ports import (
     Clock,
     DeadLetters,
+    Labels,
     Metrics,
     Publisher,
     ReferenceTaken,
@@ -251,6 +252,7 @@ def build_service(
     dead_letters: DeadLetters | None = None,
     on_unavailable: Callable[[TransientError], None] | None = None,
     max_batch: int = 500,
+    labels: Labels | None = None,
 ) -> Service:
     """The one place the service layer is built (the batchers not started: `Service.start`)."""
     # the store is looked up at each flush: it may be a `Late` one, opened after this is built
@@ -298,6 +300,7 @@ def build_service(
         store=store,
         outbox=outbox,
         dead_letters=dead_letters,
+        labels=labels,
     )
     return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, rules)
 
@@ -480,6 +483,7 @@ async def build_app(settings: Settings) -> web.Application:
         ),
         dead_letters=dead_letters,
         on_unavailable=guard.unavailable,
+        labels=cast(Labels, late_store),
     )
     scheduler = DeadlineScheduler(service.desk, SystemClock(), settings.deadline_tick_s)
 

@@ -105,7 +105,11 @@ def _quality_lines(results: dict[str, Any]) -> Iterator[str]:
         "operators": "operators' corrections",
     }
     for name, ev in results.items():
-        yield summary_line(names.get(name, name), ev) if ev.items else f"{names.get(name, name):<22}      0  (none yet)"
+        yield (
+            summary_line(names.get(name, name), ev)
+            if ev.items
+            else f"{names.get(name, name):<22}      0  (none yet)"
+        )
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:

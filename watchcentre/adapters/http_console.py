@@ -34,6 +34,7 @@ from watchcentre.adapters.http_models import (
     ConsoleMessage,
     ConsoleMessageQuery,
     ConsolePage,
+    Corrections,
     DeadLetterList,
     DeadLetterQuery,
     FeedQuery,
@@ -48,6 +49,7 @@ from watchcentre.adapters.http_models import (
     ReinjectResult,
     RouteRequest,
     RouteResult,
+    RuleCount,
     Segment,
     TriageItem,
 )
@@ -99,7 +101,11 @@ class ConsoleActions(Protocol):
         expected_revision: int | None = None,
         override_marking: bool = False,
         override_reason: str | None = None,
+        crime_types: Sequence[str] | None = None,
+        countries: Sequence[str] | None = None,
     ) -> tuple[Routing, list[AuditEvent]]: ...
+
+    async def most_corrected(self, limit: int = 10) -> tuple[int, list[tuple[str, int]]]: ...
 
     async def reinject_dead(
         self, *, letter_id: str, corrected: bytes | None, actor: str, note: str
@@ -438,8 +444,15 @@ async def route(request: web.Request, *, body: RouteRequest) -> RouteResult:
         expected_revision=body.revision,
         override_marking=body.override_marking,
         override_reason=body.override_reason,
+        crime_types=body.crime_types,
+        countries=body.countries,
     )
     return RouteResult(routing=routing, events=events)
+
+
+async def corrections(request: web.Request) -> Corrections:
+    corrected, rules = await _console(request).actions.most_corrected(10)
+    return Corrections(corrected=corrected, rules=[RuleCount(rule=r, count=n) for r, n in rules])
 
 
 async def reload_config(request: web.Request) -> ConfigReload:

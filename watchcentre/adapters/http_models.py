@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from watchcentre.core.envelope import Routing
+from watchcentre.core.labels import MAX_COUNTRIES, MAX_CRIME_TYPES
 from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
@@ -176,6 +177,29 @@ class RouteRequest(BaseModel):
         max_length=2000,
         description="Why the marking is overridden: required with override_marking.",
     )
+    crime_types: list[Annotated[str, Field(max_length=40)]] | None = Field(
+        default=None,
+        max_length=MAX_CRIME_TYPES,
+        description="The operator's correction of its crime types, primary first (taxonomy codes);"
+        " absent: not corrected. Kept as a label (who, why) for `watchcentre eval`.",
+    )
+    countries: list[Annotated[str, Field(max_length=2)]] | None = Field(
+        default=None,
+        max_length=MAX_COUNTRIES,
+        description="The operator's correction of its foreign countries (ISO 3166-1 alpha-2); absent: not corrected.",
+    )
+
+
+class RuleCount(BaseModel):
+    rule: str = Field(description='`code: rule "phrase"` behind a wrong label, or `code: missed`.')
+    count: int
+
+
+class Corrections(BaseModel):
+    """Which rules most often needed an operator's correction."""
+
+    corrected: int = Field(description="Messages whose crime types or countries an operator corrected.")
+    rules: list[RuleCount]
 
 
 class RouteResult(BaseModel):

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 
 import structlog
 
 from watchcentre.core.envelope import Envelope, Rejection, Routing, decode_envelope
 from watchcentre.core.errors import Conflict, Invalid, NotFound
+from watchcentre.core.labels import Label, blame, checked, most_blamed
 from watchcentre.core.lifecycle import reassign
 from watchcentre.core.manual import (
     ManualRouting,
@@ -20,7 +22,7 @@ from watchcentre.core.manual import (
     holders,
     marking_override,
 )
-from watchcentre.core.ports import DeadLetters, Store
+from watchcentre.core.ports import DeadLetters, Labels, Store
 from watchcentre.core.records import AuditEvent, DeadLetterView, EventType, Status, body_digest
 from watchcentre.core.rules import RulesRef
 from watchcentre.service.checks import EnvelopeChecks
@@ -40,7 +42,10 @@ class OperatorCommands:
         store: Store,
         outbox: Outbox,
         dead_letters: DeadLetters | None = None,
+        labels: Labels | None = None,
     ) -> None:
+        self.labels = labels
+        """Where operators' corrections are kept (None: they are refused, nowhere to keep them)."""
         self.rules = rules
         self.checks = checks
         self.store = store
@@ -59,6 +64,8 @@ class OperatorCommands:
         expected_revision: int | None = None,
         override_marking: bool = False,
         override_reason: str | None = None,
+        crime_types: Sequence[str] | None = None,
+        countries: Sequence[str] | None = None,
     ) -> tuple[Routing, list[AuditEvent]]:
         """Route (or re-route) a stored message to the recipients an operator chose, as an automatic
         decision is: copies published persistent and confirmed, then the decision and its `routed`
@@ -72,6 +79,11 @@ class OperatorCommands:
         are refused (Conflict, field `recipients`) unless `override_marking` is set with
         `override_reason`, which the audit event records. Routing a request makes the chosen
         recipients its case's parties (triage → routed), in the same transaction as the decision."""
+        corrected = checked(crime_types, countries, self.checks.known_countries)
+        if corrected != (None, None) and self.labels is None:
+            raise Invalid(
+                "crime_types" if crime_types is not None else "countries", "corrections are not kept here"
+            )
         key = (sender, message_id)
         lock = self._manual_locks.setdefault(key, asyncio.Lock())
         try:
@@ -84,6 +96,7 @@ class OperatorCommands:
                     actor,
                     expected_revision,
                     override_reason=(override_reason or "") if override_marking else None,
+                    corrected=corrected,
                 )
         finally:
             if not lock.locked():
@@ -98,6 +111,7 @@ class OperatorCommands:
         actor: str,
         expected_revision: int | None,
         override_reason: str | None,
+        corrected: tuple[list[str] | None, list[str] | None] = (None, None),
     ) -> tuple[Routing, list[AuditEvent]]:
         stored = await self.store.get_message(message_id, sender)
         if stored is None or stored.status is Status.REJECTED or stored.envelope is None:
@@ -145,6 +159,15 @@ class OperatorCommands:
         }
         if overridden is not None:
             details["marking_overridden"] = overridden
+        label = (
+            self._label(env, previous, corrected, actor, reason, now) if corrected != (None, None) else None
+        )
+        if label is not None:
+            details["corrections"] = {
+                k: v
+                for k, v in (("crime_types", label.crime_types), ("countries", label.countries))
+                if v is not None
+            }
         after = None
         if case is not None and (case.sender, case.message_id) == (sender, message_id):
             after, details["case"] = reassign(
@@ -184,8 +207,44 @@ class OperatorCommands:
             recipients=routing.recipients,
             revision=revision,
         )
+        if label is not None and self.labels is not None:
+            # the correction is in the audit event above (committed); the label is its working copy
+            await self.labels.add_label(label)
+            log.info("corrected", sender=sender, message_id=message_id, actor=actor, blamed=len(label.blamed))
         await self.outbox.announce(committed)
         return routing, committed
+
+    def _label(
+        self,
+        env: Envelope,
+        previous: Routing | None,
+        corrected: tuple[list[str] | None, list[str] | None],
+        actor: str,
+        reason: str,
+        at: datetime,
+    ) -> Label:
+        """The operator's correction, with what the rules had said and the rules behind each mistake."""
+        crime_types, countries = corrected
+        cls = self.rules.current.classifier.classify(env.subject, env.body, env.countries, env.crime_types)
+        return Label(
+            sender=env.sender,
+            message_id=env.message_id,
+            at=at,
+            actor=actor,
+            reason=reason.strip(),
+            crime_types=crime_types,
+            countries=countries,
+            predicted_crime_types=list(previous.crime_types) if previous else cls.crime_types,
+            predicted_countries=list(previous.countries) if previous else cls.countries,
+            blamed=blame(cls, crime_types, countries),
+        )
+
+    async def most_corrected(self, limit: int = 10) -> tuple[int, list[tuple[str, int]]]:
+        """How many messages operators corrected, and the rules most often behind a correction."""
+        if self.labels is None:
+            return 0, []
+        labels = [label for label, _ in await self.labels.labels()]
+        return len(labels), most_blamed(labels, limit)
 
     async def reinject_dead(
         self, *, letter_id: str, corrected: bytes | None, actor: str, note: str
