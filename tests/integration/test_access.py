@@ -372,7 +372,7 @@ MATRIX: list[tuple[str, D]] = [
     ),
     row(
         "/api/console/corrections",
-        operator=200,
+        operator=503,
         auditor=403,
         post__es=403,
         post__de=403,
