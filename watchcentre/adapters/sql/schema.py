@@ -220,6 +220,18 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE INDEX IF NOT EXISTS labels_message ON labels (sender, message_id, id);
 """
 
+# A manual routing's revision is claimed before its copies are published (one instance publishes).
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS manual_claims (
+    sender     {text} NOT NULL,
+    message_id {text} NOT NULL,
+    revision   {int} NOT NULL,
+    claim      {text} NOT NULL,
+    at         {ts} NOT NULL,
+    PRIMARY KEY (sender, message_id, revision)
+);
+"""
+
 
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
@@ -242,8 +254,9 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
+        (3, "manual routing claims", _CLAIMS.format(text=t[TEXT], int=t[INT], ts=t[TS])),
         (
-            3,
+            4,
             "labels: operators' corrections",
             _LABELS.format(
                 text=t[TEXT],
