@@ -322,7 +322,9 @@ class Reloader:
         store: Store,
         declare: Callable[[Config], Awaitable[None]],
         on_changed: Callable[[Rules], None],
+        on_refused: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_refused = on_refused
         self._settings = settings
         self._service = service
         self._store = store
@@ -360,6 +362,7 @@ class Reloader:
                 by,
                 {"problems": problems, "files": files, "in_force": current.digest},
             )
+            self._on_refused()
             log.error("config_rejected", by=by, problems=problems, in_force=current.digest)
             return ConfigReload(
                 outcome="rejected", digest=current.digest, files=files, problems=problems, by=by
@@ -496,6 +499,7 @@ async def build_app(settings: Settings) -> web.Application:
         store=store,
         declare=declare,
         on_changed=lambda rules: metrics.running(__version__, rules.digest),
+        on_refused=metrics.config_reload_refused,
     )
     runtime = Runtime(
         settings, config, store, connection, service, consumer, names, guard, scheduler, reloader

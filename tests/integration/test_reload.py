@@ -99,7 +99,9 @@ async def test_sighup_reloads_a_valid_config_and_refuses_an_invalid_one_while_me
         )
         status, health = await proc.health()
         assert status == 200 and health["config"] == after
-        assert f'digest="{after}"' in await _metrics(proc)
+        exposition = await _metrics(proc)
+        assert f'digest="{after}"' in exposition and f'digest="{before}"' not in exposition
+        assert "watchcentre_config_reload_failures_total 1.0" in exposition
 
         # the configuration in force is the valid new one: a post's drug alert reaches the new unit
         alert = envelope(
