@@ -30,7 +30,14 @@ from yarl import URL
 from watchcentre import __version__
 from watchcentre.adapters import amqp
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
-from watchcentre.adapters.config_files import Config, ConfigError, file_digests, known_countries, load_config
+from watchcentre.adapters.config_files import (
+    Config,
+    ConfigError,
+    config_digest,
+    file_digests,
+    known_countries,
+    load_config,
+)
 from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
@@ -341,6 +348,9 @@ class Reloader:
         current = ref.current
         directory = self._settings.config_dir
         problems: list[str] = []
+        if await asyncio.to_thread(_digest_or_none, directory) == current.digest:  # nothing to compile
+            log.info("config_unchanged", digest=current.digest, by=by)
+            return ConfigReload(outcome="unchanged", digest=current.digest, files=dict(current.files), by=by)
         try:
             config, classifier = await asyncio.to_thread(_build, directory)
         except ConfigError as exc:
@@ -392,6 +402,13 @@ class Reloader:
 def _build(directory: str | Path) -> tuple[Config, Classifier]:
     config = load_config(directory)
     return config, build_classifier(config)
+
+
+def _digest_or_none(directory: str | Path) -> str | None:
+    try:
+        return config_digest(Path(directory))
+    except OSError:
+        return None
 
 
 def _digests_or_none(directory: str | Path) -> dict[str, str]:

@@ -17,6 +17,7 @@ from watchcentre.core.labels import MAX_COUNTRIES, MAX_CRIME_TYPES
 from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
+from watchcentre.core.taxonomy import CRIME_CODES
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
@@ -146,6 +147,10 @@ class SignedOut(BaseModel):
 # -- the operator console (adapters/http_console.py) ----------------------------------------------
 
 
+CrimeCode = Annotated[str, Field(max_length=40, json_schema_extra={"enum": sorted(CRIME_CODES)})]
+"""A taxonomy code (the document lists them; the service checks them: 400 naming `crime_types`)."""
+
+
 class RouteRequest(BaseModel):
     """POST /api/console/route: route a triage item, or re-route a message, to chosen recipients."""
 
@@ -177,13 +182,13 @@ class RouteRequest(BaseModel):
         max_length=2000,
         description="Why the marking is overridden: required with override_marking.",
     )
-    crime_types: list[Annotated[str, Field(max_length=40)]] | None = Field(
+    crime_types: list[CrimeCode] | None = Field(
         default=None,
         max_length=MAX_CRIME_TYPES,
         description="The operator's correction of its crime types, primary first (taxonomy codes);"
         " absent: not corrected. Kept as a label (who, why) for `watchcentre eval`.",
     )
-    countries: list[Annotated[str, Field(max_length=2)]] | None = Field(
+    countries: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] | None = Field(
         default=None,
         max_length=MAX_COUNTRIES,
         description="The operator's correction of its foreign countries (ISO 3166-1 alpha-2); absent: not corrected.",

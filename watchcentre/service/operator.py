@@ -91,11 +91,6 @@ class OperatorCommands:
         are refused (Conflict, field `recipients`) unless `override_marking` is set with
         `override_reason`, which the audit event records. Routing a request makes the chosen
         recipients its case's parties (triage → routed), in the same transaction as the decision."""
-        corrected = checked(crime_types, countries, self.checks.known_countries)
-        if corrected != (None, None) and self.labels is None:
-            raise Invalid(
-                "crime_types" if crime_types is not None else "countries", "corrections are not kept here"
-            )
         key = (sender, message_id)
         lock = self._manual_locks.setdefault(key, asyncio.Lock())
         try:
@@ -108,7 +103,7 @@ class OperatorCommands:
                     actor,
                     expected_revision,
                     override_reason=(override_reason or "") if override_marking else None,
-                    corrected=corrected,
+                    corrections=(crime_types, countries),
                 )
         finally:
             if not lock.locked():
@@ -123,11 +118,16 @@ class OperatorCommands:
         actor: str,
         expected_revision: int | None,
         override_reason: str | None,
-        corrected: tuple[list[str] | None, list[str] | None] = (None, None),
+        corrections: tuple[Sequence[str] | None, Sequence[str] | None] = (None, None),
     ) -> tuple[Routing, list[AuditEvent]]:
         stored = await self.store.get_message(message_id, sender)
         if stored is None or stored.status is Status.REJECTED or stored.envelope is None:
             raise NotFound("message_id", "no such routed or triaged message")
+        corrected = checked(*corrections, self.checks.known_countries)
+        if corrected != (None, None) and self.labels is None:
+            raise Invalid(
+                "crime_types" if corrected[0] is not None else "countries", "corrections are not kept here"
+            )
         done = await self.store.manual_routings(sender, message_id)
         if expected_revision is not None and expected_revision != len(done):
             last = done[-1] if done else None
