@@ -44,10 +44,11 @@ def candidate(workdir: Path) -> Path:
 
 
 async def run(n: int, db: Path, workdir: Path) -> None:
-    if not db.exists():
-        db.parent.mkdir(parents=True, exist_ok=True)
+    if not await asyncio.to_thread(db.exists):
+        await asyncio.to_thread(db.parent.mkdir, parents=True, exist_ok=True)
         filled = await fill(Settings(database_url=f"sqlite:///{db}"), n)  # type: ignore[arg-type]
-        print(f"filled {n:,} messages in {filled:.0f} s ({db.stat().st_size / 1e6:.0f} MB)")
+        size_mb = (await asyncio.to_thread(db.stat)).st_size / 1e6
+        print(f"filled {n:,} messages in {filled:.0f} s ({size_mb:.0f} MB)")
     started = time.perf_counter()
     config = load_config(candidate(workdir))
     rules = build_rules(config, build_classifier(config), SenderPolicy())
