@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,14 @@ from yarl import URL
 from watchcentre import __version__
 from watchcentre.adapters import amqp
 from watchcentre.adapters.audit_anchor import FileAnchor, load_key
-from watchcentre.adapters.config_files import Config, known_countries, load_config
+from watchcentre.adapters.config_files import (
+    Config,
+    ConfigError,
+    config_digest,
+    file_digests,
+    known_countries,
+    load_config,
+)
 from watchcentre.adapters.gazetteer import PhoneFinder, PhoneTables, build_country_terms
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
@@ -48,6 +56,7 @@ from watchcentre.core.lifecycle import Case
 from watchcentre.core.ports import (
     Clock,
     DeadLetters,
+    Labels,
     Metrics,
     Publisher,
     ReferenceTaken,
@@ -55,8 +64,9 @@ from watchcentre.core.ports import (
     SystemClock,
     TransientError,
 )
-from watchcentre.core.records import AuditEvent, Outcome
+from watchcentre.core.records import AuditEvent, EventType, Outcome
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
+from watchcentre.core.rules import ConfigReload, Rules, RulesRef, competence_of
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
 from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
@@ -97,6 +107,20 @@ def build_classifier(config: Config, cache_dir: Path | None = None) -> Classifie
         extra_finders=[PhoneFinder(phones)],
         index_factory=AhoCorasickIndex,
         vocabulary=vocabulary,
+    )
+
+
+def build_rules(config: Config, classifier: Classifier, senders: SenderPolicy) -> Rules:
+    """The immutable rules object the pipeline reads once per message (core/rules.py)."""
+    return Rules(
+        network=config.network,
+        classifier=classifier,
+        handling=config.handling,
+        deadlines=config.deadlines,
+        senders=senders,
+        competence=competence_of(classifier),
+        digest=config.digest,
+        files=file_digests(config.directory),
     )
 
 
@@ -234,6 +258,7 @@ class Service:
     seen: Batcher[tuple[str, str], bool]
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
+    rules: RulesRef
 
     async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
@@ -258,6 +283,7 @@ def build_service(
     dead_letters: DeadLetters | None = None,
     on_unavailable: Callable[[TransientError], None] | None = None,
     max_batch: int = 500,
+    labels: Labels | None = None,
 ) -> Service:
     """The one place the service layer is built (the batchers not started: `Service.start`)."""
     # the store is looked up at each flush: it may be a `Late` one, opened after this is built
@@ -273,25 +299,22 @@ def build_service(
         name="commit",
         on_flush=metrics.committed,
     )
-    network, handling = config.network, config.handling
+    rules = RulesRef(build_rules(config, classifier, settings.senders))
     desk = CaseDesk(
         store=store,
         publisher=publisher,
         clock=clock,
-        network=network,
+        network=config.network,
         rules=config.deadlines,
         opener=opener.submit,
-        handling=handling,
+        handling=config.handling,
+        current=rules,
     )
     outbox = Outbox(store=store, publisher=publisher, commit=committer.submit, metrics=metrics, clock=clock)
-    checks = EnvelopeChecks(
-        network=network, known_countries=known_countries(), senders=settings.senders, handling=handling
-    )
+    checks = EnvelopeChecks(rules=rules, known_countries=known_countries())
     pipeline = Pipeline(
+        rules=rules,
         checks=checks,
-        classifier=classifier,
-        network=network,
-        handling=handling,
         store=store,
         desk=desk,
         outbox=outbox,
@@ -303,14 +326,120 @@ def build_service(
         pipeline=pipeline, outbox=outbox, metrics=metrics, settings=settings, on_unavailable=on_unavailable
     )
     operator = OperatorCommands(
-        network=network,
-        handling=handling,
+        rules=rules,
         checks=checks,
         store=store,
         outbox=outbox,
         dead_letters=dead_letters,
+        labels=labels,
     )
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer)
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, rules)
+
+
+class Reloader:
+    """Reads config/ again and puts it in force if valid: on SIGHUP, or an operator's request over HTTP.
+
+    The files are read, validated and the classifier compiled off the event loop, while messages
+    flow on the rules in force; queues for new posts or units are declared; then the change is
+    recorded (`config_changed`: digests, who asked) and the new rules swapped in whole, between two
+    messages. An invalid configuration is refused with every problem, recorded (`config_rejected`)
+    and logged, and the running one kept. One reload at a time."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        service: Service,
+        store: Store,
+        declare: Callable[[Config], Awaitable[None]],
+        on_changed: Callable[[Rules], None],
+        on_refused: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._on_refused = on_refused
+        self._settings = settings
+        self._service = service
+        self._store = store
+        self._declare = declare
+        self._on_changed = on_changed
+        self._lock = asyncio.Lock()
+
+    async def reload(self, by: str) -> ConfigReload:
+        async with self._lock:
+            return await self._reload(by)
+
+    async def _reload(self, by: str) -> ConfigReload:
+        ref = self._service.rules
+        current = ref.current
+        directory = self._settings.config_dir
+        problems: list[str] = []
+        if await asyncio.to_thread(_digest_or_none, directory) == current.digest:  # nothing to compile
+            log.info("config_unchanged", digest=current.digest, by=by)
+            return ConfigReload(outcome="unchanged", digest=current.digest, files=dict(current.files), by=by)
+        try:
+            config, classifier = await asyncio.to_thread(_build, directory)
+        except ConfigError as exc:
+            problems = list(exc.problems)
+        except (ValueError, OSError) as exc:
+            problems = [str(exc)]
+        if not problems and config.digest == current.digest:
+            log.info("config_unchanged", digest=current.digest, by=by)
+            return ConfigReload(outcome="unchanged", digest=current.digest, files=dict(current.files), by=by)
+        if not problems:
+            try:
+                await self._declare(config)  # the queues of new posts and units, before any copy goes there
+            except (TransientError, RuntimeError) as exc:
+                problems = [f"broker: the queues of the new network could not be declared ({exc})"]
+        if problems:
+            files = await asyncio.to_thread(_digests_or_none, directory)
+            await self._record(
+                EventType.CONFIG_REJECTED,
+                by,
+                {"problems": problems, "files": files, "in_force": current.digest},
+            )
+            self._on_refused()
+            log.error("config_rejected", by=by, problems=problems, in_force=current.digest)
+            return ConfigReload(
+                outcome="rejected", digest=current.digest, files=files, problems=problems, by=by
+            )
+        rules = build_rules(config, classifier, sender_policy(self._settings, config))
+        await self._record(
+            EventType.CONFIG_CHANGED,
+            by,
+            {"digest": rules.digest, "previous": current.digest, "files": dict(rules.files)},
+        )
+        ref.swap(rules)  # the next message is decided with these
+        self._on_changed(rules)
+        log.info(
+            "config_changed", by=by, digest=rules.digest, previous=current.digest, files=dict(rules.files)
+        )
+        return ConfigReload(
+            outcome="changed", digest=rules.digest, previous=current.digest, files=dict(rules.files), by=by
+        )
+
+    async def _record(self, kind: EventType, by: str, details: dict[str, Any]) -> None:
+        details = {**details, "instance": self._settings.instance_name}
+        event = AuditEvent(at=SystemClock().now(), type=kind, actor=by, details=details)
+        committed = await self._store.append_audit([event])
+        await self._service.outbox.announce(committed)
+
+
+def _build(directory: str | Path) -> tuple[Config, Classifier]:
+    config = load_config(directory)
+    return config, build_classifier(config)
+
+
+def _digest_or_none(directory: str | Path) -> str | None:
+    try:
+        return config_digest(Path(directory))
+    except OSError:
+        return None
+
+
+def _digests_or_none(directory: str | Path) -> dict[str, str]:
+    try:
+        return file_digests(Path(directory))
+    except OSError:
+        return {}
 
 
 @dataclass
@@ -326,6 +455,7 @@ class Runtime:
     names: amqp.Names
     guard: OutageGuard
     scheduler: DeadlineScheduler
+    reloader: Reloader | None = None
 
 
 @dataclass
@@ -397,9 +527,25 @@ async def build_app(settings: Settings) -> web.Application:
         ),
         dead_letters=dead_letters,
         on_unavailable=guard.unavailable,
+        labels=cast(Labels, late_store),
     )
     scheduler = DeadlineScheduler(service.desk, SystemClock(), settings.deadline_tick_s)
-    runtime = Runtime(settings, config, store, connection, service, consumer, names, guard, scheduler)
+
+    async def declare(new: Config) -> None:
+        await amqp.declare_topology(broker.confirm.value, names, recipient_keys(new))
+
+    reloader = Reloader(
+        settings=settings,
+        service=service,
+        store=store,
+        declare=declare,
+        on_changed=lambda rules: metrics.running(__version__, rules.digest),
+        on_refused=metrics.config_reload_refused,
+    )
+    runtime = Runtime(
+        settings, config, store, connection, service, consumer, names, guard, scheduler, reloader
+    )
+    rules = service.rules
     anchoring = AnchorWriter(store, anchor, SystemClock(), settings.audit_anchor_interval_s, events=metrics)
     watched = {"inbound": names.inbound, "dead": names.dead}
     watched |= {"centre_inbox": names.queue_for(CENTRE_INBOX), "centre_triage": names.queue_for(TRIAGE)}
@@ -425,13 +571,18 @@ async def build_app(settings: Settings) -> web.Application:
             cookie_secure=settings.cookie_secure,
             audit_anchor=anchor,
             refresh_metrics=gauges.refresh,
+            rules=lambda: (rules.current.network, rules.current.digest),
         )
     )
     app[RUNTIME] = runtime
     app[CASES] = service.desk
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(
-        actions=service.operator, hub=hub, classify=classifier.classify, dead_letters=dead_letters
+        actions=service.operator,
+        hub=hub,
+        classify=lambda *args: rules.current.classifier.classify(*args),
+        dead_letters=dead_letters,
+        reload=reloader.reload,
     )
     for ctx in (
         _store(settings, late_store),
@@ -442,6 +593,7 @@ async def build_app(settings: Settings) -> web.Application:
         _consuming(runtime),
         _scheduling(scheduler),
         _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES, lambda: hub.listening)),
+        _reloading(reloader),
     ):
         app.cleanup_ctx.append(ctx)
     return app
@@ -575,6 +727,27 @@ def _live_feed(hub: FeedHub, events: amqp.EventFeed) -> Ctx:
         yield
         await events.stop()
         await hub.stop()
+
+    return ctx
+
+
+def _reloading(reloader: Reloader) -> Ctx:
+    """SIGHUP reloads config/ (the convention of nginx, Prometheus, Alertmanager); one at a time."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[ConfigReload]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.create_task(reloader.reload("signal:SIGHUP"), name="config-reload")
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        yield
+        loop.remove_signal_handler(signal.SIGHUP)
+        for task in list(pending):
+            await cancel_and_wait(task)
 
     return ctx
 

@@ -42,6 +42,7 @@ from watchcentre.core.network import CENTRE, Network
 from watchcentre.core.ports import Clock, OutboundCopy, Publisher, ReferenceTaken, Store
 from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent, Status
 from watchcentre.core.routing import TRIAGE, copy_id, restrict
+from watchcentre.core.rules import RulesRef
 from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.cases")
@@ -83,15 +84,28 @@ class CaseDesk:
         rules: DeadlineRules,
         opener: Callable[[Case], Awaitable[tuple[Case, bool] | ReferenceTaken]] | None = None,
         handling: HandlingRules | None = None,
+        current: RulesRef | None = None,
     ) -> None:
         self.store = store
-        self.handling = handling or HandlingRules()
         self.opener = opener
         """Opens one case through a batch (`Store.open_cases`); `Store.open_case` when None."""
         self.publisher = publisher
         self.clock = clock
-        self.network = network
-        self.rules = rules
+        self._fixed = (network, rules, handling or HandlingRules())
+        self._current = current
+        """The rules in force (a reload swaps them): network, deadlines and markings are read there."""
+
+    @property
+    def network(self) -> Network:
+        return self._current.current.network if self._current else self._fixed[0]
+
+    @property
+    def rules(self) -> DeadlineRules:
+        return self._current.current.deadlines if self._current else self._fixed[1]
+
+    @property
+    def handling(self) -> HandlingRules:
+        return self._current.current.handling if self._current else self._fixed[2]
 
     # -- who is who --------------------------------------------------------------------------------
 

@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     from watchcentre import cli_broker
 
     cli_broker.register(sub)  # broker provision
+    from watchcentre import cli_rules
+
+    cli_rules.register(sub)  # whatif, eval
     args = parser.parse_args(argv)
 
     from watchcentre.adapters.logging import configure_logging

@@ -371,6 +371,15 @@ MATRIX: list[tuple[str, D]] = [
         unit__ocrtis=403,
     ),
     row(
+        "/api/console/corrections",
+        operator=503,
+        auditor=403,
+        post__es=403,
+        post__de=403,
+        unit__c3n=403,
+        unit__ocrtis=403,
+    ),
+    row(
         "/api/console/glance",
         operator=200,
         auditor=403,

@@ -272,3 +272,38 @@ async def test_a_console_on_one_instance_sees_what_another_instance_routes(
         finally:
             await viewer.session.close()
     assert a.runner is None and b.runner is None
+
+
+async def test_an_operator_corrects_crime_types_and_countries_and_the_console_shows_the_rules_blamed(
+    console: tuple[Instance, Client, Client], broker: Broker
+) -> None:
+    _inst, operator, _ = console
+    env = envelope(
+        subject="Trafic de cocaïne", body="Go-fast intercepté, filière marocaine.", countries=["MA"]
+    )
+    await broker.publish(env)
+    await broker.wait_events(
+        lambda evs: any(e["type"] == "routed" and e["message_id"] == env["message_id"] for e in evs)
+    )
+    ask = {
+        "sender": "ofast",
+        "message_id": env["message_id"],
+        "recipients": ["post.rabat"],
+        "reason": "a gang",
+    }
+    status, body = await operator.post(
+        "/api/console/route", {**ask, "crime_types": ["drug_trafficking", "gangs"]}
+    )
+    assert (status, body["error"]["field"]) == (400, "crime_types")
+    status, body = await operator.post("/api/console/route", {**ask, "countries": ["MA", "QQ"]})
+    assert (status, body["error"]["field"]) == (400, "countries")
+    status, body = await operator.post(
+        "/api/console/route",
+        {**ask, "crime_types": ["organised_crime", "drug_trafficking"], "countries": ["MA", "ES"]},
+    )
+    assert status == 200, body
+    assert body["events"][0]["details"]["corrections"]["countries"] == ["MA", "ES"]
+    status, body = await operator.get("/api/console/corrections")
+    assert status == 200 and body["corrected"] == 1
+    assert {"rule": "organised_crime: missed", "count": 1} in body["rules"]
+    assert {"rule": "ES: missed", "count": 1} in body["rules"]

@@ -37,13 +37,14 @@ from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
 from watchcentre.adapters.sql import SqlStore
-from watchcentre.bootstrap import build_classifier, build_service
+from watchcentre.bootstrap import Reloader, build_classifier, build_service
 from watchcentre.core.access import Role
 from watchcentre.core.ports import OutboundCopy, SystemClock
 from watchcentre.core.records import AuditEvent, DeadLetterView
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.security import issue_token
 from watchcentre.service import ServiceSettings
+from watchcentre.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_EXAMPLES = 40  # per operation; ~10 operations
@@ -100,14 +101,27 @@ class Server:
             metrics=Recorder(),
             clock=SystemClock(),
             settings=ServiceSettings(senders=SenderPolicy(development=True)),
+            labels=self.store,
         )
         await self.service.start()
+
+        async def declare(_: Any) -> None:  # no broker here: the queues of a new network go nowhere
+            return None
+
+        reloader = Reloader(
+            settings=Settings(config_dir=str(ROOT / "config")),
+            service=self.service,
+            store=self.store,
+            declare=declare,
+            on_changed=lambda _: None,
+        )
         app[CASES] = self.service.desk
         app[CONSOLE] = ConsoleDeps(
             actions=self.service.operator,
             hub=FeedHub(self.store),
             classify=classifier.classify,
             dead_letters=NoDeadLetters(),
+            reload=reloader.reload,
         )
         self.runner = web.AppRunner(app)
         await self.runner.setup()

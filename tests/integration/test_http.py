@@ -249,7 +249,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Harness]:
 async def test_health_ok_when_every_check_passes(api: Harness) -> None:
     status, body = await api.get("/health")
     assert status == 200
-    assert body == {"status": "ok", "checks": {"broker": True, "database": True}, "version": "9.9.9-test"}
+    assert body == {
+        "status": "ok",
+        "checks": {"broker": True, "database": True},
+        "version": "9.9.9-test",
+        "config": None,
+    }
 
 
 async def test_health_unavailable_when_a_check_fails(api: Harness) -> None:
@@ -574,6 +579,8 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/console/dead/{letter_id}/reinject",
         "/api/console/notes",
         "/api/console/glance",
+        "/api/console/corrections",
+        "/api/console/config/reload",
     }
     names = {p["name"] for p in doc["paths"]["/api/messages"]["get"]["parameters"]}
     assert names == {

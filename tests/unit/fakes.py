@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import orjson
 
 from watchcentre.core.audit_chain import GENESIS, event_hash
+from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting
 from watchcentre.core.ports import OutboundCopy, ReferenceTaken, TransientError
 from watchcentre.core.records import (
+    SYSTEM_ACTOR,
     Accepted,
     AuditEvent,
+    EventType,
     Outcome,
     Status,
     StoredMessage,
@@ -40,6 +43,7 @@ from watchcentre.core.records import (
     handling_of,
 )
 from watchcentre.core.references import new_reference
+from watchcentre.core.replay import Decided
 from watchcentre.core.routing import Original
 
 if TYPE_CHECKING:
@@ -220,6 +224,7 @@ class FakeStore:
         self.version_conflicts = 0  # update_case calls refused: a lost race, retried by the caller
         # manual decisions per (sender, message_id), oldest first
         self.manual: dict[tuple[str, str], list[ManualRecord]] = {}
+        self.label_rows: list[Label] = []
         self.claims: dict[tuple[str, str, int], tuple[str, datetime]] = {}
 
     # -- messages ------------------------------------------------------------------------------------
@@ -415,6 +420,60 @@ class FakeStore:
             return c.warn_at is not None and c.warn_at <= now < c.due_at
         return c.due_at <= now
 
+    # -- labels (operators' corrections) and what-if's reads ------------------------------------------
+
+    async def add_label(self, label: Label) -> None:
+        await _io(self)
+        self.label_rows.append(label)
+
+    async def labels(self, limit: int = 10_000) -> list[tuple[Label, dict[str, Any] | None]]:
+        await _io(self)
+        newest: dict[tuple[str, str], Label] = {}
+        for label in self.label_rows:
+            newest[(label.sender, label.message_id)] = label  # the later supersedes
+        out = []
+        for label in reversed(list(newest.values())):
+            index = self._accepted.get((label.sender, label.message_id))
+            out.append((label, self.messages[index].envelope if index is not None else None))
+        return out[:limit]
+
+    def _decided(self, since: datetime | None, until: datetime | None) -> list[StoredMessage]:
+        return [
+            m
+            for m in self.messages
+            if m.status is not Status.REJECTED
+            and (since is None or m.received_at >= since)
+            and (until is None or m.received_at < until)
+        ]
+
+    async def count_decided(self, since: datetime | None, until: datetime | None) -> int:
+        await _io(self)
+        return len(self._decided(since, until))
+
+    async def decided_page(
+        self, since: datetime | None, until: datetime | None, after_id: int, limit: int
+    ) -> list[Decided]:
+        await _io(self)
+        out = []
+        for m in self._decided(since, until):
+            if m.id <= after_id or m.sender is None or m.message_id is None:
+                continue
+            recipients = m.recipients
+            if self.manual.get((m.sender, m.message_id)):  # the rules' own decision, from the audit
+                first = next(
+                    e
+                    for e in self.audit_log
+                    if (e.sender, e.message_id) == (m.sender, m.message_id)
+                    and e.type in (EventType.ROUTED, EventType.TRIAGED)
+                    and e.actor == SYSTEM_ACTOR
+                )
+                recipients = list(first.details["recipients"])
+            explanation = list((m.routing or {}).get("explanation", []))
+            out.append(Decided(m.id, m.sender, m.message_id, m.envelope, list(recipients), explanation))
+            if len(out) == limit:
+                break
+        return out
+
     # -- manual decisions ----------------------------------------------------------------------------
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
@@ -551,6 +610,7 @@ async def wired_service(
             senders=SenderPolicy(users=config.broker, service_user="watchcentre"),
         ),
         on_unavailable=unavailable.append,
+        labels=store,
     )
     await service.start()
     try:

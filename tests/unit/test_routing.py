@@ -66,11 +66,11 @@ CASES = [
     ("a country no post covers: triage", {}, {"ZZ": 0.9}, None, ["centre.triage"]),
     ("the centre writes like a unit", {"sender": "centre"}, {"ES": 0.9}, None, ["post.madrid"]),
     (
-        "post information to the centre",
+        "post information to the centre and the competent unit (drugs, score 4.0: confidence 0.67)",
         {"sender": "rabat", "kind": "information"},
         {"MA": 1.0},
         None,
-        ["centre.inbox"],
+        ["centre.inbox", "unit.ofast"],
     ),
     (
         "post reply to a unit's request",

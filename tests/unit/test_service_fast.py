@@ -6,16 +6,18 @@ tests/integration/; these pin the service's own logic so a change to it fails fa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 
 from tests.unit.fakes import START, FakeDelivery, FakePublisher, FakeStore, Wired, wired_service
 from watchcentre.core.audit_chain import GENESIS, verify_links
+from watchcentre.core.classify import Classifier
 from watchcentre.core.errors import Conflict, Invalid
 from watchcentre.core.ports import OutboundCopy
 from watchcentre.core.routing import copy_id
@@ -128,8 +130,16 @@ class Exploding:
         return self.real.classify(subject, *args, **kwargs)
 
 
+def explode(w: Wired) -> None:
+    """Put in force rules whose classifier explodes on a POISON subject (as a reload would)."""
+    rules = w.service.rules
+    rules.swap(
+        dataclasses.replace(rules.current, classifier=cast(Classifier, Exploding(rules.current.classifier)))
+    )
+
+
 async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered_with_its_reason(w: Wired) -> None:
-    w.service.pipeline.classifier = Exploding(w.service.pipeline.classifier)
+    explode(w)
     poison = envelope(subject="POISON")
     deliveries = await w.deliver_until_settled(raw(poison))
     assert [d.retried for d in deliveries] == [True, True, False]  # max_attempts=3
@@ -167,7 +177,7 @@ async def test_a_delivery_that_hangs_is_cut_off_retried_then_dead_lettered() -> 
 
 
 async def test_redeliveries_during_an_outage_are_not_counted_as_failures(w: Wired) -> None:
-    w.service.pipeline.classifier = Exploding(w.service.pipeline.classifier)
+    explode(w)
     body = raw(envelope(subject="POISON"))
     assert (await w.deliver(body)).retried  # failure 1
     w.store.down = True

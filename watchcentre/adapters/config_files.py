@@ -134,6 +134,18 @@ def load_config(directory: str | Path) -> Config:
     )
 
 
+FILES = (NETWORK_FILE, TAXONOMY_FILE, GAZETTEER_FILE, HANDLING_FILE, DEADLINES_FILE, BROKER_FILE)
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    """Each file present, by name: its SHA-256 (for the audit of a reload)."""
+    return {
+        name: hashlib.sha256((root / name).read_bytes()).hexdigest()
+        for name in FILES
+        if (root / name).exists()
+    }
+
+
 def config_digest(root: Path) -> str:
     """The files' names and bytes, hashed in a fixed order; an optional file that is absent counts as absent."""
     h = hashlib.sha256()

@@ -72,7 +72,9 @@ async def health(request: web.Request) -> Health | Reply:
         log.exception("readiness_failed")
         checks = {"readiness": False}
     ok = all(checks.values())
-    body = Health(status="ok" if ok else "unavailable", checks=checks, version=deps.version)
+    body = Health(
+        status="ok" if ok else "unavailable", checks=checks, version=deps.version, config=deps.config_digest()
+    )
     return body if ok else Reply(body, 503)
 
 
@@ -87,7 +89,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def list_posts(request: web.Request) -> PostList:
-    posts = visible_posts(principal_of(request), request.app[DEPS].network)
+    posts = visible_posts(principal_of(request), request.app[DEPS].current_network())
     return PostList(
         items=[
             PostView(**post.model_dump(), routing_key=post_key(post.id), queue_suffix=post_key(post.id))
@@ -97,7 +99,7 @@ async def list_posts(request: web.Request) -> PostList:
 
 
 async def list_units(request: web.Request) -> UnitList:
-    units = visible_units(principal_of(request), request.app[DEPS].network)
+    units = visible_units(principal_of(request), request.app[DEPS].current_network())
     return UnitList(
         items=[
             UnitView(**unit.model_dump(), routing_key=unit_key(unit.id), queue_suffix=unit_key(unit.id))

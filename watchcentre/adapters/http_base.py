@@ -48,6 +48,14 @@ class HttpDeps:
     """The signed checkpoints `GET /api/audit/verify` checks the trail against (None: the chain only)."""
     refresh_metrics: Callable[[], Awaitable[None]] | None = None
     """Brings the scrape-time gauges up to date (cached: watchcentre/ops.py) before /metrics renders."""
+    rules: Callable[[], tuple[Network, str]] | None = None
+    """The network and the config digest in force (a reload changes them); None: `network`, no digest."""
+
+    def current_network(self) -> Network:
+        return self.rules()[0] if self.rules is not None else self.network
+
+    def config_digest(self) -> str | None:
+        return self.rules()[1] if self.rules is not None else None
 
 
 DEPS = web.AppKey("deps", HttpDeps)

@@ -212,7 +212,7 @@ async def post_inbox(request: web.Request, *, query: CasePageQuery) -> CaseList:
     post_id = request.match_info["post_id"]
     deps, who = request.app[DEPS], principal_of(request)
     allowed = who.role is Role.OPERATOR or (who.role is Role.POST and who.subject == post_id)
-    if not allowed or post_id not in deps.network.posts_by_id:
+    if not allowed or post_id not in deps.current_network().posts_by_id:
         raise ApiError(404, "no such post", "post_id")
     to_post = Visibility(senders=frozenset(), recipients=frozenset({post_key(post_id)}))
     return await _case_list(request, query, to_post, True, {"post": post_id})

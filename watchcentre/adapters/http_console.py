@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
@@ -34,6 +34,7 @@ from watchcentre.adapters.http_models import (
     ConsoleMessage,
     ConsoleMessageQuery,
     ConsolePage,
+    Corrections,
     DeadLetterList,
     DeadLetterQuery,
     FeedQuery,
@@ -48,6 +49,7 @@ from watchcentre.adapters.http_models import (
     ReinjectResult,
     RouteRequest,
     RouteResult,
+    RuleCount,
     Segment,
     TriageItem,
 )
@@ -64,6 +66,7 @@ from watchcentre.core.records import (
     Status,
     StoredMessage,
 )
+from watchcentre.core.rules import ConfigReload
 from watchcentre.core.taxonomy import CRIME_CODES
 from watchcentre.security import record_list, record_read
 from watchcentre.tasks import cancel_and_wait
@@ -98,7 +101,11 @@ class ConsoleActions(Protocol):
         expected_revision: int | None = None,
         override_marking: bool = False,
         override_reason: str | None = None,
+        crime_types: Sequence[str] | None = None,
+        countries: Sequence[str] | None = None,
     ) -> tuple[Routing, list[AuditEvent]]: ...
+
+    async def most_corrected(self, limit: int = 10) -> tuple[int, list[tuple[str, int]]]: ...
 
     async def reinject_dead(
         self, *, letter_id: str, corrected: bytes | None, actor: str, note: str
@@ -213,6 +220,8 @@ class ConsoleDeps:
     hub: FeedHub
     classify: Callable[[str, str, list[str], list[str]], Classification]
     dead_letters: DeadLetters | None = None
+    reload: Callable[[str], Awaitable[ConfigReload]] | None = None
+    """Reads config/ again and puts it in force if valid; the argument names who asked."""
 
 
 CONSOLE = web.AppKey("console", ConsoleDeps)
@@ -365,7 +374,7 @@ def _why_triage(message: StoredMessage) -> str:
 
 
 async def recipients(request: web.Request) -> RecipientList:
-    net = request.app[DEPS].network
+    net = request.app[DEPS].current_network()
     posts = {f"post.{p.id}": f"{p.city} ({', '.join(p.countries)})" for p in net.posts}
     units = {f"unit.{u.id}": u.name for u in net.units}
     items = [
@@ -440,8 +449,26 @@ async def route(request: web.Request, *, body: RouteRequest) -> RouteResult:
         expected_revision=body.revision,
         override_marking=body.override_marking,
         override_reason=body.override_reason,
+        crime_types=body.crime_types,
+        countries=body.countries,
     )
     return RouteResult(routing=routing, events=events)
+
+
+async def corrections(request: web.Request) -> Corrections:
+    corrected, rules = await _console(request).actions.most_corrected(10)
+    return Corrections(corrected=corrected, rules=[RuleCount(rule=r, count=n) for r, n in rules])
+
+
+async def reload_config(request: web.Request) -> ConfigReload:
+    """Read every config file again; a valid configuration replaces the running one between two
+    messages (audited `config_changed`), an invalid one is refused with every problem
+    (`config_rejected`) and the running one kept."""
+    same_origin(request)
+    console, who = _console(request), principal_of(request)
+    if console.reload is None:
+        raise ApiError(503, "configuration reload is not wired in this instance")
+    return await console.reload(actor_of(who))
 
 
 # -- dead letters ------------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from watchcentre.core.envelope import Routing
+from watchcentre.core.labels import MAX_COUNTRIES, MAX_CRIME_TYPES
 from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
+from watchcentre.core.taxonomy import CRIME_CODES
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
@@ -46,6 +48,7 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool] = Field(description="Each dependency and whether it answers.")
     version: str
+    config: str | None = Field(default=None, description="SHA-256 digest of the configuration in force.")
 
 
 class PostView(BaseModel):
@@ -144,6 +147,10 @@ class SignedOut(BaseModel):
 # -- the operator console (adapters/http_console.py) ----------------------------------------------
 
 
+CrimeCode = Annotated[str, Field(max_length=40, json_schema_extra={"enum": sorted(CRIME_CODES)})]
+"""A taxonomy code (the document lists them; the service checks them: 400 naming `crime_types`)."""
+
+
 class RouteRequest(BaseModel):
     """POST /api/console/route: route a triage item, or re-route a message, to chosen recipients."""
 
@@ -175,6 +182,29 @@ class RouteRequest(BaseModel):
         max_length=2000,
         description="Why the marking is overridden: required with override_marking.",
     )
+    crime_types: list[CrimeCode] | None = Field(
+        default=None,
+        max_length=MAX_CRIME_TYPES,
+        description="The operator's correction of its crime types, primary first (taxonomy codes);"
+        " absent: not corrected. Kept as a label (who, why) for `watchcentre eval`.",
+    )
+    countries: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] | None = Field(
+        default=None,
+        max_length=MAX_COUNTRIES,
+        description="The operator's correction of its foreign countries (ISO 3166-1 alpha-2); absent: not corrected.",
+    )
+
+
+class RuleCount(BaseModel):
+    rule: str = Field(description='`code: rule "phrase"` behind a wrong label, or `code: missed`.')
+    count: int
+
+
+class Corrections(BaseModel):
+    """Which rules most often needed an operator's correction."""
+
+    corrected: int = Field(description="Messages whose crime types or countries an operator corrected.")
+    rules: list[RuleCount]
 
 
 class RouteResult(BaseModel):

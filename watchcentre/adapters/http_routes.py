@@ -28,6 +28,7 @@ from watchcentre.adapters.http_models import (
     ConsoleMessage,
     ConsoleMessageQuery,
     ConsolePage,
+    Corrections,
     DeadLetterList,
     DeadLetterQuery,
     ErrorBody,
@@ -59,6 +60,7 @@ from watchcentre.core.audit_chain import Verification
 from watchcentre.core.envelope import Envelope
 from watchcentre.core.manual import Note, NoteInput
 from watchcentre.core.records import MessageQuery
+from watchcentre.core.rules import ConfigReload
 from watchcentre.core.taxonomy import CRIME_CODES
 
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
@@ -412,6 +414,28 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
         body=Body(RouteRequest),
+        tags=_CONSOLE,
+    ),
+    Route(
+        "GET",
+        "/api/console/corrections",
+        http_console.corrections,
+        "consoleCorrections",
+        "Which rules most often needed an operator's correction of crime types or countries",
+        Area.CONSOLE,
+        {200: Json(Corrections, "The ten rules most often behind a correction, most first.")},
+        tags=_CONSOLE,
+    ),
+    Route(
+        "POST",
+        "/api/console/config/reload",
+        http_console.reload_config,
+        "consoleReloadConfig",
+        "Read config/ again: a valid configuration is put in force, an invalid one refused (audited)",
+        Area.CONSOLE,
+        {200: Json(ConfigReload, "What the reload did: changed, unchanged, or rejected with every problem.")},
+        description="The same as SIGHUP on this instance only: instances sharing a database each reload"
+        " on their own request (docs/configuration.md).",
         tags=_CONSOLE,
     ),
     Route(

@@ -84,6 +84,18 @@ class Network(BaseModel):
         return {u.id: u for u in self.units}
 
     @cached_property
+    def units_by_crime(self) -> dict[str, tuple[Unit, ...]]:
+        out: dict[str, list[Unit]] = {}
+        for u in self.units:
+            for code in u.crime_areas:
+                out.setdefault(code, []).append(u)
+        return {code: tuple(units) for code, units in out.items()}
+
+    def units_for(self, crime_type: str) -> tuple[Unit, ...]:
+        """The units whose crime areas hold this crime type, in the order of the network file."""
+        return self.units_by_crime.get(crime_type, ())
+
+    @cached_property
     def home_set(self) -> frozenset[str]:
         return frozenset(self.home)
 

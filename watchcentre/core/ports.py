@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from watchcentre.core.access import TokenRecord
+from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.records import (
@@ -19,6 +20,7 @@ from watchcentre.core.records import (
     StoredMessage,
     Visibility,
 )
+from watchcentre.core.replay import Decided
 from watchcentre.core.routing import Original
 
 
@@ -326,6 +328,32 @@ class ConsoleStore(Protocol):
 
     async def notes(self, limit: int = 50, before_id: int | None = None) -> list[Note]:
         """Shift-log notes, newest first."""
+        ...
+
+
+class History(Protocol):
+    """The decisions stored, read back for a what-if replay: accepted messages received in
+    [since, until), in pages by row id (keyset), each with the rules' decision (for a message routed by
+    hand, the automatic decision before it, from its audit record)."""
+
+    async def count_decided(self, since: datetime | None, until: datetime | None) -> int: ...
+
+    async def decided_page(
+        self, since: datetime | None, until: datetime | None, after_id: int, limit: int
+    ) -> list[Decided]:
+        """The next `limit` accepted messages with a row id above `after_id`, by id."""
+        ...
+
+
+class Labels(Protocol):
+    """Operators' corrections (core/labels.py). Invariant: a label is never changed; a later one on
+    the same message supersedes it (the newest per message is the truth)."""
+
+    async def add_label(self, label: Label) -> None: ...
+
+    async def labels(self, limit: int = 10_000) -> list[tuple[Label, dict[str, Any] | None]]:
+        """The newest label of each message (newest first, at most `limit`), with the message's
+        envelope as stored (None when it is gone)."""
         ...
 
 

@@ -25,6 +25,8 @@ class EventType(StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REPLAYED = "replayed"  # an operator moved a dead letter back to P.inbound (`watchcentre dead replay`)
     NOTE_ADDED = "note_added"  # an operator wrote a handover note in the shift log
+    CONFIG_CHANGED = "config_changed"  # a reload put a new configuration in force (digests, who asked)
+    CONFIG_REJECTED = "config_rejected"  # a reload found the configuration invalid (every problem)
 
 
 class Status(StrEnum):

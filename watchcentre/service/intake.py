@@ -107,7 +107,7 @@ class Intake:
         reason it was refused. Sent after the ack, best effort: the store is the record. Only to a
         queue the publisher owns (`SenderPolicy.may_receive_receipt`): never into another's queue."""
         decoded = decode_envelope(raw)
-        if not self.settings.senders.may_receive_receipt(to, decoded.sender, user):
+        if not self.pipeline.rules.current.senders.may_receive_receipt(to, decoded.sender, user):
             log.warning(
                 "receipt_refused", to=to, sender=decoded.sender, message_id=decoded.message_id, user=user
             )

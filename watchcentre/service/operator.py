@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from watchcentre.core.envelope import Envelope, Rejection, Routing, decode_envelope
 from watchcentre.core.errors import Conflict, Invalid, NotFound
-from watchcentre.core.handling import HandlingRules
+from watchcentre.core.labels import Label, blame, checked, most_blamed
 from watchcentre.core.lifecycle import Case, reassign
 from watchcentre.core.manual import (
     ManualRouting,
@@ -24,8 +25,7 @@ from watchcentre.core.manual import (
     holders,
     marking_override,
 )
-from watchcentre.core.network import Network
-from watchcentre.core.ports import DeadLetters, OutboundCopy, Store
+from watchcentre.core.ports import DeadLetters, Labels, OutboundCopy, Store
 from watchcentre.core.records import (
     AuditEvent,
     DeadLetterView,
@@ -34,6 +34,7 @@ from watchcentre.core.records import (
     StoredMessage,
     body_digest,
 )
+from watchcentre.core.rules import RulesRef
 from watchcentre.service.checks import EnvelopeChecks
 from watchcentre.service.outbox import Outbox
 
@@ -48,15 +49,16 @@ class OperatorCommands:
     def __init__(
         self,
         *,
-        network: Network,
-        handling: HandlingRules,
+        rules: RulesRef,
         checks: EnvelopeChecks,
         store: Store,
         outbox: Outbox,
         dead_letters: DeadLetters | None = None,
+        labels: Labels | None = None,
     ) -> None:
-        self.network = network
-        self.handling = handling
+        self.labels = labels
+        """Where operators' corrections are kept (None: they are refused, nowhere to keep them)."""
+        self.rules = rules
         self.checks = checks
         self.store = store
         self.outbox = outbox
@@ -74,6 +76,8 @@ class OperatorCommands:
         expected_revision: int | None = None,
         override_marking: bool = False,
         override_reason: str | None = None,
+        crime_types: Sequence[str] | None = None,
+        countries: Sequence[str] | None = None,
     ) -> tuple[Routing, list[AuditEvent]]:
         """Route (or re-route) a stored message to the recipients an operator chose, as an automatic
         decision is: copies published persistent and confirmed, then the decision and its `routed`
@@ -99,6 +103,7 @@ class OperatorCommands:
                     actor,
                     expected_revision,
                     override_reason=(override_reason or "") if override_marking else None,
+                    corrections=(crime_types, countries),
                 )
         finally:
             if not lock.locked():
@@ -113,31 +118,38 @@ class OperatorCommands:
         actor: str,
         expected_revision: int | None,
         override_reason: str | None,
+        corrections: tuple[Sequence[str] | None, Sequence[str] | None] = (None, None),
     ) -> tuple[Routing, list[AuditEvent]]:
         stored = await self.store.get_message(message_id, sender)
         if stored is None or stored.status is Status.REJECTED or stored.envelope is None:
             raise NotFound("message_id", "no such routed or triaged message")
+        corrected = checked(*corrections, self.checks.known_countries)
+        if corrected != (None, None) and self.labels is None:
+            raise Invalid(
+                "crime_types" if corrected[0] is not None else "countries", "corrections are not kept here"
+            )
         done = await self.store.manual_routings(sender, message_id)
         if expected_revision is not None and expected_revision != len(done):
             last = done[-1] if done else None
             who = f" by {last.actor} at {last.at.isoformat()}" if last else ""
             raise Conflict("revision", f"the message was routed again meanwhile{who}: reload it")
         revision = len(done) + 1
+        rules = self.rules.current
         previous = Routing.model_validate(stored.routing) if stored.routing else None
         case = await self.store.get_case(stored.reference) if stored.reference else None
-        marking = self.handling.strictest(case.handling if case else None, stored.handling)
+        marking = rules.handling.strictest(case.handling if case else None, stored.handling)
         try:
             routing = decide_manually(
                 previous=previous,
                 recipients=recipients,
                 reason=reason,
                 actor=actor,
-                network=self.network,
+                network=rules.network,
                 marking=marking,
-                rules=self.handling,
+                rules=rules.handling,
                 override_reason=override_reason,
             )
-            overridden = marking_override(routing.recipients, marking, self.handling, override_reason)
+            overridden = marking_override(routing.recipients, marking, rules.handling, override_reason)
         except MarkingForbids as exc:
             raise Conflict(exc.field, exc.problem) from None
         except ManualRoutingError as exc:
@@ -146,6 +158,9 @@ class OperatorCommands:
         if marking != env.handling:
             env = env.model_copy(update={"handling": marking})  # the copies carry the case's marking
         copies = self.outbox.copies(env, routing, revision)
+        label = None
+        if corrected != (None, None):
+            label = self._label(env, previous, corrected, actor, reason, self.outbox.clock.now())
         claim = uuid.uuid4().hex
         if not await self.store.claim_manual(
             sender, message_id, revision, claim, self.outbox.clock.now(), CLAIM_STALE_S
@@ -154,7 +169,16 @@ class OperatorCommands:
         try:
             await self.outbox.publisher.publish_routed(copies)
             return await self._record_manual(
-                (sender, message_id), stored, routing, copies, case, revision, reason, actor, overridden
+                (sender, message_id),
+                stored,
+                routing,
+                copies,
+                case,
+                revision,
+                reason,
+                actor,
+                overridden,
+                label,
             )
         finally:  # recorded: apply_manual cleared the claim; otherwise the revision is free again
             with contextlib.suppress(Exception):
@@ -171,6 +195,7 @@ class OperatorCommands:
         reason: str,
         actor: str,
         overridden: dict[str, Any] | None,
+        label: Label | None = None,
     ) -> tuple[Routing, list[AuditEvent]]:
         (sender, message_id), now = key, self.outbox.clock.now()
         details: dict[str, object] = {
@@ -184,6 +209,12 @@ class OperatorCommands:
         }
         if overridden is not None:
             details["marking_overridden"] = overridden
+        if label is not None:
+            details["corrections"] = {
+                k: v
+                for k, v in (("crime_types", label.crime_types), ("countries", label.countries))
+                if v is not None
+            }
         after = None
         if case is not None and (case.sender, case.message_id) == (sender, message_id):
             after, details["case"] = reassign(
@@ -223,8 +254,44 @@ class OperatorCommands:
             recipients=routing.recipients,
             revision=revision,
         )
+        if label is not None and self.labels is not None:
+            # the correction is in the audit event above (committed); the label is its working copy
+            await self.labels.add_label(label)
+            log.info("corrected", sender=sender, message_id=message_id, actor=actor, blamed=len(label.blamed))
         await self.outbox.announce(committed)
         return routing, committed
+
+    def _label(
+        self,
+        env: Envelope,
+        previous: Routing | None,
+        corrected: tuple[list[str] | None, list[str] | None],
+        actor: str,
+        reason: str,
+        at: datetime,
+    ) -> Label:
+        """The operator's correction, with what the rules had said and the rules behind each mistake."""
+        crime_types, countries = corrected
+        cls = self.rules.current.classifier.classify(env.subject, env.body, env.countries, env.crime_types)
+        return Label(
+            sender=env.sender,
+            message_id=env.message_id,
+            at=at,
+            actor=actor,
+            reason=reason.strip(),
+            crime_types=crime_types,
+            countries=countries,
+            predicted_crime_types=list(previous.crime_types) if previous else cls.crime_types,
+            predicted_countries=list(previous.countries) if previous else cls.countries,
+            blamed=blame(cls, crime_types, countries),
+        )
+
+    async def most_corrected(self, limit: int = 10) -> tuple[int, list[tuple[str, int]]]:
+        """How many messages operators corrected, and the rules most often behind a correction."""
+        if self.labels is None:
+            return 0, []
+        labels = [label for label, _ in await self.labels.labels()]
+        return len(labels), most_blamed(labels, limit)
 
     async def reinject_dead(
         self, *, letter_id: str, corrected: bytes | None, actor: str, note: str

@@ -20,9 +20,7 @@ from watchcentre.cases import Actor, CaseDesk, CaseRefused
 from watchcentre.core import parties
 from watchcentre.core.classify import Classifier
 from watchcentre.core.envelope import CASE_KINDS, Envelope, Kind, Rejection, Routing, decode_envelope
-from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lifecycle import STATUS_TARGETS, Action, Case
-from watchcentre.core.network import Network
 from watchcentre.core.ports import Clock, Metrics, Store
 from watchcentre.core.records import Status
 from watchcentre.core.routing import (
@@ -34,6 +32,7 @@ from watchcentre.core.routing import (
     unit_key,
     unmatched,
 )
+from watchcentre.core.rules import Rules, RulesRef
 from watchcentre.service.checks import EnvelopeChecks
 from watchcentre.service.outbox import Outbox
 
@@ -47,10 +46,8 @@ class Pipeline:
     def __init__(
         self,
         *,
+        rules: RulesRef,
         checks: EnvelopeChecks,
-        classifier: Classifier,
-        network: Network,
-        handling: HandlingRules,
         store: Store,
         desk: CaseDesk,
         outbox: Outbox,
@@ -58,10 +55,9 @@ class Pipeline:
         metrics: Metrics,
         clock: Clock,
     ) -> None:
+        self.rules = rules
+        """The rules in force: read once per message, which is then decided with them throughout."""
         self.checks = checks
-        self.classifier = classifier
-        self.network = network
-        self.handling = handling
         self.store = store
         self.desk = desk
         self.outbox = outbox
@@ -70,16 +66,22 @@ class Pipeline:
         self.clock = clock
         self._in_flight: dict[tuple[str, str], asyncio.Future[None]] = {}
 
+    @property
+    def classifier(self) -> Classifier:
+        """The classifier of the rules in force."""
+        return self.rules.current.classifier
+
     async def handle(self, raw: bytes, user: str | None = None) -> str | None:
         """Route or reject one input published by broker user `user` (its validated AMQP user_id).
         Returns the status, or None when nothing new was done."""
         self.metrics.received()
+        rules = self.rules.current
         decoded = decode_envelope(raw)
         if isinstance(decoded, Envelope):
-            rejection = self.checks.refusal(decoded, user)
+            rejection = self.checks.refusal(decoded, user, rules)
             if rejection is None:
                 try:
-                    return await self._route(decoded)
+                    return await self._route(decoded, rules)
                 except CaseRefused as refused:
                     problem = refused.problem
                     if refused.current is not None:
@@ -96,35 +98,35 @@ class Pipeline:
         await self.outbox.reject(raw, decoded, attempts=1)
         return None
 
-    async def _route(self, env: Envelope) -> str | None:
+    async def _route(self, env: Envelope, rules: Rules) -> str | None:
         key = (env.sender, env.message_id)
         while (other := self._in_flight.get(key)) is not None:
             await asyncio.wait([other])  # the same message is being handled: let it finish first
         done = asyncio.get_running_loop().create_future()
         self._in_flight[key] = done
         try:
-            return await self._route_once(env)
+            return await self._route_once(env, rules)
         finally:
             del self._in_flight[key]
             done.set_result(None)
 
-    async def _route_once(self, env: Envelope) -> str | None:
+    async def _route_once(self, env: Envelope, rules: Rules) -> str | None:
         if await self.seen((env.sender, env.message_id)):
             self.metrics.duplicate()
             log.info("duplicate", sender=env.sender, message_id=env.message_id)
             return None
         received_at = self.clock.now()
-        original, case = await self._link(env)
+        original, case = await self._link(env, rules)
         if env.kind in CASE_KINDS:
-            return await self._case_action(env, case, received_at)
+            return await self._case_action(env, case, received_at, rules)
         reference = case.reference if case is not None else None
         if case is not None:
-            env = self._marked(env, case)
+            env = self._marked(env, case, rules)
         hints = env.countries or (
             list(case.countries) if case is not None and case.sender == env.sender else []
         )
-        cls = self.classifier.classify(env.subject, env.body, hints, env.crime_types)
-        routing = decide(env, cls, self.network, original, self.handling)
+        cls = rules.classifier.classify(env.subject, env.body, hints, env.crime_types)
+        routing = decide(env, cls, rules.network, original, rules.handling, rules.competence)
         status = Status.TRIAGE if TRIAGE in routing.recipients else Status.ROUTED
         extra = []
         if env.kind is Kind.REQUEST:
@@ -136,25 +138,25 @@ class Pipeline:
             env = env.model_copy(update={"reference": reference})  # the routed copy carries the case
         return await self.outbox.deliver(env, routing, status, reference, received_at, extra)
 
-    def _marked(self, env: Envelope, case: Case) -> Envelope:
+    def _marked(self, env: Envelope, case: Case, rules: Rules) -> Envelope:
         """The envelope carrying its case's marking when that is the stricter one."""
-        marking = self.handling.strictest(case.handling, env.handling)
+        marking = rules.handling.strictest(case.handling, env.handling)
         return env if marking == env.handling else env.model_copy(update={"handling": marking})
 
-    async def _link(self, env: Envelope) -> tuple[Original | None, Case | None]:
+    async def _link(self, env: Envelope, rules: Rules) -> tuple[Original | None, Case | None]:
         """What this message answers (by in_reply_to, else the request of the case its reference
         names) and the case it belongs to: only what its sender is a party to (core/parties.py). A
         link to anything else is treated as a link to nothing, so a non-party learns nothing of it."""
-        original = None
+        original, network = None, rules.network
         if env.in_reply_to:
             found = await self.store.originals(env.in_reply_to)
-            mine = [o for o in found if parties.party_to(o, env.sender, self.network)]
-            original = choose_original(mine, sender_key(self.network, env.sender))
+            mine = [o for o in found if parties.party_to(o, env.sender, network)]
+            original = choose_original(mine, sender_key(network, env.sender))
         if env.kind is Kind.REQUEST:
             return original, None  # its reference names the case it opens
         reference = env.reference or (original.reference if original else None)
         case = await self.store.get_case(reference) if reference is not None else None
-        if case is not None and parties.side_of(case, env.sender, self.network) is None:
+        if case is not None and parties.side_of(case, env.sender, network) is None:
             case = None
         if original is None and case is not None:
             original = parties.case_original(case)
@@ -175,7 +177,9 @@ class Pipeline:
         except CaseRefused as exc:  # e.g. answered meanwhile over HTTP: the reply is routed all the same
             log.info("reply_not_an_answer", reference=case.reference, problem=exc.problem)
 
-    async def _case_action(self, env: Envelope, case: Case | None, received_at: datetime) -> str | None:
+    async def _case_action(
+        self, env: Envelope, case: Case | None, received_at: datetime, rules: Rules
+    ) -> str | None:
         """ack, status, clarification: act on the case, then tell the other side (a routed copy).
         From a sender that is a party to no case it names: to triage, the case untouched."""
         if case is None:
@@ -211,7 +215,7 @@ class Pipeline:
             explanation=[f"{action.value} by {env.sender} on case {reference}", *why],
             confidence=1.0,
         )
-        env = self._marked(env, case)
+        env = self._marked(env, case, rules)
         if reference != env.reference:
             env = env.model_copy(update={"reference": reference})
         return await self.outbox.deliver(env, routing, Status.ROUTED, reference, received_at)

@@ -470,9 +470,24 @@ function bars(counts, limit) {
   return list;
 }
 
+// Which rules operators most often had to correct (GET /api/console/corrections); its words in one place.
+const CORRECTIONS_TEXT = { title: "Rules most often corrected", none: "No correction yet.", of: (n) => `${n} message(s) corrected by operators` };
+
+function correctionsCard(c) {
+  const title = h("h2", null, CORRECTIONS_TEXT.title);
+  if (!c || !c.rules.length) return h("div", { class: "card" }, title, h("p", { class: "muted" }, CORRECTIONS_TEXT.none));
+  const counts = {};
+  for (const r of c.rules) counts[r.rule] = r.count;
+  return h("div", { class: "card" }, title, bars(counts, 10), h("p", { class: "muted" }, CORRECTIONS_TEXT.of(c.corrected)));
+}
+
 async function loadGlance() {
   const box = $("glance");
-  const [g, cases] = await Promise.all([api("/api/console/glance"), openCases().then((items) => ({ items })).catch(() => null)]);
+  const [g, cases, corrections] = await Promise.all([
+    api("/api/console/glance"),
+    openCases().then((items) => ({ items })).catch(() => null),
+    api("/api/console/corrections").catch(() => null),
+  ]);
   let counts = g.countries, label = `Messages by country, last ${g.hours} h`;
   if (cases && cases.items) {
     counts = {};
@@ -487,6 +502,7 @@ async function loadGlance() {
       h("div", { class: "card" }, h("h2", null, `Messages, last ${g.hours} h`), h("div", { class: "big" }, String(g.total)), h("p", { class: "muted" }, `${g.triage} waiting in triage`)),
       h("div", { class: "card" }, h("h2", null, "By crime type"), bars(g.crime_types, 15)),
       h("div", { class: "card" }, h("h2", null, "By country"), bars(g.countries, 15)),
+      correctionsCard(corrections),
       mapCard,
     ),
   );

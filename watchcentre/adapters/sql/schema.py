@@ -203,6 +203,23 @@ DROP INDEX IF EXISTS messages_recipients;
 """
 
 
+# Operators' corrections of a message's crime types and countries (adapters/sql/history.py).
+_LABELS = """
+CREATE TABLE IF NOT EXISTS labels (
+    id          {serial},
+    sender      {text} NOT NULL,
+    message_id  {text} NOT NULL,
+    at          {ts} NOT NULL,
+    actor       {text} NOT NULL,
+    reason      {text} NOT NULL,
+    crime_types {json},
+    countries   {json},
+    predicted   {json} NOT NULL,
+    blamed      {json} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_message ON labels (sender, message_id, id);
+"""
+
 # A manual routing's revision is claimed before its copies are published (one instance publishes).
 _CLAIMS = """
 CREATE TABLE IF NOT EXISTS manual_claims (
@@ -238,4 +255,14 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
         (3, "manual routing claims", _CLAIMS.format(text=t[TEXT], int=t[INT], ts=t[TS])),
+        (
+            4,
+            "labels: operators' corrections",
+            _LABELS.format(
+                text=t[TEXT],
+                ts=t[TS],
+                json=t[JSON],
+                serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
+            ),
+        ),
     ]

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import schema
+from watchcentre.adapters.sql import history, schema
 from watchcentre.adapters.sql.dialects import (
     INT,
     JSON,
@@ -34,6 +34,7 @@ from watchcentre.adapters.sql.dialects import (
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
+from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.ports import OpsCounts, ReferenceTaken, TransientError
@@ -50,6 +51,7 @@ from watchcentre.core.records import (
     handling_of,
 )
 from watchcentre.core.references import new_reference
+from watchcentre.core.replay import Decided
 from watchcentre.core.routing import Original
 
 
@@ -542,6 +544,22 @@ UNION ALL SELECT 'audit_head_seq', coalesce(max(seq), 0) FROM audit
         return OpsCounts.of_rows((r[0], r[1]) for r in await self._d.fetch(sql, self._d.ts(now)))
 
     # -- the store itself ----------------------------------------------------------------------------
+
+    # -- what-if and labels (adapters/sql/history.py) ---------------------------------------------
+
+    async def count_decided(self, since: datetime | None, until: datetime | None) -> int:
+        return await history.count_decided(self._d, since, until)
+
+    async def decided_page(
+        self, since: datetime | None, until: datetime | None, after_id: int, limit: int
+    ) -> list[Decided]:
+        return await history.decided_page(self._d, since, until, after_id, limit)
+
+    async def add_label(self, label: Label) -> None:
+        await history.add_label(self._d, label)
+
+    async def labels(self, limit: int = 10_000) -> list[tuple[Label, dict[str, Any] | None]]:
+        return await history.labels(self._d, limit)
 
     async def ping(self) -> None:
         await self._d.ping()
