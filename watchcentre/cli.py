@@ -270,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     from watchcentre import cli_broker
 
     cli_broker.register(sub)  # broker provision
+    from watchcentre import cli_retention
+
+    cli_retention.register(sub)  # retention apply
     args = parser.parse_args(argv)
 
     from watchcentre.adapters.logging import configure_logging

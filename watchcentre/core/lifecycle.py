@@ -268,6 +268,9 @@ class Case(BaseModel):
     warning_raised_at: datetime | None = None
     overdue_raised_at: datetime | None = None
     ack_overdue_raised_at: datetime | None = None
+    purged_at: datetime | None = Field(
+        default=None, description="When its free text (subject, reasons) was erased (retention)."
+    )
 
     @property
     def open(self) -> bool:

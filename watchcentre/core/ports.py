@@ -19,6 +19,7 @@ from watchcentre.core.records import (
     StoredMessage,
     Visibility,
 )
+from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
 
 
@@ -326,6 +327,28 @@ class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RetentionStore(Protocol):
+    """The purge (config/retention.yaml, docs/data-protection.md)."""
+
+    async def purge(
+        self,
+        rules: RetentionRules,
+        now: datetime,
+        *,
+        at: datetime | None = None,
+        dry_run: bool = False,
+        actor: str = ...,
+    ) -> PurgeReport:
+        """Erase, as of `now` (at the wall-clock time `at`, default `now`: `purged_at` and the
+        audit records), the text of what is past its limit: from every table, then from the
+        database files; what stays (that a message existed, sender, times, routing decision, its
+        case's dates and states) is marked `purged_at`. A message attached to a case still open is
+        kept. One transaction with its `purged` audit records (rule, count, ids); the audit trail
+        itself is not touched (it holds no purgeable text). Safe to run from several instances at
+        once: each item is erased and recorded once. `dry_run`: count only, write nothing."""
+        ...
 
 
 class AuditAnchor(Protocol):

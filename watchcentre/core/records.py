@@ -93,6 +93,10 @@ class StoredMessage(BaseModel):
     routing: dict[str, Any] | None = None
     error: str | None = None
     handling: str | None = Field(default=None, description="The envelope's handling marking, if any.")
+    purged_at: datetime | None = Field(
+        default=None,
+        description="When its text was erased (retention): subject, body and raw input are gone.",
+    )
 
 
 def handling_of(envelope: dict[str, Any] | None) -> str | None:

@@ -17,10 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchcentre.core.envelope import Kind
 from watchcentre.core.lifecycle import Duration
-from watchcentre.core.records import Status
+from watchcentre.core.records import AuditEvent, Status
 
 MAX_KEEP = timedelta(days=100 * 366)
 """A limit longer than a century is a typo (or "forever" in disguise, which the law does not allow)."""
+
+PURGED = "purged"
+"""The audit event type of a pass that erased something: one per category (ids in chunks)."""
+IDS_PER_RECORD = 1000
 
 CATEGORIES = ("messages", "cases", "notes", "raw_envelopes", "expired_tokens", "dead_letters")
 """What a purge pass counts, in the order it reports them."""
@@ -136,3 +140,43 @@ class PurgeReport:
             for c in CATEGORIES
             if c in self.counts
         }
+
+
+def rule_text(rules: RetentionRules, category: str) -> str:
+    """The rule a category was erased by, for its audit record."""
+    if category == "messages":
+        return "retention.yaml messages: by kind and status"
+    span = {
+        "cases": rules.cases_after_end.span,
+        "notes": rules.notes.span,
+        "raw_envelopes": rules.raw_envelopes.delta,
+        "expired_tokens": rules.expired_tokens.delta,
+        "dead_letters": rules.dead_letters.delta,
+    }[category]
+    return f"retention.yaml {category}: erase after {span.total_seconds() / 86400:g} days"
+
+
+def purge_events(
+    at: datetime, as_of: datetime, actor: str, category: str, rule: str, count: PurgeCount
+) -> list[AuditEvent]:
+    """The `purged` records of one category, written at `at`: the rule, the time its limits were
+    applied at (`as_of`), how many, and which ids (chunked). Ids and counts only: never the text."""
+    ids = count.ids
+    chunks = [ids[i : i + IDS_PER_RECORD] for i in range(0, len(ids), IDS_PER_RECORD)] or [[]]
+    return [
+        AuditEvent(
+            at=at,
+            type=PURGED,
+            actor=actor,
+            details={
+                "category": category,
+                "rule": rule,
+                "as_of": as_of.isoformat(),
+                "count": count.erased,
+                "part": part,
+                "parts": len(chunks),
+                "ids": chunk,
+            },
+        )
+        for part, chunk in enumerate(chunks, start=1)
+    ]

@@ -12,6 +12,7 @@ from watchcentre.adapters.amqp.dead_letters import (
     announce,
     dead_letter_id,
     dead_letter_info,
+    drop_dead_before,
     list_dead,
     replay_dead,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "dead_letter_info",
     "declare_inbound",
     "declare_topology",
+    "drop_dead_before",
     "list_dead",
     "queue_depths",
     "replay_dead",

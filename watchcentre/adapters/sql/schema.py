@@ -203,6 +203,15 @@ DROP INDEX IF EXISTS messages_recipients;
 """
 
 
+# Retention (adapters/sql/retention.py): when a row's text was erased; what stays is still read.
+_PURGED = """
+ALTER TABLE messages ADD COLUMN {if_not} purged_at {ts};
+ALTER TABLE cases ADD COLUMN {if_not} purged_at {ts};
+ALTER TABLE notes ADD COLUMN {if_not} purged_at {ts};
+CREATE INDEX IF NOT EXISTS messages_purged ON messages (purged_at) WHERE purged_at IS NOT NULL;
+"""
+
+
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
     t = dialect.types
@@ -224,4 +233,5 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
+        (3, "purged_at (retention)", _PURGED.format(if_not="" if sqlite else "IF NOT EXISTS", ts=t[TS])),
     ]

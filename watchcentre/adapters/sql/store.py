@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import schema
+from watchcentre.adapters.sql import retention, schema
 from watchcentre.adapters.sql.dialects import (
     BLOB,
     INT,
@@ -39,6 +39,7 @@ from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.ports import OpsCounts, ReferenceTaken, TransientError
 from watchcentre.core.records import (
+    SYSTEM_ACTOR,
     Accepted,
     AuditEvent,
     CaseCursor,
@@ -51,6 +52,7 @@ from watchcentre.core.records import (
     handling_of,
 )
 from watchcentre.core.references import new_reference
+from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
 
 
@@ -123,7 +125,7 @@ _CASE = (
     ("data", JSON),
 )
 
-_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2])  # the raw input and its digest are not read back
+_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2], ("purged_at", TS))  # the raw input and digest: not read
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
 _AUDIT_COLUMNS = _names(_AUDIT)
 _TOKEN_COLUMNS = _names(_TOKEN)
@@ -542,6 +544,21 @@ class SqlStore:
             limit,
         )
         return [_note(self._d, r) for r in rows]
+
+    # -- retention (adapters/sql/retention.py) ------------------------------------------------------
+
+    async def purge(
+        self,
+        rules: RetentionRules,
+        now: datetime,
+        *,
+        at: datetime | None = None,
+        dry_run: bool = False,
+        actor: str = SYSTEM_ACTOR,
+    ) -> PurgeReport:
+        return await retention.purge(
+            self._d, rules, now, at=at or now, record=_insert_events, dry_run=dry_run, actor=actor
+        )
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
