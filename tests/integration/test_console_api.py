@@ -15,6 +15,7 @@ import pytest
 from tests.integration.harness import Broker, Instance, envelope, running
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
+from watchcentre.core.records import text_digest
 from watchcentre.security import issue_token
 from watchcentre.settings import Settings
 
@@ -97,10 +98,10 @@ async def test_manual_routing_is_validated_audited_and_routed_like_an_automatic_
     assert body["routing"]["recipients"] == ["post.lisbon"]
     assert body["routing"]["explanation"][0] == "manual by operator:Alice: Known to Lisbon"
     [event] = body["events"]
-    assert (event["type"], event["actor"], event["details"]["reason"], event["details"]["manual"]) == (
+    assert (event["type"], event["actor"], event["details"]["reason_sha256"], event["details"]["manual"]) == (
         "routed",
         "operator:Alice",
-        "Known to Lisbon",
+        text_digest("Known to Lisbon"),  # the text is in the manual route, erased with the message
         True,
     )
 

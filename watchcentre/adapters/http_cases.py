@@ -106,6 +106,7 @@ def case_detail(case: Case, now: datetime, timeline: list[CaseTimelineEvent]) ->
         answered_at=case.answered_at,
         closed_at=case.closed_at,
         answered_on_time=case.answered_on_time(),
+        purged_at=case.purged_at,
         timeline=timeline,
     )
 
@@ -253,7 +254,7 @@ async def post_case_action(request: web.Request, *, body: CaseActionBody | None)
         case.reference, action, actor, expected_at=expected_at, reason=body.reason
     )
     if committed:  # the other side hears of it over AMQP as if it had been sent there
-        await desk.notify(after, side, action, who.subject or CENTRE, committed[0])
+        await desk.notify(after, side, action, who.subject or CENTRE, committed[0], body.reason)
     return case_detail(after, request.app[DEPS].clock.now(), await _timeline(request, after))
 
 

@@ -91,6 +91,9 @@ class MessageSummary(BaseModel):
     recipients: list[str]
     error: str | None
     handling: str | None = Field(description="The sender's handling marking, shown wherever the message is.")
+    purged_at: datetime | None = Field(
+        default=None, description="Set when its text was erased (retention): subject and body are then null."
+    )
 
 
 class MessagePage(BaseModel):
@@ -264,7 +267,7 @@ class CaseSummary(BaseModel):
         description="routed, triage, acknowledged, in_progress, answered, closed, rejected, withdrawn."
     )
     priority: str
-    subject: str
+    subject: str = Field(description="Empty once the case's free text was erased (`purged_at`).")
     sender: str = Field(description="The unit (or the centre) that sent the request.")
     crime_types: list[str]
     countries: list[str]
@@ -280,6 +283,9 @@ class CaseSummary(BaseModel):
     overdue: bool
     acknowledged_at: IsoTime | None
     answered_at: IsoTime | None
+    purged_at: IsoTime | None = Field(
+        default=None, description="Set once its free text was erased (retention); its dates and states stay."
+    )
 
 
 CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)

@@ -165,3 +165,10 @@ Outcome = Accepted | Rejected
 
 def body_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+def text_digest(text: str) -> str:
+    """What an audit record holds of free text (a reason, a note): its SHA-256, never the text, so
+    that erasing the text (retention) leaves the hash chain intact. Whoever still holds the text can
+    show it is the one recorded."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -23,7 +23,7 @@ from watchcentre.core.manual import (
 )
 from watchcentre.core.network import Network
 from watchcentre.core.ports import DeadLetters, Store
-from watchcentre.core.records import AuditEvent, DeadLetterView, EventType, Status, body_digest
+from watchcentre.core.records import AuditEvent, DeadLetterView, EventType, Status, body_digest, text_digest
 from watchcentre.service.checks import EnvelopeChecks
 from watchcentre.service.outbox import Outbox
 
@@ -141,12 +141,13 @@ class OperatorCommands:
             "copies": {c.routing_key: c.message_id for c in copies},
             "confirmed": True,
             "manual": True,
-            "reason": reason.strip(),
+            "reason_sha256": text_digest(reason.strip()),
             "revision": revision,
             "previous_recipients": stored.recipients,
         }
-        if overridden is not None:
-            details["marking_overridden"] = overridden
+        if overridden is not None:  # its reason's text is in the routing's explanation
+            why = str(overridden.pop("reason"))
+            details["marking_overridden"] = {**overridden, "reason_sha256": text_digest(why)}
         after = None
         if case is not None and (case.sender, case.message_id) == (sender, message_id):
             after, details["case"] = reassign(
@@ -221,7 +222,7 @@ class OperatorCommands:
             details: dict[str, object] = {
                 "dead_letter": letter.id,
                 "reason": letter.reason,
-                "note": why,
+                "note_sha256": text_digest(why),
                 "corrected": corrected is not None,
                 "original_digest": letter.digest,
             }

@@ -41,7 +41,8 @@ _SQL = {
     "sqlite": {
         "envelope": "json_remove(envelope, '$.subject', '$.body', '$.reason')",
         "routing": "json_set(routing, '$.explanation', json('[]'))",
-        "case_data": "json_set(data, '$.subject', '', '$.extension_reason', NULL, '$.purged_at', $1)",
+        "case_data": "json_set(data, '$.subject', '', '$.extension_reason', NULL, '$.reason', NULL,"
+        " '$.purged_at', $1)",
         "closed_before": "julianday(json_extract(data, '$.closed_at')) < julianday($2)",
         "elements": "SELECT j.value FROM json_each(notes.{column}) j",
     },
@@ -49,7 +50,7 @@ _SQL = {
         "envelope": "envelope - ARRAY['subject', 'body', 'reason']",
         "routing": "jsonb_set(routing, '{explanation}', '[]'::jsonb)",
         "case_data": "data || jsonb_build_object('subject', '', 'extension_reason', NULL::text,"
-        " 'purged_at', $1::timestamptz)",
+        " 'reason', NULL::text, 'purged_at', $1::timestamptz)",
         "closed_before": "(data ->> 'closed_at')::timestamptz < $2",
         "elements": "SELECT jsonb_array_elements_text(notes.{column})",
     },
@@ -174,12 +175,16 @@ async def purge(
 
 
 async def scrub_files(d: Dialect) -> None:
-    """Make the erased text leave the files: the old row versions are still on disk after COMMIT.
-    SQLite: the WAL holds the pages as they were before (copied into the database, then truncated to
-    zero bytes); secure_delete already zeroed the freed space. PostgreSQL: VACUUM FULL rewrites each
-    table without its dead row versions (a plain VACUUM marks them free but leaves the bytes)."""
+    """Make the erased text leave the files: old copies are still on disk after COMMIT. SQLite:
+    secure_delete zeroed what the purge freed, but a page split long ago leaves its old cells in the
+    unused part of a page, and the WAL holds pages as they were; so VACUUM rebuilds the file, and a
+    TRUNCATE checkpoint copies it in and empties the WAL. PostgreSQL: VACUUM FULL rewrites each table
+    without its dead row versions (a plain VACUUM marks them free but leaves their bytes)."""
     if d.name == "sqlite":
-        await d.fetch("PRAGMA wal_checkpoint(TRUNCATE)")
+        await d.fetch("VACUUM")
+        busy, _, _ = (await d.fetch("PRAGMA wal_checkpoint(TRUNCATE)"))[0]
+        if busy:  # a reader held the WAL: the service's next checkpoints copy it in (PASSIVE)
+            log.warning("retention_checkpoint_busy")
         return
     for table in _TABLES:
         await d.fetch(f"VACUUM (FULL) {table}")
