@@ -11,6 +11,7 @@ running a pass at once take turns on the writer lock; the second finds nothing l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -32,6 +33,7 @@ from watchcentre.core.retention import (
 
 log = structlog.get_logger("watchcentre.retention")
 
+TRUNCATE_ATTEMPTS = 200
 Record = Callable[[Dialect, Tx, list[AuditEvent]], Awaitable[list[AuditEvent]]]
 
 _ENDED = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
@@ -182,9 +184,12 @@ async def scrub_files(d: Dialect) -> None:
     without its dead row versions (a plain VACUUM marks them free but leaves their bytes)."""
     if d.name == "sqlite":
         await d.fetch("VACUUM")
-        busy, _, _ = (await d.fetch("PRAGMA wal_checkpoint(TRUNCATE)"))[0]
-        if busy:  # a reader held the WAL: the service's next checkpoints copy it in (PASSIVE)
-            log.warning("retention_checkpoint_busy")
+        for _ in range(TRUNCATE_ATTEMPTS):  # busy while another checkpoint (the service's) runs
+            busy, _, _ = (await d.fetch("PRAGMA wal_checkpoint(TRUNCATE)"))[0]
+            if not busy:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("retention_checkpoint_busy", attempts=TRUNCATE_ATTEMPTS)
         return
     for table in _TABLES:
         await d.fetch(f"VACUUM (FULL) {table}")
