@@ -54,7 +54,7 @@ from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.records import EventType, MessageQuery
 from watchcentre.core.routing import post_key, unit_key
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import authenticate, record_list, record_read, verify_audit
+from watchcentre.security import authenticate, record_consultation, record_list, record_read, verify_audit
 
 log = structlog.get_logger("watchcentre.http")
 
@@ -146,20 +146,34 @@ async def get_message(request: web.Request, *, query: MessageLookup) -> MessageD
 
 
 async def list_audit(request: web.Request, *, query: AuditQuery) -> AuditPage:
-    events = await request.app[DEPS].store.audit(
+    deps = request.app[DEPS]
+    events = await deps.store.audit(
         after_seq=query.after_seq,
         limit=query.limit + 1,
         sender=query.sender,
         message_id=query.message_id,
         event_type=query.type,
+        actor=query.actor,
+        since=query.since,
+        until=query.until,
     )
     page = events[: query.limit]
+    await record_consultation(
+        deps.store,
+        deps.clock,
+        principal_of(request),
+        request.path,
+        query=query.model_dump(mode="json", exclude_defaults=True),
+        seqs=[e.seq for e in page],
+    )
     return AuditPage(items=page, next_after_seq=page[-1].seq if len(events) > query.limit else None)
 
 
 async def get_audit_verify(request: web.Request, *, query: NoQuery) -> Verification:
     deps = request.app[DEPS]
-    return await verify_audit(deps.store, deps.audit_anchor)
+    verification = await verify_audit(deps.store, deps.audit_anchor)
+    await record_consultation(deps.store, deps.clock, principal_of(request), request.path, query={})
+    return verification
 
 
 async def get_envelope_schema(request: web.Request) -> web.Response:

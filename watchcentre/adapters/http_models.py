@@ -117,6 +117,9 @@ class AuditQuery(BaseModel):
     message_id: str | None = None
     sender: str | None = None
     type: str | None = Field(default=None, description="Event type, e.g. received, routed, rejected.")
+    actor: str | None = Field(default=None, description="Who: e.g. operator:Alice, post:madrid, watchcentre.")
+    since: datetime | None = Field(default=None, description="Recorded at or after (RFC 3339).")
+    until: datetime | None = Field(default=None, description="Recorded before (RFC 3339).")
 
 
 class AuditPage(BaseModel):

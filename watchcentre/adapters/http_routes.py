@@ -158,6 +158,9 @@ ROUTES: tuple[Route, ...] = (
         Area.AUDIT,
         {200: Json(AuditPage, "One page of events.")},
         query=AuditQuery,
+        param_schemas=_PERIOD,
+        description="Auditors only. Filters: who (actor), what (type, message_id, sender), when"
+        " ([since, until)). Each read is itself recorded (`listed`, with the seqs returned).",
     ),
     Route(
         "GET",

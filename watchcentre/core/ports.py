@@ -197,7 +197,13 @@ class MessageStore(Protocol):
         message_id: str | None = None,
         event_type: str | None = None,
         reference: str | None = None,
-    ) -> list[AuditEvent]: ...
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditEvent]:
+        """Oldest first, after `after_seq`; each filter given narrows it (`since` inclusive,
+        `until` exclusive, on the record's time)."""
+        ...
 
     async def last_seq(self) -> int:
         """The seq of the newest audit record (0 when there is none)."""

@@ -285,6 +285,9 @@ class SqlStore:
         message_id: str | None = None,
         event_type: str | None = None,
         reference: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[AuditEvent]:
         where = _Where()
         where.add("seq > {}", after_seq)
@@ -293,8 +296,11 @@ class SqlStore:
             ("message_id", message_id),
             ("type", event_type),
             ("reference", reference),
+            ("actor", actor),
         ):
             where.add(f"{column} = {{}}", _opt(self._d, value))
+        where.add("at >= {}", _ots(self._d, since))
+        where.add("at < {}", _ots(self._d, until))
         n = where.param(limit)
         rows = await self._d.fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM audit {where.sql} ORDER BY seq LIMIT {n}", *where.params
