@@ -152,7 +152,12 @@ async def record_list(
 
 
 async def record_consultation(
-    store: Store, clock: Clock, principal: Principal, route: str, **what: Any
+    store: Store,
+    clock: Clock,
+    principal: Principal,
+    route: str,
+    event_type: str = EventType.LISTED,
+    **what: Any,
 ) -> None:
     """Audit one consultation that is not one message's detail (a list, a feed frame, statistics,
     an export, the audit trail itself): who, where, and what was shown (ids, the query), never the
@@ -161,7 +166,7 @@ async def record_consultation(
         [
             AuditEvent(
                 at=clock.now(),
-                type=EventType.LISTED,
+                type=event_type,
                 actor=principal.label,
                 details={"name": principal.name, "token_id": principal.token_id, "route": route, **what},
             )

@@ -163,7 +163,9 @@ async def test_dead_letter_is_corrected_and_reinjected_once(
     assert status == 200, body
     [event] = body["events"]
     assert event["type"] == "replayed" and event["actor"] == "operator:Alice"
-    assert event["details"]["corrected"] is True and event["details"]["note"] == "XX meant ES"
+    assert event["details"]["corrected"] is True and event["details"]["note_sha256"] == text_digest(
+        "XX meant ES"
+    )
     assert event["details"]["original_digest"] != event["details"]["corrected_digest"]
     status, body = await operator.post(path, {"envelope": {**bad, "countries": ["ES"]}, "reason": "again"})
     assert status == 404  # gone from the queue: a second click re-injects nothing

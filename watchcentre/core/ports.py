@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.lifecycle import Case
@@ -354,6 +354,25 @@ class RetentionStore(Protocol):
         kept. One transaction with its `purged` audit records (rule, count, ids); the audit trail
         itself is not touched (it holds no purgeable text). Safe to run from several instances at
         once: each item is erased and recorded once. `dry_run`: count only, write nothing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """What the store holds that mentions an identifier (a person's request)."""
+
+    messages: list[StoredMessage]
+    cases: list[Case]
+    notes: list[Note]
+    truncated: bool
+    """True when one kind had more than the limit asked for."""
+
+
+@runtime_checkable
+class SubjectAccessStore(Protocol):
+    async def mentions(self, needle: str, limit: int = 500) -> Mentions:
+        """Every message (subject, body, raw input, rejection), case and note whose text contains
+        `needle`, case-insensitively and whatever the separators of a number; oldest first."""
         ...
 
 

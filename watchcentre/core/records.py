@@ -25,6 +25,8 @@ class EventType(StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REPLAYED = "replayed"  # an operator moved a dead letter back to P.inbound (`watchcentre dead replay`)
     NOTE_ADDED = "note_added"  # an operator wrote a handover note in the shift log
+    SEARCHED = "searched"  # an auditor searched every stored text for an identifier (a person's request)
+    EXPORTED = "exported"  # an auditor exported what concerns a person, or the audit trail of a period
 
 
 class Status(StrEnum):

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import retention, schema
+from watchcentre.adapters.sql import retention, schema, subject_access
 from watchcentre.adapters.sql.dialects import (
     BLOB,
     INT,
@@ -37,7 +37,7 @@ from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
-from watchcentre.core.ports import OpsCounts, ReferenceTaken, TransientError
+from watchcentre.core.ports import Mentions, OpsCounts, ReferenceTaken, TransientError
 from watchcentre.core.records import (
     SYSTEM_ACTOR,
     Accepted,
@@ -565,6 +565,26 @@ class SqlStore:
         return await retention.purge(
             self._d, rules, now, at=at or now, record=_insert_events, dry_run=dry_run, actor=actor
         )
+
+    async def mentions(self, needle: str, limit: int = 500) -> Mentions:
+        ids, refs, note_ids, truncated = await subject_access.matching(self._d, needle, limit)
+        messages: list[StoredMessage] = []
+        for i in range(0, len(ids), _KEYS_PER_QUERY):
+            chunk = ids[i : i + _KEYS_PER_QUERY]
+            rows = await self._d.fetch(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({_in(chunk)}) ORDER BY m.id",
+                *chunk,
+            )
+            messages += [_stored_message(self._d, r) for r in rows]
+        cases = [c for c in [await self.get_case(r) for r in refs] if c is not None]
+        notes: list[Note] = []
+        for i in range(0, len(note_ids), _KEYS_PER_QUERY):
+            chunk = note_ids[i : i + _KEYS_PER_QUERY]
+            rows = await self._d.fetch(
+                f"SELECT {_names(_NOTE)} FROM notes WHERE id IN ({_in(chunk)}) ORDER BY id", *chunk
+            )
+            notes += [_note(self._d, r) for r in rows]
+        return Mentions(messages=messages, cases=cases, notes=notes, truncated=truncated)
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
