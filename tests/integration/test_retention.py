@@ -20,12 +20,16 @@ import pytest
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.service_fixtures import CONFIG_DIR, POSTGRES_URL
+from tests.integration.test_store import Backend, accepted, backend
+from watchcentre.adapters.config_files import load_config
 from watchcentre.core.access import Role
 from watchcentre.core.manual import Note
 from watchcentre.core.ports import SystemClock
 from watchcentre.core.records import AuditEvent
-from watchcentre.security import issue_token
+from watchcentre.security import issue_token, verify_audit
 from watchcentre.settings import Settings
+
+__all__ = ["backend"]  # the fixture, parametrised over both engines
 
 # Names and numbers of people: each only in the text of what will be purged...
 GONE = [
@@ -265,3 +269,23 @@ async def test_a_purge_erases_the_text_everywhere_and_keeps_the_record(
     assert [again[c]["erased"] for c in ("messages", "cases", "notes", "raw_envelopes", "dead_letters")] == [
         0
     ] * 5
+
+
+async def test_two_instances_purging_at_once_erase_and_record_each_item_once(backend: Backend) -> None:
+    """Each instance runs its own schedule: two passes at the same moment take turns on the writer
+    lock; every message is erased and recorded once, and the chain still verifies."""
+    await backend.store.save_batch([accepted(f"m{i}") for i in range(60)])
+    other = await backend.reopen()
+    rules = load_config(CONFIG_DIR).retention
+    assert rules is not None
+    later = datetime.now(UTC) + timedelta(days=5 * 365)
+    try:
+        a, b = await asyncio.gather(backend.store.purge(rules, later), other.purge(rules, later))
+    finally:
+        await other.close()
+    assert sorted([a.counts["messages"].erased, b.counts["messages"].erased]) == [0, 60]
+    records = [
+        e for e in await backend.store.audit(event_type="purged") if e.details["category"] == "messages"
+    ]
+    assert sorted(i for e in records for i in e.details["ids"]) == sorted(f"ofast/m{i}" for i in range(60))
+    assert (await verify_audit(backend.store)).ok
