@@ -203,6 +203,18 @@ DROP INDEX IF EXISTS messages_recipients;
 """
 
 
+# A manual routing's revision is claimed before its copies are published (one instance publishes).
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS manual_claims (
+    sender     {text} NOT NULL,
+    message_id {text} NOT NULL,
+    revision   {int} NOT NULL,
+    claim      {text} NOT NULL,
+    at         {ts} NOT NULL,
+    PRIMARY KEY (sender, message_id, revision)
+);
+"""
+
 # Retention (adapters/sql/retention.py): when a row's text was erased; what stays is still read.
 _PURGED = """
 ALTER TABLE messages ADD COLUMN {if_not} purged_at {ts};
@@ -233,5 +245,6 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
-        (3, "purged_at (retention)", _PURGED.format(if_not="" if sqlite else "IF NOT EXISTS", ts=t[TS])),
+        (3, "manual routing claims", _CLAIMS.format(text=t[TEXT], int=t[INT], ts=t[TS])),
+        (4, "purged_at (retention)", _PURGED.format(if_not="" if sqlite else "IF NOT EXISTS", ts=t[TS])),
     ]
