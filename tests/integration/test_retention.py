@@ -289,3 +289,21 @@ async def test_two_instances_purging_at_once_erase_and_record_each_item_once(bac
     ]
     assert sorted(i for e in records for i in e.details["ids"]) == sorted(f"ofast/m{i}" for i in range(60))
     assert (await verify_audit(backend.store)).ok
+
+
+async def test_a_large_pass_is_cut_into_transactions_and_erases_everything(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchcentre.adapters.sql import retention
+
+    monkeypatch.setattr(retention, "CHUNK", 7)  # 60 messages: 9 transactions
+    await backend.store.save_batch([accepted(f"m{i}", subject=f"DUPONTEL {i}") for i in range(60)])
+    rules = load_config(CONFIG_DIR).retention
+    assert rules is not None
+    report = await backend.store.purge(rules, datetime.now(UTC) + timedelta(days=5 * 365))
+    assert report.counts["messages"].erased == 60 and len(set(report.counts["messages"].ids)) == 60
+    assert "DUPONTEL" not in repr(await backend.sql("SELECT * FROM messages"))
+    records = [
+        e for e in await backend.store.audit(event_type="purged") if e.details["category"] == "messages"
+    ]
+    assert len(records) == 9 and sum(e.details["count"] for e in records) == 60

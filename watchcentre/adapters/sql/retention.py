@@ -12,8 +12,9 @@ running a pass at once take turns on the writer lock; the second finds nothing l
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -34,6 +35,10 @@ from watchcentre.core.retention import (
 log = structlog.get_logger("watchcentre.retention")
 
 TRUNCATE_ATTEMPTS = 200
+HORIZON_WAIT_S = 120.0
+CHUNK = 5000
+"""Messages erased per transaction: the writer lock (the intake waits on it) is held a second or two
+at a time, however large the first pass after enabling retention."""
 Record = Callable[[Dialect, Tx, list[AuditEvent]], Awaitable[list[AuditEvent]]]
 
 _ENDED = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
@@ -154,34 +159,45 @@ async def purge(
     records): erase what is past its limit (or, `dry_run`, count it), audit it, and scrub the freed
     bytes from the database files."""
 
-    async def tx(t: Tx) -> dict[str, PurgeCount]:
-        counts = await _pass(d, t, rules, now, at, dry_run)
-        if not dry_run:
-            await record(d, t, _events(rules, now, at, actor, counts))
-        return counts
-
     sqlite = d.name == "sqlite"
     if sqlite and not dry_run:
         await d.fetch("PRAGMA secure_delete = ON")  # freed cells and pages are overwritten with zeros
+    counts: dict[str, PurgeCount] = {}
     try:
-        counts = await d.write(tx)
+        for chunk in itertools.count():
+            # Each chunk's rows carry a time of their own, so that its erasures touch only them.
+            when = at + timedelta(microseconds=chunk)
+
+            async def tx(t: Tx, when: datetime = when) -> tuple[dict[str, PurgeCount], bool]:
+                done, more = await _pass(d, t, rules, now, when, dry_run, CHUNK)
+                if not dry_run:
+                    await record(d, t, _events(rules, now, when, actor, done))
+                return done, more
+
+            done, more = await d.write(tx)
+            counts = _add(counts, done)
+            if not more:
+                break
     finally:
         if sqlite and not dry_run:
             await d.fetch("PRAGMA secure_delete = OFF")
     erased = sum(c.erased for c in counts.values())
     if erased and not dry_run:
-        await scrub_files(d)
+        committed_at = (await d.fetch("SELECT current_timestamp"))[0][0] if not sqlite else None
+        await scrub_files(d, committed_at)
     report = PurgeReport(now=now, dry_run=dry_run, counts=counts)
     log.info("retention_pass", now=now.isoformat(), dry_run=dry_run, **_flat(report))
     return report
 
 
-async def scrub_files(d: Dialect) -> None:
+async def scrub_files(d: Dialect, committed_at: datetime | None = None) -> None:
     """Make the erased text leave the files: old copies are still on disk after COMMIT. SQLite:
     secure_delete zeroed what the purge freed, but a page split long ago leaves its old cells in the
     unused part of a page, and the WAL holds pages as they were; so VACUUM rebuilds the file, and a
     TRUNCATE checkpoint copies it in and empties the WAL. PostgreSQL: VACUUM FULL rewrites each table
-    without its dead row versions (a plain VACUUM marks them free but leaves their bytes)."""
+    without its dead row versions (a plain VACUUM marks them free but leaves their bytes); it must
+    keep a version some open transaction may still see, so it waits (up to HORIZON_WAIT_S) for every
+    transaction begun before the purge's commit (`committed_at`) to end: a backup's, a report's."""
     if d.name == "sqlite":
         await d.fetch("VACUUM")
         for _ in range(TRUNCATE_ATTEMPTS):  # busy while another checkpoint (the service's) runs
@@ -191,8 +207,35 @@ async def scrub_files(d: Dialect) -> None:
             await asyncio.sleep(0.05)
         log.warning("retention_checkpoint_busy", attempts=TRUNCATE_ATTEMPTS)
         return
+    if committed_at is not None:
+        await _wait_for_older_transactions(d, committed_at)
     for table in _TABLES:
         await d.fetch(f"VACUUM (FULL) {table}")
+
+
+async def _wait_for_older_transactions(d: Dialect, committed_at: datetime) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HORIZON_WAIT_S
+    while True:
+        rows = await d.fetch(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start < $1",
+            committed_at,
+        )
+        if int(rows[0][0]) == 0:
+            return
+        if loop.time() > deadline:  # erased from the tables; the files at the next pass that erases
+            log.warning("retention_old_transactions", waited_s=HORIZON_WAIT_S, open=int(rows[0][0]))
+            return
+        await asyncio.sleep(0.2)
+
+
+def _add(a: dict[str, PurgeCount], b: dict[str, PurgeCount]) -> dict[str, PurgeCount]:
+    out = dict(a)
+    for category, n in b.items():
+        m = out.get(category, PurgeCount())
+        out[category] = PurgeCount(m.erased + n.erased, m.review_due + n.review_due, [*m.ids, *n.ids])
+    return out
 
 
 def _flat(report: PurgeReport) -> dict[str, int]:
@@ -200,28 +243,45 @@ def _flat(report: PurgeReport) -> dict[str, int]:
 
 
 async def _pass(
-    d: Dialect, t: Tx, rules: RetentionRules, now: datetime, when: datetime, dry_run: bool
-) -> dict[str, PurgeCount]:
+    d: Dialect, t: Tx, rules: RetentionRules, now: datetime, when: datetime, dry_run: bool, budget: int
+) -> tuple[dict[str, PurgeCount], bool]:
+    """One transaction of a pass: at most `budget` messages erased; True when more may be left
+    (then only messages were looked at: the other categories come in the last transaction)."""
     at = d.ts(when)
     counts: dict[str, PurgeCount] = {}
 
     # Messages, by the limit of their (kind, status).
     erased, review = 0, 0
     ids: list[str] = []
-    for limit, combos in _message_groups(rules):
+    groups = _message_groups(rules)
+    for limit, combos in groups:
         where = f"purged_at IS NULL AND received_at < $1 AND {_combo_sql(combos)} AND {_NOT_OF_OPEN_CASE}"
         cutoff = d.ts(now - limit.span)
-        if not limit.erases or dry_run:
-            n = int((await t.fetch(f"SELECT count(*) FROM messages WHERE {where}", cutoff))[0][0])
-            erased, review = (erased + n, review) if limit.erases else (erased, review + n)
+        if not limit.erases:
             continue
+        if dry_run:
+            erased += int((await t.fetch(f"SELECT count(*) FROM messages WHERE {where}", cutoff))[0][0])
+            continue
+        if erased >= budget:
+            break
         rows = await t.fetch(
-            f"UPDATE messages SET purged_at = $2 WHERE {where} RETURNING id, sender, message_id",
+            f"UPDATE messages SET purged_at = $2 WHERE id IN (SELECT id FROM messages WHERE {where} LIMIT $3)"
+            " RETURNING id, sender, message_id",
             cutoff,
             at,
+            budget - erased,
         )
         erased += len(rows)
         ids += sorted(_message_id(r) for r in rows)
+    more = not dry_run and erased >= budget
+    if not more:
+        for limit, combos in groups:
+            if not limit.erases:
+                where = (
+                    f"purged_at IS NULL AND received_at < $1 AND {_combo_sql(combos)} AND {_NOT_OF_OPEN_CASE}"
+                )
+                cutoff = d.ts(now - limit.span)
+                review += int((await t.fetch(f"SELECT count(*) FROM messages WHERE {where}", cutoff))[0][0])
     counts["messages"] = PurgeCount(erased=erased, review_due=review, ids=ids)
 
     cases_before = len(await t.fetch("SELECT reference FROM cases WHERE purged_at = $1", at))
@@ -229,6 +289,8 @@ async def _pass(
     if not dry_run and erased:
         for statement in _erasures(d):
             await t.fetch(statement, at)
+    if more:
+        return counts, True
 
     # Cases, from the day they ended.
     sql = _SQL[d.name]
@@ -288,7 +350,7 @@ async def _pass(
     else:
         rows = await t.fetch(f"DELETE FROM tokens WHERE {where} RETURNING id", cutoff)
         counts["expired_tokens"] = PurgeCount(erased=len(rows), ids=sorted(r[0] for r in rows))
-    return counts
+    return counts, False
 
 
 def _events(
