@@ -55,8 +55,14 @@ READS: list[tuple[str, str, str, str]] = [
     ("/api/console/glance", "operator", "/api/console/glance", "hours"),
     ("/api/audit", "auditor", "/api/audit?type=routed&since=2020-01-01T00:00:00Z", "seqs"),
     ("/api/audit/verify", "auditor", "/api/audit/verify", "query"),
+    ("/api/audit/export", "auditor", "/api/audit/export", "seqs"),
+    ("/api/dpo/search", "auditor", "/api/dpo/search?q=coca", "query_sha256"),
+    ("/api/dpo/export", "auditor", "/api/dpo/export?q=coca", "query_sha256"),
     ("/api/console/feed", "operator", "(the feed: test_the_feed_records_what_each_frame_shows)", ""),
 ]
+
+
+READ_TYPES = ("accessed", "listed", "searched", "exported")
 
 
 def test_every_read_route_is_in_the_table_or_shows_nothing_personal() -> None:
@@ -75,7 +81,7 @@ class World:
 
     async def reads(self, after: int, who: str) -> list[AuditEvent]:
         events = await self.inst.runtime.store.audit(after_seq=after, limit=1000)
-        return [e for e in events if e.type in ("accessed", "listed") and e.actor == who]
+        return [e for e in events if e.type in READ_TYPES and e.actor == who]
 
 
 @pytest.fixture
