@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.service_fixtures import CONFIG_DIR, POSTGRES_URL
-from tests.integration.test_store import Backend, accepted, backend
+from tests.integration.test_store import T0, Backend, accepted, backend
 from watchcentre.adapters.config_files import load_config
 from watchcentre.core.access import Role
 from watchcentre.core.manual import Note
@@ -298,11 +298,15 @@ async def test_a_large_pass_is_cut_into_transactions_and_erases_everything(
 
     monkeypatch.setattr(retention, "CHUNK", 7)  # 60 messages: 9 transactions
     await backend.store.save_batch([accepted(f"m{i}", subject=f"DUPONTEL {i}") for i in range(60)])
+    note = Note(at=T0, author="operator:op", text="DUPONTEL rappelle", message_ids=["m3"])
+    await backend.store.add_note(note, AuditEvent(at=T0, type="note_added", actor="operator:op"))
     rules = load_config(CONFIG_DIR).retention
     assert rules is not None
     report = await backend.store.purge(rules, datetime.now(UTC) + timedelta(days=5 * 365))
     assert report.counts["messages"].erased == 60 and len(set(report.counts["messages"].ids)) == 60
+    assert report.counts["notes"].erased == 1  # erased with m3, in the first transaction
     assert "DUPONTEL" not in repr(await backend.sql("SELECT * FROM messages"))
+    assert "DUPONTEL" not in repr(await backend.sql("SELECT * FROM notes"))
     records = [
         e for e in await backend.store.audit(event_type="purged") if e.details["category"] == "messages"
     ]

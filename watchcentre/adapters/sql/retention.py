@@ -289,7 +289,10 @@ async def _pass(
     if not dry_run and erased:
         for statement in _erasures(d):
             await t.fetch(statement, at)
-    if more:
+    if more:  # the cases and notes erased with these messages (the last transaction counts its own)
+        for category, table, key in (("cases", "cases", "reference"), ("notes", "notes", "id")):
+            rows = await t.fetch(f"SELECT {key} FROM {table} WHERE purged_at = $1 ORDER BY {key}", at)
+            counts[category] = PurgeCount(erased=len(rows), ids=[str(r[0]) for r in rows])
         return counts, True
 
     # Cases, from the day they ended.
