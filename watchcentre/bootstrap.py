@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlparse
@@ -60,15 +61,18 @@ from watchcentre.core.ports import (
     Metrics,
     Publisher,
     ReferenceTaken,
+    RetentionStore,
     Store,
     SystemClock,
     TransientError,
 )
 from watchcentre.core.records import AuditEvent, EventType, Outcome
+from watchcentre.core.retention import PurgeCount, RetentionRules, purge_events, rule_text
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.rules import ConfigReload, Rules, RulesRef, competence_of
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
+from watchcentre.retention import DeadLetterPurge, RetentionScheduler
 from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
 from watchcentre.service.outbox import announcing
 from watchcentre.settings import Settings
@@ -134,7 +138,7 @@ def sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url
 
 
-async def open_store(settings: Settings) -> Store:
+async def open_store(settings: Settings) -> SqlStore:
     url = settings.database_url.get_secret_value()
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
@@ -542,6 +546,16 @@ async def build_app(settings: Settings) -> web.Application:
         on_changed=lambda rules: metrics.running(__version__, rules.digest),
         on_refused=metrics.config_reload_refused,
     )
+    retention = (
+        None
+        if config.retention is None
+        else RetentionScheduler(
+            cast(RetentionStore, late_store),
+            config.retention,
+            SystemClock(),
+            dead_letter_purge(connection, names, store),
+        )
+    )
     runtime = Runtime(
         settings, config, store, connection, service, consumer, names, guard, scheduler, reloader
     )
@@ -592,6 +606,7 @@ async def build_app(settings: Settings) -> web.Application:
         _batching(service),
         _consuming(runtime),
         _scheduling(scheduler),
+        _retention(retention),
         _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES, lambda: hub.listening)),
         _reloading(reloader),
     ):
@@ -691,6 +706,41 @@ def _batching(service: Service) -> Ctx:
         await service.start()
         yield
         await service.stop()
+
+    return ctx
+
+
+def dead_letter_purge(
+    connection: AbstractRobustConnection, names: amqp.Names, store: Store
+) -> DeadLetterPurge:
+    """Retention of `P.dead`: each letter past the limit is recorded `purged`, then dropped."""
+
+    async def purge(
+        now: datetime, at: datetime, rules: RetentionRules, dry_run: bool, actor: str
+    ) -> PurgeCount:
+        async def record(letters: list[amqp.DeadLetter]) -> None:
+            count = PurgeCount(erased=len(letters), ids=sorted(d.id for d in letters))
+            rule = rule_text(rules, "dead_letters")
+            await store.append_audit(purge_events(at, now, actor, "dead_letters", rule, count))
+
+        cutoff = now - rules.dead_letters.delta
+        letters, undated = await amqp.drop_dead_before(connection, names, cutoff, None if dry_run else record)
+        return PurgeCount(erased=len(letters), review_due=undated, ids=sorted(d.id for d in letters))
+
+    return purge
+
+
+def _retention(scheduler: RetentionScheduler | None) -> Ctx:
+    """The retention passes (none without config/retention.yaml): started last, stopped first."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        if scheduler is None:
+            log.warning("retention_off", reason="no config/retention.yaml: nothing is ever erased")
+        else:
+            scheduler.start()
+        yield
+        if scheduler is not None:
+            await scheduler.stop()
 
     return ctx
 

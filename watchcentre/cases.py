@@ -227,19 +227,27 @@ class CaseDesk:
             return after.model_copy(update={"version": case.version + 1}), committed
         raise CaseRefused("state", "the case changed repeatedly while being updated: try again")
 
-    async def notify(self, case: Case, side: Side, action: Action, sender: str, event: AuditEvent) -> None:
+    async def notify(
+        self,
+        case: Case,
+        side: Side,
+        action: Action,
+        sender: str,
+        event: AuditEvent,
+        reason: str | None = None,
+    ) -> None:
         """Tell the other side over AMQP of an action taken over HTTP: the copy an ack, status or
         clarification envelope from `sender` would have produced (AMQP message_id from the event's seq,
         so a recipient drops a duplicate). Best effort after the commit: the audit is the record."""
         recipients, why = self.counterparts(case, side)
         message_id = f"{case.reference}/{event.seq}"
-        kind, extra = _as_envelope(action, case, event)
+        kind, extra = _as_envelope(action, case, event, reason)
         body: dict[str, Any] = {
             "message_id": message_id,
             "sender": sender,
             "kind": kind,
             "subject": f"{case.reference}: {event.type.replace('_', ' ')}",
-            "body": str(event.details.get("reason") or ""),
+            "body": reason or "",  # the audit holds only its digest
             "sent_at": event.at.isoformat(),
             "reference": case.reference,
             "priority": case.priority,
@@ -375,7 +383,9 @@ class DeadlineScheduler:
         await cancel_and_wait(task)
 
 
-def _as_envelope(action: Action, case: Case, event: AuditEvent) -> tuple[str, dict[str, Any]]:
+def _as_envelope(
+    action: Action, case: Case, event: AuditEvent, reason: str | None
+) -> tuple[str, dict[str, Any]]:
     """The kind and fields of the envelope that asks for `action` (docs/lifecycle.md)."""
     if action is Action.ACK:
         return "ack", {}
@@ -386,9 +396,9 @@ def _as_envelope(action: Action, case: Case, event: AuditEvent) -> tuple[str, di
     if action is Action.EXTEND:
         return "status", {
             "expected_at": event.details.get("expected_at"),
-            "reason": event.details.get("reason"),
+            "reason": reason.strip() if reason else None,
         }
     return "status", {
         "state": case.state.value,
-        **({"reason": event.details["reason"]} if "reason" in event.details else {}),
+        **({"reason": reason} if reason else {}),
     }

@@ -274,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     from watchcentre import cli_rules
 
     cli_rules.register(sub)  # whatif, eval
+
+    from watchcentre import cli_retention
+
+    cli_retention.register(sub)  # retention apply
     args = parser.parse_args(argv)
 
     from watchcentre.adapters.logging import configure_logging

@@ -138,6 +138,38 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Offline: no database, only the file and (unless --no-key) the anchor's key."""
+    from pathlib import Path
+
+    from watchcentre.adapters.audit_anchor import AnchorKeyError, load_key
+    from watchcentre.core.audit_export import verify_export
+
+    key: bytes | None = None
+    if not args.no_key:
+        secret = settings.audit_anchor_key.get_secret_value() if settings.audit_anchor_key else None
+        try:
+            key = load_key(secret, settings.audit_anchor_key_path, create=False)
+        except AnchorKeyError as exc:
+            print(f"the signature cannot be checked: {exc} (or pass --no-key)", file=sys.stderr)
+            return 2
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    problems = verify_export(data, key)
+    if [p for p in problems if not p.startswith("signature not checked")]:
+        print(f"{args.file}: NOT intact ({len(problems)} problem(s)):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    records = max(0, data.count(b"\n") - 2)
+    signed = "signature checked" if key is not None else "signature NOT checked (--no-key)"
+    print(f"{args.file}: intact: {records} record(s), chain links, {signed}", file=sys.stderr)
+    return 0
+
+
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     """A consistent copy of the store while the service runs, and of the audit anchor beside it."""
     from pathlib import Path
@@ -209,6 +241,13 @@ def register(sub: Any) -> None:
         "--anchor", help="the anchor file to check against (default: WATCHCENTRE_AUDIT_ANCHOR_PATH)"
     )
     verify.set_defaults(fn=cmd_audit_verify)
+    check = audit.add_parser(
+        "verify-export",
+        help="check an audit export (GET /api/audit/export) offline: signature, hashes, links",
+    )
+    check.add_argument("file")
+    check.add_argument("--no-key", action="store_true", help="check the hashes and links only")
+    check.set_defaults(fn=cmd_audit_verify_export)
     backup = sub.add_parser(
         "backup",
         help="a consistent copy of the store while the service runs (SQLite online backup, or pg_dump)",

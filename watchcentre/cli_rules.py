@@ -79,7 +79,7 @@ async def _labels(settings: Settings) -> list[Any] | None:
         print(f"operators' corrections not read: the store is unreachable ({exc})", file=sys.stderr)
         return None
     try:
-        return await store.labels()  # type: ignore[attr-defined, no-any-return]
+        return await store.labels()
     finally:
         await store.close()
 
@@ -152,11 +152,11 @@ async def _whatif(settings: Settings, args: argparse.Namespace, rules: Any) -> A
 
     store = await open_store(settings)
     try:
-        total = await store.count_decided(args.since, args.until)  # type: ignore[attr-defined]
+        total = await store.count_decided(args.since, args.until)
         progress, advance = _progress(total)
         with progress:
-            report = await what_if(store, rules, args.since, args.until, progress=advance)  # type: ignore[arg-type]
-        labels = await store.labels()  # type: ignore[attr-defined]
+            report = await what_if(store, rules, args.since, args.until, progress=advance)
+        labels = await store.labels()
     finally:
         await store.close()
     return report, labels

@@ -151,6 +151,29 @@ async def record_list(
     )
 
 
+async def record_consultation(
+    store: Store,
+    clock: Clock,
+    principal: Principal,
+    route: str,
+    event_type: str = EventType.LISTED,
+    **what: Any,
+) -> None:
+    """Audit one consultation that is not one message's detail (a list, a feed frame, statistics,
+    an export, the audit trail itself): who, where, and what was shown (ids, the query), never the
+    content. Written before the answer is sent: no record, no answer."""
+    await store.append_audit(
+        [
+            AuditEvent(
+                at=clock.now(),
+                type=event_type,
+                actor=principal.label,
+                details={"name": principal.name, "token_id": principal.token_id, "route": route, **what},
+            )
+        ]
+    )
+
+
 async def verify_audit(store: Store, anchor: AuditAnchor | None = None, page: int = 1000) -> Verification:
     """Walk the whole trail: links, gaps in seq and, given an anchor, its signed checkpoints."""
     checkpoints: list[Checkpoint] = []

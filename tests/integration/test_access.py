@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.test_http import NETWORK, OUTCOMES, PRINCIPALS, Harness, issue_all
+from watchcentre.adapters.audit_anchor import FileAnchor
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import SESSION_COOKIE, HttpDeps
 from watchcentre.adapters.metrics import PrometheusMetrics
@@ -54,7 +55,14 @@ async def api(tmp_path: Path) -> AsyncIterator[Harness]:
     async def ready() -> dict[str, bool]:
         return {"database": True}
 
-    deps = HttpDeps(store=store, network=NETWORK, readiness=ready, render_metrics=metrics.render, version="t")
+    deps = HttpDeps(
+        store=store,
+        network=NETWORK,
+        readiness=ready,
+        render_metrics=metrics.render,
+        version="t",
+        audit_anchor=FileAnchor(tmp_path / "anchor.jsonl", b"k" * 32),
+    )
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(deps)))
     await client.start_server()
     try:
@@ -265,6 +273,34 @@ MATRIX: list[tuple[str, D]] = [
         unit__ocrtis=403,
     ),
     row(
+        "/api/audit/export",
+        operator=403,
+        auditor=200,
+        post__es=403,
+        post__de=403,
+        unit__c3n=403,
+        unit__ocrtis=403,
+    ),
+    # a person's request (the data-protection officer): auditors only, over every message
+    row(
+        "/api/dpo/search?q=m-1",
+        operator=403,
+        auditor=200,
+        post__es=403,
+        post__de=403,
+        unit__c3n=403,
+        unit__ocrtis=403,
+    ),
+    row(
+        "/api/dpo/export?q=m-1",
+        operator=403,
+        auditor=200,
+        post__es=403,
+        post__de=403,
+        unit__c3n=403,
+        unit__ocrtis=403,
+    ),
+    row(
         "/api/audit/verify",
         operator=403,
         auditor=200,
@@ -450,7 +486,14 @@ async def test_access_matrix(api: Harness, path: str, role: str, expected: Seen)
     resp = await api.client.get(path, headers=headers)
     status, what = expected if isinstance(expected, tuple) else (expected, None)
     assert resp.status == status, await resp.text()
-    if status != 200 or path in ("/metrics", "/signin", "/api/stats.csv", "/", "/console/app.js"):
+    if status != 200 or path in (
+        "/metrics",
+        "/signin",
+        "/api/stats.csv",
+        "/",
+        "/console/app.js",
+        "/api/audit/export",
+    ):
         if status >= 400:
             body = await resp.json()
             assert body["error"]["status"] == status
@@ -489,7 +532,8 @@ async def test_every_read_of_a_message_is_an_audit_event(api: Harness) -> None:
     assert read["details"]["name"] == "tester post:es" and read["details"]["id"] == 1
     assert read["at"] and read["hash"]
     resp = await api.client.get("/api/audit?type=listed", headers=api.auth("auditor"))
-    [listed] = (await resp.json())["items"]
+    [listed, auditor_read] = (await resp.json())["items"]  # the auditor's own read is recorded too
+    assert auditor_read["actor"] == "auditor" and auditor_read["details"]["route"] == "/api/audit"
     assert listed["actor"] == "unit:ocrtis"
     assert listed["details"]["ids"] == [1]
     assert listed["details"]["query"] == {"crime_type": "drug_trafficking"}

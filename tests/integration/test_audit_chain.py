@@ -295,10 +295,12 @@ async def cut_the_tail(b: Backend, seqs: list[int], anchor: FileAnchor) -> str:
 
 
 async def cut_the_tail_then_append(b: Backend, seqs: list[int], anchor: FileAnchor) -> str:
+    # the 20 newest, and the auditor's reads of the trail recorded since (each verification is one)
+    cut = len(await b.store.audit(after_seq=seqs[-21], limit=1000))
     await behind_the_back(b, f"DELETE FROM audit WHERE seq > {seqs[-21]}")
     await b.store.append_audit([AuditEvent(at=T0, type="accessed", actor="post:rabat", message_id="after")])
     assert (await verify_audit(b.store, page=7)).first_break is None  # the chain alone sees nothing
-    return f"gap in seq: 20 record(s) missing from seq {seqs[-20]}"
+    return f"gap in seq: {cut} record(s) missing from seq {seqs[-20]}"
 
 
 async def delete_a_middle_record(b: Backend, seqs: list[int], anchor: FileAnchor) -> str:

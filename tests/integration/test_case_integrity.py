@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractQueue
 
 from tests.integration.harness import Broker, envelope, running
 from tests.integration.test_cases_http import Api, tokens
+from watchcentre.core.records import text_digest
 from watchcentre.settings import Settings
 
 
@@ -226,7 +227,7 @@ async def test_manual_routing_respects_the_marking_unless_overridden_explicitly(
         "marking": "centre-only",
         "effect": "centre-only",
         "forbidden": ["post.madrid"],
-        "reason": "Madrid must act tonight",
+        "reason_sha256": text_digest("Madrid must act tonight"),  # the text: in the routing explanation
     }
     assert any("overrides handling centre-only" in line for line in done["routing"]["explanation"])
     [copy] = await broker.drain("post.madrid")

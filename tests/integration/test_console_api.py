@@ -15,6 +15,7 @@ import pytest
 from tests.integration.harness import Broker, Instance, envelope, running
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
+from watchcentre.core.records import text_digest
 from watchcentre.security import issue_token
 from watchcentre.settings import Settings
 
@@ -97,10 +98,10 @@ async def test_manual_routing_is_validated_audited_and_routed_like_an_automatic_
     assert body["routing"]["recipients"] == ["post.lisbon"]
     assert body["routing"]["explanation"][0] == "manual by operator:Alice: Known to Lisbon"
     [event] = body["events"]
-    assert (event["type"], event["actor"], event["details"]["reason"], event["details"]["manual"]) == (
+    assert (event["type"], event["actor"], event["details"]["reason_sha256"], event["details"]["manual"]) == (
         "routed",
         "operator:Alice",
-        "Known to Lisbon",
+        text_digest("Known to Lisbon"),  # the text is in the manual route, erased with the message
         True,
     )
 
@@ -162,7 +163,9 @@ async def test_dead_letter_is_corrected_and_reinjected_once(
     assert status == 200, body
     [event] = body["events"]
     assert event["type"] == "replayed" and event["actor"] == "operator:Alice"
-    assert event["details"]["corrected"] is True and event["details"]["note"] == "XX meant ES"
+    assert event["details"]["corrected"] is True and event["details"]["note_sha256"] == text_digest(
+        "XX meant ES"
+    )
     assert event["details"]["original_digest"] != event["details"]["corrected_digest"]
     status, body = await operator.post(path, {"envelope": {**bad, "countries": ["ES"]}, "reason": "again"})
     assert status == 404  # gone from the queue: a second click re-injects nothing

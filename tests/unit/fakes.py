@@ -320,13 +320,24 @@ class FakeStore:
         message_id: str | None = None,
         event_type: str | None = None,
         reference: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[AuditEvent]:
         await _io(self)
-        wanted = {"sender": sender, "message_id": message_id, "type": event_type, "reference": reference}
+        wanted = {
+            "sender": sender,
+            "message_id": message_id,
+            "type": event_type,
+            "reference": reference,
+            "actor": actor,
+        }
         found = [
             e
             for e in self.audit_log[after_seq:]
             if all(value is None or getattr(e, name) == value for name, value in wanted.items())
+            and (since is None or e.at >= since)
+            and (until is None or e.at < until)
         ]
         return found[:limit]
 

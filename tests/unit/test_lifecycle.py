@@ -20,6 +20,7 @@ from watchcentre.core.lifecycle import (
     apply,
     new_case,
 )
+from watchcentre.core.records import text_digest
 from watchcentre.core.references import new_reference, well_formed
 
 T0 = datetime(2026, 3, 6, 18, 0, tzinfo=UTC)  # a Friday evening: calendar days count the weekend
@@ -147,7 +148,8 @@ def test_an_extension_moves_the_effective_due_time_not_the_legal_one() -> None:
     new_time = T0 + 10 * D
     extended, details = apply(c, Action.EXTEND, Side.POST, T0 + D, expected_at=new_time, reason="court order")
     assert extended.due_at == new_time and extended.legal_due_at == T0 + 7 * D
-    assert details["reason"] == "court order" and details["expected_at"] == new_time.isoformat()
+    assert details["expected_at"] == new_time.isoformat() and extended.extension_reason == "court order"
+    assert details["reason_sha256"] == text_digest("court order") and "court order" not in str(details)
     answered, _ = apply(extended, Action.ANSWER, Side.POST, T0 + 8 * D)
     assert answered.answered_on_time() is False  # late by the rules, even if announced
 

@@ -20,6 +20,7 @@ from watchcentre.core.handling import HandlingRules
 from watchcentre.core.lexicon import GazetteerExtra
 from watchcentre.core.lifecycle import DeadlineRules
 from watchcentre.core.network import Network
+from watchcentre.core.retention import RetentionRules
 from watchcentre.core.senders import BrokerUsers
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,6 +31,7 @@ GAZETTEER_FILE = "gazetteer.yaml"
 HANDLING_FILE = "handling.yaml"
 DEADLINES_FILE = "deadlines.yaml"
 BROKER_FILE = "broker.yaml"
+RETENTION_FILE = "retention.yaml"
 
 
 class ConfigError(Exception):
@@ -47,6 +49,8 @@ class Config:
     handling: HandlingRules = field(default_factory=HandlingRules)
     deadlines: DeadlineRules = field(default_factory=DeadlineRules.eu_default)
     broker: BrokerUsers = field(default_factory=BrokerUsers)
+    retention: RetentionRules | None = None
+    """None without retention.yaml: nothing is ever erased (the service warns at start)."""
     digest: str = ""
     """SHA-256 over the files read (name and bytes): which configuration is in force (/metrics)."""
 
@@ -83,7 +87,8 @@ def load_config(directory: str | Path) -> Config:
     handling.yaml is optional: without it no handling code is known, and an envelope that carries one
     is refused. deadlines.yaml is optional: without it the EU defaults apply. broker.yaml is optional:
     without it each post and unit speaks only through its own broker user (`wc-<id>`), and no other
-    user (but the service's own) speaks for anyone."""
+    user (but the service's own) speaks for anyone. retention.yaml is optional: without it nothing is
+    erased."""
     root = Path(directory)
     problems: list[str] = []
     network = _load(root / NETWORK_FILE, Network, problems)
@@ -100,6 +105,9 @@ def load_config(directory: str | Path) -> Config:
     broker: BrokerUsers | None = BrokerUsers()
     if (root / BROKER_FILE).exists():
         broker = _load(root / BROKER_FILE, BrokerUsers, problems)
+    retention: RetentionRules | None = None
+    if (root / RETENTION_FILE).exists():
+        retention = _load(root / RETENTION_FILE, RetentionRules, problems)
     universe = known_countries()
     if network is not None:
         problems += [f"{NETWORK_FILE}: {p}" for p in network.problems(universe)]
@@ -130,6 +138,7 @@ def load_config(directory: str | Path) -> Config:
         handling=handling,
         deadlines=deadlines,
         broker=broker,
+        retention=retention,
         digest=config_digest(root),
     )
 
@@ -149,7 +158,15 @@ def file_digests(root: Path) -> dict[str, str]:
 def config_digest(root: Path) -> str:
     """The files' names and bytes, hashed in a fixed order; an optional file that is absent counts as absent."""
     h = hashlib.sha256()
-    for name in (NETWORK_FILE, TAXONOMY_FILE, GAZETTEER_FILE, HANDLING_FILE, DEADLINES_FILE, BROKER_FILE):
+    for name in (
+        NETWORK_FILE,
+        TAXONOMY_FILE,
+        GAZETTEER_FILE,
+        HANDLING_FILE,
+        DEADLINES_FILE,
+        BROKER_FILE,
+        RETENTION_FILE,
+    ):
         path = root / name
         if path.exists():
             data = path.read_bytes()

@@ -32,35 +32,44 @@ from watchcentre.adapters.http_base import (
     same_origin,
 )
 from watchcentre.adapters.http_models import (
+    AuditExportQuery,
     AuditPage,
     AuditQuery,
+    CaseMention,
     Health,
     MessageDetail,
     MessageLookup,
     MessagePage,
     MessageSummary,
     NoQuery,
+    NoteMention,
     PostList,
     PostView,
     SignedIn,
     SignedOut,
     SignIn,
+    SubjectExport,
+    SubjectQuery,
+    SubjectSearch,
     UnitList,
     UnitView,
 )
 from watchcentre.core.access import can_see, visibility, visible_posts, visible_units
 from watchcentre.core.audit_chain import Verification
+from watchcentre.core.audit_export import export_file
 from watchcentre.core.envelope import envelope_schema
-from watchcentre.core.records import EventType, MessageQuery
+from watchcentre.core.ports import Mentions, SubjectAccessStore
+from watchcentre.core.records import AuditEvent, EventType, MessageQuery, text_digest
 from watchcentre.core.routing import post_key, unit_key
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import authenticate, record_list, record_read, verify_audit
+from watchcentre.security import authenticate, record_consultation, record_list, record_read, verify_audit
 
 log = structlog.get_logger("watchcentre.http")
 
 MAX_SIGNIN_BYTES = 4 * 1024
 ISO2_PATTERN = r"^[A-Za-z]{2}$"
 _ISO2 = re.compile(ISO2_PATTERN)
+EXPORT_PAGE = 5000
 _NOT_TIMELINE = frozenset({EventType.ACCESSED.value, EventType.LISTED.value})
 
 
@@ -148,20 +157,127 @@ async def get_message(request: web.Request, *, query: MessageLookup) -> MessageD
 
 
 async def list_audit(request: web.Request, *, query: AuditQuery) -> AuditPage:
-    events = await request.app[DEPS].store.audit(
+    deps = request.app[DEPS]
+    events = await deps.store.audit(
         after_seq=query.after_seq,
         limit=query.limit + 1,
         sender=query.sender,
         message_id=query.message_id,
         event_type=query.type,
+        actor=query.actor,
+        since=query.since,
+        until=query.until,
     )
     page = events[: query.limit]
+    await record_consultation(
+        deps.store,
+        deps.clock,
+        principal_of(request),
+        request.path,
+        query=query.model_dump(mode="json", exclude_defaults=True),
+        seqs=[e.seq for e in page],
+    )
     return AuditPage(items=page, next_after_seq=page[-1].seq if len(events) > query.limit else None)
 
 
 async def get_audit_verify(request: web.Request, *, query: NoQuery) -> Verification:
     deps = request.app[DEPS]
-    return await verify_audit(deps.store, deps.audit_anchor)
+    verification = await verify_audit(deps.store, deps.audit_anchor)
+    await record_consultation(deps.store, deps.clock, principal_of(request), request.path, query={})
+    return verification
+
+
+# -- data protection: a person's request, an inspection (docs/data-protection.md) ---------------------
+
+
+def _subject_store(request: web.Request) -> SubjectAccessStore:
+    store = request.app[DEPS].store
+    if not isinstance(store, SubjectAccessStore):
+        raise ApiError(503, "this store cannot search its texts")
+    return store
+
+
+async def _mentions(request: web.Request, query: SubjectQuery, event_type: str) -> Mentions:
+    deps = request.app[DEPS]
+    found = await _subject_store(request).mentions(query.q, query.limit)
+    await record_consultation(  # what was searched for: its digest (the identifier is personal data)
+        deps.store,
+        deps.clock,
+        principal_of(request),
+        request.path,
+        event_type,
+        query_sha256=text_digest(query.q),
+        ids=[m.id for m in found.messages],
+        references=[c.reference for c in found.cases],
+        notes=[n.id for n in found.notes],
+    )
+    return found
+
+
+async def subject_search(request: web.Request, *, query: SubjectQuery) -> SubjectSearch:
+    found = await _mentions(request, query, EventType.SEARCHED)
+    return SubjectSearch(
+        query_sha256=text_digest(query.q),
+        messages=[MessageSummary.model_validate(m, from_attributes=True) for m in found.messages],
+        cases=[CaseMention.model_validate(c, from_attributes=True) for c in found.cases],
+        notes=[NoteMention.model_validate(n, from_attributes=True) for n in found.notes],
+        truncated=found.truncated,
+    )
+
+
+async def subject_export(request: web.Request, *, query: SubjectQuery) -> SubjectExport:
+    found = await _mentions(request, query, EventType.EXPORTED)
+    who = principal_of(request)
+    return SubjectExport(
+        exported_at=request.app[DEPS].clock.now(),
+        exported_by=f"{who.label}:{who.name}",
+        query_sha256=text_digest(query.q),
+        messages=found.messages,
+        cases=found.cases,
+        notes=found.notes,
+        truncated=found.truncated,
+    )
+
+
+async def audit_export(request: web.Request, *, query: AuditExportQuery) -> web.Response:
+    """The records from the first one at or after `since` to the last one before `until`, every seq
+    in between (so that the chain links), signed with the anchor's key."""
+    deps, who = request.app[DEPS], principal_of(request)
+    if deps.audit_anchor is None:
+        raise ApiError(503, "no audit anchor key here: an export cannot be signed")
+    events: list[AuditEvent] = []
+    first = await deps.store.audit(since=query.since, until=query.until, limit=1)
+    if first and first[0].seq is not None:
+        after = first[0].seq - 1
+        while page := await deps.store.audit(after_seq=after, limit=EXPORT_PAGE):
+            events += page
+            after = page[-1].seq or after
+        if query.until is not None:
+            before = [i for i, e in enumerate(events) if e.at < query.until]
+            events = events[: before[-1] + 1] if before else []
+    await record_consultation(
+        deps.store,
+        deps.clock,
+        who,
+        request.path,
+        EventType.EXPORTED,
+        query=query.model_dump(mode="json", exclude_defaults=True),
+        seqs=[events[0].seq, events[-1].seq] if events else [],
+        count=len(events),
+    )
+    body = export_file(
+        events,
+        deps.audit_anchor.key,
+        since=query.since,
+        until=query.until,
+        exported_at=deps.clock.now(),
+        exported_by=f"{who.label}:{who.name}",
+    )
+    return web.Response(
+        body=body,
+        content_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="watchcentre-audit-export.jsonl"'},
+    )
 
 
 async def get_envelope_schema(request: web.Request) -> web.Response:

@@ -46,6 +46,7 @@ from watchcentre.core.parties import principal_side
 from watchcentre.core.records import AuditEvent, CaseCursor, EventType, Visibility
 from watchcentre.core.routing import post_key
 from watchcentre.core.stats import case_stats, stats_rows
+from watchcentre.security import record_consultation
 
 CASES = web.AppKey("cases", CaseDesk)
 """The case desk bootstrap builds (the service's own). Without it (an API-only app), actions on cases
@@ -106,6 +107,7 @@ def case_detail(case: Case, now: datetime, timeline: list[CaseTimelineEvent]) ->
         answered_at=case.answered_at,
         closed_at=case.closed_at,
         answered_on_time=case.answered_on_time(),
+        purged_at=case.purged_at,
         timeline=timeline,
     )
 
@@ -253,7 +255,7 @@ async def post_case_action(request: web.Request, *, body: CaseActionBody | None)
         case.reference, action, actor, expected_at=expected_at, reason=body.reason
     )
     if committed:  # the other side hears of it over AMQP as if it had been sent there
-        await desk.notify(after, side, action, who.subject or CENTRE, committed[0])
+        await desk.notify(after, side, action, who.subject or CENTRE, committed[0], body.reason)
     return case_detail(after, request.app[DEPS].clock.now(), await _timeline(request, after))
 
 
@@ -275,6 +277,15 @@ async def _stats(request: web.Request, query: StatsQuery) -> Stats:
         if len(page) < STATS_PAGE:
             break
         before = CaseCursor(page[-1].opened_at, page[-1].reference)
+    deps = request.app[DEPS]
+    await record_consultation(  # counts only, but over every case of the period: recorded
+        deps.store,
+        deps.clock,
+        principal_of(request),
+        request.path,
+        query=query.model_dump(mode="json", exclude_defaults=True),
+        cases=len(cases),
+    )
     return Stats.model_validate({"since": query.since, "until": query.until, **case_stats(cases)})
 
 

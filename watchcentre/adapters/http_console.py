@@ -68,7 +68,7 @@ from watchcentre.core.records import (
 )
 from watchcentre.core.rules import ConfigReload
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.security import record_list, record_read
+from watchcentre.security import record_consultation, record_list, record_read
 from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.console")
@@ -79,6 +79,9 @@ FEED_TYPES = frozenset(
 """What the feed carries: the final state of each message (one event per message), and operator acts."""
 _WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED})
 _NOT_TIMELINE = frozenset({EventType.ACCESSED, EventType.LISTED})
+FEED_AUDIT_S = 0.25
+"""The live feed gathers this long before recording what it shows (one audit record per gathering,
+per page) and sending it: a page watching 150 messages a second costs 4 records a second, not 150."""
 SNAPSHOT_SIZE = 300
 BACKFILL_PAGE = 1000
 BACKFILL_MAX = 20_000
@@ -299,6 +302,7 @@ async def _backfill(request: web.Request, ws: web.WebSocketResponse, store: Stor
         if wanted:
             items = await enrich(store, wanted)
             sent += len(items)
+            await _record_shown(request, store, "backfill", items)
             await _send(ws, {"type": "backfill", "cursor": cursor, "items": items})
         if len(events) < BACKFILL_PAGE:
             break
@@ -306,6 +310,39 @@ async def _backfill(request: web.Request, ws: web.WebSocketResponse, store: Stor
             return await _snapshot(request, ws, store)
     await _send(ws, {"type": "backfilled", "cursor": cursor, "count": sent})
     return cursor
+
+
+async def _record_shown(request: web.Request, store: Store, part: str, items: list[dict[str, Any]]) -> None:
+    """Audit what a feed frame shows, before it is sent: the messages (row ids) and cases."""
+    ids = sorted({m["id"] for i in items if isinstance(m := i.get("message"), dict) and "id" in m})
+    refs = sorted({r for i in items if isinstance(r := i.get("reference"), str)})
+    await record_consultation(
+        store,
+        request.app[DEPS].clock,
+        principal_of(request),
+        request.path,
+        feed=part,
+        ids=ids,
+        references=refs,
+    )
+
+
+async def _gather(queue: asyncio.Queue[list[dict[str, Any]] | None]) -> list[dict[str, Any]] | None:
+    """The next items, and whatever else arrives within FEED_AUDIT_S; None: resync."""
+    first = await queue.get()
+    if first is None:
+        return None
+    items = list(first)
+    deadline = asyncio.get_running_loop().time() + FEED_AUDIT_S
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            more = await asyncio.wait_for(queue.get(), left)
+        except TimeoutError:
+            break
+        if more is None:
+            return None
+        items += more
+    return items
 
 
 async def feed(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
@@ -324,12 +361,13 @@ async def feed(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
 
         async def pump() -> None:
             while True:
-                items = await client.queue.get()
+                items = await _gather(client.queue)
                 if items is None:
                     await ws.close(code=4000, message=b"resync")
                     return
                 fresh = [i for i in items if not isinstance(i.get("seq"), int) or i["seq"] > cursor]
                 if fresh:
+                    await _record_shown(request, store, "live", fresh)  # no record: the page resyncs
                     await _send(ws, {"type": "events", "items": fresh})
 
         sender = asyncio.create_task(pump())
@@ -478,7 +516,12 @@ async def dead_letters(request: web.Request, *, query: DeadLetterQuery) -> DeadL
     console = _console(request)
     if console.dead_letters is None:
         raise ApiError(503, "no dead-letter queue in this instance")
-    return DeadLetterList(items=await console.dead_letters.list(query.limit))
+    letters = await console.dead_letters.list(query.limit)
+    deps = request.app[DEPS]
+    await record_consultation(  # the list shows each letter whole: which ones were shown
+        deps.store, deps.clock, principal_of(request), request.path, dead_letters=[d.id for d in letters]
+    )
+    return DeadLetterList(items=letters)
 
 
 async def reinject(request: web.Request, *, body: ReinjectRequest) -> ReinjectResult:
@@ -495,7 +538,12 @@ async def reinject(request: web.Request, *, body: ReinjectRequest) -> ReinjectRe
 
 
 async def list_notes(request: web.Request, *, query: NotesQuery) -> NoteList:
-    return NoteList(items=await request.app[DEPS].store.notes(query.limit, query.before_id))
+    deps = request.app[DEPS]
+    notes = await deps.store.notes(query.limit, query.before_id)
+    await record_consultation(
+        deps.store, deps.clock, principal_of(request), request.path, notes=[n.id for n in notes]
+    )
+    return NoteList(items=notes)
 
 
 async def add_note(request: web.Request, *, body: NoteInput) -> Note:
@@ -523,6 +571,7 @@ async def glance(request: web.Request, *, query: GlanceQuery) -> Glance:
     deps = request.app[DEPS]
     tallies = await deps.store.tallies(deps.clock.now() - timedelta(hours=query.hours))
     triage = len(await deps.store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500)))
+    await record_consultation(deps.store, deps.clock, principal_of(request), request.path, hours=query.hours)
     return Glance(**dict(tallies), hours=query.hours, triage=triage)
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from watchcentre.core.envelope import Routing
 from watchcentre.core.labels import MAX_COUNTRIES, MAX_CRIME_TYPES
+from watchcentre.core.lifecycle import Case
 from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
@@ -94,6 +95,9 @@ class MessageSummary(BaseModel):
     recipients: list[str]
     error: str | None
     handling: str | None = Field(description="The sender's handling marking, shown wherever the message is.")
+    purged_at: datetime | None = Field(
+        default=None, description="Set when its text was erased (retention): subject and body are then null."
+    )
 
 
 class MessagePage(BaseModel):
@@ -117,6 +121,9 @@ class AuditQuery(BaseModel):
     message_id: str | None = None
     sender: str | None = None
     type: str | None = Field(default=None, description="Event type, e.g. received, routed, rejected.")
+    actor: str | None = Field(default=None, description="Who: e.g. operator:Alice, post:madrid, watchcentre.")
+    since: datetime | None = Field(default=None, description="Recorded at or after (RFC 3339).")
+    until: datetime | None = Field(default=None, description="Recorded before (RFC 3339).")
 
 
 class AuditPage(BaseModel):
@@ -294,7 +301,7 @@ class CaseSummary(BaseModel):
         description="routed, triage, acknowledged, in_progress, answered, closed, rejected, withdrawn."
     )
     priority: str
-    subject: str
+    subject: str = Field(description="Empty once the case's free text was erased (`purged_at`).")
     sender: str = Field(description="The unit (or the centre) that sent the request.")
     crime_types: list[str]
     countries: list[str]
@@ -310,6 +317,9 @@ class CaseSummary(BaseModel):
     overdue: bool
     acknowledged_at: IsoTime | None
     answered_at: IsoTime | None
+    purged_at: IsoTime | None = Field(
+        default=None, description="Set once its free text was erased (retention); its dates and states stay."
+    )
 
 
 CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)
@@ -471,3 +481,61 @@ class NotesQuery(BaseModel):
 
 class GlanceQuery(BaseModel):
     hours: int = Field(default=24, ge=1, le=24 * 31, description="1 to 744.")
+
+
+# -- data protection (docs/data-protection.md) ------------------------------------------------------
+
+
+class SubjectQuery(BaseModel):
+    """A person's request: every stored text that mentions an identifier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(
+        min_length=3,
+        max_length=200,
+        description="A name, a passport or phone number...: matched case-insensitively, separators"
+        " of numbers (spaces, dots, dashes) ignored. The audit records its SHA-256, not the text.",
+    )
+    limit: int = Field(default=500, ge=1, le=5000, description="At most this many of each kind.")
+
+
+class CaseMention(BaseModel):
+    reference: str
+    state: str
+    opened_at: datetime
+    closed_at: datetime | None
+    purged_at: datetime | None
+
+
+class NoteMention(BaseModel):
+    id: int | None
+    at: datetime
+    author: str
+
+
+class SubjectSearch(BaseModel):
+    query_sha256: str = Field(description="What the audit recorded of the query.")
+    messages: list[MessageSummary]
+    cases: list[CaseMention]
+    notes: list[NoteMention]
+    truncated: bool = Field(description="More than `limit` of one kind: narrow the query.")
+
+
+class SubjectExport(BaseModel):
+    """Everything stored that mentions the identifier, whole: for the person, or an inspection."""
+
+    exported_at: datetime
+    exported_by: str
+    query_sha256: str
+    messages: list[StoredMessage]
+    cases: list[Case]
+    notes: list[Note]
+    truncated: bool
+
+
+class AuditExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = Field(default=None, description="From the first record at or after (RFC 3339).")
+    until: datetime | None = Field(default=None, description="To the last record before (RFC 3339).")

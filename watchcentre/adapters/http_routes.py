@@ -17,6 +17,7 @@ from watchcentre.adapters import http, http_cases, http_console
 from watchcentre.adapters.http_base import PUBLIC, Body, Content, Json, PathParam, Route
 from watchcentre.adapters.http_models import (
     SANE_TIME_PATTERN,
+    AuditExportQuery,
     AuditPage,
     AuditQuery,
     CaseActionBody,
@@ -53,6 +54,9 @@ from watchcentre.adapters.http_models import (
     SignIn,
     Stats,
     StatsQuery,
+    SubjectExport,
+    SubjectQuery,
+    SubjectSearch,
     UnitList,
 )
 from watchcentre.core.access import Area
@@ -160,6 +164,9 @@ ROUTES: tuple[Route, ...] = (
         Area.AUDIT,
         {200: Json(AuditPage, "One page of events.")},
         query=AuditQuery,
+        param_schemas=_PERIOD,
+        description="Auditors only. Filters: who (actor), what (type, message_id, sender), when"
+        " ([since, until)). Each read is itself recorded (`listed`, with the seqs returned).",
     ),
     Route(
         "GET",
@@ -170,6 +177,44 @@ ROUTES: tuple[Route, ...] = (
         Area.AUDIT,
         {200: Json(Verification, "The verification; ok: false lists every finding in problems.")},
         query=NoQuery,
+    ),
+    Route(
+        "GET",
+        "/api/audit/export",
+        http.audit_export,
+        "exportAudit",
+        "The audit trail of a period as a signed file (JSON lines), for an inspection",
+        Area.AUDIT,
+        {200: Content("JSON lines: a header, the records, a signature.", {"application/x-ndjson": {}})},
+        query=AuditExportQuery,
+        param_schemas=_PERIOD,
+        description="Auditors only. From the first record at or after `since` to the last before `until`,"
+        " every seq in between; signed (HMAC-SHA256) with the audit anchor's key. Check it offline with"
+        " `watchcentre audit verify-export FILE`. The export is itself recorded (`exported`).",
+    ),
+    Route(
+        "GET",
+        "/api/dpo/search",
+        http.subject_search,
+        "searchSubject",
+        "A person's request: every stored message, case and note that mentions an identifier",
+        Area.AUDIT,
+        {200: Json(SubjectSearch, "What mentions it, without the texts.")},
+        query=SubjectQuery,
+        description="Auditors (the data-protection officer) only. Recorded (`searched`, the query's"
+        " SHA-256 and the ids found).",
+    ),
+    Route(
+        "GET",
+        "/api/dpo/export",
+        http.subject_export,
+        "exportSubject",
+        "A person's request: everything stored that mentions an identifier, whole",
+        Area.AUDIT,
+        {200: Json(SubjectExport, "The messages, cases and notes, whole.")},
+        query=SubjectQuery,
+        description="Auditors (the data-protection officer) only. Recorded (`exported`, the query's"
+        " SHA-256 and the ids exported).",
     ),
     Route(
         "GET",

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from watchcentre.core.records import text_digest
+
 Access = Literal["direct", "indirect"]
 
 
@@ -260,6 +262,10 @@ class Case(BaseModel):
     clarification_since: datetime | None = Field(default=None, description="A clarification is pending.")
     expected_at: datetime | None = Field(default=None, description="New expected time recorded by the post.")
     extension_reason: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="The reason given with the latest action that had one (the audit: its digest).",
+    )
     due_at: datetime | None = Field(default=None, description="Effective due time; None while suspended.")
     warn_at: datetime | None = None
     legal_due_at: datetime | None = Field(
@@ -268,6 +274,9 @@ class Case(BaseModel):
     warning_raised_at: datetime | None = None
     overdue_raised_at: datetime | None = None
     ack_overdue_raised_at: datetime | None = None
+    purged_at: datetime | None = Field(
+        default=None, description="When its free text (subject, reasons) was erased (retention)."
+    )
 
     @property
     def open(self) -> bool:
@@ -418,9 +427,10 @@ def apply(
         update["extension_reason"] = reason.strip()
         update["warning_raised_at"] = None
         update["overdue_raised_at"] = None
-        details.update(expected_at=expected_at.isoformat(), reason=reason.strip())
+        details.update(expected_at=expected_at.isoformat(), reason_sha256=text_digest(reason.strip()))
     elif reason:
-        details["reason"] = reason
+        update["reason"] = reason
+        details["reason_sha256"] = text_digest(reason)
     after = schedule(case.model_copy(update=update))
     if after.due_at is not None:
         details["due_at"] = after.due_at.isoformat()

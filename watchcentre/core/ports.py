@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.labels import Label
@@ -21,6 +21,7 @@ from watchcentre.core.records import (
     Visibility,
 )
 from watchcentre.core.replay import Decided
+from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
 
 
@@ -202,7 +203,13 @@ class MessageStore(Protocol):
         message_id: str | None = None,
         event_type: str | None = None,
         reference: str | None = None,
-    ) -> list[AuditEvent]: ...
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditEvent]:
+        """Oldest first, after `after_seq`; each filter given narrows it (`since` inclusive,
+        `until` exclusive, on the record's time)."""
+        ...
 
     async def last_seq(self) -> int:
         """The seq of the newest audit record (0 when there is none)."""
@@ -371,6 +378,47 @@ class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RetentionStore(Protocol):
+    """The purge (config/retention.yaml, docs/data-protection.md)."""
+
+    async def purge(
+        self,
+        rules: RetentionRules,
+        now: datetime,
+        *,
+        at: datetime | None = None,
+        dry_run: bool = False,
+        actor: str = ...,
+    ) -> PurgeReport:
+        """Erase, as of `now` (at the wall-clock time `at`, default `now`: `purged_at` and the
+        audit records), the text of what is past its limit: from every table, then from the
+        database files; what stays (that a message existed, sender, times, routing decision, its
+        case's dates and states) is marked `purged_at`. A message attached to a case still open is
+        kept. One transaction with its `purged` audit records (rule, count, ids); the audit trail
+        itself is not touched (it holds no purgeable text). Safe to run from several instances at
+        once: each item is erased and recorded once. `dry_run`: count only, write nothing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """What the store holds that mentions an identifier (a person's request)."""
+
+    messages: list[StoredMessage]
+    cases: list[Case]
+    notes: list[Note]
+    truncated: bool
+    """True when one kind had more than the limit asked for."""
+
+
+@runtime_checkable
+class SubjectAccessStore(Protocol):
+    async def mentions(self, needle: str, limit: int = 500) -> Mentions:
+        """Every message (subject, body, raw input, rejection), case and note whose text contains
+        `needle`, case-insensitively and whatever the separators of a number; oldest first."""
+        ...
 
 
 class AuditAnchor(Protocol):

@@ -27,6 +27,8 @@ class EventType(StrEnum):
     NOTE_ADDED = "note_added"  # an operator wrote a handover note in the shift log
     CONFIG_CHANGED = "config_changed"  # a reload put a new configuration in force (digests, who asked)
     CONFIG_REJECTED = "config_rejected"  # a reload found the configuration invalid (every problem)
+    SEARCHED = "searched"  # an auditor searched every stored text for an identifier (a person's request)
+    EXPORTED = "exported"  # an auditor exported what concerns a person, or the audit trail of a period
 
 
 class Status(StrEnum):
@@ -95,6 +97,10 @@ class StoredMessage(BaseModel):
     routing: dict[str, Any] | None = None
     error: str | None = None
     handling: str | None = Field(default=None, description="The envelope's handling marking, if any.")
+    purged_at: datetime | None = Field(
+        default=None,
+        description="When its text was erased (retention): subject, body and raw input are gone.",
+    )
 
 
 def handling_of(envelope: dict[str, Any] | None) -> str | None:
@@ -163,3 +169,10 @@ Outcome = Accepted | Rejected
 
 def body_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+def text_digest(text: str) -> str:
+    """What an audit record holds of free text (a reason, a note): its SHA-256, never the text, so
+    that erasing the text (retention) leaves the hash chain intact. Whoever still holds the text can
+    show it is the one recorded."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

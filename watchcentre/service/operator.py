@@ -33,6 +33,7 @@ from watchcentre.core.records import (
     Status,
     StoredMessage,
     body_digest,
+    text_digest,
 )
 from watchcentre.core.rules import RulesRef
 from watchcentre.service.checks import EnvelopeChecks
@@ -203,12 +204,13 @@ class OperatorCommands:
             "copies": {key: c.message_id for c in copies for key in c.routing_keys},
             "confirmed": True,
             "manual": True,
-            "reason": reason.strip(),
+            "reason_sha256": text_digest(reason.strip()),
             "revision": revision,
             "previous_recipients": stored.recipients,
         }
-        if overridden is not None:
-            details["marking_overridden"] = overridden
+        if overridden is not None:  # its reason's text is in the routing's explanation
+            why = str(overridden.pop("reason"))
+            details["marking_overridden"] = {**overridden, "reason_sha256": text_digest(why)}
         if label is not None:
             details["corrections"] = {
                 k: v
@@ -325,7 +327,7 @@ class OperatorCommands:
             details: dict[str, object] = {
                 "dead_letter": letter.id,
                 "reason": letter.reason,
-                "note": why,
+                "note_sha256": text_digest(why),
                 "corrected": corrected is not None,
                 "original_digest": letter.digest,
             }

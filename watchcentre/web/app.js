@@ -307,7 +307,7 @@ async function openDetail(messageId, sender) {
   const routing = m.routing || {};
   append(
     body,
-    h("h2", { id: "detail-subject", dir: "auto" }, marked(m.highlights.subject)),
+    h("h2", { id: "detail-subject", dir: "auto" }, m.purged_at ? `(purged ${dateTime(m.purged_at)})` : marked(m.highlights.subject)),
     h(
       "p",
       null,

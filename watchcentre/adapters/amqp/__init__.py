@@ -12,6 +12,7 @@ from watchcentre.adapters.amqp.dead_letters import (
     announce,
     dead_letter_id,
     dead_letter_info,
+    drop_dead_before,
     list_dead,
     replay_dead,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "declare_inbound",
     "declare_topology",
     "delivery_queues",
+    "drop_dead_before",
     "inbound_arguments",
     "list_dead",
     "migrate_queues",

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aio_pika
@@ -167,6 +168,56 @@ async def requeue_dead(
             if first_only:
                 break
         return moved
+    finally:
+        await channel.close()
+
+
+def dead_lettered_at(message: AbstractIncomingMessage) -> datetime | None:
+    """When it was dead-lettered: our publish's timestamp, else the broker's `x-death` time."""
+    if message.timestamp is not None:
+        return message.timestamp if message.timestamp.tzinfo else message.timestamp.replace(tzinfo=UTC)
+    deaths = (message.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        at = deaths[0].get("time")
+        if isinstance(at, datetime):
+            return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return None
+
+
+async def drop_dead_before(
+    connection: AbstractRobustConnection,
+    names: Names,
+    cutoff: datetime,
+    record: Callable[[list[DeadLetter]], Awaitable[None]] | None,
+) -> tuple[list[DeadLetter], int]:
+    """Take out of `P.dead` (ack, not re-published) every dead letter dead-lettered before `cutoff`
+    (retention; the store keeps its rejection and digest, the raw bytes by their own limit): `record`
+    (the audit) first, then the acks; without `record` (a dry run) nothing is taken. The others go
+    back, in order, when the channel closes. Returns the letters dropped (or that would be), and how
+    many carry no date (kept: a person must look at them)."""
+    channel = await connection.channel(publisher_confirms=False)
+    dropped: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
+    undated = 0
+    try:
+        try:
+            queue = await channel.declare_queue(names.dead, passive=True, robust=False)
+        except aio_pika.exceptions.ChannelClosed:  # no P.dead yet: the service never ran here
+            return [], 0
+        total = queue.declaration_result.message_count or 0
+        for _ in range(total):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            at = dead_lettered_at(message)
+            if at is None:
+                undated += 1
+            elif at < cutoff:
+                dropped.append((DeadLetter.of(message), message))
+        if record is not None and dropped:
+            await record([letter for letter, _ in dropped])
+            for _, message in dropped:
+                await message.ack()
+        return [letter for letter, _ in dropped], undated
     finally:
         await channel.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import cast
 
 import aio_pika
@@ -126,6 +127,7 @@ class AmqpPublisher:
                         body,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         headers={ERROR_HEADER: reason, **headers},
+                        timestamp=datetime.now(UTC),  # when: its retention limit counts from here
                     ),
                     routing_key=self._names.dead,
                     mandatory=True,

@@ -239,7 +239,8 @@ class SqliteDialect:
             for version, description, sql in steps:
                 if version > done:
                     for statement in _statements(sql):
-                        conn.execute(statement)
+                        if not _column_there(conn, statement):
+                            conn.execute(statement)
                     conn.execute(
                         "INSERT INTO schema_version VALUES (?, ?, ?)",
                         (version, self.ts(datetime.now(UTC)), description),
@@ -291,6 +292,16 @@ def _immediate(conn: sqlite3.Connection, job: Callable[[], T]) -> T:
             conn.execute("ROLLBACK")
         raise
     return result
+
+
+_ADD_COLUMN = re.compile(r"^\s*ALTER TABLE (\w+) ADD COLUMN\s+(\w+)", re.IGNORECASE)
+
+
+def _column_there(conn: sqlite3.Connection, statement: str) -> bool:
+    """An ADD COLUMN whose column exists (SQLite has no IF NOT EXISTS for it): a database from
+    before schema versions re-runs every step, as PostgreSQL's IF NOT EXISTS allows."""
+    m = _ADD_COLUMN.match(statement)
+    return m is not None and any(r[1] == m[2] for r in conn.execute(f"PRAGMA table_info({m[1]})"))
 
 
 def _statements(script: str) -> Iterator[str]:

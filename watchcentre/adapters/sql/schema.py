@@ -232,6 +232,14 @@ CREATE TABLE IF NOT EXISTS manual_claims (
 );
 """
 
+# Retention (adapters/sql/retention.py): when a row's text was erased; what stays is still read.
+_PURGED = """
+ALTER TABLE messages ADD COLUMN {if_not} purged_at {ts};
+ALTER TABLE cases ADD COLUMN {if_not} purged_at {ts};
+ALTER TABLE notes ADD COLUMN {if_not} purged_at {ts};
+CREATE INDEX IF NOT EXISTS messages_purged ON messages (purged_at) WHERE purged_at IS NOT NULL;
+"""
+
 
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
@@ -265,4 +273,5 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
                 serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
             ),
         ),
+        (5, "purged_at (retention)", _PURGED.format(if_not="" if sqlite else "IF NOT EXISTS", ts=t[TS])),
     ]

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import history, schema
+from watchcentre.adapters.sql import history, retention, schema, subject_access
 from watchcentre.adapters.sql.dialects import (
     INT,
     JSON,
@@ -37,8 +37,9 @@ from watchcentre.core.bounds import too_deep
 from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
-from watchcentre.core.ports import OpsCounts, ReferenceTaken, TransientError
+from watchcentre.core.ports import Mentions, OpsCounts, ReferenceTaken, TransientError
 from watchcentre.core.records import (
+    SYSTEM_ACTOR,
     Accepted,
     AuditEvent,
     CaseCursor,
@@ -52,6 +53,7 @@ from watchcentre.core.records import (
 )
 from watchcentre.core.references import new_reference
 from watchcentre.core.replay import Decided
+from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
 
 
@@ -73,7 +75,7 @@ _CASE = columns(
     "reference sender message_id state version:int opened_at:ts ack_due_at:ts warn_at:ts due_at:ts data:json"
 )
 
-_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2])  # the raw input and its digest are not read back
+_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2], ("purged_at", TS))  # the raw input and digest: not read
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
 _AUDIT_COLUMNS = _names(_AUDIT)
 _TOKEN_COLUMNS = _names(_TOKEN)
@@ -233,6 +235,9 @@ class SqlStore:
         message_id: str | None = None,
         event_type: str | None = None,
         reference: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[AuditEvent]:
         where = _Where()
         where.add("seq > {}", after_seq)
@@ -241,8 +246,11 @@ class SqlStore:
             ("message_id", message_id),
             ("type", event_type),
             ("reference", reference),
+            ("actor", actor),
         ):
             where.add(f"{column} = {{}}", _opt(self._d, value))
+        where.add("at >= {}", _ots(self._d, since))
+        where.add("at < {}", _ots(self._d, until))
         n = where.param(limit)
         rows = await self._d.fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM audit {where.sql} ORDER BY seq LIMIT {n}", *where.params
@@ -524,6 +532,41 @@ class SqlStore:
             limit,
         )
         return [_note(self._d, r) for r in rows]
+
+    # -- retention (adapters/sql/retention.py) ------------------------------------------------------
+
+    async def purge(
+        self,
+        rules: RetentionRules,
+        now: datetime,
+        *,
+        at: datetime | None = None,
+        dry_run: bool = False,
+        actor: str = SYSTEM_ACTOR,
+    ) -> PurgeReport:
+        return await retention.purge(
+            self._d, rules, now, at=at or now, record=_insert_events, dry_run=dry_run, actor=actor
+        )
+
+    async def mentions(self, needle: str, limit: int = 500) -> Mentions:
+        ids, refs, note_ids, truncated = await subject_access.matching(self._d, needle, limit)
+        messages: list[StoredMessage] = []
+        for i in range(0, len(ids), _KEYS_PER_QUERY):
+            chunk = ids[i : i + _KEYS_PER_QUERY]
+            rows = await self._d.fetch(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({_in(chunk)}) ORDER BY m.id",
+                *chunk,
+            )
+            messages += [_stored_message(self._d, r) for r in rows]
+        cases = [c for c in [await self.get_case(r) for r in refs] if c is not None]
+        notes: list[Note] = []
+        for i in range(0, len(note_ids), _KEYS_PER_QUERY):
+            chunk = note_ids[i : i + _KEYS_PER_QUERY]
+            rows = await self._d.fetch(
+                f"SELECT {_names(_NOTE)} FROM notes WHERE id IN ({_in(chunk)}) ORDER BY id", *chunk
+            )
+            notes += [_note(self._d, r) for r in rows]
+        return Mentions(messages=messages, cases=cases, notes=notes, truncated=truncated)
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
