@@ -549,6 +549,7 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/units",
         "/api/messages",
         "/api/messages/{message_id}",
+        "/api/search",
         "/api/audit",
         "/api/audit/verify",
         "/api/schema/envelope",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
@@ -42,6 +43,8 @@ from watchcentre.adapters.http_models import (
     NoQuery,
     PostList,
     PostView,
+    SearchItem,
+    SearchPage,
     SignedIn,
     SignedOut,
     SignIn,
@@ -53,6 +56,7 @@ from watchcentre.core.audit_chain import Verification
 from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.records import EventType, MessageQuery
 from watchcentre.core.routing import post_key, unit_key
+from watchcentre.core.search import SearchCursor, SearchQuery, parse_query
 from watchcentre.core.taxonomy import CRIME_CODES
 from watchcentre.security import authenticate, record_list, record_read, verify_audit
 
@@ -62,6 +66,7 @@ MAX_SIGNIN_BYTES = 4 * 1024
 ISO2_PATTERN = r"^[A-Za-z]{2}$"
 _ISO2 = re.compile(ISO2_PATTERN)
 _NOT_TIMELINE = frozenset({EventType.ACCESSED.value, EventType.LISTED.value})
+_Q = TypeVar("_Q", MessageQuery, SearchQuery)
 
 
 async def health(request: web.Request) -> Health | Reply:
@@ -107,12 +112,7 @@ async def list_units(request: web.Request) -> UnitList:
 
 
 async def list_messages(request: web.Request, *, query: MessageQuery) -> MessagePage:
-    if query.crime_type is not None and query.crime_type not in CRIME_CODES:
-        raise ApiError(400, "unknown crime type code", "crime_type")
-    if query.country is not None:
-        if not _ISO2.match(query.country):
-            raise ApiError(400, "not an ISO 3166-1 alpha-2 code", "country")
-        query = query.model_copy(update={"country": query.country.upper()})
+    query = _checked_filters(query)
     deps, who = request.app[DEPS], principal_of(request)
     # One more than asked: whether a next page exists, without an empty last page.
     found = await deps.store.list_messages(
@@ -132,6 +132,51 @@ async def list_messages(request: web.Request, *, query: MessageQuery) -> Message
         items=[MessageSummary.model_validate(m, from_attributes=True) for m in page],
         next_before_id=next_before_id,
     )
+
+
+async def search(request: web.Request, *, query: SearchQuery) -> SearchPage:
+    """Full-text search within need-to-know (in the query itself), audited as a listing."""
+    clauses = parse_query(query.q)
+    query = _checked_filters(query)
+    deps, who = request.app[DEPS], principal_of(request)
+    found = await deps.store.search(
+        query.model_copy(update={"limit": query.limit + 1}), clauses, visibility(who)
+    )
+    page = [h for h in found[: query.limit] if can_see(who, h.message)]  # scoped by the store already
+    last = page[-1] if page else None
+    more = len(found) > query.limit and last is not None
+    await record_list(
+        deps.store,
+        deps.clock,
+        who,
+        [h.message.id for h in page],
+        query.model_dump(mode="json", exclude_defaults=True),
+        request.path,
+    )
+    log.info("searched", actor=who.label, clauses=len(clauses), hits=len(page))
+    return SearchPage(
+        items=[
+            SearchItem(
+                **MessageSummary.model_validate(h.message, from_attributes=True).model_dump(),
+                score=h.score,
+                subject_fragments=h.subject,
+                body_fragments=h.body,
+            )
+            for h in page
+        ],
+        next=SearchCursor(last.score, last.message.id).text() if more and last is not None else None,
+    )
+
+
+def _checked_filters(query: _Q) -> _Q:
+    """The crime type and country filters checked (400 naming the field), the country upper-cased."""
+    if query.crime_type is not None and query.crime_type not in CRIME_CODES:
+        raise ApiError(400, "unknown crime type code", "crime_type")
+    if query.country is not None:
+        if not _ISO2.match(query.country):
+            raise ApiError(400, "not an ISO 3166-1 alpha-2 code", "country")
+        query = query.model_copy(update={"country": query.country.upper()})
+    return query
 
 
 async def get_message(request: web.Request, *, query: MessageLookup) -> MessageDetail:

@@ -16,6 +16,7 @@ from watchcentre.core.envelope import Routing
 from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
+from watchcentre.core.search import Fragment
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
@@ -96,6 +97,20 @@ class MessageSummary(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessageSummary] = Field(description="Newest first.")
     next_before_id: int | None = Field(description="Pass as `before_id` for the next page; null at the end.")
+
+
+class SearchItem(MessageSummary):
+    """A message that matched, with where: its subject whole and its body's best fragments, as
+    segments ({text, hit}) a screen sets as text (never as markup)."""
+
+    score: float = Field(description="Relevance (higher is better); comparable within one search only.")
+    subject_fragments: list[Fragment]
+    body_fragments: list[Fragment]
+
+
+class SearchPage(BaseModel):
+    items: list[SearchItem] = Field(description="Best first, then newest.")
+    next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
 
 
 class MessageDetail(StoredMessage):

@@ -47,6 +47,7 @@ from watchcentre.adapters.http_models import (
     ReinjectResult,
     RouteRequest,
     RouteResult,
+    SearchPage,
     SignedIn,
     SignedOut,
     SignIn,
@@ -59,6 +60,7 @@ from watchcentre.core.audit_chain import Verification
 from watchcentre.core.envelope import Envelope
 from watchcentre.core.manual import Note, NoteInput
 from watchcentre.core.records import MessageQuery
+from watchcentre.core.search import SearchQuery
 from watchcentre.core.taxonomy import CRIME_CODES
 
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
@@ -134,6 +136,28 @@ ROUTES: tuple[Route, ...] = (
             },
             "crime_type": {"schema": {"type": "string", "enum": sorted(CRIME_CODES)}},
         },
+    ),
+    Route(
+        "GET",
+        "/api/search",
+        http.search,
+        "search",
+        "Full-text search over subject and body (French and English), best first, within need-to-know"
+        " (audited)",
+        Area.MESSAGES,
+        {200: Json(SearchPage, "One page of hits with their highlighted fragments.")},
+        query=SearchQuery,
+        param_schemas={
+            "q": {
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                "description": 'Words (all must match), "a phrase", prefix*; accents and case do not matter.',
+            },
+            **_PERIOD,
+            "country": {"schema": {"type": "string", "pattern": http.ISO2_PATTERN}},
+            "crime_type": {"schema": {"type": "string", "enum": sorted(CRIME_CODES)}},
+        },
+        description="The same filters as /api/messages. Follow `next` (as `after`) for the next page."
+        " A query with nothing to search for is 400 naming `q`. See docs/search.md.",
     ),
     Route(
         "GET",

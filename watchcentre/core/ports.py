@@ -20,6 +20,7 @@ from watchcentre.core.records import (
     Visibility,
 )
 from watchcentre.core.routing import Original
+from watchcentre.core.search import Clause, SearchHit, SearchQuery
 
 
 class Clock(Protocol):
@@ -312,7 +313,19 @@ class ConsoleStore(Protocol):
         ...
 
 
-class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, Protocol):
+class SearchStore(Protocol):
+    """Full-text search, identifiers, cross-matching and watch lists (docs/search.md). Invariant:
+    need-to-know is applied inside each query, as for lists."""
+
+    async def search(
+        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
+    ) -> list[SearchHit]:
+        """One page of the messages matching every clause that `visibility` lets the caller see, best
+        first (then newest), after the cursor `query.after`."""
+        ...
+
+
+class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, SearchStore, Protocol):
     """Every aggregate in one database (SQLite or PostgreSQL): what the wiring opens and closes."""
 
     # -- operations (metrics computed on scrape) --------------------------------------------------------

@@ -203,6 +203,92 @@ DROP INDEX IF EXISTS messages_recipients;
 """
 
 
+# Full-text search (adapters/sql/search.py): an index kept in step with `messages` by triggers, so
+# every writer (intake, a purge that blanks or deletes rows) keeps it right. `message_text` is the
+# searchable text of accepted messages, without the private-use characters the engines mark hits with.
+_SQLITE_SEARCH = """
+CREATE VIEW IF NOT EXISTS message_text AS
+    SELECT id,
+        replace(replace(subject, char(57344), ''), char(57345), '') AS subject,
+        replace(replace(json_extract(envelope, '$.body'), char(57344), ''), char(57345), '') AS body
+    FROM messages WHERE status <> 'rejected';
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(
+    subject, body, content='message_text', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS message_search_insert AFTER INSERT ON messages WHEN NEW.status <> 'rejected' BEGIN
+    INSERT INTO message_search (rowid, subject, body) SELECT id, subject, body FROM message_text WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_search_forget BEFORE UPDATE OF subject, envelope ON messages
+WHEN OLD.status <> 'rejected' BEGIN
+    INSERT INTO message_search (message_search, rowid, subject, body)
+        SELECT 'delete', id, subject, body FROM message_text WHERE id = OLD.id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_search_learn AFTER UPDATE OF subject, envelope ON messages
+WHEN NEW.status <> 'rejected' BEGIN
+    INSERT INTO message_search (rowid, subject, body) SELECT id, subject, body FROM message_text WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_search_delete BEFORE DELETE ON messages WHEN OLD.status <> 'rejected' BEGIN
+    INSERT INTO message_search (message_search, rowid, subject, body)
+        SELECT 'delete', id, subject, body FROM message_text WHERE id = OLD.id;
+END;
+INSERT INTO message_search (message_search) VALUES ('rebuild');
+"""
+
+# unaccent is database-wide (one extension per database): installed once in `public`, wherever this
+# schema is; the text search configurations and the functions are this schema's own (a schema per
+# test, or per instance group, each has its own). `wc_search_doc` is IMMUTABLE (constant
+# configurations), the one definition of what is indexed, used by the trigger and the backfill.
+_POSTGRES_SEARCH = r"""
+CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;
+DO $do$
+DECLARE
+    ext text := (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'unaccent');
+    here text := current_schema();
+BEGIN
+    EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_french (COPY = pg_catalog.french)', here);
+    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_french ALTER MAPPING FOR hword, hword_part, word'
+        ' WITH %I.unaccent, french_stem', here, ext);
+    EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_english (COPY = pg_catalog.english)', here);
+    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_english ALTER MAPPING FOR hword, hword_part, word'
+        ' WITH %I.unaccent, english_stem', here, ext);
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.wc_search_doc(subject text, body text) RETURNS tsvector
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $body$
+            SELECT setweight(to_tsvector('%1$I.wc_french', coalesce(subject, '')), 'A')
+                || setweight(to_tsvector('%1$I.wc_english', coalesce(subject, '')), 'A')
+                || to_tsvector('%1$I.wc_french', coalesce(body, ''))
+                || to_tsvector('%1$I.wc_english', coalesce(body, ''))
+        $body$ $f$, here);
+END
+$do$;
+CREATE OR REPLACE VIEW message_text AS
+    SELECT id,
+        replace(replace(subject, U&'\E000', ''), U&'\E001', '') AS subject,
+        replace(replace(envelope ->> 'body', U&'\E000', ''), U&'\E001', '') AS body
+    FROM messages WHERE status <> 'rejected';
+CREATE TABLE IF NOT EXISTS message_search (message_fk bigint PRIMARY KEY, doc tsvector NOT NULL);
+CREATE INDEX IF NOT EXISTS message_search_doc ON message_search USING GIN (doc);
+CREATE OR REPLACE FUNCTION message_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM message_search WHERE message_fk = OLD.id;
+    ELSIF NEW.status = 'rejected' THEN
+        DELETE FROM message_search WHERE message_fk = NEW.id;
+    ELSE
+        INSERT INTO message_search (message_fk, doc) VALUES (NEW.id, wc_search_doc(NEW.subject, NEW.envelope ->> 'body'))
+            ON CONFLICT (message_fk) DO UPDATE SET doc = EXCLUDED.doc;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER message_search AFTER INSERT OR UPDATE OF subject, envelope OR DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION message_search_sync();
+INSERT INTO message_search (message_fk, doc)
+    SELECT id, wc_search_doc(subject, envelope ->> 'body') FROM messages WHERE status <> 'rejected'
+    ON CONFLICT DO NOTHING;
+"""
+
+
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
     t = dialect.types
@@ -224,4 +310,5 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
+        (3, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
     ]

@@ -52,6 +52,7 @@ from watchcentre.core.records import (
 )
 from watchcentre.core.references import new_reference
 from watchcentre.core.routing import Original
+from watchcentre.core.search import Clause, SearchHit, SearchQuery
 
 
 def _names(columns: Columns, prefix: str = "") -> str:
@@ -542,6 +543,15 @@ class SqlStore:
             limit,
         )
         return [_note(self._d, r) for r in rows]
+
+    # -- search, identifiers, watch lists: the SQL is in search.py ------------------------------------
+
+    async def search(
+        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
+    ) -> list[SearchHit]:
+        from watchcentre.adapters.sql import search  # here: search.py builds on this module
+
+        return await search.search(self._d, query, clauses, visibility)
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
