@@ -34,6 +34,7 @@ from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.identifier_checks import LibraryChecks
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.sql import SqlStore
@@ -41,6 +42,7 @@ from watchcentre.anchoring import AnchorWriter
 from watchcentre.batching import Batcher
 from watchcentre.cases import CaseDesk, DeadlineScheduler
 from watchcentre.core.classify import Classifier
+from watchcentre.core.identifiers import IdentifierExtractor
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.ports import (
     Clock,
@@ -258,7 +260,14 @@ def build_service(
         opener=opener.submit,
         handling=handling,
     )
-    outbox = Outbox(store=store, publisher=publisher, commit=committer.submit, metrics=metrics, clock=clock)
+    outbox = Outbox(
+        store=store,
+        publisher=publisher,
+        commit=committer.submit,
+        metrics=metrics,
+        clock=clock,
+        extract=IdentifierExtractor(LibraryChecks()).extract,
+    )
     checks = EnvelopeChecks(
         network=network, known_countries=known_countries(), senders=settings.senders, handling=handling
     )

@@ -200,6 +200,15 @@ MATRIX: list[tuple[str, D]] = [
         unit__c3n=(200, [2, 3]),
         unit__ocrtis=(200, [1]),
     ),
+    row(
+        "/api/watches",
+        operator=(200, []),
+        auditor=403,
+        post__es=403,
+        post__de=403,
+        unit__c3n=403,
+        unit__ocrtis=403,
+    ),
     # detail: another's message is 404, the newest *visible* one wins without ?sender
     row(
         "/api/messages/m-1",

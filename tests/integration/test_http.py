@@ -550,6 +550,8 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/messages",
         "/api/messages/{message_id}",
         "/api/search",
+        "/api/watches",
+        "/api/watches/{watch_id}",
         "/api/audit",
         "/api/audit/verify",
         "/api/schema/envelope",

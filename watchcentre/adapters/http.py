@@ -36,6 +36,7 @@ from watchcentre.adapters.http_models import (
     AuditPage,
     AuditQuery,
     Health,
+    IdentifierView,
     MessageDetail,
     MessageLookup,
     MessagePage,
@@ -43,6 +44,7 @@ from watchcentre.adapters.http_models import (
     NoQuery,
     PostList,
     PostView,
+    RelatedMessage,
     SearchItem,
     SearchPage,
     SignedIn,
@@ -186,8 +188,25 @@ async def get_message(request: web.Request, *, query: MessageLookup) -> MessageD
     if message is None or not can_see(who, message):
         raise ApiError(404, "no such message", "message_id")
     events = await deps.store.audit(message_id=message_id, sender=message.sender or query.sender, limit=1000)
+    found = await deps.store.identifiers(message.id)
+    shown = await deps.store.related(message.id, visibility(who)) if found else []
+    related = [(m, shared) for m, shared in shown if can_see(who, m)]  # scoped by the store already
     await record_read(deps.store, deps.clock, who, message, request.path)
-    return MessageDetail(**dict(message), timeline=[e for e in events if e.type not in _NOT_TIMELINE])
+    if related:  # their summaries are shown too: a listing
+        ids = [m.id for m, _ in related]
+        await record_list(deps.store, deps.clock, who, ids, {"related_to": message.id}, request.path)
+    return MessageDetail(
+        **dict(message),
+        timeline=[e for e in events if e.type not in _NOT_TIMELINE],
+        identifiers=[IdentifierView(kind=i.kind, value=i.value) for i in found],
+        related=[
+            RelatedMessage(
+                **MessageSummary.model_validate(m, from_attributes=True).model_dump(),
+                shared=[IdentifierView(kind=i.kind, value=i.value) for i in shared],
+            )
+            for m, shared in related
+        ],
+    )
 
 
 async def list_audit(request: web.Request, *, query: AuditQuery) -> AuditPage:

@@ -54,6 +54,9 @@ from watchcentre.adapters.http_models import (
     Stats,
     StatsQuery,
     UnitList,
+    WatchBody,
+    WatchesQuery,
+    WatchList,
 )
 from watchcentre.core.access import Area
 from watchcentre.core.audit_chain import Verification
@@ -62,6 +65,7 @@ from watchcentre.core.manual import Note, NoteInput
 from watchcentre.core.records import MessageQuery
 from watchcentre.core.search import SearchQuery
 from watchcentre.core.taxonomy import CRIME_CODES
+from watchcentre.core.watches import Watch
 
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
 _ANY_JSON: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
@@ -492,6 +496,47 @@ ROUTES: tuple[Route, ...] = (
         Area.CONSOLE,
         {200: Json(Glance, "The counts.")},
         query=GlanceQuery,
+        tags=_CONSOLE,
+    ),
+)
+
+ROUTES += (
+    # -- watch lists (operators; docs/search.md) --------------------------------------------------------
+    Route(
+        "GET",
+        "/api/watches",
+        http_console.list_watches,
+        "listWatches",
+        "The watch list: identifiers and phrases watched, newest first",
+        Area.CONSOLE,
+        {200: Json(WatchList, "The watches.")},
+        query=WatchesQuery,
+        tags=_CONSOLE,
+    ),
+    Route(
+        "POST",
+        "/api/watches",
+        http_console.add_watch,
+        "addWatch",
+        "Watch an identifier or a phrase, with a reason and an expiry (audited)",
+        Area.CONSOLE,
+        {201: Json(Watch, "The watch as stored, its value normalised.")},
+        body=Body(WatchBody),
+        tags=_CONSOLE,
+        description="A new message that matches raises a `watch_hit` event on P.events and in the console"
+        " feed, once per message and watch.",
+    ),
+    Route(
+        "DELETE",
+        "/api/watches/{watch_id}",
+        http_console.end_watch,
+        "endWatch",
+        "End a watch (audited; it stays listed with ?live=false)",
+        Area.CONSOLE,
+        {200: Json(Watch, "The watch, ended."), 404: Json(ErrorBody, "No such watch.")},
+        path_params=(
+            PathParam("watch_id", "The watch's id.", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+        ),
         tags=_CONSOLE,
     ),
 )

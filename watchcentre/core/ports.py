@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from watchcentre.core.access import TokenRecord
+from watchcentre.core.identifiers import Identifier
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.records import (
@@ -21,6 +22,7 @@ from watchcentre.core.records import (
 )
 from watchcentre.core.routing import Original
 from watchcentre.core.search import Clause, SearchHit, SearchQuery
+from watchcentre.core.watches import Watch, WatchInput
 
 
 class Clock(Protocol):
@@ -322,6 +324,31 @@ class SearchStore(Protocol):
     ) -> list[SearchHit]:
         """One page of the messages matching every clause that `visibility` lets the caller see, best
         first (then newest), after the cursor `query.after`."""
+        ...
+
+    async def identifiers(self, message_pk: int) -> list[Identifier]:
+        """The identifiers found in one stored message (by its row id), sorted."""
+        ...
+
+    async def related(
+        self, message_pk: int, visibility: Visibility | None = None, limit: int = 100
+    ) -> list[tuple[StoredMessage, list[Identifier]]]:
+        """The other messages `visibility` lets the caller see that share an identifier with this
+        one, newest first, each with the identifiers shared."""
+        ...
+
+    async def add_watch(
+        self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
+    ) -> Watch:
+        """Store a watch (its `value` normalised) and its audit event in one transaction."""
+        ...
+
+    async def watches(self, live_at: datetime | None = None) -> list[Watch]:
+        """Every watch, newest first; with `live_at`, only those neither ended nor expired then."""
+        ...
+
+    async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
+        """End a watch (its event recorded once, if it was live); the watch, or None if no such id."""
         ...
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.envelope import Envelope, Rejection, Routing
+from watchcentre.core.identifiers import Identifier
 
 
 class EventType(StrEnum):
@@ -25,6 +26,10 @@ class EventType(StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REPLAYED = "replayed"  # an operator moved a dead letter back to P.inbound (`watchcentre dead replay`)
     NOTE_ADDED = "note_added"  # an operator wrote a handover note in the shift log
+    MATCHED = "matched"  # a new message shares identifiers with earlier ones (cross-matching)
+    WATCH_HIT = "watch_hit"  # a new message matches a watch-list entry (an alert)
+    WATCH_ADDED = "watch_added"
+    WATCH_ENDED = "watch_ended"
 
 
 class Status(StrEnum):
@@ -140,6 +145,7 @@ class Accepted:
     status: Status
     received_at: datetime
     events: list[AuditEvent] = field(default_factory=list)
+    identifiers: tuple[Identifier, ...] = ()  # found in its subject and body (core/identifiers.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -289,6 +289,40 @@ INSERT INTO message_search (message_fk, doc)
 """
 
 
+# Identifiers found at intake (core/identifiers.py), one row per (kind, value, message); watch lists
+# and their hits (one per watch and message: the primary key makes the alert once).
+_IDENTIFIERS = """
+CREATE TABLE IF NOT EXISTS message_identifiers (
+    kind       {text} NOT NULL,
+    value      {text} NOT NULL,
+    message_fk {bigint} NOT NULL,
+    PRIMARY KEY (kind, value, message_fk)
+){without_rowid};
+CREATE INDEX IF NOT EXISTS message_identifiers_message ON message_identifiers (message_fk);
+CREATE TABLE IF NOT EXISTS watches (
+    id         {serial},
+    kind       {text} NOT NULL CHECK (kind IN ('identifier', 'phrase')),
+    id_kind    {text},
+    value      {text} NOT NULL,
+    label      {text} NOT NULL,
+    reason     {text} NOT NULL,
+    created_by {text} NOT NULL,
+    created_at {ts} NOT NULL,
+    expires_at {ts} NOT NULL,
+    ended_at   {ts},
+    ended_by   {text}
+);
+CREATE INDEX IF NOT EXISTS watches_live ON watches (expires_at) WHERE ended_at IS NULL;
+CREATE TABLE IF NOT EXISTS watch_hits (
+    watch_id   {bigint} NOT NULL,
+    message_fk {bigint} NOT NULL,
+    at         {ts} NOT NULL,
+    PRIMARY KEY (watch_id, message_fk)
+){without_rowid};
+CREATE INDEX IF NOT EXISTS watch_hits_message ON watch_hits (message_fk);
+"""
+
+
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
     t = dialect.types
@@ -303,6 +337,13 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
         serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
         without_rowid=" WITHOUT ROWID" if sqlite else "",
     )
+    identifiers = _IDENTIFIERS.format(
+        text=t[TEXT],
+        ts=t[TS],
+        bigint="INTEGER" if sqlite else "bigint",
+        serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
+        without_rowid=" WITHOUT ROWID" if sqlite else "",
+    )
     return [
         (
             1,
@@ -311,4 +352,5 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
         (3, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
+        (4, "identifiers per message, watch lists and their hits", identifiers),
     ]

@@ -15,11 +15,23 @@ engine with private-use markers, cut into segments in Python (`core.search.fragm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from watchcentre.adapters.sql.dialects import Dialect
-from watchcentre.adapters.sql.store import _MESSAGE_COLUMNS, _stored_message, _visible, _Where
-from watchcentre.core.records import Visibility
+from watchcentre.adapters.sql.dialects import INT, TEXT, TS, Dialect, Tx
+from watchcentre.adapters.sql.store import (
+    _KEYS_PER_QUERY,
+    _MESSAGE_COLUMNS,
+    _in,
+    _insert_events,
+    _read,
+    _stored_message,
+    _visible,
+    _Where,
+)
+from watchcentre.core.identifiers import Identifier
+from watchcentre.core.records import SYSTEM_ACTOR, Accepted, AuditEvent, EventType, Outcome, Visibility
 from watchcentre.core.search import (
     HIT_END,
     HIT_START,
@@ -31,6 +43,7 @@ from watchcentre.core.search import (
     stems,
 )
 from watchcentre.core.text import fold
+from watchcentre.core.watches import Watch, WatchInput, hits
 
 _SNIPPET_TOKENS = 24
 _HEADLINE = (
@@ -154,9 +167,258 @@ async def _highlights(d: Dialect, clauses: tuple[Clause, ...], ids: list[int]) -
     return {int(r[0]): (r[1], r[2]) for r in rows}
 
 
-async def erase_search(t: Any, message_fks: list[int]) -> None:
-    """Purge: remove these messages' index entries and identifiers. Call it inside the purge's
-    write transaction BEFORE the message's text is blanked or its row deleted (SQLite's external-
-    content index must be told the old text to forget it; the triggers do this too when the purge
-    changes `subject`/`envelope` or deletes the row, so this is the explicit, engine-proof path)."""
-    raise NotImplementedError
+# -- identifiers, cross-matching and watch hits, in the intake's own write transaction ----------------
+
+_IDENTIFIER = (("kind", TEXT), ("value", TEXT), ("message_fk", INT))
+_HIT = (("watch_id", INT), ("message_fk", INT), ("at", TS))
+_WATCH = (
+    ("id", INT),
+    ("kind", TEXT),
+    ("id_kind", TEXT),
+    ("value", TEXT),
+    ("label", TEXT),
+    ("reason", TEXT),
+    ("created_by", TEXT),
+    ("created_at", TS),
+    ("expires_at", TS),
+    ("ended_at", TS),
+    ("ended_by", TEXT),
+)
+_WATCH_COLUMNS = ", ".join(c for c, _ in _WATCH)
+MAX_MATCHES_RECORDED = 20  # per new message, in its `matched` record (the detail lists them all)
+
+
+async def on_saved(
+    d: Dialect, t: Tx, outcomes: Sequence[Outcome], inserted: dict[int, int]
+) -> tuple[dict[int, dict[str, Any]], list[tuple[int, AuditEvent]]]:
+    """For the messages just inserted (outcome index → row id): store their identifiers, find the
+    earlier messages sharing one (cross-matching: a `matched` record, and a mark for the message's
+    feed event), and the live watches they match (a `watch_hit` each, once per message and watch).
+    Returns ({index: details to add to its routed/triaged event}, [(index, extra event)])."""
+    new = {i: fk for i, fk in inserted.items() if isinstance(outcomes[i], Accepted)}
+    accepted: dict[int, Accepted] = {
+        i: o for i, o in enumerate(outcomes) if i in new and isinstance(o, Accepted)
+    }
+    marks: dict[int, dict[str, Any]] = {}
+    extra: list[tuple[int, AuditEvent]] = []
+    rows = sorted({(x.kind, d.text(x.value), new[i]) for i, a in accepted.items() for x in a.identifiers})
+    if rows:
+        await t.insert("message_identifiers", _IDENTIFIER, rows)
+        sharing = await _sharing(t, sorted({(k, v) for k, v, _ in rows}))
+        for i, a in sorted(accepted.items()):
+            found = _earlier(a.identifiers, new[i], sharing, d)
+            if found:
+                marks[i] = {"cross_matches": len(found)}
+                extra.append(
+                    (
+                        i,
+                        _event(
+                            a,
+                            EventType.MATCHED,
+                            {"count": len(found), "matches": found[:MAX_MATCHES_RECORDED]},
+                        ),
+                    )
+                )
+    if accepted:
+        extra += await _watch_hits(d, t, accepted, new)
+    return marks, extra
+
+
+async def _sharing(t: Tx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[int, str, str]]]:
+    """{(kind, value): [(message id, sender, message_id)]} of every message holding one of `keys`."""
+    out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
+    for n in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[n : n + _KEYS_PER_QUERY]
+        found = await t.fetch(
+            "SELECT i.kind, i.value, m.id, m.sender, m.message_id FROM message_identifiers i"
+            f" JOIN messages m ON m.id = i.message_fk WHERE (i.kind, i.value) IN ({_in(chunk, 2)})",
+            *(v for key in chunk for v in key),
+        )
+        for r in found:
+            out.setdefault((r[0], r[1]), []).append((int(r[2]), r[3], r[4]))
+    return out
+
+
+def _earlier(
+    identifiers: Sequence[Identifier],
+    fk: int,
+    sharing: dict[tuple[str, str], list[tuple[int, str, str]]],
+    d: Dialect,
+) -> list[dict[str, Any]]:
+    """The earlier messages sharing an identifier with message `fk`, newest first, with what they share."""
+    by_message: dict[int, dict[str, Any]] = {}
+    for x in identifiers:
+        for other, sender, message_id in sharing.get((x.kind, d.text(x.value)), []):
+            if other < fk:
+                entry = by_message.setdefault(
+                    other, {"id": other, "sender": sender, "message_id": message_id, "shared": []}
+                )
+                entry["shared"].append({"kind": x.kind, "value": x.value})
+    return [by_message[k] for k in sorted(by_message, reverse=True)]
+
+
+def _event(a: Accepted, type_: str, details: dict[str, Any]) -> AuditEvent:
+    reference = next((e.reference for e in a.events if e.reference), a.envelope.reference)
+    return AuditEvent(
+        at=a.received_at,
+        type=type_,
+        actor=SYSTEM_ACTOR,
+        sender=a.envelope.sender,
+        message_id=a.envelope.message_id,
+        reference=reference,
+        details=details,
+    )
+
+
+async def _watch_hits(
+    d: Dialect, t: Tx, accepted: dict[int, Accepted], new: dict[int, int]
+) -> list[tuple[int, AuditEvent]]:
+    now = max(a.received_at for a in accepted.values())
+    rows = await t.fetch(
+        f"SELECT {_WATCH_COLUMNS} FROM watches WHERE ended_at IS NULL AND expires_at > $1", d.ts(now)
+    )
+    live = [Watch(**_read(d, _WATCH, r)) for r in rows]
+    if not live:
+        return []
+    matched = [
+        (i, w)
+        for i, a in sorted(accepted.items())
+        for w in hits(live, a.identifiers, [a.envelope.subject, a.envelope.body])
+        if w.expires_at > a.received_at
+    ]
+    if not matched:
+        return []
+    done = await t.insert(
+        "watch_hits",
+        _HIT,
+        [(w.id, new[i], d.ts(accepted[i].received_at)) for i, w in matched],
+        returning="watch_id, message_fk",
+    )
+    fresh = {(int(r[0]), int(r[1])) for r in done}  # a hit already recorded is not raised again
+    return [
+        (
+            i,
+            _event(
+                accepted[i],
+                EventType.WATCH_HIT,
+                {
+                    "watch_id": w.id,
+                    "label": w.label,
+                    "watch_kind": w.kind,
+                    "id_kind": w.id_kind,
+                    "value": w.value,
+                    "id": new[i],
+                },
+            ),
+        )
+        for i, w in matched
+        if (w.id, new[i]) in fresh
+    ]
+
+
+# -- reads: a message's identifiers and the messages sharing them ---------------------------------------
+
+
+async def identifiers_of(d: Dialect, message_pk: int) -> list[Identifier]:
+    rows = await d.fetch(
+        "SELECT kind, value FROM message_identifiers WHERE message_fk = $1 ORDER BY kind, value", message_pk
+    )
+    return [Identifier(r[0], r[1]) for r in rows]
+
+
+async def related(
+    d: Dialect, message_pk: int, visibility: Visibility | None, limit: int = 100
+) -> list[tuple[Any, list[Identifier]]]:
+    """The other messages the caller may see that share an identifier with message `message_pk`,
+    newest first, each with the identifiers shared (need-to-know in the query)."""
+    where = _Where()
+    where.conditions.append(f"mine.message_fk = {where.param(message_pk)}")
+    where.conditions.append("i.message_fk <> mine.message_fk")
+    _visible(where, visibility, "messages")
+    n = where.param(limit * 8)
+    rows = await d.fetch(
+        f"SELECT {_MESSAGE_COLUMNS}, i.kind, i.value FROM message_identifiers mine"
+        " JOIN message_identifiers i ON i.kind = mine.kind AND i.value = mine.value"
+        f" JOIN messages m ON m.id = i.message_fk {where.sql} ORDER BY m.id DESC, i.kind, i.value LIMIT {n}",
+        *where.params,
+    )
+    out: dict[int, tuple[Any, list[Identifier]]] = {}
+    for r in rows:
+        message = out.get(int(r[0]))
+        if message is None:
+            if len(out) == limit:
+                break
+            message = out[int(r[0])] = (_stored_message(d, r[:-2]), [])
+        message[1].append(Identifier(r[-2], r[-1]))
+    return list(out.values())
+
+
+# -- watch lists --------------------------------------------------------------------------------------
+
+
+async def add_watch(
+    d: Dialect, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
+) -> Watch:
+    async def tx(t: Tx) -> Watch:
+        rows = await t.fetch(
+            "INSERT INTO watches (kind, id_kind, value, label, reason, created_by, created_at, expires_at)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_WATCH_COLUMNS}",
+            watch.kind,
+            watch.id_kind,
+            d.text(value),
+            d.text(watch.label),
+            d.text(watch.reason),
+            d.text(actor),
+            d.ts(at),
+            d.ts(watch.expires_at),
+        )
+        stored = Watch(**_read(d, _WATCH, rows[0]))
+        details = {**event.details, "watch_id": stored.id}
+        await _insert_events(d, t, [event.model_copy(update={"details": details})])
+        return stored
+
+    return await d.write(tx)
+
+
+async def watches(d: Dialect, live_at: datetime | None = None) -> list[Watch]:
+    where = "WHERE ended_at IS NULL AND expires_at > $1" if live_at is not None else ""
+    rows = await d.fetch(
+        f"SELECT {_WATCH_COLUMNS} FROM watches {where} ORDER BY id DESC",
+        *([d.ts(live_at)] if live_at is not None else []),
+    )
+    return [Watch(**_read(d, _WATCH, r)) for r in rows]
+
+
+async def end_watch(d: Dialect, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
+    async def tx(t: Tx) -> Watch | None:
+        done = await t.fetch(
+            "UPDATE watches SET ended_at = $1, ended_by = $2 WHERE id = $3 AND ended_at IS NULL RETURNING id",
+            d.ts(at),
+            d.text(actor),
+            watch_id,
+        )
+        if done:
+            await _insert_events(d, t, [event])
+        rows = await t.fetch(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = $1", watch_id)
+        return Watch(**_read(d, _WATCH, rows[0])) if rows else None
+
+    return await d.write(tx)
+
+
+# -- the data-protection purge (issue 15) ---------------------------------------------------------------
+
+
+async def erase_search(d: Dialect, t: Tx, message_fks: Sequence[int]) -> None:
+    """Purge: remove these messages' identifiers, watch hits and search-index entries. Call it in the
+    purge's write transaction, which then blanks the text (UPDATE of subject/envelope) or deletes the
+    rows. The full-text index follows that UPDATE or DELETE through the triggers of schema step 3:
+    on SQLite that is the only safe path (an external-content FTS5 row must be forgotten exactly once,
+    with its indexed text, or the index is corrupt), so here only PostgreSQL's index rows go."""
+    ids = list(message_fks)
+    for n in range(0, len(ids), _KEYS_PER_QUERY):
+        chunk = ids[n : n + _KEYS_PER_QUERY]
+        marks = _in(chunk)
+        if d.name != "sqlite":
+            await t.fetch(f"DELETE FROM message_search WHERE message_fk IN ({marks})", *chunk)
+        await t.fetch(f"DELETE FROM message_identifiers WHERE message_fk IN ({marks})", *chunk)
+        await t.fetch(f"DELETE FROM watch_hits WHERE message_fk IN ({marks})", *chunk)
