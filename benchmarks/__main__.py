@@ -1,4 +1,4 @@
-"""python -m benchmarks {all,classify,drain,latency,memory,recovery,scaleout,feed,smoke} [--messages N] [--engine sqlite|postgres|both]
+"""python -m benchmarks {all,classify,drain,latency,memory,recovery,scaleout,feed,search,smoke} [--messages N] [--engine sqlite|postgres|both]
 [--rate R] [--seconds S] [--json PATH]
 
 Exit status: 0 when every scenario ran (whatever the figures), 1 when something is broken (a
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import classify, drain, feed, latency, memory, recovery, scaleout
+from benchmarks import classify, drain, feed, latency, memory, recovery, scaleout, search
 from benchmarks.common import (
     RESULTS_DIR,
     BenchError,
@@ -26,7 +26,18 @@ from benchmarks.common import (
     write_json,
 )
 
-SCENARIOS = ("all", "classify", "drain", "latency", "memory", "recovery", "scaleout", "feed", "smoke")
+SCENARIOS = (
+    "all",
+    "classify",
+    "drain",
+    "latency",
+    "memory",
+    "recovery",
+    "scaleout",
+    "feed",
+    "search",
+    "smoke",
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +46,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--messages",
         type=int,
-        help="drain: 20,000 (smoke 500); memory: 100,000; scaleout: 20,000; feed: 10,000",
+        help="drain: 20,000 (smoke 500); memory: 100,000; scaleout: 20,000; feed: 10,000; search: 100,000",
     )
     p.add_argument("--engine", choices=("sqlite", "postgres", "both"), help="drain: sqlite (all: both)")
     p.add_argument("--rate", type=float, help="latency: messages per second (default 500; smoke 100)")
@@ -76,6 +87,9 @@ async def run(args: argparse.Namespace, figures: list[Figure], details: dict[str
         await step("scaleout", scaleout.run(args.messages or 20_000))
     if args.scenario in ("feed", "all", "smoke"):
         await step("feed", feed.run(1200, clients=5) if smoke else feed.run(args.messages or 10_000))
+    if args.scenario in ("search", "all"):
+        search_engines = ["sqlite", "postgres"] if args.engine is None else engines
+        await step("search", search.run(args.messages or 100_000, search_engines))
     if args.scenario in ("memory", "all"):
         await step(
             "memory", memory.run(args.messages if args.scenario == "memory" and args.messages else 100_000)

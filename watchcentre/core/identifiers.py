@@ -69,6 +69,10 @@ _ETH = re.compile(r"\b0x[0-9a-fA-F]{40}\b")
 # A phone number candidate: a run of digits with the usual separators, an international prefix maybe.
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d(?:[ .\-/]?\(?\d\)?){7,16}(?!\w)")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+# Plain substrings (of the lower-cased text) without which a pattern cannot match: a substring test
+# is a C scan, the pattern a walk of every position (figures in docs/performance.md).
+_DOC_HINTS = ("passport", "passeport", "id", "identit", "cni", "séjour", "sejour", "licen", "permis")
+_PLATE_HINTS = ("plate", "immatric", "plaque", "reg")
 
 
 def imo_valid(number: str) -> bool:
@@ -98,26 +102,27 @@ class IdentifierExtractor:
             found.add(Identifier(kind.value, value))
             spans.append(m.span())
 
-        for m in _EMAIL.finditer(text):
+        low = text.lower()
+        for m in _EMAIL.finditer(text) if "@" in text else ():
             take(IdKind.EMAIL, m.group(0).lower(), m)
         for m in _IBAN.finditer(text):
             compact = _NOT_ALNUM.sub("", m.group(0)).upper()
             if self._checks.iban(compact):
                 take(IdKind.IBAN, compact, m)
-        for m in _DOCUMENT.finditer(text):
+        for m in _DOCUMENT.finditer(text) if any(h in low for h in _DOC_HINTS) else ():
             if any(c.isdigit() for c in m.group(1)):
                 take(IdKind.DOCUMENT, m.group(1), m)
-        for m in _IMO.finditer(text):
+        for m in _IMO.finditer(text) if "imo" in low else ():
             if imo_valid(m.group(1)):
                 take(IdKind.IMO, m.group(1), m)
-        for m in _PLATE.finditer(text):
+        for m in _PLATE.finditer(text) if any(h in low for h in _PLATE_HINTS) else ():
             plate = _NOT_ALNUM.sub("", m.group(1))
             if 4 <= len(plate) <= 10 and any(c.isdigit() for c in plate) and any(c.isalpha() for c in plate):
                 take(IdKind.PLATE, plate, m)
         for m in _BTC.finditer(text):
             if self._checks.btc(m.group(0)):
                 take(IdKind.BTC, m.group(0), m)
-        for m in _ETH.finditer(text):
+        for m in _ETH.finditer(text) if "0x" in low else ():
             take(IdKind.ETH, m.group(0).lower(), m)
         for m in _PHONE.finditer(text):
             if _inside(m.span(), spans):

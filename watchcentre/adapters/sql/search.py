@@ -106,17 +106,25 @@ async def search(
     where = _Where()
     if d.name == "sqlite":
         where.conditions.append(f"message_search MATCH {where.param(fts5_match(clauses))}")
-        score = "-bm25(message_search, 2.0, 1.0)"
-        source = "message_search s CROSS JOIN messages m"
-        where.conditions.append("m.id = s.rowid")
-        query_cte, select_from = "", source
+        score, query_cte = "-bm25(message_search, 2.0, 1.0)", ""
     else:
         query_cte = f"WITH wq AS (SELECT {_pg_query(where, clauses)} AS query) "
         score = "ts_rank_cd(s.doc, wq.query)::float8"
-        select_from = "wq, message_search s JOIN messages m ON m.id = s.message_fk"
         where.conditions.append("s.doc @@ wq.query")
+    matching = len(where.conditions)
     _filters(d, where, q, visibility)
-    body = f"SELECT {_MESSAGE_COLUMNS}, {score} AS score FROM {select_from} {where.sql}"
+    # Only rejected messages are left out of the index: without a filter the index alone answers.
+    joined = len(where.conditions) > matching
+    if d.name == "sqlite":
+        select_from = "message_search s CROSS JOIN messages m" if joined else "message_search s"
+        if joined:
+            where.conditions.append("m.id = s.rowid")
+        key = "s.rowid"
+    else:
+        select_from = "wq, message_search s" + (" JOIN messages m ON m.id = s.message_fk" if joined else "")
+        key = "s.message_fk"
+    # Narrow first (ids and scores: what the sort carries), then the page's rows by id.
+    body = f"SELECT {key} AS id, {score} AS score FROM {select_from} {where.sql}"
     page = _Where()
     page.params = where.params
     if q.after is not None:
@@ -124,9 +132,16 @@ async def search(
         s, i = page.param(cursor.score), page.param(cursor.id)
         page.conditions.append(f"(x.score < {s} OR (x.score = {s} AND x.id < {i}))")
     n = page.param(q.limit)
-    sql = f"{query_cte}SELECT * FROM ({body}) x {page.sql} ORDER BY x.score DESC, x.id DESC LIMIT {n}"
-    rows = await d.fetch(sql, *page.params)
-    messages = [(_stored_message(d, r[:-1]), float(r[-1])) for r in rows]
+    sql = f"{query_cte}SELECT x.id, x.score FROM ({body}) x {page.sql} ORDER BY x.score DESC, x.id DESC LIMIT {n}"
+    ranked = [(int(r[0]), float(r[1])) for r in await d.fetch(sql, *page.params)]
+    if not ranked:
+        return []
+    rows = await d.fetch(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({_in([i for i, _ in ranked])})",
+        *[i for i, _ in ranked],
+    )
+    by_id = {int(r[0]): _stored_message(d, r) for r in rows}
+    messages = [(by_id[i], score_) for i, score_ in ranked if i in by_id]
     marked = await _highlights(d, clauses, [m.id for m, _ in messages])
     return [
         SearchHit(
