@@ -245,6 +245,7 @@ ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
     "dom.js": "text/javascript",
     "map.js": "text/javascript",
+    "search.js": "text/javascript",
     "style.css": "text/css",
     "countries-110m.json": "application/json",
     "countries.json": "application/json",
