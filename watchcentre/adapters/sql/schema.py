@@ -322,6 +322,18 @@ CREATE TABLE IF NOT EXISTS watch_hits (
 CREATE INDEX IF NOT EXISTS watch_hits_message ON watch_hits (message_fk);
 """
 
+# A manual routing's revision is claimed before its copies are published (one instance publishes).
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS manual_claims (
+    sender     {text} NOT NULL,
+    message_id {text} NOT NULL,
+    revision   {int} NOT NULL,
+    claim      {text} NOT NULL,
+    at         {ts} NOT NULL,
+    PRIMARY KEY (sender, message_id, revision)
+);
+"""
+
 
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
@@ -351,6 +363,7 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
-        (3, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
-        (4, "identifiers per message, watch lists and their hits", identifiers),
+        (3, "manual routing claims", _CLAIMS.format(text=t[TEXT], int=t[INT], ts=t[TS])),
+        (4, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
+        (5, "identifiers per message, watch lists and their hits", identifiers),
     ]

@@ -426,7 +426,7 @@ async def end_watch(d: Dialect, watch_id: int, actor: str, at: datetime, event: 
 async def erase_search(d: Dialect, t: Tx, message_fks: Sequence[int]) -> None:
     """Purge: remove these messages' identifiers, watch hits and search-index entries. Call it in the
     purge's write transaction, which then blanks the text (UPDATE of subject/envelope) or deletes the
-    rows. The full-text index follows that UPDATE or DELETE through the triggers of schema step 3:
+    rows. The full-text index follows that UPDATE or DELETE through the triggers of schema step 4:
     on SQLite that is the only safe path (an external-content FTS5 row must be forgotten exactly once,
     with its indexed text, or the index is corrupt), so here only PostgreSQL's index rows go."""
     ids = list(message_fks)
