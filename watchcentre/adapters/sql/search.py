@@ -46,6 +46,7 @@ from watchcentre.core.text import fold
 from watchcentre.core.watches import Watch, WatchInput, hits
 
 _SNIPPET_TOKENS = 24
+RANK_WINDOW = 2000
 _HEADLINE = (
     f"StartSel={HIT_START}, StopSel={HIT_END}, MaxFragments=2, MaxWords=24, MinWords=8,"
     " FragmentDelimiter=' … '"
@@ -123,6 +124,15 @@ async def search(
     else:
         select_from = "wq, message_search s" + (" JOIN messages m ON m.id = s.message_fk" if joined else "")
         key = "s.message_fk"
+    # Ranking scores every candidate: a query matching more than RANK_WINDOW messages (a common
+    # word) ranks the newest RANK_WINDOW of them, found first in id order (no scoring, the index's order).
+    edge = await d.fetch(
+        f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
+        f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
+        *where.params,
+    )
+    if edge:
+        where.add(f"{key} >= {{}}", int(edge[0][0]))
     # Narrow first (ids and scores: what the sort carries), then the page's rows by id.
     body = f"SELECT {key} AS id, {score} AS score FROM {select_from} {where.sql}"
     page = _Where()
@@ -165,7 +175,9 @@ async def _highlights(d: Dialect, clauses: tuple[Clause, ...], ids: list[int]) -
         rows = await d.fetch(
             f"SELECT rowid, highlight(message_search, 0, {a}, {b}),"
             f" snippet(message_search, 1, {a}, {b}, ' … ', {_SNIPPET_TOKENS})"
-            f" FROM message_search WHERE message_search MATCH {match} AND rowid IN ({where.params_for(ids)})",
+            f" FROM message_search WHERE message_search MATCH {match} AND rowid IN ({where.params_for(ids)})"
+            # a rowid range FTS5 seeks to; it walks the whole match for IN alone
+            f" AND rowid BETWEEN {where.param(min(ids))} AND {where.param(max(ids))}",
             *where.params,
         )
     else:
