@@ -124,12 +124,18 @@ async def search(
     else:
         select_from = "wq, message_search s" + (" JOIN messages m ON m.id = s.message_fk" if joined else "")
         key = "s.message_fk"
-    # Ranking scores every candidate: a query matching more than RANK_WINDOW messages (a common
-    # word) ranks the newest RANK_WINDOW of them, found first in id order (no scoring, the index's order).
-    edge = await d.fetch(
-        f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
-        f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
-        *where.params,
+    # Ranking scores every candidate: without a filter, a query matching more than RANK_WINDOW
+    # messages (a common word) ranks the newest RANK_WINDOW of them, found first from the index
+    # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would cost a
+    # join over every match, as much as the ranking it saves (docs/performance.md).
+    edge = (
+        []
+        if joined
+        else await d.fetch(
+            f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
+            f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
+            *where.params,
+        )
     )
     if edge:
         where.add(f"{key} >= {{}}", int(edge[0][0]))
