@@ -1,14 +1,10 @@
-<<<<<<< HEAD
-"""python -m benchmarks {all,classify,drain,latency,memory,recovery,scaleout,feed,search,smoke} [--messages N] [--engine sqlite|postgres|both]
-[--rate R] [--seconds S] [--json PATH]
-=======
-"""python -m benchmarks {all,full,classify,drain,latency,memory,recovery,scaleout,feed,smoke} [--messages N]
+"""python -m benchmarks {all,full,classify,drain,latency,memory,recovery,scaleout,feed,search,smoke} [--messages N]
 [--engine sqlite|postgres|both] [--rate R] [--seconds S] [--json PATH]
 
 `all`: the hot-path table (classify, drain 10,000 in copies/s, drain 20,000 on both engines, latency
 at 500/s, start → healthy), each with the reference router of the same run and CPU ms per input.
-`full`: that and the rest (scaleout, feed, memory at 100,000).
->>>>>>> main
+`full`: that and the rest (scaleout, feed, memory at 100,000, search over 100,000 messages).
+`search`: full-text search latency per engine and identifier extraction cost (docs/search.md).
 
 Exit status: 0 when every scenario ran (whatever the figures), 1 when something is broken (a
 subprocess died, messages were not all routed, a dependency is unreachable), 130 on Ctrl-C.
@@ -35,9 +31,9 @@ from benchmarks.common import (
     write_json,
 )
 
-<<<<<<< HEAD
 SCENARIOS = (
     "all",
+    "full",
     "classify",
     "drain",
     "latency",
@@ -48,9 +44,6 @@ SCENARIOS = (
     "search",
     "smoke",
 )
-=======
-SCENARIOS = ("all", "full", "classify", "drain", "latency", "memory", "recovery", "scaleout", "feed", "smoke")
->>>>>>> main
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -104,14 +97,15 @@ async def run(args: argparse.Namespace, figures: list[Figure], details: dict[str
         await step("scaleout", scaleout.run(args.messages or 20_000))
     if args.scenario in ("feed", "full", "smoke"):
         await step("feed", feed.run(1200, clients=5) if smoke else feed.run(args.messages or 10_000))
-<<<<<<< HEAD
-    if args.scenario in ("search", "all"):
+    if args.scenario == "search" or full:
         search_engines = ["sqlite", "postgres"] if args.engine is None else engines
-        await step("search", search.run(args.messages or 100_000, search_engines))
-    if args.scenario in ("memory", "all"):
-=======
+        await step(
+            "search",
+            search.run(
+                args.messages if args.scenario == "search" and args.messages else 100_000, search_engines
+            ),
+        )
     if args.scenario == "memory" or full:
->>>>>>> main
         await step(
             "memory", memory.run(args.messages if args.scenario == "memory" and args.messages else 100_000)
         )
