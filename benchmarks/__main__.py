@@ -1,9 +1,10 @@
-"""python -m benchmarks {all,full,classify,drain,latency,memory,recovery,scaleout,feed,smoke} [--messages N]
+"""python -m benchmarks {all,full,classify,drain,latency,memory,recovery,scaleout,feed,search,smoke} [--messages N]
 [--engine sqlite|postgres|both] [--rate R] [--seconds S] [--json PATH]
 
 `all`: the hot-path table (classify, drain 10,000 in copies/s, drain 20,000 on both engines, latency
 at 500/s, start → healthy), each with the reference router of the same run and CPU ms per input.
-`full`: that and the rest (scaleout, feed, memory at 100,000).
+`full`: that and the rest (scaleout, feed, memory at 100,000, search over 100,000 messages).
+`search`: full-text search latency per engine and identifier extraction cost (docs/search.md).
 
 Exit status: 0 when every scenario ran (whatever the figures), 1 when something is broken (a
 subprocess died, messages were not all routed, a dependency is unreachable), 130 on Ctrl-C.
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import classify, drain, feed, latency, memory, recovery, scaleout
+from benchmarks import classify, drain, feed, latency, memory, recovery, scaleout, search
 from benchmarks.common import (
     RESULTS_DIR,
     BenchError,
@@ -30,7 +31,19 @@ from benchmarks.common import (
     write_json,
 )
 
-SCENARIOS = ("all", "full", "classify", "drain", "latency", "memory", "recovery", "scaleout", "feed", "smoke")
+SCENARIOS = (
+    "all",
+    "full",
+    "classify",
+    "drain",
+    "latency",
+    "memory",
+    "recovery",
+    "scaleout",
+    "feed",
+    "search",
+    "smoke",
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--messages",
         type=int,
-        help="drain: 20,000 (smoke 500); memory: 100,000; scaleout: 20,000; feed: 10,000",
+        help="drain: 20,000 (smoke 500); memory: 100,000; scaleout: 20,000; feed: 10,000; search: 100,000",
     )
     p.add_argument("--engine", choices=("sqlite", "postgres", "both"), help="drain: sqlite (all: both)")
     p.add_argument("--rate", type=float, help="latency: messages per second (default 500; smoke 100)")
@@ -84,6 +97,14 @@ async def run(args: argparse.Namespace, figures: list[Figure], details: dict[str
         await step("scaleout", scaleout.run(args.messages or 20_000))
     if args.scenario in ("feed", "full", "smoke"):
         await step("feed", feed.run(1200, clients=5) if smoke else feed.run(args.messages or 10_000))
+    if args.scenario == "search" or full:
+        search_engines = ["sqlite", "postgres"] if args.engine is None else engines
+        await step(
+            "search",
+            search.run(
+                args.messages if args.scenario == "search" and args.messages else 100_000, search_engines
+            ),
+        )
     if args.scenario == "memory" or full:
         await step(
             "memory", memory.run(args.messages if args.scenario == "memory" and args.messages else 100_000)

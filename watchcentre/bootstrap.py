@@ -45,6 +45,7 @@ from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.identifier_checks import LibraryChecks
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.sql import SqlStore
@@ -53,6 +54,7 @@ from watchcentre.anchoring import AnchorWriter
 from watchcentre.batching import Batcher
 from watchcentre.cases import CaseDesk, DeadlineScheduler
 from watchcentre.core.classify import Classifier, Vocabulary
+from watchcentre.core.identifiers import IdentifierExtractor
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.ports import (
     Clock,
@@ -314,7 +316,14 @@ def build_service(
         handling=config.handling,
         current=rules,
     )
-    outbox = Outbox(store=store, publisher=publisher, commit=committer.submit, metrics=metrics, clock=clock)
+    outbox = Outbox(
+        store=store,
+        publisher=publisher,
+        commit=committer.submit,
+        metrics=metrics,
+        clock=clock,
+        extract=IdentifierExtractor(LibraryChecks()).extract,
+    )
     checks = EnvelopeChecks(rules=rules, known_countries=known_countries())
     pipeline = Pipeline(
         rules=rules,

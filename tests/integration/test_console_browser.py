@@ -490,3 +490,38 @@ async def test_signing_in_through_the_form_opens_the_console(console: Console) -
         assert page.url == console.url + "/"
     finally:
         await context.close()
+
+
+async def test_search_box_finds_highlights_as_text_and_the_detail_shows_related_messages(
+    console: Console,
+) -> None:
+    context, page, problems = await console.page()
+    try:
+        nasty = '<img src=x onerror="window.__pwned = 3">'
+        first = envelope(
+            subject=f"Saisie à Carthagène {nasty}", body="Compte FR14 2004 1010 0505 0001 3M02 606."
+        )
+        second = envelope(
+            subject="Virement suspect", body="Le compte fr1420041010050500013m02606 a reçu 9 000 €."
+        )
+        await console.broker.publish(first)
+        await console.routed(first["message_id"])
+        await console.broker.publish(second)
+        await console.routed(second["message_id"])
+        await page.click('.tab[data-view="search"]')
+        await page.fill("#search input[name=q]", "carthagene")
+        await page.click("#search button[type=submit]")
+        hit = page.locator('#search .search-hit[data-id] >> text="Carthagène"')
+        await expect(hit).to_have_count(1, timeout=10_000)
+        assert await page.locator("#search mark").first.text_content() == "Carthagène"
+        assert await page.locator("#search img").count() == 0
+        await page.screenshot(path=str(SHOTS / "search.png"))
+        await page.locator("#search .search-subject").first.click()
+        panel = page.locator("#detail .related-panel")
+        await expect(panel).to_contain_text("FR1420041010050500013M02606", timeout=10_000)
+        await expect(panel.locator(".related li")).to_have_count(1)
+        await expect(panel.locator(".related li")).to_contain_text("Virement suspect")
+        assert await page.evaluate("window.__pwned") is None
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await context.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
@@ -37,6 +38,7 @@ from watchcentre.adapters.http_models import (
     AuditQuery,
     CaseMention,
     Health,
+    IdentifierView,
     MessageDetail,
     MessageLookup,
     MessagePage,
@@ -45,6 +47,9 @@ from watchcentre.adapters.http_models import (
     NoteMention,
     PostList,
     PostView,
+    RelatedMessage,
+    SearchItem,
+    SearchPage,
     SignedIn,
     SignedOut,
     SignIn,
@@ -61,6 +66,7 @@ from watchcentre.core.envelope import envelope_schema
 from watchcentre.core.ports import Mentions, SubjectAccessStore
 from watchcentre.core.records import AuditEvent, EventType, MessageQuery, text_digest
 from watchcentre.core.routing import post_key, unit_key
+from watchcentre.core.search import SearchCursor, SearchQuery, parse_query
 from watchcentre.core.taxonomy import CRIME_CODES
 from watchcentre.security import authenticate, record_consultation, record_list, record_read, verify_audit
 
@@ -71,6 +77,7 @@ ISO2_PATTERN = r"^[A-Za-z]{2}$"
 _ISO2 = re.compile(ISO2_PATTERN)
 EXPORT_PAGE = 5000
 _NOT_TIMELINE = frozenset({EventType.ACCESSED.value, EventType.LISTED.value})
+_Q = TypeVar("_Q", MessageQuery, SearchQuery)
 
 
 async def health(request: web.Request) -> Health | Reply:
@@ -118,12 +125,7 @@ async def list_units(request: web.Request) -> UnitList:
 
 
 async def list_messages(request: web.Request, *, query: MessageQuery) -> MessagePage:
-    if query.crime_type is not None and query.crime_type not in CRIME_CODES:
-        raise ApiError(400, "unknown crime type code", "crime_type")
-    if query.country is not None:
-        if not _ISO2.match(query.country):
-            raise ApiError(400, "not an ISO 3166-1 alpha-2 code", "country")
-        query = query.model_copy(update={"country": query.country.upper()})
+    query = _checked_filters(query)
     deps, who = request.app[DEPS], principal_of(request)
     # One more than asked: whether a next page exists, without an empty last page.
     found = await deps.store.list_messages(
@@ -145,6 +147,51 @@ async def list_messages(request: web.Request, *, query: MessageQuery) -> Message
     )
 
 
+async def search(request: web.Request, *, query: SearchQuery) -> SearchPage:
+    """Full-text search within need-to-know (in the query itself), audited as a listing."""
+    clauses = parse_query(query.q)
+    query = _checked_filters(query)
+    deps, who = request.app[DEPS], principal_of(request)
+    found = await deps.store.search(
+        query.model_copy(update={"limit": query.limit + 1}), clauses, visibility(who)
+    )
+    page = [h for h in found[: query.limit] if can_see(who, h.message)]  # scoped by the store already
+    last = page[-1] if page else None
+    more = len(found) > query.limit and last is not None
+    await record_list(
+        deps.store,
+        deps.clock,
+        who,
+        [h.message.id for h in page],
+        query.model_dump(mode="json", exclude_defaults=True),
+        request.path,
+    )
+    log.info("searched", actor=who.label, clauses=len(clauses), hits=len(page))
+    return SearchPage(
+        items=[
+            SearchItem(
+                **MessageSummary.model_validate(h.message, from_attributes=True).model_dump(),
+                score=h.score,
+                subject_fragments=h.subject,
+                body_fragments=h.body,
+            )
+            for h in page
+        ],
+        next=SearchCursor(last.score, last.message.id).text() if more and last is not None else None,
+    )
+
+
+def _checked_filters(query: _Q) -> _Q:
+    """The crime type and country filters checked (400 naming the field), the country upper-cased."""
+    if query.crime_type is not None and query.crime_type not in CRIME_CODES:
+        raise ApiError(400, "unknown crime type code", "crime_type")
+    if query.country is not None:
+        if not _ISO2.match(query.country):
+            raise ApiError(400, "not an ISO 3166-1 alpha-2 code", "country")
+        query = query.model_copy(update={"country": query.country.upper()})
+    return query
+
+
 async def get_message(request: web.Request, *, query: MessageLookup) -> MessageDetail:
     message_id = request.match_info["message_id"]
     deps, who = request.app[DEPS], principal_of(request)
@@ -152,8 +199,25 @@ async def get_message(request: web.Request, *, query: MessageLookup) -> MessageD
     if message is None or not can_see(who, message):
         raise ApiError(404, "no such message", "message_id")
     events = await deps.store.audit(message_id=message_id, sender=message.sender or query.sender, limit=1000)
+    found = await deps.store.identifiers(message.id)
+    shown = await deps.store.related(message.id, visibility(who)) if found else []
+    related = [(m, shared) for m, shared in shown if can_see(who, m)]  # scoped by the store already
     await record_read(deps.store, deps.clock, who, message, request.path)
-    return MessageDetail(**dict(message), timeline=[e for e in events if e.type not in _NOT_TIMELINE])
+    if related:  # their summaries are shown too: a listing
+        ids = [m.id for m, _ in related]
+        await record_list(deps.store, deps.clock, who, ids, {"related_to": message.id}, request.path)
+    return MessageDetail(
+        **dict(message),
+        timeline=[e for e in events if e.type not in _NOT_TIMELINE],
+        identifiers=[IdentifierView(kind=i.kind, value=i.value) for i in found],
+        related=[
+            RelatedMessage(
+                **MessageSummary.model_validate(m, from_attributes=True).model_dump(),
+                shared=[IdentifierView(kind=i.kind, value=i.value) for i in shared],
+            )
+            for m, shared in related
+        ],
+    )
 
 
 async def list_audit(request: web.Request, *, query: AuditQuery) -> AuditPage:

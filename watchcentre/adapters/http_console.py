@@ -28,7 +28,7 @@ import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
-from watchcentre.adapters.http_base import DEPS, ApiError, principal_of, same_origin
+from watchcentre.adapters.http_base import DEPS, ApiError, parse_time, principal_of, same_origin
 from watchcentre.adapters.http_models import (
     SUMMARY_FIELDS,
     ConsoleMessage,
@@ -52,10 +52,16 @@ from watchcentre.adapters.http_models import (
     RuleCount,
     Segment,
     TriageItem,
+    WatchBody,
+    WatchesQuery,
+    WatchList,
 )
+from watchcentre.adapters.identifier_checks import LibraryChecks
 from watchcentre.core.access import Principal
 from watchcentre.core.classify import Classification
 from watchcentre.core.envelope import Routing
+from watchcentre.core.errors import Invalid, NotFound
+from watchcentre.core.identifiers import IdKind, normalise
 from watchcentre.core.manual import Note, NoteInput, allowed_recipients, clean_note
 from watchcentre.core.ports import DeadLetters, Store
 from watchcentre.core.records import (
@@ -68,16 +74,24 @@ from watchcentre.core.records import (
 )
 from watchcentre.core.rules import ConfigReload
 from watchcentre.core.taxonomy import CRIME_CODES
+from watchcentre.core.watches import Watch, WatchInput, phrase_value
 from watchcentre.security import record_consultation, record_list, record_read
 from watchcentre.tasks import cancel_and_wait
 
 log = structlog.get_logger("watchcentre.console")
 
 FEED_TYPES = frozenset(
-    {EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED, EventType.REPLAYED, EventType.NOTE_ADDED}
+    {
+        EventType.ROUTED,
+        EventType.TRIAGED,
+        EventType.REJECTED,
+        EventType.REPLAYED,
+        EventType.NOTE_ADDED,
+        EventType.WATCH_HIT,
+    }
 )
 """What the feed carries: the final state of each message (one event per message), and operator acts."""
-_WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED})
+_WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED, EventType.WATCH_HIT})
 _NOT_TIMELINE = frozenset({EventType.ACCESSED, EventType.LISTED})
 FEED_AUDIT_S = 0.25
 """The live feed gathers this long before recording what it shows (one audit record per gathering,
@@ -248,6 +262,7 @@ ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
     "dom.js": "text/javascript",
     "map.js": "text/javascript",
+    "search.js": "text/javascript",
     "style.css": "text/css",
     "countries-110m.json": "application/json",
     "countries.json": "application/json",
@@ -573,6 +588,69 @@ async def glance(request: web.Request, *, query: GlanceQuery) -> Glance:
     triage = len(await deps.store.list_messages(MessageQuery(status=Status.TRIAGE, limit=500)))
     await record_consultation(deps.store, deps.clock, principal_of(request), request.path, hours=query.hours)
     return Glance(**dict(tallies), hours=query.hours, triage=triage)
+
+
+# -- watch lists (docs/search.md) ----------------------------------------------------------------------
+
+_CHECKS = LibraryChecks()
+
+
+async def list_watches(request: web.Request, *, query: WatchesQuery) -> WatchList:
+    deps = request.app[DEPS]
+    return WatchList(items=await deps.store.watches(deps.clock.now() if query.live else None))
+
+
+async def add_watch(request: web.Request, *, body: WatchBody) -> Watch:
+    same_origin(request)
+    deps, who = request.app[DEPS], principal_of(request)
+    now = deps.clock.now()
+    expires_at = parse_time(body.expires_at, "expires_at")
+    if expires_at <= now:
+        raise Invalid("expires_at", "must be in the future")
+    if body.kind == "identifier":
+        if body.id_kind is None:
+            raise Invalid("id_kind", "required to watch an identifier: phone, email, iban, …")
+        value = normalise(IdKind(body.id_kind), body.value, _CHECKS)
+        if value is None:
+            raise Invalid("value", f"not a valid {body.id_kind}")
+    else:
+        if body.id_kind is not None:
+            raise Invalid("id_kind", "only for an identifier")
+        value = phrase_value(body.value)
+        if not value:
+            raise Invalid("value", "a phrase needs at least one word")
+    event = AuditEvent(
+        at=now,
+        type=EventType.WATCH_ADDED,
+        actor=actor_of(who),
+        details={
+            "kind": body.kind,
+            "id_kind": body.id_kind,
+            "label": body.label,
+            "expires_at": body.expires_at,
+        },
+    )
+    ask = WatchInput(**body.model_dump(exclude={"expires_at"}), expires_at=expires_at)
+    watch = await deps.store.add_watch(ask, value, actor_of(who), now, event)
+    log.info("watch_added", actor=who.label, watch_id=watch.id, kind=watch.kind, id_kind=watch.id_kind)
+    return watch
+
+
+async def end_watch(request: web.Request) -> Watch:
+    same_origin(request)
+    deps, who = request.app[DEPS], principal_of(request)
+    raw = request.match_info["watch_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("watch_id", "no such watch")
+    now = deps.clock.now()
+    event = AuditEvent(
+        at=now, type=EventType.WATCH_ENDED, actor=actor_of(who), details={"watch_id": int(raw)}
+    )
+    watch = await deps.store.end_watch(int(raw), actor_of(who), now, event)
+    if watch is None:
+        raise NotFound("watch_id", "no such watch")
+    log.info("watch_ended", actor=who.label, watch_id=watch.id)
+    return watch
 
 
 async def close_feeds(app: web.Application) -> None:

@@ -18,7 +18,9 @@ from watchcentre.core.lifecycle import Case
 from watchcentre.core.manual import ManualRecord, Note, Tallies
 from watchcentre.core.network import LiaisonOfficer
 from watchcentre.core.records import AuditEvent, DeadLetterView, Status, StoredMessage
+from watchcentre.core.search import Fragment
 from watchcentre.core.taxonomy import CRIME_CODES
+from watchcentre.core.watches import IdKindName, Watch
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 SANE_TIME_PATTERN = RFC3339_PATTERN.replace(r"^\d{4}", r"^20(0[1-9]|[1-8]\d|9[0-8])")
@@ -105,8 +107,63 @@ class MessagePage(BaseModel):
     next_before_id: int | None = Field(description="Pass as `before_id` for the next page; null at the end.")
 
 
+class SearchItem(MessageSummary):
+    """A message that matched, with where: its subject whole and its body's best fragments, as
+    segments ({text, hit}) a screen sets as text (never as markup)."""
+
+    score: float = Field(description="Relevance (higher is better); comparable within one search only.")
+    subject_fragments: list[Fragment]
+    body_fragments: list[Fragment]
+
+
+class SearchPage(BaseModel):
+    items: list[SearchItem] = Field(description="Best first, then newest.")
+    next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class IdentifierView(BaseModel):
+    kind: str = Field(description="phone, email, iban, document, imo, plate, btc, eth")
+    value: str = Field(description="Normalised: E.164 phone, compact IBAN, lower-case e-mail…")
+
+
+class RelatedMessage(MessageSummary):
+    """Another message the reader may see that shares identifiers with this one."""
+
+    shared: list[IdentifierView] = Field(description="Why: the identifiers both hold.")
+
+
 class MessageDetail(StoredMessage):
     timeline: list[AuditEvent] = Field(description="The message's audit events, oldest first.")
+    identifiers: list[IdentifierView] = Field(
+        default_factory=list, description="Identifiers found in its subject and body at intake."
+    )
+    related: list[RelatedMessage] = Field(
+        default_factory=list,
+        description="Other messages the reader may see that share an identifier, newest first (at most 100).",
+    )
+
+
+class WatchBody(BaseModel):
+    """POST /api/watches: what to watch, why, until when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["identifier", "phrase"]
+    id_kind: IdKindName | None = Field(default=None, description="For an identifier: its kind.")
+    value: str = Field(min_length=1, max_length=200, description="As written; normalised when stored.")
+    label: str = Field(min_length=1, max_length=100, description="Shown on the alert.")
+    reason: str = Field(min_length=1, max_length=500)
+    expires_at: str = Field(description="RFC 3339 with an offset, in the future.", max_length=40)
+
+
+class WatchList(BaseModel):
+    items: list[Watch] = Field(description="Newest first.")
+
+
+class WatchesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    live: bool = Field(default=True, description="Only the watches neither ended nor expired.")
 
 
 class AuditQuery(BaseModel):

@@ -49,6 +49,7 @@ from watchcentre.adapters.http_models import (
     ReinjectResult,
     RouteRequest,
     RouteResult,
+    SearchPage,
     SignedIn,
     SignedOut,
     SignIn,
@@ -58,6 +59,9 @@ from watchcentre.adapters.http_models import (
     SubjectQuery,
     SubjectSearch,
     UnitList,
+    WatchBody,
+    WatchesQuery,
+    WatchList,
 )
 from watchcentre.core.access import Area
 from watchcentre.core.audit_chain import Verification
@@ -65,7 +69,9 @@ from watchcentre.core.envelope import Envelope
 from watchcentre.core.manual import Note, NoteInput
 from watchcentre.core.records import MessageQuery
 from watchcentre.core.rules import ConfigReload
+from watchcentre.core.search import SearchQuery
 from watchcentre.core.taxonomy import CRIME_CODES
+from watchcentre.core.watches import Watch
 
 _HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
 _ANY_JSON: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
@@ -140,6 +146,28 @@ ROUTES: tuple[Route, ...] = (
             },
             "crime_type": {"schema": {"type": "string", "enum": sorted(CRIME_CODES)}},
         },
+    ),
+    Route(
+        "GET",
+        "/api/search",
+        http.search,
+        "search",
+        "Full-text search over subject and body (French and English), best first, within need-to-know"
+        " (audited)",
+        Area.MESSAGES,
+        {200: Json(SearchPage, "One page of hits with their highlighted fragments.")},
+        query=SearchQuery,
+        param_schemas={
+            "q": {
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                "description": 'Words (all must match), "a phrase", prefix*; accents and case do not matter.',
+            },
+            **_PERIOD,
+            "country": {"schema": {"type": "string", "pattern": http.ISO2_PATTERN}},
+            "crime_type": {"schema": {"type": "string", "enum": sorted(CRIME_CODES)}},
+        },
+        description="The same filters as /api/messages. Follow `next` (as `after`) for the next page."
+        " A query with nothing to search for is 400 naming `q`. See docs/search.md.",
     ),
     Route(
         "GET",
@@ -537,6 +565,47 @@ ROUTES: tuple[Route, ...] = (
         Area.CONSOLE,
         {200: Json(Glance, "The counts.")},
         query=GlanceQuery,
+        tags=_CONSOLE,
+    ),
+)
+
+ROUTES += (
+    # -- watch lists (operators; docs/search.md) --------------------------------------------------------
+    Route(
+        "GET",
+        "/api/watches",
+        http_console.list_watches,
+        "listWatches",
+        "The watch list: identifiers and phrases watched, newest first",
+        Area.CONSOLE,
+        {200: Json(WatchList, "The watches.")},
+        query=WatchesQuery,
+        tags=_CONSOLE,
+    ),
+    Route(
+        "POST",
+        "/api/watches",
+        http_console.add_watch,
+        "addWatch",
+        "Watch an identifier or a phrase, with a reason and an expiry (audited)",
+        Area.CONSOLE,
+        {201: Json(Watch, "The watch as stored, its value normalised.")},
+        body=Body(WatchBody),
+        tags=_CONSOLE,
+        description="A new message that matches raises a `watch_hit` event on P.events and in the console"
+        " feed, once per message and watch.",
+    ),
+    Route(
+        "DELETE",
+        "/api/watches/{watch_id}",
+        http_console.end_watch,
+        "endWatch",
+        "End a watch (audited; it stays listed with ?live=false)",
+        Area.CONSOLE,
+        {200: Json(Watch, "The watch, ended."), 404: Json(ErrorBody, "No such watch.")},
+        path_params=(
+            PathParam("watch_id", "The watch's id.", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+        ),
         tags=_CONSOLE,
     ),
 )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from watchcentre.core.access import TokenRecord
+from watchcentre.core.identifiers import Identifier
 from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
@@ -23,6 +24,8 @@ from watchcentre.core.records import (
 from watchcentre.core.replay import Decided
 from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
+from watchcentre.core.search import Clause, SearchHit, SearchQuery
+from watchcentre.core.watches import Watch, WatchInput
 
 
 class Clock(Protocol):
@@ -364,7 +367,44 @@ class Labels(Protocol):
         ...
 
 
-class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, Protocol):
+class SearchStore(Protocol):
+    """Full-text search, identifiers, cross-matching and watch lists (docs/search.md). Invariant:
+    need-to-know is applied inside each query, as for lists."""
+
+    async def search(
+        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
+    ) -> list[SearchHit]:
+        """One page of the messages matching every clause that `visibility` lets the caller see, best
+        first (then newest), after the cursor `query.after`."""
+        ...
+
+    async def identifiers(self, message_pk: int) -> list[Identifier]:
+        """The identifiers found in one stored message (by its row id), sorted."""
+        ...
+
+    async def related(
+        self, message_pk: int, visibility: Visibility | None = None, limit: int = 100
+    ) -> list[tuple[StoredMessage, list[Identifier]]]:
+        """The other messages `visibility` lets the caller see that share an identifier with this
+        one, newest first, each with the identifiers shared."""
+        ...
+
+    async def add_watch(
+        self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
+    ) -> Watch:
+        """Store a watch (its `value` normalised) and its audit event in one transaction."""
+        ...
+
+    async def watches(self, live_at: datetime | None = None) -> list[Watch]:
+        """Every watch, newest first; with `live_at`, only those neither ended nor expired then."""
+        ...
+
+    async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
+        """End a watch (its event recorded once, if it was live); the watch, or None if no such id."""
+        ...
+
+
+class Store(MessageStore, CaseStore, TokenStore, ConsoleStore, SearchStore, Protocol):
     """Every aggregate in one database (SQLite or PostgreSQL): what the wiring opens and closes."""
 
     # -- operations (metrics computed on scrape) --------------------------------------------------------

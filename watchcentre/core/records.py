@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.envelope import Envelope, Rejection, Routing
+from watchcentre.core.identifiers import Identifier
 
 
 class EventType(StrEnum):
@@ -29,6 +30,10 @@ class EventType(StrEnum):
     CONFIG_REJECTED = "config_rejected"  # a reload found the configuration invalid (every problem)
     SEARCHED = "searched"  # an auditor searched every stored text for an identifier (a person's request)
     EXPORTED = "exported"  # an auditor exported what concerns a person, or the audit trail of a period
+    MATCHED = "matched"  # a new message shares identifiers with earlier ones (cross-matching)
+    WATCH_HIT = "watch_hit"  # a new message matches a watch-list entry (an alert)
+    WATCH_ADDED = "watch_added"
+    WATCH_ENDED = "watch_ended"
 
 
 class Status(StrEnum):
@@ -148,6 +153,7 @@ class Accepted:
     status: Status
     received_at: datetime
     events: list[AuditEvent] = field(default_factory=list)
+    identifiers: tuple[Identifier, ...] = ()  # found in its subject and body (core/identifiers.py)
 
 
 @dataclass(frozen=True, slots=True)

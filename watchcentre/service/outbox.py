@@ -11,6 +11,7 @@ import orjson
 import structlog
 
 from watchcentre.core.envelope import Envelope, Priority, Rejection, Routing
+from watchcentre.core.identifiers import Identifier
 from watchcentre.core.ports import Clock, Metrics, OutboundCopy, Publisher, Store
 from watchcentre.core.records import (
     SYSTEM_ACTOR,
@@ -28,6 +29,8 @@ log = structlog.get_logger("watchcentre.service")
 
 Commit = Callable[[Outcome], Awaitable[list[AuditEvent] | None]]
 """Records one outcome with its audit events (through the group commit); None: a duplicate."""
+Extract = Callable[[str, str], tuple[Identifier, ...]]
+"""The identifiers in a subject and a body (core/identifiers.IdentifierExtractor.extract)."""
 
 SaveBatch = Callable[[Sequence[Outcome]], Awaitable[Sequence[list[AuditEvent] | None]]]
 
@@ -56,8 +59,16 @@ async def announce(publisher: Publisher, events: Sequence[AuditEvent]) -> None:
 
 class Outbox:
     def __init__(
-        self, *, store: Store, publisher: Publisher, commit: Commit, metrics: Metrics, clock: Clock
+        self,
+        *,
+        store: Store,
+        publisher: Publisher,
+        commit: Commit,
+        metrics: Metrics,
+        clock: Clock,
+        extract: Extract | None = None,
     ) -> None:
+        self.extract = extract
         self.store = store
         self.publisher = publisher
         self.commit = commit
@@ -100,7 +111,8 @@ class Outbox:
         copies = self.copies(env, routing)
         await self.publisher.publish_routed(copies)
         events = [*self._accepted_events(env, routing, status, reference, received_at, copies), *extra]
-        committed = await self.commit(Accepted(env, routing, status, received_at, events))
+        found = self.extract(env.subject, env.body) if self.extract is not None else ()
+        committed = await self.commit(Accepted(env, routing, status, received_at, events, found))
         if committed is None:
             self.metrics.duplicate()
             log.info("duplicate", sender=env.sender, message_id=env.message_id)

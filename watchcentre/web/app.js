@@ -2,6 +2,7 @@
 // from a message is put in the page as text (dom.js), never as markup.
 import { h, append, clear, time, dateTime, duration, csv, escapedJson } from "./dom.js";
 import { loadWorld, drawMap, legend } from "./map.js";
+import { mountSearch, relatedPanel } from "./search.js";
 
 const MAX_ROWS = 500; // rows kept in the feed; older ones drop off the bottom
 const SEEN_KEEP = 20000; // audit seqs remembered for de-duplication
@@ -348,6 +349,11 @@ async function openDetail(messageId, sender) {
       ),
     ),
   );
+  if (m.status !== "rejected") {
+    const related = h("div", { class: "related-panel" });
+    append(body, related);
+    relatedPanel(related, messageId, sender);
+  }
 }
 
 function marked(segments) {
@@ -640,6 +646,7 @@ async function start() {
   $("detail-close").addEventListener("click", () => { $("detail").hidden = true; });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("detail").hidden = true; });
   $("note-form").addEventListener("submit", addNote);
+  mountSearch($("search"), { onOpen: (item) => openDetail(item.message_id, item.sender) });
   const tick = () => { $("clock").textContent = new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC"; };
   tick();
   setInterval(tick, 10000);

@@ -220,6 +220,125 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE INDEX IF NOT EXISTS labels_message ON labels (sender, message_id, id);
 """
 
+# Full-text search (adapters/sql/search.py): an index kept in step with `messages` by triggers, so
+# every writer (intake, a purge that blanks or deletes rows) keeps it right. `message_text` is the
+# searchable text of accepted messages, without the private-use characters the engines mark hits with.
+_SQLITE_SEARCH = """
+CREATE VIEW IF NOT EXISTS message_text AS
+    SELECT id,
+        replace(replace(subject, char(57344), ''), char(57345), '') AS subject,
+        replace(replace(json_extract(envelope, '$.body'), char(57344), ''), char(57345), '') AS body
+    FROM messages WHERE status <> 'rejected';
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(
+    subject, body, content='message_text', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS message_search_insert AFTER INSERT ON messages WHEN NEW.status <> 'rejected' BEGIN
+    INSERT INTO message_search (rowid, subject, body) SELECT id, subject, body FROM message_text WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_search_forget BEFORE UPDATE OF subject, envelope ON messages
+WHEN OLD.status <> 'rejected' BEGIN
+    INSERT INTO message_search (message_search, rowid, subject, body)
+        SELECT 'delete', id, subject, body FROM message_text WHERE id = OLD.id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_search_learn AFTER UPDATE OF subject, envelope ON messages
+WHEN NEW.status <> 'rejected' BEGIN
+    INSERT INTO message_search (rowid, subject, body) SELECT id, subject, body FROM message_text WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS message_search_delete BEFORE DELETE ON messages WHEN OLD.status <> 'rejected' BEGIN
+    INSERT INTO message_search (message_search, rowid, subject, body)
+        SELECT 'delete', id, subject, body FROM message_text WHERE id = OLD.id;
+END;
+INSERT INTO message_search (message_search) VALUES ('rebuild');
+"""
+
+# unaccent is database-wide (one extension per database): installed once in `public`, wherever this
+# schema is; the text search configurations and the functions are this schema's own (a schema per
+# test, or per instance group, each has its own). `wc_search_doc` is IMMUTABLE (constant
+# configurations), the one definition of what is indexed, used by the trigger and the backfill.
+_POSTGRES_SEARCH = r"""
+CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;
+DO $do$
+DECLARE
+    ext text := (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'unaccent');
+    here text := current_schema();
+BEGIN
+    EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_french (COPY = pg_catalog.french)', here);
+    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_french ALTER MAPPING FOR hword, hword_part, word'
+        ' WITH %I.unaccent, french_stem', here, ext);
+    EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_english (COPY = pg_catalog.english)', here);
+    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_english ALTER MAPPING FOR hword, hword_part, word'
+        ' WITH %I.unaccent, english_stem', here, ext);
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.wc_search_doc(subject text, body text) RETURNS tsvector
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $body$
+            SELECT setweight(to_tsvector('%1$I.wc_french', coalesce(subject, '')), 'A')
+                || setweight(to_tsvector('%1$I.wc_english', coalesce(subject, '')), 'A')
+                || to_tsvector('%1$I.wc_french', coalesce(body, ''))
+                || to_tsvector('%1$I.wc_english', coalesce(body, ''))
+        $body$ $f$, here);
+END
+$do$;
+CREATE OR REPLACE VIEW message_text AS
+    SELECT id,
+        replace(replace(subject, U&'\E000', ''), U&'\E001', '') AS subject,
+        replace(replace(envelope ->> 'body', U&'\E000', ''), U&'\E001', '') AS body
+    FROM messages WHERE status <> 'rejected';
+CREATE TABLE IF NOT EXISTS message_search (message_fk bigint PRIMARY KEY, doc tsvector NOT NULL);
+CREATE INDEX IF NOT EXISTS message_search_doc ON message_search USING GIN (doc);
+CREATE OR REPLACE FUNCTION message_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM message_search WHERE message_fk = OLD.id;
+    ELSIF NEW.status = 'rejected' THEN
+        DELETE FROM message_search WHERE message_fk = NEW.id;
+    ELSE
+        INSERT INTO message_search (message_fk, doc) VALUES (NEW.id, wc_search_doc(NEW.subject, NEW.envelope ->> 'body'))
+            ON CONFLICT (message_fk) DO UPDATE SET doc = EXCLUDED.doc;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER message_search AFTER INSERT OR UPDATE OF subject, envelope OR DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION message_search_sync();
+INSERT INTO message_search (message_fk, doc)
+    SELECT id, wc_search_doc(subject, envelope ->> 'body') FROM messages WHERE status <> 'rejected'
+    ON CONFLICT DO NOTHING;
+"""
+
+
+# Identifiers found at intake (core/identifiers.py), one row per (kind, value, message); watch lists
+# and their hits (one per watch and message: the primary key makes the alert once).
+_IDENTIFIERS = """
+CREATE TABLE IF NOT EXISTS message_identifiers (
+    kind       {text} NOT NULL,
+    value      {text} NOT NULL,
+    message_fk {bigint} NOT NULL,
+    PRIMARY KEY (kind, value, message_fk)
+){without_rowid};
+CREATE INDEX IF NOT EXISTS message_identifiers_message ON message_identifiers (message_fk);
+CREATE TABLE IF NOT EXISTS watches (
+    id         {serial},
+    kind       {text} NOT NULL CHECK (kind IN ('identifier', 'phrase')),
+    id_kind    {text},
+    value      {text} NOT NULL,
+    label      {text} NOT NULL,
+    reason     {text} NOT NULL,
+    created_by {text} NOT NULL,
+    created_at {ts} NOT NULL,
+    expires_at {ts} NOT NULL,
+    ended_at   {ts},
+    ended_by   {text}
+);
+CREATE INDEX IF NOT EXISTS watches_live ON watches (expires_at) WHERE ended_at IS NULL;
+CREATE TABLE IF NOT EXISTS watch_hits (
+    watch_id   {bigint} NOT NULL,
+    message_fk {bigint} NOT NULL,
+    at         {ts} NOT NULL,
+    PRIMARY KEY (watch_id, message_fk)
+){without_rowid};
+CREATE INDEX IF NOT EXISTS watch_hits_message ON watch_hits (message_fk);
+"""
+
 # A manual routing's revision is claimed before its copies are published (one instance publishes).
 _CLAIMS = """
 CREATE TABLE IF NOT EXISTS manual_claims (
@@ -255,6 +374,13 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
         serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
         without_rowid=" WITHOUT ROWID" if sqlite else "",
     )
+    identifiers = _IDENTIFIERS.format(
+        text=t[TEXT],
+        ts=t[TS],
+        bigint="INTEGER" if sqlite else "bigint",
+        serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
+        without_rowid=" WITHOUT ROWID" if sqlite else "",
+    )
     return [
         (
             1,
@@ -274,4 +400,6 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             ),
         ),
         (5, "purged_at (retention)", _PURGED.format(if_not="" if sqlite else "IF NOT EXISTS", ts=t[TS])),
+        (6, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
+        (7, "identifiers per message, watch lists and their hits", identifiers),
     ]

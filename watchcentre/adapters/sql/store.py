@@ -34,6 +34,7 @@ from watchcentre.adapters.sql.dialects import (
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
+from watchcentre.core.identifiers import Identifier
 from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
@@ -55,6 +56,8 @@ from watchcentre.core.references import new_reference
 from watchcentre.core.replay import Decided
 from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
+from watchcentre.core.search import Clause, SearchHit, SearchQuery
+from watchcentre.core.watches import Watch, WatchInput
 
 
 def _names(columns: Columns, prefix: str = "") -> str:
@@ -139,7 +142,9 @@ class SqlStore:
             tags = [tag for i, fk in inserted.items() for tag in _tag_rows(outcomes[i], fk, d.text)]
             if tags:
                 await t.insert("message_tags", _TAGS, tags)
-            events = [(i, e) for i in sorted(inserted) for e in outcomes[i].events]
+            marks, extra = await search.on_saved(d, t, outcomes, inserted)  # identifiers, matches, watches
+            events = [(i, _marked(e, marks.get(i))) for i in sorted(inserted) for e in outcomes[i].events]
+            events += extra
             chained = await _insert_events(d, t, [e for _, e in events])
             return _committed(len(outcomes), inserted, events, chained)
 
@@ -568,6 +573,32 @@ class SqlStore:
             notes += [_note(self._d, r) for r in rows]
         return Mentions(messages=messages, cases=cases, notes=notes, truncated=truncated)
 
+    # -- search, identifiers, watch lists: the SQL is in search.py ------------------------------------
+
+    async def search(
+        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
+    ) -> list[SearchHit]:
+        return await search.search(self._d, query, clauses, visibility)
+
+    async def identifiers(self, message_pk: int) -> list[Identifier]:
+        return await search.identifiers_of(self._d, message_pk)
+
+    async def related(
+        self, message_pk: int, visibility: Visibility | None = None, limit: int = 100
+    ) -> list[tuple[StoredMessage, list[Identifier]]]:
+        return await search.related(self._d, message_pk, visibility, limit)
+
+    async def add_watch(
+        self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
+    ) -> Watch:
+        return await search.add_watch(self._d, watch, value, actor, at, event)
+
+    async def watches(self, live_at: datetime | None = None) -> list[Watch]:
+        return await search.watches(self._d, live_at)
+
+    async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
+        return await search.end_watch(self._d, watch_id, actor, at, event)
+
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
     async def ops_counts(self, now: datetime) -> OpsCounts:
@@ -942,6 +973,13 @@ def _message_row(d: Dialect, outcome: Outcome) -> tuple[Any, ...]:
     )
 
 
+def _marked(event: AuditEvent, mark: dict[str, Any] | None) -> AuditEvent:
+    """A message's final-state event (routed, triaged) with its cross-matching mark, for the feed."""
+    if not mark or event.type not in ("routed", "triaged"):
+        return event
+    return event.model_copy(update={"details": {**event.details, **mark}})
+
+
 def _key(status: str, sender: str | None, message_id: str | None, digest: str | None) -> _Key:
     """What makes a row a duplicate: the digest of a rejection, the (sender, message_id) otherwise."""
     return ("rejected", digest) if status == Status.REJECTED else ("accepted", sender, message_id)
@@ -1007,3 +1045,7 @@ def _case_row(d: Dialect, key: tuple[str, str], c: Case) -> tuple[Any, ...]:
 def _case(d: Dialect, r: Any, offset: int = 0) -> Case:
     flags = {f: None if r[i] is None else d.at(r[i]) for i, f in enumerate(_FLAGS, start=offset + 2)}
     return Case.model_validate_json(r[offset]).model_copy(update={"version": r[offset + 1], **flags})
+
+
+# Last: search.py builds on the helpers above (the need-to-know builder, the row readers).
+from watchcentre.adapters.sql import search  # noqa: E402
