@@ -33,7 +33,8 @@ from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
-from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_console import CONSOLE, HUB_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_screens import SUBMIT
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.sql import SqlStore
@@ -56,7 +57,15 @@ from watchcentre.core.records import AuditEvent, Outcome
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
-from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
+from watchcentre.service import (
+    EnvelopeChecks,
+    Intake,
+    OperatorCommands,
+    Outbox,
+    Pipeline,
+    ServiceSettings,
+    Submissions,
+)
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
 
@@ -209,6 +218,7 @@ class Service:
     seen: Batcher[tuple[str, str], bool]
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
+    submissions: Submissions
 
     async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
@@ -285,7 +295,8 @@ def build_service(
         outbox=outbox,
         dead_letters=dead_letters,
     )
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer)
+    submissions = Submissions(pipeline=pipeline, checks=checks, store=store, clock=clock)
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, submissions)
 
 
 @dataclass
@@ -405,6 +416,7 @@ async def build_app(settings: Settings) -> web.Application:
     )
     app[RUNTIME] = runtime
     app[CASES] = service.desk
+    app[SUBMIT] = service.submissions
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(
         actions=service.operator, hub=hub, classify=classifier.classify, dead_letters=dead_letters
@@ -417,7 +429,7 @@ async def build_app(settings: Settings) -> web.Application:
         _batching(service),
         _consuming(runtime),
         _scheduling(scheduler),
-        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES)),
     ):
         app.cleanup_ctx.append(ctx)
     return app
