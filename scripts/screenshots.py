@@ -10,23 +10,19 @@ SQLite, sends a few requests from a unit, works them as a post over the API, the
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from playwright.async_api import Browser, async_playwright, expect
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix  # noqa: E402
-from watchcentre.adapters.config_files import load_config  # noqa: E402
-from watchcentre.bootstrap import recipient_keys  # noqa: E402
-from watchcentre.core.access import Role  # noqa: E402
-from watchcentre.core.ports import SystemClock  # noqa: E402
-from watchcentre.security import issue_token  # noqa: E402
-from watchcentre.settings import Settings  # noqa: E402
+from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
+from watchcentre.adapters.config_files import load_config
+from watchcentre.bootstrap import recipient_keys
+from watchcentre.core.access import Role
+from watchcentre.core.ports import SystemClock
+from watchcentre.security import issue_token
+from watchcentre.settings import Settings
 
 SHOTS = ROOT / "artifacts" / "screenshots"
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
