@@ -125,8 +125,11 @@ class FeedHub:
 
     def dispatch(self, event: dict[str, Any]) -> None:
         """Called for each event from `P.events` (any instance's)."""
-        if event.get("type") not in HUB_TYPES or not self._clients:
+        kind = event.get("type")
+        if not self._clients or kind not in HUB_TYPES:
             return
+        if kind not in FEED_TYPES and all(c.operator for c in self._clients):
+            return  # only the parties' pages want case events
         with contextlib.suppress(asyncio.QueueFull):  # pages back-fill from the store on reconnect
             self._incoming.put_nowait(event)
 
@@ -155,7 +158,8 @@ class FeedHub:
                 batch.append(self._incoming.get_nowait())
             try:
                 items = await enrich(self._store, batch)
-                facts = await facts_of(self._store, items)
+                parties = any(not c.operator for c in self._clients)
+                facts = await facts_of(self._store, items) if parties else None
             except Exception as exc:  # the feed is best effort: pages back-fill on reconnect
                 log.warning("feed_enrich_failed", error=repr(exc))
                 for client in list(self._clients):
