@@ -1,6 +1,7 @@
-"""The live feed for posts and units (GET /api/feed), tried from the attacker's side: a post or a
-unit connected to it hears of its own messages and cases the moment they change, and of nothing
-else — not live, not in the back-fill after a reconnect. Real RabbitMQ and the database."""
+"""What posts and units do from their screens, tried from the attacker's side, on real RabbitMQ and
+the database: the live feed (GET /api/feed) tells a post or a unit of its own messages and cases
+the moment they change, and of nothing else, live or in the back-fill; sending from a screen
+(POST /api/send) goes through the pipeline as the session's party, whatever the body claims."""
 
 from __future__ import annotations
 
@@ -138,3 +139,49 @@ async def test_a_post_and_a_unit_hear_only_of_their_own_cases_live_and_in_the_ba
     madrid_again = await backfill(p["madrid"], start)
     assert {i["reference"] for i in madrid_again} == {ref} and has("case_acknowledged", ref)(madrid_again)
     assert {i["reference"] for i in await backfill(p["ofast"], start)} == {ref}
+
+
+async def test_sending_from_a_screen_is_routed_as_the_sessions_party(
+    parties: tuple[Instance, dict[str, Party]], broker: Broker
+) -> None:
+    inst, p = parties
+    info = {"kind": "information", "subject": "Saisie de cocaïne au port d'Algésiras", "body": "2 t saisies."}
+    async with p["madrid"].session.post(f"{inst.url}/api/send", json=info) as r:
+        assert r.status == 200, await r.text()
+        sent = (await r.json())["message"]
+    assert sent["sender"] == "madrid" and "centre.inbox" in sent["recipients"]
+    # the copy the centre receives, as if Madrid had published it over AMQP
+    await broker.wait_events(
+        lambda evs: any(e["message_id"] == sent["message_id"] and e["type"] == "routed" for e in evs)
+    )
+    copies = [
+        m
+        for m in await broker.drain("centre.inbox")
+        if m.headers.get("x-watchcentre-message-id") == sent["message_id"]
+    ]
+    assert len(copies) == 1 and copies[0].headers["x-watchcentre-sender"] == "madrid"
+
+    # a unit's request opens a case it then sees in its list
+    ask = {
+        "kind": "request",
+        "subject": "Identification",
+        "body": "Qui est ce suspect ?",
+        "countries": ["ES"],
+    }
+    async with p["ofast"].session.post(f"{inst.url}/api/send", json=ask) as r:
+        assert r.status == 200, await r.text()
+        reference = (await r.json())["message"]["reference"]
+    async with p["ofast"].session.get(f"{inst.url}/api/cases") as r:
+        assert reference in {c["reference"] for c in (await r.json())["items"]}
+
+    # the body cannot name another sender; only posts and units send; refusals name the field
+    async with p["madrid"].session.post(f"{inst.url}/api/send", json={**info, "sender": "rome"}) as r:
+        assert r.status == 400 and (await r.json())["error"]["field"] == "sender"
+    async with p["madrid"].session.post(f"{inst.url}/api/send", json={**info, "countries": ["ZZ"]}) as r:
+        assert r.status == 400 and (await r.json())["error"]["field"] == "countries"
+    async with p["auditor"].session.post(f"{inst.url}/api/send", json=info) as r:
+        assert r.status == 403
+    async with p["madrid"].session.post(
+        f"{inst.url}/api/send", json=info, headers={"Origin": "https://evil.example"}
+    ) as r:
+        assert r.status == 403
