@@ -25,6 +25,7 @@ PARTIES = {
     "ofast": (Role.UNIT, "ofast"),
     "oclco": (Role.UNIT, "oclco"),
     "auditor": (Role.AUDITOR, None),
+    "operator": (Role.OPERATOR, None),
 }
 
 
@@ -103,6 +104,9 @@ async def test_a_post_and_a_unit_hear_only_of_their_own_cases_live_and_in_the_ba
             assert snapshot["type"] == "snapshot" and snapshot["messages"] == []  # lists come from the API
             assert (await ws.receive_json())["type"] == "live"
         start = snapshot["cursor"]
+        operator = await p["operator"].session.ws_connect(p["operator"].feed_url)
+        assert (await operator.receive_json())["type"] == "snapshot"
+        assert (await operator.receive_json())["type"] == "live"
 
         # ofast asks Madrid: Madrid and ofast hear of it at once, and of nothing more than that it happened
         first = envelope(sender="ofast", countries=["ES"], subject="Go-fast Algeciras")
@@ -119,6 +123,8 @@ async def test_a_post_and_a_unit_hear_only_of_their_own_cases_live_and_in_the_ba
             assert r.status == 200
         await until(sockets["madrid"], has("case_acknowledged", ref))
         await until(sockets["ofast"], has("case_acknowledged", ref))
+        await until(operator, has("case_acknowledged", ref))  # an operator's tracking page follows too
+        await operator.close()
 
         # then oclco asks Rome: what Rome and oclco hear first is that one; nothing of Madrid's case came before
         second = envelope(sender="oclco", countries=["IT"], subject="Armes Naples")
