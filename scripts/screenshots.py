@@ -82,6 +82,8 @@ async def main() -> None:
         settings = Settings(
             amqp_prefix=prefix,
             database_url=f"sqlite:///{tmp}/wc.db",  # type: ignore[arg-type]
+            audit_anchor_path=f"{tmp}/audit-anchor.jsonl",
+            audit_anchor_key_path=f"{tmp}/audit-anchor.key",
             config_dir=str(ROOT / "config"),
             http_port=0,
             shutdown_deadline_s=5.0,

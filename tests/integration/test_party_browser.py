@@ -37,6 +37,7 @@ WHO = {
     "madrid": (Role.POST, "madrid", "Inès Madrid"),
     "rome": (Role.POST, "rome", "Marco Rome"),
     "ofast": (Role.UNIT, "ofast", "Capitaine Ofast"),
+    "auditor": (Role.AUDITOR, None, "Anne Audit"),
 }
 
 
@@ -67,9 +68,12 @@ class Site:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     prefix = fresh_prefix()
+    tmp = tmp_path_factory.mktemp("parties")
     settings = Settings(
         amqp_prefix=prefix,
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('parties') / 'wc.db'}",  # type: ignore[arg-type]
+        database_url=f"sqlite:///{tmp / 'wc.db'}",  # type: ignore[arg-type]
+        audit_anchor_path=str(tmp / "audit-anchor.jsonl"),  # one anchor per test database
+        audit_anchor_key_path=str(tmp / "audit-anchor.key"),
         config_dir=str(ROOT / "config"),
         http_port=0,
         shutdown_deadline_s=5.0,
@@ -272,5 +276,17 @@ async def test_a_french_post_acknowledges_with_accuser_reception(site: Site) -> 
         await page.get_by_role("button", name="English").click()
         await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await ctx.close()
+
+
+async def test_an_auditor_lands_on_the_audit_trails_page(site: Site) -> None:
+    ctx = await site.context()
+    try:
+        page, problems = await site.open(ctx, "/", "auditor")
+        await expect(page.locator("h2")).to_have_text("The audit trail")
+        await expect(page.locator("#verify")).to_contain_text("intact", timeout=WAIT_MS)
+        await expect(page.locator("#signed-in")).to_contain_text("Anne Audit (auditor)")
+        assert not problems, problems
     finally:
         await ctx.close()

@@ -85,8 +85,8 @@ def principal_of(request: web.Request) -> Principal:
 
 def safe_next(value: object) -> str:
     """Where to go after signing in: a path on this site, else "/". The value comes from a link
-    anyone can write: "//evil.example", "/\\evil.example" or a tab inside "/\t/evil" (browsers drop
-    it) would leave the site, so only "/" followed by no slash, backslash or control character."""
+    anyone can write: "//evil.example", "/\\evil.example" or "/", a tab, "/evil.example" (browsers drop
+    the tab) would leave the site, so only "/" followed by no slash, backslash or control character."""
     if not isinstance(value, str) or len(value) > 2000 or not value.startswith("/"):
         return "/"
     if value.startswith("//") or any(c == "\\" or ord(c) < 0x21 or ord(c) == 0x7F for c in value):
@@ -95,8 +95,8 @@ def safe_next(value: object) -> str:
 
 
 def signin_location(request: web.Request) -> str:
-    """/signin?next=<this path and query>, to come back here after signing in."""
-    return "/signin?next=" + quote(safe_next(request.path_qs), safe="/")
+    """/signin?next=<this path and query, as sent>, to come back here after signing in."""
+    return "/signin?next=" + quote(safe_next(request.raw_path), safe="/")
 
 
 def same_origin(request: web.Request, message: str = "cross-origin request refused") -> None:
