@@ -23,8 +23,10 @@ ensure_venv() {  # $1: pip extras, e.g. "dev"
 
 amqp_hostport() {
   "$VENV/bin/python" - <<'PY'
-import os, urllib.parse
-u = urllib.parse.urlparse(os.environ.get("WATCHCENTRE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+import os, re, urllib.parse
+# a cluster's addresses are comma-separated (a comma splits only before a scheme): the first is checked
+urls = re.split(r"\s*,\s*(?=amqps?://)", os.environ.get("WATCHCENTRE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/").strip())
+u = urllib.parse.urlparse(urls[0])
 print(u.hostname or "127.0.0.1", u.port or 5672)
 PY
 }

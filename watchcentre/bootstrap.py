@@ -116,7 +116,7 @@ def open_anchor(settings: Settings, *, create_key: bool) -> FileAnchor:
 async def connect_broker(settings: Settings, attempts: int = 30) -> AbstractRobustConnection:
     for attempt in range(1, attempts + 1):
         try:
-            return await amqp.connect(settings.amqp_url.get_secret_value(), settings.instance_name)
+            return await amqp.connect(settings.amqp_urls(), settings.instance_name)
         except TransientError as exc:
             log.warning(
                 "broker_unreachable", url=settings.redacted_amqp_url(), attempt=attempt, error=str(exc)
@@ -446,7 +446,7 @@ def sender_policy(settings: Settings, config: Config) -> SenderPolicy:
     return SenderPolicy(
         users=config.broker,
         development=development,
-        service_user=URL(settings.amqp_url.get_secret_value()).user,  # as aio-pika reads it
+        service_user=URL(settings.amqp_urls()[0]).user,  # as aio-pika reads it (one user for all)
         prefix=settings.amqp_prefix,
     )
 
@@ -491,9 +491,29 @@ def _broker(settings: Settings, broker: _Broker, on_reconnect: Callable[[], None
     return ctx
 
 
+QUEUE_TYPE_RECHECK_S = 10.0
+
+
 def _topology(config: Config, names: amqp.Names, broker: _Broker) -> Ctx:
+    """Queues of another type than the service declares (classic ones from an older version) are
+    not consumed from or published to: the instance waits, saying which and what to run, and starts
+    once they are migrated (`watchcentre broker migrate-queues`), rather than exit and be restarted
+    in a loop by its supervisor."""
+
     async def ctx(_: web.Application) -> AsyncIterator[None]:
-        await amqp.declare_topology(broker.confirm.value, names, recipient_keys(config))
+        while True:
+            try:
+                await amqp.declare_topology(broker.confirm.value, names, recipient_keys(config))
+                break
+            except amqp.QueueTypeMismatch as exc:
+                log.error(
+                    "queues_not_quorum",
+                    count=len(exc.queues),
+                    queues=exc.queues[:20],
+                    fix="watchcentre broker migrate-queues",
+                    retry_in_s=QUEUE_TYPE_RECHECK_S,
+                )
+                await asyncio.sleep(QUEUE_TYPE_RECHECK_S)
         broker.inbound.bind(await amqp.declare_inbound(broker.consume.value, names))
         yield
 

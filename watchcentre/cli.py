@@ -32,12 +32,12 @@ async def _publish(settings: Settings, bodies: Iterable[bytes], total: int | Non
     import aio_pika
     from rich.progress import Progress
 
-    from watchcentre.adapters.amqp import Names
+    from watchcentre.adapters.amqp import Names, connect, user_of
 
     names = Names(settings.amqp_prefix)
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    connection = await connect(settings.amqp_urls(), f"{settings.instance_name}-publish")
     sent = 0
-    user = connection.url.user
+    user = user_of(connection)
     async with connection:
         # P.intake (declared by the service) is where a provisioned sender may publish; before the
         # service ever ran, only P.inbound through the default exchange (guest, development) exists.
@@ -168,7 +168,7 @@ async def _dead(settings: Settings, args: argparse.Namespace) -> int:
 
     names = amqp.Names(settings.amqp_prefix)
     if args.dead_command == "list":
-        connection = await amqp.connect(settings.amqp_url.get_secret_value(), f"{settings.instance_name}-cli")
+        connection = await amqp.connect(settings.amqp_urls(), f"{settings.instance_name}-cli")
         try:
             letters = await amqp.list_dead(connection, names, args.limit)
         finally:
@@ -215,7 +215,7 @@ async def _dead(settings: Settings, args: argparse.Namespace) -> int:
         events.extend(await store.append_audit([event]))
 
     try:
-        connection = await amqp.connect(settings.amqp_url.get_secret_value(), f"{settings.instance_name}-cli")
+        connection = await amqp.connect(settings.amqp_urls(), f"{settings.instance_name}-cli")
         try:
             replayed = await amqp.replay_dead(connection, names, None if args.all else set(args.ids), record)
             for e in events:

@@ -1,4 +1,7 @@
-"""`watchcentre broker provision`: one RabbitMQ user per post and unit (plus the centre's, the
+"""`watchcentre broker migrate-queues`: delivery queues of another type (classic) moved over to
+quorum queues, messages kept (adapters/amqp/migrate.py; docs/operations.md).
+
+`watchcentre broker provision`: one RabbitMQ user per post and unit (plus the centre's, the
 gateways' and the service's own, from config/broker.yaml), each with the least permissions it needs
 (core/senders.py `grants`), through the management API (adapters/rabbitmq_admin.py).
 
@@ -44,7 +47,7 @@ async def _provision(settings: Settings, args: argparse.Namespace) -> int:
     created = rotated = kept = 0
     try:
         async with RabbitAdmin(
-            settings.broker_admin_url.get_secret_value(), vhost_of(settings.amqp_url.get_secret_value())
+            settings.broker_admin_url.get_secret_value(), vhost_of(settings.amqp_urls()[0])
         ) as admin:
             for grant in plan:
                 rotate = args.rotate_all or grant.user in args.rotate
@@ -72,14 +75,48 @@ async def _provision(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _migrate(settings: Settings) -> int:
+    from watchcentre.adapters import amqp
+    from watchcentre.adapters.config_files import ConfigError, load_config
+    from watchcentre.bootstrap import recipient_keys
+    from watchcentre.core.ports import TransientError
+
+    try:
+        config = load_config(settings.config_dir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    names = amqp.Names(settings.amqp_prefix)
+    try:
+        connection = await amqp.connect(settings.amqp_urls(), f"{settings.instance_name}-migrate")
+    except TransientError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        channel = await connection.channel()
+        await amqp.declare_exchanges(channel, names)
+        done = await amqp.migrate_queues(connection, amqp.delivery_queues(names, recipient_keys(config)))
+    except amqp.MigrationRefused as exc:
+        print(f"migration stopped: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await connection.close()
+    for m in done:
+        sys.stdout.write(orjson.dumps({"queue": m.queue, "messages": m.messages}).decode() + "\n")
+    print(f"{len(done)} queue(s) migrated to quorum queues; the others were already right", file=sys.stderr)
+    return 0
+
+
 def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.broker_command == "migrate-queues":
+        return asyncio.run(_migrate(settings))
     return asyncio.run(_provision(settings, args))
 
 
 def register(sub: Any) -> None:
-    broker = sub.add_parser("broker", help="provision the broker's users").add_subparsers(
-        dest="broker_command", required=True
-    )
+    broker = sub.add_parser(
+        "broker", help="provision the broker's users; migrate queues to quorum"
+    ).add_subparsers(dest="broker_command", required=True)
     p = broker.add_parser(
         "provision",
         help="create a RabbitMQ user per post, unit, centre user, gateway and the service, with least permissions",
@@ -89,3 +126,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--rotate-all", action="store_true", help="give every user a new password")
     p.set_defaults(fn=cmd_broker)
+    broker.add_parser(
+        "migrate-queues",
+        help="re-create classic delivery queues as quorum queues, messages kept (every instance stopped)",
+    ).set_defaults(fn=cmd_broker)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+import re
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WATCHCENTRE_", extra="ignore")
 
-    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="one broker address, or the nodes of one cluster separated by commas (same user, "
+        "same vhost): the service connects to the first that answers and moves to the next when one goes",
+    )
     amqp_prefix: str = Field(default="watchcentre", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     instance_name: str = Field(
         default="watchcentre",
@@ -100,8 +107,23 @@ class Settings(BaseSettings):
         description="seconds between two checkpoints (written when the head moved)",
     )
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _one_user_one_vhost(cls, value: SecretStr) -> SecretStr:
+        urls = split_urls(value.get_secret_value())
+        parts = [urlsplit(u) for u in urls]
+        if any(p.scheme not in ("amqp", "amqps") or not p.hostname or "://" in p.path for p in parts):
+            raise ValueError("every address must be amqp://… or amqps://… with a host, separated by commas")
+        if len({(p.username, p.path or "/") for p in parts}) > 1:
+            raise ValueError("the addresses of one cluster must name the same user and the same vhost")
+        return value
+
+    def amqp_urls(self) -> list[str]:
+        """The broker addresses, in the order given (one for a single broker)."""
+        return split_urls(self.amqp_url.get_secret_value())
+
     def redacted_amqp_url(self) -> str:
-        return redact(self.amqp_url.get_secret_value())
+        return ",".join(redact(u) for u in self.amqp_urls())
 
     def redacted_database_url(self) -> str:
         return redact(self.database_url.get_secret_value())
@@ -115,3 +137,12 @@ def redact(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+_NEXT_ADDRESS = re.compile(r"\s*,\s*(?=amqps?://)", re.I)
+
+
+def split_urls(value: str) -> list[str]:
+    """`amqp://a/,amqp://b/` → both. A comma splits only before a scheme, so a password that holds
+    a comma (legal in a URL's user information) does not split an address."""
+    return [u for u in _NEXT_ADDRESS.split(value.strip()) if u]

@@ -74,15 +74,16 @@ class Instance:
 class Broker:
     """A test's own connection to RabbitMQ: publish inputs, read queues, watch events."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, url: str = AMQP_URL) -> None:
         self.prefix = prefix
+        self.url = url
         self.connection: aio_pika.abc.AbstractConnection | None = None
         self.channel: AbstractChannel | None = None
         self.events: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
 
     async def open(self) -> Broker:
-        self.connection = await aio_pika.connect(AMQP_URL)
+        self.connection = await aio_pika.connect(self.url)
         self.channel = await self.connection.channel(publisher_confirms=True)
         return self
 

@@ -48,9 +48,10 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 async def test_a_start_that_fails_on_the_topology_closes_the_store_and_the_connection(
     service_settings: Settings, broker: Broker, opened: dict[str, Any]
 ) -> None:
-    # Someone declared the intake queue by hand, with other arguments: the broker refuses ours.
+    # Someone declared the routed exchange by hand, of another type: the broker refuses ours.
+    # (A queue of another type makes the service wait instead: test_queue_types.py.)
     assert broker.channel is not None
-    await broker.channel.declare_queue(f"{broker.prefix}.inbound", durable=True)
+    await broker.channel.declare_exchange(f"{broker.prefix}.routed", "fanout", durable=True)
     runner = web.AppRunner(await bootstrap.build_app(service_settings))
     try:
         with pytest.raises(ChannelPreconditionFailed):  # what `watchcentre serve` exits on, non-zero

@@ -1,5 +1,5 @@
 """RabbitMQ through aio-pika, one module per job: the connection (connect), the names and topology
-(topology), the confirmed publisher (publisher), the intake consumer (consumer), dead letters and
+(topology), moving queues of another type over to quorum (migrate), the confirmed publisher (publisher), the intake consumer (consumer), dead letters and
 the `watchcentre dead` command (dead_letters), the console's dead-letter port (dead_letter_port),
 the live event feed (feed) and queue depths for /metrics (depths)."""
 
@@ -17,6 +17,7 @@ from watchcentre.adapters.amqp.dead_letters import (
 )
 from watchcentre.adapters.amqp.depths import queue_depths
 from watchcentre.adapters.amqp.feed import EventFeed, EventListener
+from watchcentre.adapters.amqp.migrate import Migrated, MigrationRefused, migrate_queues
 from watchcentre.adapters.amqp.publisher import (
     ERROR_HEADER,
     NO_ROUTE,
@@ -24,7 +25,18 @@ from watchcentre.adapters.amqp.publisher import (
     PUBLISH_TIMEOUT_S,
     AmqpPublisher,
 )
-from watchcentre.adapters.amqp.topology import DELIVERY_LIMIT, Names, declare_inbound, declare_topology
+from watchcentre.adapters.amqp.topology import (
+    DELIVERY_LIMIT,
+    QUORUM,
+    DeliveryQueue,
+    Names,
+    QueueTypeMismatch,
+    declare_exchanges,
+    declare_inbound,
+    declare_topology,
+    delivery_queues,
+    inbound_arguments,
+)
 
 __all__ = [
     "DELIVERY_LIMIT",
@@ -32,23 +44,32 @@ __all__ = [
     "NO_ROUTE",
     "PERSISTENT",
     "PUBLISH_TIMEOUT_S",
+    "QUORUM",
     "RECONNECT_INTERVAL_S",
     "REPLAYED_HEADER",
     "AmqpConsumer",
     "AmqpDeadLetters",
     "AmqpPublisher",
     "DeadLetter",
+    "DeliveryQueue",
     "EventFeed",
     "EventListener",
     "Handler",
+    "Migrated",
+    "MigrationRefused",
     "Names",
+    "QueueTypeMismatch",
     "announce",
     "connect",
     "dead_letter_id",
     "dead_letter_info",
+    "declare_exchanges",
     "declare_inbound",
     "declare_topology",
+    "delivery_queues",
+    "inbound_arguments",
     "list_dead",
+    "migrate_queues",
     "queue_depths",
     "replay_dead",
     "user_of",

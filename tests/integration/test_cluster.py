@@ -1,0 +1,184 @@
+"""A real three-node RabbitMQ cluster (issue 16): a backlog drains through it while the node that
+leads `P.inbound` (and holds the service's connection) is stopped; nothing is lost, nothing is
+routed twice, and routing resumes within 10 s.
+
+The cluster is private to the test (tests/integration/cluster.py: its own node names, ports and
+directories), so a node can really be stopped on this shared machine. `pytest -s` prints the
+figures (`[cluster]` lines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.integration.cluster import Cluster, rabbitmq_script
+from tests.integration.harness import Broker
+from tests.integration.processes import ServeProcess, poll_until
+from tests.integration.test_reliability import (
+    KEYS,
+    async_true,
+    check_promise,
+    inbound_is_empty,
+    publish_all,
+    serve,
+    settled,
+    stream,
+    wait_settled,
+)
+from tests.integration.test_reliability import procs as procs  # fixtures, used by name
+from tests.integration.test_reliability import schema as schema
+
+BACKLOG = int(os.environ.get("WATCHCENTRE_CLUSTER_MESSAGES", "3000"))
+PREFETCH = 50
+"""Small, so that "routing resumed" can be told from in-flight work finishing: past the count settled
+when the node was gone, more than PREFETCH new settlements need at least one new delivery."""
+RESUME_WITHIN_S = 10.0
+
+pytestmark = pytest.mark.skipif(
+    rabbitmq_script("rabbitmq-server") is None, reason="rabbitmq-server not installed"
+)
+
+
+def report(line: str) -> None:
+    print(f"[cluster] {line}", file=sys.stderr)
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    # a short path: Erlang and the node's own files live under it
+    c = Cluster(Path(f"/tmp/wc-cluster-{secrets.token_hex(4)}"))
+    try:
+        started = time.monotonic()
+        c.start()
+        report(f"3 nodes started and clustered in {time.monotonic() - started:.1f}s")
+        yield c
+    finally:
+        c.close()  # every node stopped (killed if need be), the directory removed
+
+
+@pytest.fixture
+async def on_cluster(cluster: Cluster) -> AsyncIterator[tuple[Cluster, str, Broker]]:
+    prefix = f"wcc-{secrets.token_hex(4)}"
+    declarer = await Broker(prefix, cluster.nodes[0].url).open()
+    try:
+        await declarer.declare_topology()  # P.inbound is led by the node it is declared through
+    finally:
+        assert declarer.connection is not None
+        await declarer.connection.close()
+    leader = cluster.leader_of(f"{prefix}.inbound")
+    # the test speaks to a node that stays up; the service starts on the leader
+    other = next(n for n in cluster.nodes if n is not leader)
+    broker = await Broker(prefix, other.url).open()
+    try:
+        yield cluster, prefix, broker
+    finally:
+        assert broker.connection is not None
+        await broker.connection.close()
+
+
+async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_is_stopped(
+    on_cluster: tuple[Cluster, str, Broker],
+    schema: str,
+    procs: list[ServeProcess],
+    tmp_path: Path,
+) -> None:
+    cluster, prefix, broker = on_cluster
+    n = BACKLOG
+    bodies = stream(n, f"cluster-{prefix}")
+    await publish_all(broker, bodies)
+    leader = cluster.leader_of(f"{prefix}.inbound")
+    addresses = [leader.url, *(node.url for node in cluster.nodes if node is not leader)]
+    proc = serve(
+        procs,
+        tmp_path,
+        prefix,
+        schema,
+        amqp_url=",".join(addresses),
+        extra_env={"WATCHCENTRE_PREFETCH": str(PREFETCH)},
+    )
+    started = time.monotonic()
+    await proc.start()
+    await wait_settled(schema, n // 3, within=60)
+
+    # the settled count, sampled all along the stop: the longest time without a new settlement is
+    # what an operator would see of the failover
+    samples: list[tuple[float, int]] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append((time.monotonic(), await settled(schema)))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    await poll_until(async_true(lambda: len(samples) >= 2), 10, "sampling")
+    stop_at = time.monotonic()
+    before = await settled(schema)
+    await asyncio.to_thread(cluster.stop, leader)  # returns once the node's VM has exited
+    gone_at = time.monotonic()
+    gone = await settled(schema)
+
+    async def routing_again() -> bool:
+        return await settled(schema) > gone + PREFETCH
+
+    await poll_until(routing_again, 60, "routing resumed after the leader node stopped")
+    resumed_at = time.monotonic()
+    resumed_s = resumed_at - gone_at
+    await poll_until(async_true(lambda: samples[-1][0] > resumed_at), 10, "a sample after the resumption")
+    sampler.cancel()
+    stopped_s = gone_at - stop_at
+    progress = [t for (_, prev), (t, c) in itertools.pairwise(samples) if c > prev]
+    marks = [stop_at, *(t for t in progress if t > stop_at), samples[-1][0]]
+    stall_s = max(b - a for a, b in itertools.pairwise(marks))
+    new_leader = await asyncio.to_thread(cluster.leader_of, f"{prefix}.inbound")
+
+    await wait_settled(schema, n, within=60)
+    await poll_until(lambda: inbound_is_empty(broker), 60, "P.inbound drained")
+    code, _ = await proc.terminate()
+    assert code == 0
+    drained_s = time.monotonic() - started
+    copies = await recipient_copies(broker)
+    v = await check_promise(broker, schema, bodies, copies)
+
+    # nothing routed twice in the recipients' queues either: every copy one recipient holds of one
+    # input has the same deterministic id (a redundant copy is the same copy again, see guarantees.md)
+    ids: dict[tuple[str, str, str], set[str | None]] = {}
+    for key, messages in copies.items():
+        for m in messages:
+            c = orjson.loads(m.body)
+            ids.setdefault((c["sender"], c["message_id"], key), set()).add(m.message_id)
+    assert all(len(s) == 1 for s in ids.values())
+
+    moved = proc.log_lines("broker_address_next")
+    connected = proc.log_lines("broker_connected")
+    renewed = proc.log_lines("confirm_channel_renewed")
+    report(
+        f"{n} inputs; stopped the P.inbound leader {leader.name} at {before} settled (the stop took "
+        f"{stopped_s:.1f}s; new leader {new_leader.name}); longest time without a settlement from the stop "
+        f"on {stall_s:.2f}s; routing resumed {resumed_s:.2f}s after the node was gone; drained in "
+        f"{drained_s:.1f}s; {v.routed} routed + {v.dead} dead = {v.routed + v.dead}; "
+        f"redundant copies {v.redundant_copies} of {v.copies}; service moved address {len(moved)}x, "
+        f"connected {len(connected)}x; confirm channel renewed after a nack {len(renewed)}x"
+    )
+    assert v.routed + v.dead == n
+    # only the inputs from an unknown sender are dead: none was dead-lettered by the broker's delivery
+    # limit for having been handed back again and again during the failover
+    assert v.dead == sum(1 for b in bodies if orjson.loads(b)["sender"] == "nobody")
+    assert new_leader is not leader
+    assert moved and len(connected) >= 2, "the service did not reconnect to another node"
+    assert stall_s <= RESUME_WITHIN_S, f"no input settled for {stall_s:.2f}s during the failover"
+    assert resumed_s <= RESUME_WITHIN_S, f"routing resumed {resumed_s:.2f}s after the node was gone"
+
+
+async def recipient_copies(broker: Broker) -> dict[str, list[object]]:
+    """Every copy in the recipients' queues, taken out (check_promise reads them from here)."""
+    return {key: list(await broker.drain(key)) for key in KEYS}
