@@ -567,6 +567,74 @@ async def machine_info() -> dict[str, Any]:
     }
 
 
+# -- CPU per input --------------------------------------------------------------------------------
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int, waited: bool = False) -> float | None:
+    """utime + stime of one process (every thread), in seconds, from /proc/<pid>/stat; `waited`:
+    and of its children that ended (PostgreSQL's backends, reaped by the postmaster)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = sum(int(f) for f in fields[11 : 15 if waited else 13])
+    return ticks * _TICK_S
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[1].rsplit(":", 1)[1] == f"{port:04X}" and cols[3] == "0A":  # LISTEN
+                    inodes.add(cols[9])
+    return inodes
+
+
+@cache
+def server_pids(port: int) -> tuple[int, ...]:
+    """The process listening on 127.0.0.1:`port` and its children (PostgreSQL's backends): only
+    the server this benchmark uses, not another broker or database on the same machine."""
+    sockets = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    owner = None
+    for entry in Path("/proc").iterdir():
+        if owner is None and entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
+                    owner = int(entry.name)
+    return (owner,) if owner is not None else ()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(entry.joinpath("stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+CPU_PORTS = {"broker": 5672, "postgres": 5432}
+"""The shared servers whose CPU is counted per input, by the port they listen on (the whole
+process, and for PostgreSQL its backends: other work on the same server in the same window is
+counted too)."""
+
+
+def cpu_snapshot(router_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the router process, the broker and PostgreSQL (with its backends)."""
+    snap = {"router": cpu_s(router_pid) or 0.0}
+    for owner, port in CPU_PORTS.items():
+        tops = server_pids(port)
+        snap[owner] = sum(cpu_s(top, waited=True) or 0.0 for top in tops) + sum(
+            cpu_s(child) or 0.0 for top in tops for child in _children(top)
+        )
+    return snap
+
+
 @dataclass
 class Drained:
     """How a drain went: timings from queue polling, and what ended where."""
@@ -577,10 +645,16 @@ class Drained:
     dead: int
     peak_rss_mb: float | None
     samples: list[tuple[float, int, float | None]] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per input, from first consumption to the last copy: router, broker, postgres."""
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def copy_rate(self) -> float:
+        return self.copies / self.seconds if self.seconds > 0 else float("inf")
 
 
 async def watch_drain(
@@ -606,6 +680,7 @@ async def watch_drain(
     last_ready, last_change = n, t0
     samples: list[tuple[float, int, float | None]] = []
     next_rss = t0
+    cpu_before = cpu_snapshot(proc.pid)  # replaced at the first consumption
     with progress() as bar:
         task = bar.add_task(f"{label}: drained", total=n)
         while True:
@@ -619,6 +694,7 @@ async def watch_drain(
                     t_first = (before_start + now) / 2 if before_start else now
                 else:
                     before_start = now
+                    cpu_before = cpu_snapshot(proc.pid)
             if rss_every is not None and now >= next_rss:
                 rss = proc.status_kb("VmRSS")
                 samples.append((now - t0, n - ready, rss / 1024 if rss else None))
@@ -637,12 +713,14 @@ async def watch_drain(
     assert t_first is not None
     # The tail: the last prefetched messages are in flight; wait for their copies.
     copies, before_end, t_last = -1, time.perf_counter(), time.perf_counter()
+    cpu_after = cpu_snapshot(proc.pid)
     while True:
         tick = time.perf_counter()
         total = await broker.total(posts)
         now = time.perf_counter()
         if total != copies:
             copies, t_last = total, (before_end + now) / 2
+            cpu_after = cpu_snapshot(proc.pid)
         before_end = now
         if exact_copies and copies >= n:
             break
@@ -660,4 +738,5 @@ async def watch_drain(
         dead=max(0, await broker.depth(broker.names.dead)),
         peak_rss_mb=hwm / 1024 if hwm else None,
         samples=samples,
+        cpu_ms={k: (cpu_after[k] - cpu_before[k]) * 1000 / n for k in cpu_after},
     )

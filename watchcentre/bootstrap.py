@@ -66,6 +66,7 @@ from watchcentre.service import (
     ServiceSettings,
     Submissions,
 )
+from watchcentre.service.outbox import announcing
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
 
@@ -253,7 +254,7 @@ def build_service(
         lambda cases: store.open_cases(cases), max_batch=max_batch, name="open-cases"
     )
     committer: Batcher[Outcome, list[AuditEvent] | None] = Batcher(
-        lambda outcomes: store.save_batch(outcomes),
+        announcing(lambda outcomes: store.save_batch(outcomes), publisher),
         max_batch=max_batch,
         name="commit",
         on_flush=metrics.committed,
@@ -429,7 +430,7 @@ async def build_app(settings: Settings) -> web.Application:
         _batching(service),
         _consuming(runtime),
         _scheduling(scheduler),
-        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES)),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES, lambda: hub.listening)),
     ):
         app.cleanup_ctx.append(ctx)
     return app

@@ -244,7 +244,9 @@ class CaseDesk:
         headers = {"x-watchcentre-sender": sender, "x-watchcentre-message-id": message_id}
         if case.handling:
             headers["x-watchcentre-handling"] = case.handling
-        copies = [OutboundCopy(r, copy_id(sender, message_id, r), raw, headers) for r in recipients]
+        copies = (
+            [OutboundCopy(tuple(recipients), copy_id(sender, message_id), raw, headers)] if recipients else []
+        )
         try:
             await self.publisher.publish_routed(copies)
         except Exception as exc:
@@ -328,7 +330,7 @@ class CaseDesk:
             "x-watchcentre-message-id": message_id,
             "x-watchcentre-event": event.type,
         }
-        return OutboundCopy(TRIAGE, copy_id(CENTRE, message_id, TRIAGE), orjson.dumps(body), headers, 5)
+        return OutboundCopy((TRIAGE,), copy_id(CENTRE, message_id), orjson.dumps(body), headers, 5)
 
 
 class DeadlineScheduler:

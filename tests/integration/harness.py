@@ -102,7 +102,7 @@ class Broker:
 
         async def on_event(msg: AbstractIncomingMessage) -> None:
             async with self._changed:
-                self.events.append(orjson.loads(msg.body))
+                self.events.extend(orjson.loads(msg.body))  # one committed batch: an array of records
                 self._changed.notify_all()
 
         await q.consume(on_event, no_ack=True)

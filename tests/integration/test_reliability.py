@@ -203,13 +203,13 @@ async def check_promise(
         reason = (m.headers or {}).get("x-watchcentre-error")
         dead.setdefault(m.body, []).append(str(reason) if reason else None)
     delivered: dict[tuple[str, str], set[str]] = {}
-    amqp_ids: Counter[str | None] = Counter()
+    amqp_ids: Counter[tuple[str, str | None]] = Counter()  # a recipient deduplicates in its own queue
     v = Verdict()
     for key in KEYS:
         for m in [*(taken or {}).get(key, []), *await broker.drain(key)]:
             copy = orjson.loads(m.body)
             delivered.setdefault((copy["sender"], copy["message_id"]), set()).add(key)
-            amqp_ids[m.message_id] += 1
+            amqp_ids[key, m.message_id] += 1
             v.copies += 1
     v.redundant_copies = sum(c - 1 for c in amqp_ids.values())
     v.redundant_dead = sum(len(r) - 1 for r in dead.values())

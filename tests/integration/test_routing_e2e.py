@@ -37,7 +37,7 @@ async def test_a_request_about_one_country_lands_in_that_posts_queue(
     assert copy["routing"]["countries"] == ["MA"]
     assert copy["routing"]["crime_types"][0] == "drug_trafficking"
     assert any("Tanger" in line for line in copy["routing"]["explanation"])
-    assert copies[0].message_id == copy_id("ofast", env["message_id"], "post.rabat")
+    assert copies[0].message_id == copy_id("ofast", env["message_id"])
     assert copies[0].delivery_mode == 2  # persistent
     types = [e["type"] for e in broker.events if e["message_id"] == env["message_id"]]
     assert types == ["received", "classified", "routed"]
@@ -53,9 +53,15 @@ async def test_several_countries_fan_out_to_each_post(service_settings: Settings
     async with running(service_settings):
         await broker.publish(env)
         await broker.wait_events(lambda ev: settled(ev, 1))
-    for post in ("ankara", "athens", "rome", "tirana"):
-        got = await broker.drain(f"post.{post}")
+    posts = ("ankara", "athens", "rome", "tirana")
+    copies = {post: await broker.drain(f"post.{post}") for post in posts}
+    for post, got in copies.items():
+        # exactly one copy each, the same AMQP id in every queue, a body naming every recipient,
+        # and the other recipients' keys (BCC) stripped by the broker
         assert [orjson.loads(m.body)["message_id"] for m in got] == [env["message_id"]], post
+        assert got[0].message_id == copy_id("oltim", env["message_id"]), post
+        assert {f"post.{p}" for p in posts} <= set(orjson.loads(got[0].body)["routing"]["recipients"])
+        assert "BCC" not in (got[0].headers or {}) and "CC" not in (got[0].headers or {}), post
 
 
 async def test_a_posts_reply_goes_back_to_the_requesting_unit_and_the_centre(

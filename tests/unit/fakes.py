@@ -163,6 +163,7 @@ class FakePublisher:
         self.routed: list[OutboundCopy] = []
         self.dead: list[DeadLetter] = []
         self.events: list[AuditEvent] = []
+        self.event_messages = 0  # P.events messages: one per call
         self.replies: list[Reply] = []
         self.down = False
 
@@ -177,6 +178,7 @@ class FakePublisher:
     async def publish_events(self, events: Sequence[AuditEvent]) -> None:
         await _io(self)
         self.events.extend(events)
+        self.event_messages += 1
 
     async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
         await _io(self)
@@ -185,7 +187,7 @@ class FakePublisher:
     def copies_to(self, recipient: str) -> list[dict[str, Any]]:
         """The routed copies in one recipient's queue, decoded (with `_id`, the AMQP message_id)."""
         return [
-            {**orjson.loads(c.body), "_id": c.message_id} for c in self.routed if c.routing_key == recipient
+            {**orjson.loads(c.body), "_id": c.message_id} for c in self.routed if recipient in c.routing_keys
         ]
 
 

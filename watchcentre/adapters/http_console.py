@@ -123,6 +123,11 @@ class FeedHub:
         self._clients: set[FeedClient] = set()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def listening(self) -> bool:
+        """Some page is open on this instance (else the feed need not decode `P.events`)."""
+        return bool(self._clients)
+
     def dispatch(self, event: dict[str, Any]) -> None:
         """Called for each event from `P.events` (any instance's)."""
         kind = event.get("type")

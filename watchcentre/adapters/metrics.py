@@ -298,7 +298,9 @@ class MeteredPublisher:
     async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
         started = time.perf_counter()
         await self._inner.publish_routed(copies)
-        self._metrics.published(time.perf_counter() - started, [c.routing_key for c in copies])
+        self._metrics.published(
+            time.perf_counter() - started, [key for c in copies for key in c.routing_keys]
+        )
 
     async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:
         await self._inner.publish_dead(body, reason, headers)

@@ -88,9 +88,12 @@ class TransientError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class OutboundCopy:
-    """One persistent copy to publish on the routed exchange."""
+    """One persistent message on the routed exchange that puts one copy in each recipient's queue
+    (`routing_keys`): one publish and one confirm whatever the fan-out. Every copy has the same body
+    (which names all the recipients) and the same AMQP message_id; recipients drop a copy whose id
+    they have seen, each in its own queue."""
 
-    routing_key: str
+    routing_keys: tuple[str, ...]
     message_id: str
     body: bytes
     headers: Mapping[str, str]
@@ -128,7 +131,8 @@ class Delivery(Protocol):
 
 class Publisher(Protocol):
     async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
-        """Publish persistent copies; return only when the broker has confirmed every one."""
+        """Publish persistent copies, each to all its recipients; return only when the broker has
+        confirmed every one, each delivered to at least one queue."""
         ...
 
     async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:

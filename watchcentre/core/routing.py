@@ -188,7 +188,8 @@ def _without(why: list[str], withheld: Sequence[str]) -> list[str]:
     return [w for w in why if not any(w.startswith(f"to {r}:") for r in withheld)]
 
 
-def copy_id(sender: str, message_id: str, recipient: str, revision: int = 0) -> str:
-    """Deterministic AMQP message_id of a routed copy: a recipient drops a copy it has seen."""
-    h = hashlib.sha256(f"{sender}\x00{message_id}\x00{recipient}\x00{revision}".encode()).hexdigest()
+def copy_id(sender: str, message_id: str, revision: int = 0) -> str:
+    """Deterministic AMQP message_id of the routed copies of one input (or of one manual routing,
+    `revision`), the same in every recipient's queue: a recipient drops a copy it has seen."""
+    h = hashlib.sha256(f"{sender}\x00{message_id}\x00{revision}".encode()).hexdigest()
     return h[:32]

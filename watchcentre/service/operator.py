@@ -175,7 +175,7 @@ class OperatorCommands:
         (sender, message_id), now = key, self.outbox.clock.now()
         details: dict[str, object] = {
             "recipients": routing.recipients,
-            "copies": {c.routing_key: c.message_id for c in copies},
+            "copies": {key: c.message_id for c in copies for key in c.routing_keys},
             "confirmed": True,
             "manual": True,
             "reason": reason.strip(),

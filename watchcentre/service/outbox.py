@@ -1,5 +1,6 @@
 """What every path out of the service shares: the routed copies and their audit events, the group
-commit, dead-lettering with its `rejected` record, and the live feed."""
+commit (which announces each committed batch on the live feed in one message), dead-lettering with
+its `rejected` record."""
 
 from __future__ import annotations
 
@@ -28,6 +29,30 @@ log = structlog.get_logger("watchcentre.service")
 Commit = Callable[[Outcome], Awaitable[list[AuditEvent] | None]]
 """Records one outcome with its audit events (through the group commit); None: a duplicate."""
 
+SaveBatch = Callable[[Sequence[Outcome]], Awaitable[Sequence[list[AuditEvent] | None]]]
+
+
+def announcing(save: SaveBatch, publisher: Publisher) -> SaveBatch:
+    """The group commit's flush: `save` a batch of outcomes, then announce every event it committed
+    in one `P.events` message (not one per record, nor one per input)."""
+
+    async def flush(outcomes: Sequence[Outcome]) -> Sequence[list[AuditEvent] | None]:
+        committed = await save(outcomes)
+        await announce(publisher, [e for events in committed if events for e in events])
+        return committed
+
+    return flush
+
+
+async def announce(publisher: Publisher, events: Sequence[AuditEvent]) -> None:
+    """Committed events on the live feed, best effort: the audit store is the record."""
+    if not events:
+        return
+    try:
+        await publisher.publish_events(events)
+    except Exception as exc:
+        log.warning("event_publish_failed", error=repr(exc))
+
 
 class Outbox:
     def __init__(
@@ -40,8 +65,10 @@ class Outbox:
         self.clock = clock
 
     def copies(self, env: Envelope, routing: Routing, revision: int = 0) -> list[OutboundCopy]:
-        """One copy per recipient; its AMQP message_id is deterministic per (recipient, revision), so
-        a retry republishes the same ids and recipients drop the second."""
+        """One published message for every recipient: the body (which names them all in `routing`)
+        and the headers are the same for each, so one publish puts a copy in each recipient's queue.
+        Its AMQP message_id is deterministic per (input, revision): a retry republishes the same id
+        and each recipient drops the second copy in its own queue."""
         body = orjson.dumps({**env.model_dump(mode="json"), "routing": routing.model_dump(mode="json")})
         headers = {
             "x-watchcentre-sender": env.sender,
@@ -53,10 +80,10 @@ class Outbox:
         if env.handling:
             headers["x-watchcentre-handling"] = env.handling  # the marking, readable without parsing the body
         prio = 5 if env.priority is Priority.URGENT else 0
-        return [
-            OutboundCopy(key, copy_id(env.sender, env.message_id, key, revision), body, headers, prio)
-            for key in routing.recipients
-        ]
+        if not routing.recipients:
+            return []
+        keys = tuple(routing.recipients)
+        return [OutboundCopy(keys, copy_id(env.sender, env.message_id, revision), body, headers, prio)]
 
     async def deliver(
         self,
@@ -67,8 +94,9 @@ class Outbox:
         received_at: datetime,
         extra: Sequence[AuditEvent] = (),
     ) -> str | None:
-        """Publish the copies (confirmed), then commit the message with its events and `extra`; the
-        status, or None when a concurrent duplicate was recorded first."""
+        """Publish the copies (confirmed), then commit the message with its events and `extra` (the
+        group commit announces them); the status, or None when a concurrent duplicate was recorded
+        first."""
         copies = self.copies(env, routing)
         await self.publisher.publish_routed(copies)
         events = [*self._accepted_events(env, routing, status, reference, received_at, copies), *extra]
@@ -87,7 +115,6 @@ class Outbox:
             recipients=routing.recipients,
             confidence=routing.confidence,
         )
-        await self.announce(committed)
         return status.value
 
     def _accepted_events(
@@ -130,7 +157,7 @@ class Outbox:
                 actor=SYSTEM_ACTOR,
                 details={
                     "recipients": routing.recipients,
-                    "copies": {c.routing_key: c.message_id for c in copies},
+                    "copies": {key: c.message_id for c in copies for key in c.routing_keys},
                     "confirmed": True,
                 },
                 **ids,
@@ -160,7 +187,7 @@ class Outbox:
             reference=reference,
             details={"field": rejection.field, "problem": rejection.problem, "size": len(raw)},
         )
-        committed = await self.commit(Rejected(raw, rejection, now, [event]))
+        await self.commit(Rejected(raw, rejection, now, [event]))  # announced by the group commit
         self.metrics.rejected(rejection.field)
         log.info(
             "rejected",
@@ -169,11 +196,7 @@ class Outbox:
             field=rejection.field,
             problem=rejection.problem,
         )
-        if committed:
-            await self.announce(committed)
 
     async def announce(self, events: Sequence[AuditEvent]) -> None:
-        try:
-            await self.publisher.publish_events(events)
-        except Exception as exc:  # the audit is committed; the live feed is best effort
-            log.warning("event_publish_failed", error=repr(exc))
+        """Events committed outside the group commit (an operator's), in one message."""
+        await announce(self.publisher, events)

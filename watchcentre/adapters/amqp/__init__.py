@@ -20,6 +20,7 @@ from watchcentre.adapters.amqp.feed import EventFeed, EventListener
 from watchcentre.adapters.amqp.migrate import Migrated, MigrationRefused, migrate_queues
 from watchcentre.adapters.amqp.publisher import (
     ERROR_HEADER,
+    EVENTS_BATCH,
     NO_ROUTE,
     PERSISTENT,
     PUBLISH_TIMEOUT_S,
@@ -41,6 +42,7 @@ from watchcentre.adapters.amqp.topology import (
 __all__ = [
     "DELIVERY_LIMIT",
     "ERROR_HEADER",
+    "EVENTS_BATCH",
     "NO_ROUTE",
     "PERSISTENT",
     "PUBLISH_TIMEOUT_S",

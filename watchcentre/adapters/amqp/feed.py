@@ -12,17 +12,19 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from watchcentre.adapters.amqp.connect import CHANNEL_GONE
+from watchcentre.adapters.amqp.publisher import EVENTS_BATCH
 from watchcentre.adapters.amqp.topology import Names
 
 EventListener = Callable[[dict[str, Any]], None]
 
 
 class EventFeed:
-    """This instance's subscription to `P.events`: one exclusive, auto-delete queue bound to every
-    event type, on a robust channel (re-declared and re-consumed after a reconnection). Each event
-    (a JSON audit record) is handed to `listener`. Every instance has its own queue, so each sees
-    every event, whichever instance committed it. The queue is bound to `event_types` only: the
-    broker does not deliver (and this process does not parse) the others, about four per message."""
+    """This instance's subscription to `P.events`: one exclusive, auto-delete queue on a robust
+    channel (re-declared and re-consumed after a reconnection). Each `P.events` message is a JSON
+    array of audit records (one committed batch, routing key `batch`); each record whose type is in
+    `event_types` is handed to `listener`, one at a time. Every instance has its own queue, so each
+    sees every event, whichever instance committed it. While `listening()` is false (no console
+    page open on this instance), messages are dropped undecoded: pages back-fill from the store."""
 
     def __init__(
         self,
@@ -30,11 +32,14 @@ class EventFeed:
         names: Names,
         listener: EventListener,
         event_types: Iterable[str] = ("#",),
+        listening: Callable[[], bool] = lambda: True,
     ) -> None:
         self._connection = connection
         self._names = names
         self._listener = listener
-        self._event_types = sorted(set(event_types))
+        self._listening = listening  # False: nobody to hand events to (no page open), skip decoding
+        types = frozenset(event_types)
+        self._wanted: Callable[[object], bool] = (lambda _: True) if "#" in types else types.__contains__
         self._channel: AbstractChannel | None = None
 
     async def start(self) -> None:
@@ -51,16 +56,18 @@ class EventFeed:
             auto_delete=True,
             arguments={"x-max-length": 100_000},
         )
-        for event_type in self._event_types:
-            await queue.bind(exchange, routing_key=event_type)
+        await queue.bind(exchange, routing_key=EVENTS_BATCH)
 
         async def on_event(message: AbstractIncomingMessage) -> None:
+            if not self._listening():
+                return
             try:
-                event = orjson.loads(message.body)
+                events = orjson.loads(message.body)
             except orjson.JSONDecodeError:
                 return
-            if isinstance(event, dict):
-                self._listener(event)
+            for event in events if isinstance(events, list) else [events]:
+                if isinstance(event, dict) and self._wanted(event.get("type")):
+                    self._listener(event)
 
         await queue.consume(on_event, no_ack=True)
 

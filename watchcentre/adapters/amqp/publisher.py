@@ -9,11 +9,12 @@ from typing import cast
 
 import aio_pika
 import aiormq
-import orjson
 import structlog
 from aio_pika.abc import AbstractChannel
 from aiormq import spec
 from aiormq.exceptions import DeliveryError, PublishError
+from pamqp.common import FieldTable
+from pydantic import TypeAdapter
 
 from watchcentre.adapters.amqp.connect import CHANNEL_GONE
 from watchcentre.adapters.amqp.topology import QUORUM, Names
@@ -26,6 +27,9 @@ ERROR_HEADER = "x-watchcentre-error"
 PUBLISH_TIMEOUT_S = 30.0
 """Seconds to wait for a broker confirm before the publish counts as failed (TransientError)."""
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+EVENTS_BATCH = "batch"
+"""The routing key (and AMQP type) of every `P.events` message: a JSON array of audit records."""
+EVENTS_JSON = TypeAdapter(list[AuditEvent])
 NO_ROUTE = 312
 
 
@@ -40,21 +44,28 @@ class AmqpPublisher:
         self._names = names
 
     async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
+        # One publish per OutboundCopy, whatever its fan-out: RabbitMQ's sender-selected
+        # distribution routes it by its routing key and every key in its `BCC` header (which the
+        # broker strips before delivery), one copy per queue, under one confirm.
+        #
         # Straight on the underlying aiormq channel, with wait=False: aio-pika's publish holds the
         # channel lock until the frame is on the socket (one writer round-trip per publish, one
-        # publish at a time per channel); here a publish only queues its frame and the copies'
-        # confirms are awaited together. Nack, return (on_return_raises) and channel loss still
-        # raise, as with aio-pika.
+        # publish at a time per channel); here a publish only queues its frame and the confirms
+        # are awaited together. Nack, return (on_return_raises) and channel loss still raise, as
+        # with aio-pika.
         #
-        # A copy returned as unroutable (NO_ROUTE: a recipient's queue or its binding is gone, e.g.
-        # deleted by hand, or not restored after a reconnection) is not the input's fault: the
-        # recipient's queue is declared and bound again, and that copy published once more. Handing
-        # the input back instead would burn its delivery count against the broker's limit.
+        # A publish returned as unroutable (NO_ROUTE: it reached no queue at all, e.g. its only
+        # recipient's queue or binding is gone, deleted by hand or not restored after a
+        # reconnection) is not the input's fault: its recipients' queues are declared and bound
+        # again, and it is published once more. Handing the input back instead would burn its
+        # delivery count against the broker's limit. The broker returns a message only when it
+        # reached no queue: one recipient's queue missing among several is not seen here
+        # (docs/guarantees.md).
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):  # also bounds waiting for a reconnection
                 unroutable = await self._publish(copies)
                 if unroutable:
-                    keys = sorted({c.routing_key for c in unroutable})
+                    keys = sorted({key for c in unroutable for key in c.routing_keys})
                     log.warning("recipient_queue_missing", routing_keys=keys)
                     await self._declare_recipients(keys)
                     if await self._publish(unroutable):
@@ -71,23 +82,24 @@ class AmqpPublisher:
                 channel.basic_publish(
                     c.body,
                     exchange=exchange,
-                    routing_key=c.routing_key,
+                    routing_key=c.routing_keys[0],
                     properties=spec.Basic.Properties(
                         content_type="application/json",
                         delivery_mode=PERSISTENT,
                         message_id=c.message_id,
-                        headers=dict(c.headers),
+                        headers=_with_bcc(c),
                         priority=c.priority,
                     ),
                     mandatory=True,
                     wait=False,
                 )
                 for c in copies
+                if c.routing_keys
             ),
             return_exceptions=True,
         )
         unroutable: list[OutboundCopy] = []
-        for copy, result in zip(copies, results, strict=True):
+        for copy, result in zip([c for c in copies if c.routing_keys], results, strict=True):
             if isinstance(result, PublishError) and _no_route(result):
                 unroutable.append(copy)
             elif isinstance(result, BaseException):
@@ -122,22 +134,24 @@ class AmqpPublisher:
             raise TransientError(f"dead-letter publish not confirmed: {type(exc).__name__}") from exc
 
     async def publish_events(self, events: Sequence[AuditEvent]) -> None:
-        # Not confirmed, and wait=False: each publish only queues its frame for the writer.
+        # One message for the lot (a committed batch): a JSON array of audit records, routing key
+        # `batch` (docs/architecture.md). Not confirmed, and wait=False: it only queues its frame.
+        if not events:
+            return
         channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
-        exchange = self._names.events
-        for e in events:
-            await channel.basic_publish(
-                orjson.dumps(e.model_dump(mode="json")),
-                exchange=exchange,
-                routing_key=e.type,
-                properties=spec.Basic.Properties(
-                    content_type="application/json",
-                    message_id=str(e.seq) if e.seq is not None else None,
-                    message_type=e.type,
-                ),
-                mandatory=False,  # a live feed nobody listens to is not an error
-                wait=False,
-            )
+        first, last = events[0].seq, events[-1].seq
+        await channel.basic_publish(
+            EVENTS_JSON.dump_json(list(events)),
+            exchange=self._names.events,
+            routing_key=EVENTS_BATCH,
+            properties=spec.Basic.Properties(
+                content_type="application/json",
+                message_id=f"{first}-{last}" if first is not None and last is not None else None,
+                message_type=EVENTS_BATCH,
+            ),
+            mandatory=False,  # a live feed nobody listens to is not an error
+            wait=False,
+        )
 
     async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
         # Not confirmed: a receipt is a courtesy; the sender can always ask the HTTP API.
@@ -164,6 +178,15 @@ async def _renew(channel: aiormq.Channel, nack: DeliveryError) -> None:
     log.warning("confirm_channel_renewed", cause=f"{type(nack).__name__}: {nack}")
     with contextlib.suppress(*CHANNEL_GONE):
         await channel.close()
+
+
+def _with_bcc(copy: OutboundCopy) -> FieldTable:
+    """The copy's headers, and `BCC` naming its other recipients' routing keys (stripped by the
+    broker before delivery: a recipient sees the recipients in the body, not in a header)."""
+    headers: FieldTable = dict(copy.headers)
+    if len(copy.routing_keys) > 1:
+        headers["BCC"] = list(copy.routing_keys[1:])
+    return headers
 
 
 def _no_route(exc: PublishError) -> bool:
