@@ -44,7 +44,8 @@ from watchcentre.adapters.gazetteer import PhoneFinder, PhoneTables, build_count
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
-from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_console import CONSOLE, HUB_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_screens import SUBMIT
 from watchcentre.adapters.identifier_checks import LibraryChecks
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
@@ -75,7 +76,15 @@ from watchcentre.core.rules import ConfigReload, Rules, RulesRef, competence_of
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
 from watchcentre.retention import DeadLetterPurge, RetentionScheduler
-from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
+from watchcentre.service import (
+    EnvelopeChecks,
+    Intake,
+    OperatorCommands,
+    Outbox,
+    Pipeline,
+    ServiceSettings,
+    Submissions,
+)
 from watchcentre.service.outbox import announcing
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
@@ -265,6 +274,7 @@ class Service:
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
     rules: RulesRef
+    submissions: Submissions
 
     async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
@@ -346,7 +356,8 @@ def build_service(
         dead_letters=dead_letters,
         labels=labels,
     )
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, rules)
+    submissions = Submissions(pipeline=pipeline, checks=checks, store=store, clock=clock)
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, rules, submissions)
 
 
 class Reloader:
@@ -595,10 +606,12 @@ async def build_app(settings: Settings) -> web.Application:
             audit_anchor=anchor,
             refresh_metrics=gauges.refresh,
             rules=lambda: (rules.current.network, rules.current.digest),
+            crime_labels={code: r.label for code, r in config.rules.codes.items()},
         )
     )
     app[RUNTIME] = runtime
     app[CASES] = service.desk
+    app[SUBMIT] = service.submissions
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(
         actions=service.operator,
@@ -616,7 +629,7 @@ async def build_app(settings: Settings) -> web.Application:
         _consuming(runtime),
         _scheduling(scheduler),
         _retention(retention),
-        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES, lambda: hub.listening)),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES, lambda: hub.listening)),
         _reloading(reloader),
     ):
         app.cleanup_ctx.append(ctx)

@@ -204,6 +204,14 @@ class SignedIn(BaseModel):
     expires_at: IsoTime
 
 
+class Me(SignedIn):
+    """GET /api/me: who the session speaks for (the screens' header)."""
+
+    kind: Literal["operator", "post", "unit", "auditor"] = Field(description="The role without its id.")
+    subject: str | None = Field(description="The post or unit id, for post and unit roles.")
+    where: str | None = Field(description="The post's city or the unit's name, when known.")
+
+
 class SignedOut(BaseModel):
     signed_out: bool
 
@@ -377,6 +385,7 @@ class CaseSummary(BaseModel):
     purged_at: IsoTime | None = Field(
         default=None, description="Set once its free text was erased (retention); its dates and states stay."
     )
+    clarification_pending: bool = Field(description="A clarification was asked and awaits its answer.")
 
 
 CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)
@@ -409,7 +418,6 @@ class CaseDetail(CaseSummary):
     legal_due_at: IsoTime | None = Field(description="Due time by the rules (clarification pauses included).")
     expected_at: IsoTime | None = Field(description="A new expected time the post recorded, if any.")
     extension_reason: str | None
-    clarification_pending: bool
     clarification_since: IsoTime | None
     paused_seconds: float = Field(
         description="Time the clock was suspended for clarification (ended pauses)."
@@ -596,3 +604,44 @@ class AuditExportQuery(BaseModel):
 
     since: datetime | None = Field(default=None, description="From the first record at or after (RFC 3339).")
     until: datetime | None = Field(default=None, description="To the last record before (RFC 3339).")
+
+
+LANGS: tuple[str, ...] = ("en", "fr")
+"""The languages of the screens (web/locales/<lang>/)."""
+
+
+class LabelsQuery(BaseModel):
+    """GET /api/labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lang: Literal["en", "fr"] = Field(description="The language of the words: en or fr.")
+
+
+class Labels(BaseModel):
+    """The words for codes in one language: what the screens show, with the code on hover."""
+
+    lang: str
+    crime_types: dict[str, str] = Field(description="Taxonomy code → its label (config/taxonomy.yaml).")
+    countries: dict[str, str] = Field(description="ISO 3166-1 alpha-2 → the country's name (pycountry).")
+
+
+class SendBody(BaseModel):
+    """POST /api/send: what a post or a unit writes; the sender is the session's party."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["information", "request"] = Field(description="information, or a request (opens a case).")
+    subject: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+    body: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
+    priority: Literal["urgent", "normal"] = "normal"
+    countries: list[str] = Field(default_factory=list, max_length=50, description="ISO alpha-2 hints.")
+    crime_types: list[str] = Field(default_factory=list, max_length=20, description="Taxonomy code hints.")
+    reference: str | None = Field(default=None, max_length=80, description="A case this is about.")
+    access: Literal["direct", "indirect"] | None = Field(
+        default=None, description="request: whether the information asked for is directly accessible."
+    )
+
+
+class SendResult(BaseModel):
+    message: MessageSummary = Field(description="The message as routed (or sent to triage).")
