@@ -34,6 +34,7 @@ from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_watch import WATCH
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
 from watchcentre.adapters.sql import SqlStore
@@ -57,6 +58,7 @@ from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
 from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
+from watchcentre.service.watch import WatchCommands
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
 
@@ -209,6 +211,7 @@ class Service:
     seen: Batcher[tuple[str, str], bool]
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
+    watch: WatchCommands
 
     async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
@@ -285,7 +288,10 @@ def build_service(
         outbox=outbox,
         dead_letters=dead_letters,
     )
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer)
+    watch = WatchCommands(
+        store=store, outbox=outbox, clock=clock, checks=checks, pipeline=pipeline, operator=operator
+    )
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, watch)
 
 
 @dataclass
@@ -404,6 +410,7 @@ async def build_app(settings: Settings) -> web.Application:
     )
     app[RUNTIME] = runtime
     app[CASES] = service.desk
+    app[WATCH] = service.watch
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(
         actions=service.operator, hub=hub, classify=classifier.classify, dead_letters=dead_letters

@@ -54,6 +54,7 @@ from watchcentre.adapters.http_models import (
 from watchcentre.core.access import Principal
 from watchcentre.core.classify import Classification
 from watchcentre.core.envelope import Routing
+from watchcentre.core.lifecycle import DEADLINE_WARNING, OVERDUE
 from watchcentre.core.manual import Note, NoteInput, allowed_recipients, clean_note
 from watchcentre.core.ports import DeadLetters, Store
 from watchcentre.core.records import (
@@ -71,9 +72,20 @@ from watchcentre.tasks import cancel_and_wait
 log = structlog.get_logger("watchcentre.console")
 
 FEED_TYPES = frozenset(
-    {EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED, EventType.REPLAYED, EventType.NOTE_ADDED}
+    {
+        EventType.ROUTED,
+        EventType.TRIAGED,
+        EventType.REJECTED,
+        EventType.REPLAYED,
+        EventType.NOTE_ADDED,
+        OVERDUE,
+        DEADLINE_WARNING,
+        EventType.ALERT_ACKNOWLEDGED,
+        EventType.INBOX_MARKED,
+    }
 )
-"""What the feed carries: the final state of each message (one event per message), and operator acts."""
+"""What the feed carries: the final state of each message (one event per message), operator acts,
+and the deadline alerts (announced on whatever view the operator is on)."""
 _WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED})
 _NOT_TIMELINE = frozenset({EventType.ACCESSED, EventType.LISTED})
 SNAPSHOT_SIZE = 300

@@ -25,6 +25,9 @@ class EventType(StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REPLAYED = "replayed"  # an operator moved a dead letter back to P.inbound (`watchcentre dead replay`)
     NOTE_ADDED = "note_added"  # an operator wrote a handover note in the shift log
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"  # an operator saw a deadline alert (the console)
+    INBOX_MARKED = "inbox_marked"  # an operator marked a centre.inbox item read / handled (or not)
+    COMPOSED = "composed"  # an operator wrote a message from the centre (who; the pipeline routed it)
 
 
 class Status(StrEnum):
@@ -111,6 +114,9 @@ class DeadLetterView(BaseModel):
     size: int
     digest: str = Field(description="SHA-256 of the dead letter's bytes.")
     text: str
+    arrived_at: datetime | None = Field(
+        default=None, description="When it was dead-lettered (unknown for letters from older versions)."
+    )
 
 
 class MessageQuery(BaseModel):

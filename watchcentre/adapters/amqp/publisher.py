@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import cast
 
 import aio_pika
@@ -109,6 +110,7 @@ class AmqpPublisher:
                         body,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         headers={ERROR_HEADER: reason, **headers},
+                        timestamp=datetime.now(UTC),  # the console shows when it arrived
                     ),
                     routing_key=self._names.dead,
                     mandatory=True,
