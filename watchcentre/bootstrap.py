@@ -406,6 +406,7 @@ async def build_app(settings: Settings) -> web.Application:
             cookie_secure=settings.cookie_secure,
             audit_anchor=anchor,
             refresh_metrics=gauges.refresh,
+            crime_labels={code: rules.label for code, rules in config.rules.codes.items()},
         )
     )
     app[RUNTIME] = runtime

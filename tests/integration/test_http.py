@@ -555,6 +555,9 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/openapi.json",
         "/signin",
         "/signout",
+        "/api/me",
+        "/api/labels",
+        "/console/locales/{lang}/{bundle}",
         "/api/cases",
         "/api/cases/{reference}/{action}",
         "/api/posts/{post_id}/inbox",
@@ -688,3 +691,39 @@ async def test_unexpected_failure_is_500_json_without_detail() -> None:
         assert json.loads(text) == {"error": {"status": 500, "message": "internal error", "field": None}}
         assert "hunter2" not in text and "Traceback" not in text
         assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+# -- the screens' words and header ----------------------------------------------------------------
+
+
+async def test_labels_give_countries_in_the_language_asked_and_refuse_an_unknown_one(api: Harness) -> None:
+    api.as_ = "post:es"  # any signed-in party
+    status, fr = await api.get("/api/labels", lang="fr")
+    assert status == 200 and fr["lang"] == "fr"
+    assert fr["countries"]["ES"] == "Espagne" and fr["countries"]["DE"] == "Allemagne"
+    status, en = await api.get("/api/labels", lang="en")
+    assert en["countries"]["ES"] == "Spain"
+    error = await api.bad("/api/labels", lang="de")
+    assert error["field"] == "lang"
+    error = await api.bad("/api/labels")
+    assert error["field"] == "lang"
+    resp = await api.client.get("/api/labels", params={"lang": "fr"})
+    assert resp.status == 401
+
+
+async def test_me_names_the_session_and_its_post(api: Harness) -> None:
+    api.as_ = "post:es"
+    status, me = await api.get("/api/me")
+    assert status == 200
+    assert me["role"] == "post:es" and me["kind"] == "post" and me["subject"] == "es"
+    assert me["where"] == "Madrid" and me["name"] == "tester post:es"
+
+
+async def test_catalogs_are_served_for_both_languages_and_nothing_else(api: Harness) -> None:
+    for lang in ("en", "fr"):
+        resp = await api.client.get(f"/console/locales/{lang}/common.json")
+        assert resp.status == 200
+        assert "common.signout" in await resp.json()
+    for bad in ("de/common.json", "fr/secrets.json", "fr/..%2fcommon.json"):
+        resp = await api.client.get(f"/console/locales/{bad}")
+        assert resp.status == 404, bad

@@ -48,6 +48,8 @@ class HttpDeps:
     """The signed checkpoints `GET /api/audit/verify` checks the trail against (None: the chain only)."""
     refresh_metrics: Callable[[], Awaitable[None]] | None = None
     """Brings the scrape-time gauges up to date (cached: watchcentre/ops.py) before /metrics renders."""
+    crime_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Taxonomy code → {lang: words} (config/taxonomy.yaml), for GET /api/labels."""
 
 
 DEPS = web.AppKey("deps", HttpDeps)

@@ -241,6 +241,8 @@ def actor_of(who: Principal) -> str:
 
 ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
+    "i18n.js": "text/javascript",
+    "header.js": "text/javascript",
     "dom.js": "text/javascript",
     "map.js": "text/javascript",
     "style.css": "text/css",

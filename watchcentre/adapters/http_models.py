@@ -137,6 +137,14 @@ class SignedIn(BaseModel):
     expires_at: IsoTime
 
 
+class Me(SignedIn):
+    """GET /api/me: who the session speaks for (the screens' header)."""
+
+    kind: Literal["operator", "post", "unit", "auditor"] = Field(description="The role without its id.")
+    subject: str | None = Field(description="The post or unit id, for post and unit roles.")
+    where: str | None = Field(description="The post's city or the unit's name, when known.")
+
+
 class SignedOut(BaseModel):
     signed_out: bool
 
@@ -441,3 +449,23 @@ class NotesQuery(BaseModel):
 
 class GlanceQuery(BaseModel):
     hours: int = Field(default=24, ge=1, le=24 * 31, description="1 to 744.")
+
+
+LANGS: tuple[str, ...] = ("en", "fr")
+"""The languages of the screens (web/locales/<lang>/)."""
+
+
+class LabelsQuery(BaseModel):
+    """GET /api/labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lang: Literal["en", "fr"] = Field(description="The language of the words: en or fr.")
+
+
+class Labels(BaseModel):
+    """The words for codes in one language: what the screens show, with the code on hover."""
+
+    lang: str
+    crime_types: dict[str, str] = Field(description="Taxonomy code → its label (config/taxonomy.yaml).")
+    countries: dict[str, str] = Field(description="ISO 3166-1 alpha-2 → the country's name (pycountry).")

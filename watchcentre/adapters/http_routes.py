@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from watchcentre.adapters import http, http_cases, http_console, http_watch
+from watchcentre.adapters import http, http_cases, http_console, http_i18n, http_watch
 from watchcentre.adapters.http_base import PUBLIC, Body, Content, Json, PathParam, Route
 from watchcentre.adapters.http_models import (
+    LANGS,
     SANE_TIME_PATTERN,
     AuditPage,
     AuditQuery,
@@ -35,6 +36,9 @@ from watchcentre.adapters.http_models import (
     Glance,
     GlanceQuery,
     Health,
+    Labels,
+    LabelsQuery,
+    Me,
     MessageDetail,
     MessageLookup,
     MessagePage,
@@ -226,6 +230,39 @@ ROUTES: tuple[Route, ...] = (
         "Clear the wc_session cookie",
         PUBLIC,
         {200: Json(SignedOut, "The cookie is cleared.")},
+    ),
+    Route(
+        "GET",
+        "/api/me",
+        http_i18n.get_me,
+        "me",
+        "Who the session or token speaks for: role, name, post or unit (the screens' header)",
+        Area.REFERENCE,
+        {200: Json(Me, "The signed-in principal.")},
+    ),
+    Route(
+        "GET",
+        "/api/labels",
+        http_i18n.get_labels,
+        "labels",
+        "The words for codes in a language: crime types and countries (the screens show them)",
+        Area.REFERENCE,
+        {200: Json(Labels, "The labels.")},
+        query=LabelsQuery,
+    ),
+    Route(
+        "GET",
+        "/console/locales/{lang}/{bundle}",
+        http_i18n.locale_bundle,
+        "localeBundle",
+        "A message catalog of the screens (flat keys → words), e.g. /console/locales/fr/common.json",
+        PUBLIC,
+        {200: Content("The catalog.", _ANY_JSON), 404: Json(ErrorBody, "No such language or catalog.")},
+        path_params=(
+            PathParam("lang", None, {"type": "string", "enum": list(LANGS)}),
+            PathParam("bundle", None, {"type": "string", "enum": [f"{b}.json" for b in http_i18n.BUNDLES]}),
+        ),
+        tags=_CONSOLE,
     ),
     # -- the request lifecycle (docs/lifecycle.md) ----------------------------------------------------
     Route(
