@@ -54,7 +54,7 @@ from watchcentre.adapters.http_models import (
 from watchcentre.core.access import Principal
 from watchcentre.core.classify import Classification
 from watchcentre.core.envelope import Routing
-from watchcentre.core.lifecycle import DEADLINE_WARNING, OVERDUE
+from watchcentre.core.lifecycle import CASE_EVENT_TYPES, DEADLINE_WARNING, OVERDUE
 from watchcentre.core.manual import Note, NoteInput, allowed_recipients, clean_note
 from watchcentre.core.ports import DeadLetters, Store
 from watchcentre.core.records import (
@@ -82,10 +82,11 @@ FEED_TYPES = frozenset(
         DEADLINE_WARNING,
         EventType.ALERT_ACKNOWLEDGED,
         EventType.INBOX_MARKED,
+        *CASE_EVENT_TYPES,
     }
 )
 """What the feed carries: the final state of each message (one event per message), operator acts,
-and the deadline alerts (announced on whatever view the operator is on)."""
+the deadline alerts (announced on whatever view the operator is on) and case changes (the board)."""
 _WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED})
 _NOT_TIMELINE = frozenset({EventType.ACCESSED, EventType.LISTED})
 SNAPSHOT_SIZE = 300
@@ -191,7 +192,10 @@ class FeedClient:
 
 
 def summary(message: StoredMessage) -> dict[str, Any]:
-    return message.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+    out = message.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+    why = (message.routing or {}).get("explanation") or [""]
+    out["manual"] = str(why[0]).startswith("manual by ")  # the feed marks a hand-routed message
+    return out
 
 
 async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -361,7 +365,8 @@ async def triage(request: web.Request) -> ConsolePage:
     await record_list(
         store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path
     )
-    return ConsolePage(items=[TriageItem(**summary(m), why=_why_triage(m)) for m in found])
+    fields = set(SUMMARY_FIELDS)
+    return ConsolePage(items=[TriageItem(**m.model_dump(include=fields), why=_why_triage(m)) for m in found])
 
 
 def _why_triage(message: StoredMessage) -> str:

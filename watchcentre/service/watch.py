@@ -233,7 +233,7 @@ class WatchCommands:
         stored = await self.store.get_message(message_id, CENTRE)
         if stored is None:
             raise Conflict("message_id", "the message was not recorded: try again")
-        await self.store.append_audit(
+        composed = await self.store.append_audit(
             [
                 AuditEvent(
                     at=self.clock.now(),
@@ -247,6 +247,7 @@ class WatchCommands:
             ]
         )
         log.info("composed", message_id=message_id, actor=actor, status=stored.status.value)
+        await self.outbox.announce(composed)
         chosen = list(dict.fromkeys(recipients))
         if chosen and set(chosen) != set(stored.recipients):
             await self.operator.route_manually(
