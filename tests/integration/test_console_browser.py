@@ -678,3 +678,68 @@ async def test_reinjecting_as_it_was_a_letter_that_would_fail_again_is_refused(c
         await expect(page.locator(".okmsg")).to_have_count(0)
     finally:
         await context.close()
+
+
+SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+VIEWS = ("feed", "triage", "inbox", "deadlines", "compose", "glance", "dead", "log")
+
+
+async def test_screenshots_of_every_view_in_both_languages(console: Console) -> None:
+    """artifacts/screenshots/console-<view>-<lang>-<size>.png, with something in each view."""
+    urgent = envelope(subject="Go-fast intercepté au large de Tarifa", priority="urgent", countries=["ES"])
+    info = envelope(sender="rabat", kind="information", subject="Arrestation d'un passeur à Tanger")
+    bad = envelope(subject="Pays mal saisi", countries=["XX"])
+    vague = envelope(subject="Note de situation", body="Demande d'assistance sans autre précision.")
+    for env in (urgent, info, bad, vague):
+        await console.broker.publish(env)
+    reference = await opened(console, urgent["message_id"])
+    await console.routed(vague["message_id"], types=("triaged",))
+    await console.routed(bad["message_id"], types=("rejected",))
+    await console.instance.runtime.scheduler.tick(datetime.now(UTC) + timedelta(hours=2))
+    for lang, locale in (("en", "en-GB"), ("fr", "fr-FR")):
+        for size, viewport in SIZES.items():
+            context = await console.browser.new_context(
+                viewport=viewport, locale=locale, timezone_id="Europe/Paris", is_mobile=size == "phone"
+            )
+            await context.add_cookies([{"name": "wc_session", "value": console.token, "url": console.url}])
+            page = await context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            try:
+                await page.goto(console.url + "/")
+                await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+                await expect(
+                    page.locator(f'#alerts .alert-line[data-reference="{reference}"]')
+                ).to_have_count(1)
+                assert await page.locator("html").get_attribute("lang") == lang
+                for view in VIEWS:
+                    await page.click(f"button[data-view={view}]")
+                    section = page.locator(f"#view-{view}")
+                    await expect(section).to_be_visible()
+                    if view == "glance":
+                        await expect(page.locator("svg.map")).to_have_count(1)
+                    if view == "deadlines":
+                        await expect(
+                            page.locator(f'#deadlines li[data-reference="{reference}"]')
+                        ).to_have_count(1)
+                    if view == "inbox":
+                        await expect(
+                            page.locator(f'#inbox-rows li[data-message-id="{info["message_id"]}"]')
+                        ).to_have_count(1)
+                    if view == "dead":
+                        await expect(page.locator(".dead-item").first).to_be_visible()
+                    await page.screenshot(path=str(SHOTS / f"console-{view}-{lang}-{size}.png"))
+                await page.click("button[data-view=deadlines]")
+                await page.locator(f'#deadlines li[data-reference="{reference}"]').click()
+                await expect(page.locator("#case-title")).to_contain_text(reference)
+                await page.screenshot(path=str(SHOTS / f"console-case-{lang}-{size}.png"))
+                await page.locator("#case-messages button").first.click()
+                await expect(page.locator("#detail-case-state")).to_be_visible()
+                await page.screenshot(path=str(SHOTS / f"console-message-{lang}-{size}.png"))
+                await page.click("#detail-close")
+                await page.click("button[data-view=dead]")
+                await page.locator(".dead-item .dead-summary").first.click()
+                await page.screenshot(path=str(SHOTS / f"console-dead-open-{lang}-{size}.png"))
+                assert problems == []
+            finally:
+                await context.close()
