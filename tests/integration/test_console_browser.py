@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
@@ -471,6 +472,7 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
     try:
         await page.route("**/api/cases?open=true", fake_cases)  # the shape the lifecycle API will serve
         await page.goto(console.url + "/")
+        await expect(page.locator("body")).to_have_attribute("data-ready", "true")
         await page.click("button[data-view=deadlines]")
         first = page.locator(".deadline").first
         await expect(first).to_have_class("deadline overdue")
@@ -587,18 +589,30 @@ async def test_deadlines_board_filters_and_opens_the_case(console: Console) -> N
             0
         )  # 24 h to acknowledge
         await page.uncheck("#board-filters input[name=overdue]")
-        # a post acknowledges: the board follows the live feed (no reload, no 60 s poll)
+        # the post acknowledges: the board follows the live feed (no reload, no poll)
         row_n = board.locator(f'li[data-reference="{ref_normal}"]')
         await expect(row_n).to_contain_text("Acknowledgement in")
+        rt = console.instance.runtime
+        lisbon = await issue_token(
+            rt.store, SystemClock(), role=Role.POST, subject="lisbon", name="Bob", network=rt.config.network
+        )
+        ack = f"{console.instance.url}/api/cases/{ref_normal}/ack"
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {lisbon.token}"}) as post,
+            post.post(ack, json={}) as r,
+        ):
+            assert r.status == 200, await r.text()
+        await expect(row_n).to_contain_text("Answer in")
+        await expect(row_n).to_contain_text("acknowledgement: done")
         await row_n.click()
         panel = page.locator("#detail")
         await expect(panel.locator("#case-title")).to_contain_text(ref_normal)
-        await expect(panel.locator("#case-deadlines")).to_contain_text("acknowledgement due")
+        await expect(panel.locator("#case-deadlines")).to_contain_text("(acknowledged ")
         await expect(panel.locator("#case-messages")).to_contain_text(normal["message_id"])
         href = await panel.get_by_role("link", name="Tracking page").get_attribute("href")
         assert href == f"/track/{ref_normal}"
         await panel.locator("#case-messages button").first.click()  # its message, with its case
-        await expect(page.locator("#detail-case-state")).to_have_text("routed")
+        await expect(page.locator("#detail-case-state")).to_have_text("acknowledged")
     finally:
         await context.close()
 
@@ -704,7 +718,7 @@ async def test_screenshots_of_every_view_in_both_languages(console: Console) -> 
             await context.add_cookies([{"name": "wc_session", "value": console.token, "url": console.url}])
             page = await context.new_page()
             problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("pageerror", lambda e, seen=problems: seen.append(str(e)))
             try:
                 await page.goto(console.url + "/")
                 await expect(page.locator("body")).to_have_attribute("data-feed", "live")

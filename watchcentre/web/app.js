@@ -3,7 +3,7 @@
 // from the catalogs (i18n.js: locales/<lang>/console.json and common.json).
 import { h, append, clear, escapedJson, csv } from "./dom.js";
 import { loadWorld, drawMap, legend } from "./map.js";
-import { loadI18n, t, label, applyI18n, fmtTime, fmtDuration, fmtSpan } from "./i18n.js";
+import { loadI18n, t, label, applyI18n, fmtTime, fmtDuration, fmtSpan, lang } from "./i18n.js";
 import { mountHeader, signinUrl } from "./header.js";
 
 const MAX_ROWS = 500; // rows kept in the feed; older ones drop off the bottom
@@ -139,6 +139,21 @@ const ALERT_KEYS = {
 
 // -- the feed ----------------------------------------------------------------------------------------
 
+// fmtTime's words, with its two formatters made once: a burst formats hundreds of rows a second.
+const rowFormats = {};
+function rowTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso || "");
+  const today = d.toDateString() === new Date().toDateString();
+  const key = today ? "time" : "date";
+  if (!rowFormats[key]) {
+    const options = { hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
+    if (!today) Object.assign(options, { day: "numeric", month: "short", year: "numeric" });
+    rowFormats[key] = new Intl.DateTimeFormat(lang, options);
+  }
+  return rowFormats[key].format(d);
+}
+
 const keyOf = (m) => `${m.sender || ""}\u0000${m.message_id || ""}\u0000${m.status === "rejected" ? m.id : ""}`;
 
 function remember(seq) {
@@ -205,15 +220,16 @@ function onEvent(item, live) {
   if (type === "note_added") loadNotes().catch(() => {});
   if (type === "rejected" || type === "replayed") refreshDeadSoon();
   if (item.reference && (CASE_EVENTS.has(type) || type === "overdue" || type === "deadline_warning")) {
-    refreshSoon("deadlines", loadDeadlines);
+    // on the board at once; elsewhere only its counter is at stake: read the cases less often
+    refreshSoon("deadlines", loadDeadlines, state.view === "deadlines" ? 400 : 5000);
     refreshCasePanel(item.reference);
   }
 }
 
 const timers = {};
-function refreshSoon(name, load) {
+function refreshSoon(name, load, delay = 400) {
   if (timers[name]) return;
-  timers[name] = setTimeout(() => { timers[name] = null; load().catch(() => {}); }, 400);
+  timers[name] = setTimeout(() => { timers[name] = null; load().catch(() => {}); }, delay);
 }
 
 const FLUSH_EVERY_MS = 200; // under a burst, at most 5 redraws of the table a second; a quiet line shows at once
@@ -298,7 +314,7 @@ function feedRow(m, fresh) {
       dataset: { id: String(m.id), sender: m.sender || "", messageId: m.message_id || "", status: m.status },
       onclick: () => openDetail(m.message_id, m.sender),
     },
-    cell("c-time", h("time", { datetime: m.received_at, title: m.received_at }, fmtTime(m.received_at))),
+    cell("c-time", h("time", { datetime: m.received_at, title: m.received_at }, rowTime(m.received_at))),
     cell("c-prio", prioBadge(prio)),
     cell("c-sender", m.sender || "?"),
     h(
@@ -791,6 +807,10 @@ function renderBoard() {
   const rows = state.cases.map((c) => ({ c, first: firstDeadline(c) }));
   rows.sort((a, b) => (a.first.late === b.first.late ? (a.first.left ?? Infinity) - (b.first.left ?? Infinity) : a.first.late ? -1 : 1));
   setOverdue(rows.filter((r) => r.first.late).length);
+  if (state.view !== "deadlines" && $("deadlines").childElementCount) {
+    clear($("deadlines")); // drawn again when shown; meanwhile only the counter moves
+  }
+  if (state.view !== "deadlines") return;
   const f = boardFilters();
   const shown = rows.filter(({ c, first }) =>
     (!f.urgent || c.priority === "urgent") && (!f.overdue || first.late) && (!f.post || (c.recipients || []).includes(f.post)));
