@@ -33,7 +33,8 @@ from watchcentre.adapters.gazetteer import PhoneFinder, build_country_terms
 from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
-from watchcentre.adapters.http_console import CONSOLE, FEED_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_console import CONSOLE, HUB_TYPES, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_screens import SUBMIT
 from watchcentre.adapters.http_watch import WATCH
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
@@ -57,7 +58,15 @@ from watchcentre.core.records import AuditEvent, Outcome
 from watchcentre.core.routing import CENTRE_INBOX, TRIAGE, post_key, unit_key
 from watchcentre.core.senders import SenderPolicy
 from watchcentre.ops import OpsGauges
-from watchcentre.service import EnvelopeChecks, Intake, OperatorCommands, Outbox, Pipeline, ServiceSettings
+from watchcentre.service import (
+    EnvelopeChecks,
+    Intake,
+    OperatorCommands,
+    Outbox,
+    Pipeline,
+    ServiceSettings,
+    Submissions,
+)
 from watchcentre.service.watch import WatchCommands
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
@@ -211,6 +220,7 @@ class Service:
     seen: Batcher[tuple[str, str], bool]
     opener: Batcher[Case, tuple[Case, bool] | ReferenceTaken]
     committer: Batcher[Outcome, list[AuditEvent] | None]
+    submissions: Submissions
     watch: WatchCommands
 
     async def start(self) -> None:
@@ -288,10 +298,11 @@ def build_service(
         outbox=outbox,
         dead_letters=dead_letters,
     )
+    submissions = Submissions(pipeline=pipeline, checks=checks, store=store, clock=clock)
     watch = WatchCommands(
         store=store, outbox=outbox, clock=clock, checks=checks, pipeline=pipeline, operator=operator
     )
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, watch)
+    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, submissions, watch)
 
 
 @dataclass
@@ -411,6 +422,7 @@ async def build_app(settings: Settings) -> web.Application:
     )
     app[RUNTIME] = runtime
     app[CASES] = service.desk
+    app[SUBMIT] = service.submissions
     app[WATCH] = service.watch
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(
@@ -424,7 +436,7 @@ async def build_app(settings: Settings) -> web.Application:
         _batching(service),
         _consuming(runtime),
         _scheduling(scheduler),
-        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, FEED_TYPES)),
+        _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES)),
     ):
         app.cleanup_ctx.append(ctx)
     return app

@@ -9,6 +9,7 @@ Messages seeded by test_http.OUTCOMES (id: sender → recipients):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -303,6 +304,7 @@ MATRIX: list[tuple[str, D]] = [
     ),
     row(
         "/track/WC-2026-000001",
+        anonymous=303,  # a page: to /signin?next=…, and back after signing in
         operator=404,
         auditor=403,
         post__es=404,
@@ -335,7 +337,7 @@ MATRIX: list[tuple[str, D]] = [
     ),
     row(
         "/",
-        anonymous=200,
+        anonymous=303,  # each party's own screen; without a session, to /signin?next=/
         operator=200,
         auditor=200,
         post__es=200,
@@ -397,6 +399,45 @@ MATRIX: list[tuple[str, D]] = [
         unit__c3n=403,
         unit__ocrtis=403,
     ),
+    # the screens' words and header: any signed-in party; the catalogs hold no data
+    row(
+        "/api/me",
+        operator=200,
+        auditor=200,
+        post__es=200,
+        post__de=200,
+        unit__c3n=200,
+        unit__ocrtis=200,
+    ),
+    row(
+        "/api/labels?lang=fr",
+        operator=200,
+        auditor=200,
+        post__es=200,
+        post__de=200,
+        unit__c3n=200,
+        unit__ocrtis=200,
+    ),
+    row(
+        "/console/locales/fr/common.json",
+        anonymous=200,
+        operator=200,
+        auditor=200,
+        post__es=200,
+        post__de=200,
+        unit__c3n=200,
+        unit__ocrtis=200,
+    ),
+    # the feed for every party (need-to-know per event: tests/integration/test_party_feed.py)
+    row(
+        "/api/feed",
+        operator=503,
+        auditor=403,
+        post__es=503,
+        post__de=503,
+        unit__c3n=503,
+        unit__ocrtis=503,
+    ),
     row(
         "/api/console/feed",
         operator=503,
@@ -417,7 +458,14 @@ def test_the_matrix_covers_every_role_and_route() -> None:
     from watchcentre.adapters.openapi import openapi_document
 
     documented_gets = {p for p, ops in openapi_document()["paths"].items() if "get" in ops}
-    params = {"{message_id}": "m-1", "{post_id}": "es", "{reference}": "WC-2026-000001", "{name}": "app.js"}
+    params = {
+        "{message_id}": "m-1",
+        "{post_id}": "es",
+        "{reference}": "WC-2026-000001",
+        "{name}": "app.js",
+        "{lang}": "fr",
+        "{bundle}": "common.json",
+    }
 
     def example(path: str) -> str:
         for name, value in params.items():
@@ -438,10 +486,18 @@ def _seen(path: str, body: Any) -> Any:
 @pytest.mark.parametrize(("path", "role", "expected"), CELLS, ids=[f"{r}-{p}" for p, r, _ in CELLS])
 async def test_access_matrix(api: Harness, path: str, role: str, expected: Seen) -> None:
     headers = {} if role == "anonymous" else api.auth(role)
-    resp = await api.client.get(path, headers=headers)
+    resp = await api.client.get(path, headers=headers, allow_redirects=False)
     status, what = expected if isinstance(expected, tuple) else (expected, None)
     assert resp.status == status, await resp.text()
-    if status != 200 or path in ("/metrics", "/signin", "/api/stats.csv", "/", "/console/app.js"):
+    pages = (
+        "/metrics",
+        "/signin",
+        "/api/stats.csv",
+        "/",
+        "/console/app.js",
+        "/console/locales/fr/common.json",
+    )
+    if status != 200 or path in pages:
         if status >= 400:
             body = await resp.json()
             assert body["error"]["status"] == status
@@ -630,8 +686,45 @@ async def test_the_signin_page_is_a_plain_form_without_script(api: Harness) -> N
     text = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
     assert "<form" in text and 'name="token"' in text and 'type="password"' in text
-    assert "<script" not in text and "style=" not in text and " on" not in text.replace(" one", "")
+    # the form works without script; the one script (its words in French) is a module from /console/
+    assert text.count("<script") == 1 and '<script type="module" src="/console/signin.js"></script>' in text
+    assert "style=" not in text and not re.search(r"\son[a-z]+=", text)
+    assert "watchcentre token issue" in text  # where a token comes from
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "next_",
+    [
+        "//evil.example/x",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "evil.example",
+        "",
+        "/" + "a" * 3000,
+    ],
+)
+async def test_signing_in_never_sends_the_browser_to_another_site(api: Harness, next_: str) -> None:
+    """`next` comes from a link anyone can write: only a path on this site is followed."""
+    page = await api.client.get("/signin", params={"next": next_})
+    assert 'name="next" value="/"' in await page.text()
+    form = {"token": api.tokens["post:es"], "next": next_}
+    resp = await api.client.post("/signin", data=form, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/"
+
+
+async def test_signing_in_returns_to_the_page_asked_for(api: Harness) -> None:
+    back = "/track/WC-2026-7KQ2M9XH4TF?from=mail"
+    page = await api.client.get("/signin", params={"next": back})
+    assert f'name="next" value="{back}"' in await page.text()
+    form = {"token": api.tokens["unit:c3n"], "next": back}
+    resp = await api.client.post("/signin", data=form, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == back
+    failed = await api.client.post("/signin", data={"token": "wct_nope", "next": back})
+    assert failed.status == 401 and f'name="next" value="{back}"' in await failed.text()
 
 
 async def test_signing_in_sets_a_secure_httponly_strict_cookie_that_authenticates(api: Harness) -> None:

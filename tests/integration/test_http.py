@@ -558,6 +558,8 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/me",
         "/api/labels",
         "/console/locales/{lang}/{bundle}",
+        "/api/send",
+        "/api/feed",
         "/api/cases",
         "/api/cases/{reference}/{action}",
         "/api/posts/{post_id}/inbox",

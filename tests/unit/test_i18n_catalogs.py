@@ -20,7 +20,8 @@ _KEY = r"([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)"
 USES = (
     re.compile(r"(?<![\w.$])t\(\s*[\"']" + _KEY + r"[\"']"),  # t("party.inbox.title", …)
     re.compile(r"data-i18n=[\"']" + _KEY + r"[\"']"),
-    re.compile(r"i18n-key=[\"']" + _KEY + r"[\"']"),  # keys a script reads from markup
+    # a key handed to a helper that calls t() ("party.due.ack"): any string that names a catalog key
+    re.compile(r"[\"'`]((?:common|party|console|event)\.[a-z0-9_]+(?:\.[a-z0-9_]+)*)[\"'`]"),
 )
 _ATTRS = re.compile(r"data-i18n-attr=[\"']([^\"']*)[\"']")
 

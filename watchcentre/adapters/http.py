@@ -29,6 +29,7 @@ from watchcentre.adapters.http_base import (
     json_response,
     parse_json_body,
     principal_of,
+    safe_next,
     same_origin,
 )
 from watchcentre.adapters.http_models import (
@@ -174,35 +175,53 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 _SIGNIN_PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>watchcentre: sign in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body>
-<main>
-<h1>watchcentre</h1>
+<head><meta charset="utf-8"><title>watchcentre · sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/console/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/console/style.css">
+<link rel="stylesheet" href="/console/parties.css">
+<script type="module" src="/console/signin.js"></script>
+</head>
+<body class="signin-page">
+<main class="signin">
+<div class="signin-head"><h1>watchcentre</h1><span id="lang-slot"></span></div>
+<h2 data-i18n="common.signin.title">Sign in</h2>
 {message}
-<form method="post" action="/signin" autocomplete="off">
-<label for="token">Access token</label>
+<form method="post" action="/signin" autocomplete="off" class="signin-form">
+<input type="hidden" name="next" value="{next}">
+<label for="token" data-i18n="common.signin.token">Access token</label>
 <input id="token" name="token" type="password" required maxlength="200" autofocus>
-<button type="submit">Sign in</button>
+<button type="submit" class="primary" data-i18n="common.signin.submit">Sign in</button>
 </form>
+<section class="signin-help">
+<p data-i18n="common.signin.where">Ask the centre's duty officer for a token. Tokens are issued with:</p>
+<pre><code>watchcentre token issue</code></pre>
+<p class="muted" data-i18n="common.signin.who">Operators, posts abroad, investigating units and auditors each sign in
+with their own token.</p>
+<p class="muted" data-i18n="common.signin.privacy">The token is kept in a cookie for this site only until it expires
+or you sign out.</p>
+</section>
 </main>
 </body>
 </html>
 """
 
 
-def _signin_page(message: str | None = None, status: int = 200) -> web.Response:
-    note = f'<p role="alert">{escape(message)}</p>' if message else ""
+def _signin_page(message: str | None = None, status: int = 200, next_path: str = "/") -> web.Response:
+    note = (
+        f'<p role="alert" class="error" data-i18n="common.signin.failed">{escape(message)}</p>'
+        if message
+        else ""
+    )
     # With Referrer-Policy no-referrer a browser posts the form with `Origin: null`, which the
     # cross-origin check refuses: on this page only, same-origin (nothing leaks to other sites).
     headers = {"Referrer-Policy": "same-origin"}
-    return web.Response(
-        text=_SIGNIN_PAGE.format(message=note), status=status, content_type="text/html", headers=headers
-    )
+    page = _SIGNIN_PAGE.format(message=note, next=escape(safe_next(next_path), quote=True))
+    return web.Response(text=page, status=status, content_type="text/html", headers=headers)
 
 
 async def get_signin(request: web.Request) -> web.Response:
-    return _signin_page()
+    return _signin_page(next_path=safe_next(request.query.get("next")))
 
 
 async def post_signin(request: web.Request) -> web.StreamResponse:
@@ -213,6 +232,7 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
     wait = limiter.retry_after(who)
     if wait is not None:
         raise RateLimited(wait)
+    next_path = "/"
     if as_json:
         token = (await parse_json_body(request, SignIn, MAX_SIGNIN_BYTES)).token
     elif request.content_type == "application/x-www-form-urlencoded":
@@ -221,6 +241,7 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         value = form.get("token")
         token = value if isinstance(value, str) else ""
+        next_path = safe_next(form.get("next"))
     else:
         raise ApiError(415, "expected a form (application/x-www-form-urlencoded) or application/json")
     principal, why = await authenticate(deps.store, deps.clock, token.strip())
@@ -229,7 +250,9 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
         log.warning("signin_failed", reason=why, client=who)
         if as_json:
             raise ApiError(401, "invalid, expired or revoked token")
-        return _signin_page("Sign-in failed: the token is invalid, expired or revoked.", status=401)
+        return _signin_page(
+            "Sign-in failed: the token is invalid, expired or revoked.", status=401, next_path=next_path
+        )
     expires = principal.expires_at or deps.clock.now()
     max_age = max(0, int((expires - deps.clock.now()).total_seconds()))
     response: web.StreamResponse
@@ -237,7 +260,7 @@ async def post_signin(request: web.Request) -> web.StreamResponse:
         signed_in = SignedIn(role=principal.label, name=principal.name, expires_at=expires)
         response = json_response(signed_in.model_dump(mode="json"))
     else:
-        response = web.Response(status=303, headers={"Location": "/"})
+        response = web.Response(status=303, headers={"Location": next_path})
     response.set_cookie(
         SESSION_COOKIE,
         token.strip(),

@@ -39,6 +39,7 @@ from watchcentre.adapters.http_base import (
     json_response,
     parse_json_body,
     parse_query,
+    signin_location,
 )
 from watchcentre.adapters.http_console import close_feeds
 from watchcentre.adapters.http_routes import ROUTES
@@ -147,12 +148,17 @@ async def auth_middleware(request: web.Request, handler: WebHandler) -> web.Stre
     wait = limiter.retry_after(who)
     if wait is not None:
         raise RateLimited(wait)
+    page = route is not None and route.page
     if token is None:
+        if page:  # a browser without a session: to sign in, then back here
+            raise web.HTTPSeeOther(signin_location(request))
         raise ApiError(401, "authentication required: a bearer token or a session cookie")
     principal, why = await authenticate(deps.store, deps.clock, token)
     if principal is None:
         limiter.fail(who)
         log.warning("authentication_failed", reason=why, client=who, path=request.path, cookie=from_cookie)
+        if page:
+            raise web.HTTPSeeOther(signin_location(request))
         raise ApiError(401, "invalid, expired or revoked token")
     if from_cookie and request.method not in ("GET", "HEAD", "OPTIONS"):
         origin = request.headers.get("Origin")

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -80,6 +81,22 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
+
+
+def safe_next(value: object) -> str:
+    """Where to go after signing in: a path on this site, else "/". The value comes from a link
+    anyone can write: "//evil.example", "/\\evil.example" or a tab inside "/\t/evil" (browsers drop
+    it) would leave the site, so only "/" followed by no slash, backslash or control character."""
+    if not isinstance(value, str) or len(value) > 2000 or not value.startswith("/"):
+        return "/"
+    if value.startswith("//") or any(c == "\\" or ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return "/"
+    return value
+
+
+def signin_location(request: web.Request) -> str:
+    """/signin?next=<this path and query>, to come back here after signing in."""
+    return "/signin?next=" + quote(safe_next(request.path_qs), safe="/")
 
 
 def same_origin(request: web.Request, message: str = "cross-origin request refused") -> None:
@@ -250,6 +267,9 @@ class Route:
     path_params: tuple[PathParam, ...] = ()
     description: str | None = None
     tags: tuple[str, ...] = ()
+    page: bool = False
+    """A page for a browser: without a valid session it answers 303 to /signin?next=<its path>,
+    which brings the reader back after signing in (rather than a JSON 401)."""
     param_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Document-only refinements of query parameters the model cannot say (e.g. an RFC 3339 pattern
     checked by `parse_query`, an enum checked by the handler)."""

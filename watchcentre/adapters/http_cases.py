@@ -18,7 +18,7 @@ import csv
 import io
 import math
 from datetime import UTC, datetime
-from html import escape
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -39,7 +39,6 @@ from watchcentre.adapters.http_models import (
 )
 from watchcentre.cases import Actor, CaseDesk
 from watchcentre.core.access import Principal, Role, case_visibility
-from watchcentre.core.bounds import visible
 from watchcentre.core.lifecycle import Action, Case
 from watchcentre.core.network import CENTRE
 from watchcentre.core.parties import principal_side
@@ -297,73 +296,11 @@ async def get_stats_csv(request: web.Request, *, query: StatsQuery) -> web.Respo
 
 # -- the tracking page -----------------------------------------------------------------------------
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>{reference}: {state}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body>
-<main>
-<h1>{reference}</h1>
-<p><strong dir="auto">{subject}</strong></p>
-<dl>
-{facts}
-</dl>
-<h2>Timeline</h2>
-<ol>
-{timeline}
-</ol>
-</main>
-</body>
-</html>
-"""
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    late, s = seconds < 0, abs(int(seconds))
-    days, rest = divmod(s, 86400)
-    text = (
-        f"{days} d {rest // 3600} h {rest % 3600 // 60} min"
-        if days
-        else f"{rest // 3600} h {rest % 3600 // 60} min"
-    )
-    return f"late by {text}" if late else text
-
 
 async def track_page(request: web.Request) -> web.Response:
+    """The page (web/track.html): it reads the case from /api/requests/{reference} and follows the
+    feed. The case is checked here too, so a reference one may not see is a 404 like the API's."""
     case = await _visible_case(request)
-    timeline = await _timeline(request, case)
-    view = case_detail(case, request.app[DEPS].clock.now(), timeline)
-
-    def at(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    facts = [
-        ("State", view.state + (" (waiting for clarification)" if view.clarification_pending else "")),
-        ("Priority", view.priority),
-        ("Sent by", view.sender),
-        ("Sent to", ", ".join(view.recipients)),
-        ("Opened", at(view.opened_at)),
-        ("Acknowledgement due", at(view.ack_due_at)),
-        ("Acknowledged", at(view.acknowledged_at) or "not yet"),
-        ("Answer due", at(view.due_at) or "suspended"),
-        ("Time left", _duration(view.time_left_seconds)),
-        ("Answered", at(view.answered_at) or "not yet"),
-    ]
-    if view.expected_at:
-        facts.append(("New expected time", f"{at(view.expected_at)} ({view.extension_reason})"))
-    html = _PAGE.format(
-        reference=escape(case.reference),
-        state=escape(view.state),
-        subject=escape(visible(case.subject)),
-        facts="\n".join(
-            f'<dt>{escape(k)}</dt><dd dir="auto">{escape(visible(str(v)))}</dd>' for k, v in facts
-        ),
-        timeline="\n".join(
-            f"<li><time>{escape(e.at.isoformat())}</time> {escape(e.type)} by <bdi>{escape(visible(e.actor))}</bdi></li>"
-            for e in timeline
-        ),
-    )
     await _record(request, case, {"page": "track"})
-    return web.Response(text=html, content_type="text/html")
+    page = resources.files("watchcentre.web").joinpath("track.html").read_bytes()
+    return web.Response(body=page, content_type="text/html", charset="utf-8")

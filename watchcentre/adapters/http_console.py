@@ -51,7 +51,7 @@ from watchcentre.adapters.http_models import (
     Segment,
     TriageItem,
 )
-from watchcentre.core.access import Principal
+from watchcentre.core.access import Principal, Role, sees_event
 from watchcentre.core.classify import Classification
 from watchcentre.core.envelope import Routing
 from watchcentre.core.lifecycle import CASE_EVENT_TYPES, DEADLINE_WARNING, OVERDUE
@@ -87,6 +87,11 @@ FEED_TYPES = frozenset(
 )
 """What the feed carries: the final state of each message (one event per message), operator acts,
 the deadline alerts (announced on whatever view the operator is on) and case changes (the board)."""
+PARTY_TYPES = frozenset({EventType.ROUTED, EventType.TRIAGED, *CASE_EVENT_TYPES, DEADLINE_WARNING, OVERDUE})
+"""What a post's or a unit's feed carries: its messages and its cases changing, each event let through
+by the API's need-to-know rule (core/access.py `sees_event`)."""
+HUB_TYPES = FEED_TYPES | PARTY_TYPES
+"""The event types an instance's feed subscribes to (`P.events` routing keys)."""
 _WITH_MESSAGE = frozenset({EventType.ROUTED, EventType.TRIAGED, EventType.REJECTED})
 _NOT_TIMELINE = frozenset({EventType.ACCESSED, EventType.LISTED})
 SNAPSHOT_SIZE = 300
@@ -132,7 +137,7 @@ class FeedHub:
 
     def dispatch(self, event: dict[str, Any]) -> None:
         """Called for each event from `P.events` (any instance's)."""
-        if event.get("type") not in FEED_TYPES or not self._clients:
+        if event.get("type") not in HUB_TYPES or not self._clients:
             return
         with contextlib.suppress(asyncio.QueueFull):  # pages back-fill from the store on reconnect
             self._incoming.put_nowait(event)
@@ -147,8 +152,8 @@ class FeedHub:
         for client in list(self._clients):
             client.kick()
 
-    def join(self) -> FeedClient:
-        client = FeedClient()
+    def join(self, principal: Principal | None = None) -> FeedClient:
+        client = FeedClient(principal)
         self._clients.add(client)
         return client
 
@@ -162,24 +167,92 @@ class FeedHub:
                 batch.append(self._incoming.get_nowait())
             try:
                 items = await enrich(self._store, batch)
+                facts = await facts_of(self._store, items)
             except Exception as exc:  # the feed is best effort: pages back-fill on reconnect
                 log.warning("feed_enrich_failed", error=repr(exc))
                 for client in list(self._clients):
                     client.kick()
                 continue
             for client in list(self._clients):
-                client.push(items)
+                client.push(items, facts)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Who may see a feed item: the message it carries `(status, sender, recipients)`, else its case
+    `(sender, recipients)`; neither for operators' acts (notes, re-injections)."""
+
+    message: tuple[str, str | None, tuple[str, ...]] | None = None
+    case: tuple[str, tuple[str, ...]] | None = None
+
+
+async def facts_of(store: Store, items: Sequence[dict[str, Any]]) -> list[Facts]:
+    """Each item's `Facts`, read once per batch (a case looked up once per reference)."""
+    cases: dict[str, tuple[str, tuple[str, ...]] | None] = {}
+    out = []
+    for item in items:
+        if item.get("type") in _WITH_MESSAGE:  # the message's own visibility, whatever its case
+            m = item.get("message")
+            facts = (
+                Facts(message=(str(m["status"]), m.get("sender"), tuple(m.get("recipients") or ())))
+                if isinstance(m, dict)
+                else Facts()
+            )
+        elif isinstance(ref := item.get("reference"), str):
+            if ref not in cases:
+                case = await store.get_case(ref)
+                cases[ref] = None if case is None else (case.sender, tuple(case.recipients))
+            facts = Facts(case=cases[ref])
+        else:
+            facts = Facts()
+        out.append(facts)
+    return out
+
+
+def party_item(item: dict[str, Any]) -> dict[str, Any]:
+    """What a post or a unit is told of an event it may see: that it happened (its page reads the
+    rest through the API, audited): no actor, no details."""
+    keep = {k: item.get(k) for k in ("seq", "at", "type", "reference", "message_id")}
+    if isinstance(item.get("message"), dict):
+        keep["message"] = item["message"]
+    return keep
 
 
 @dataclass(eq=False)
 class FeedClient:
+    principal: Principal | None = None
+    """None or an operator: the console's feed (FEED_TYPES, everything); a post or a unit: its own."""
     queue: asyncio.Queue[list[dict[str, Any]] | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=CLIENT_BACKLOG)
     )
 
-    def push(self, items: list[dict[str, Any]]) -> None:
+    @property
+    def operator(self) -> bool:
+        return self.principal is None or self.principal.role is Role.OPERATOR
+
+    @property
+    def types(self) -> frozenset[str]:
+        return FEED_TYPES if self.operator else PARTY_TYPES
+
+    def choose(self, items: Sequence[dict[str, Any]], facts: Sequence[Facts] | None) -> list[dict[str, Any]]:
+        """The items this page may have: need-to-know per event record (not per frame)."""
+        if self.operator:
+            return [i for i in items if i.get("type") in FEED_TYPES]
+        if facts is None or self.principal is None:
+            return []
+        who = self.principal
+        return [
+            party_item(i)
+            for i, f in zip(items, facts, strict=True)
+            if i.get("type") in PARTY_TYPES and sees_event(who, message=f.message, case=f.case)
+        ]
+
+    def push(self, items: list[dict[str, Any]], facts: Sequence[Facts] | None = None) -> None:
+        chosen = self.choose(items, facts)
+        if not chosen:
+            return
         try:
-            self.queue.put_nowait(items)
+            self.queue.put_nowait(chosen)
         except asyncio.QueueFull:
             self.kick()
 
@@ -247,6 +320,13 @@ ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
     "i18n.js": "text/javascript",
     "header.js": "text/javascript",
+    "parties.js": "text/javascript",
+    "post.js": "text/javascript",
+    "unit.js": "text/javascript",
+    "track.js": "text/javascript",
+    "signin.js": "text/javascript",
+    "auditor.js": "text/javascript",
+    "parties.css": "text/css",
     "dom.js": "text/javascript",
     "map.js": "text/javascript",
     "style.css": "text/css",
@@ -281,8 +361,11 @@ async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
     await ws.send_str(orjson.dumps(frame).decode())
 
 
-async def _snapshot(request: web.Request, ws: web.WebSocketResponse, store: Store) -> int:
+async def _snapshot(request: web.Request, ws: web.WebSocketResponse, store: Store, client: FeedClient) -> int:
     cursor = await store.last_seq()  # before the read: anything later comes live (or is in it)
+    if not client.operator:  # a post's or a unit's page reads its lists through the API
+        await _send(ws, {"type": "snapshot", "cursor": cursor, "messages": []})
+        return cursor
     messages = await store.list_messages(MessageQuery(limit=SNAPSHOT_SIZE))
     who, deps = principal_of(request), request.app[DEPS]
     await record_list(store, deps.clock, who, [m.id for m in messages], {"feed": "snapshot"}, request.path)
@@ -290,7 +373,9 @@ async def _snapshot(request: web.Request, ws: web.WebSocketResponse, store: Stor
     return cursor
 
 
-async def _backfill(request: web.Request, ws: web.WebSocketResponse, store: Store, after: int) -> int:
+async def _backfill(
+    request: web.Request, ws: web.WebSocketResponse, store: Store, after: int, client: FeedClient
+) -> int:
     """The feed events recorded after `after`, from the audit store; the last seq read."""
     cursor, read, sent = after, 0, 0
     while True:
@@ -299,15 +384,16 @@ async def _backfill(request: web.Request, ws: web.WebSocketResponse, store: Stor
             break
         cursor = events[-1].seq or cursor
         read += len(events)
-        wanted = [e.model_dump(mode="json") for e in events if e.type in FEED_TYPES]
-        if wanted:
-            items = await enrich(store, wanted)
+        wanted = [e.model_dump(mode="json") for e in events if e.type in client.types]
+        items = await enrich(store, wanted) if wanted else []
+        items = client.choose(items, await facts_of(store, items) if not client.operator else None)
+        if items:
             sent += len(items)
             await _send(ws, {"type": "backfill", "cursor": cursor, "items": items})
         if len(events) < BACKFILL_PAGE:
             break
         if read >= BACKFILL_MAX:
-            return await _snapshot(request, ws, store)
+            return await _snapshot(request, ws, store, client)
     await _send(ws, {"type": "backfilled", "cursor": cursor, "count": sent})
     return cursor
 
@@ -318,12 +404,12 @@ async def feed(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
     after = query.after
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4096)
     await ws.prepare(request)
-    client = console.hub.join()
+    client = console.hub.join(principal_of(request))
     try:
         if after is None:
-            cursor = await _snapshot(request, ws, store)
+            cursor = await _snapshot(request, ws, store, client)
         else:
-            cursor = await _backfill(request, ws, store, after)
+            cursor = await _backfill(request, ws, store, after, client)
         await _send(ws, {"type": "live", "cursor": cursor})
 
         async def pump() -> None:
@@ -522,4 +608,4 @@ async def close_feeds(app: web.Application) -> None:
             client.kick()
 
 
-__all__ = ["CONSOLE", "ConsoleDeps", "FeedHub", "close_feeds"]
+__all__ = ["CONSOLE", "HUB_TYPES", "ConsoleDeps", "FeedHub", "close_feeds"]

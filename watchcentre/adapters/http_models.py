@@ -288,6 +288,7 @@ class CaseSummary(BaseModel):
     overdue: bool
     acknowledged_at: IsoTime | None
     answered_at: IsoTime | None
+    clarification_pending: bool = Field(description="A clarification was asked and awaits its answer.")
 
 
 CASE_SUMMARY_FIELDS: tuple[str, ...] = tuple(CaseSummary.model_fields)
@@ -320,7 +321,6 @@ class CaseDetail(CaseSummary):
     legal_due_at: IsoTime | None = Field(description="Due time by the rules (clarification pauses included).")
     expected_at: IsoTime | None = Field(description="A new expected time the post recorded, if any.")
     extension_reason: str | None
-    clarification_pending: bool
     clarification_since: IsoTime | None
     paused_seconds: float = Field(
         description="Time the clock was suspended for clarification (ended pauses)."
@@ -469,3 +469,24 @@ class Labels(BaseModel):
     lang: str
     crime_types: dict[str, str] = Field(description="Taxonomy code → its label (config/taxonomy.yaml).")
     countries: dict[str, str] = Field(description="ISO 3166-1 alpha-2 → the country's name (pycountry).")
+
+
+class SendBody(BaseModel):
+    """POST /api/send: what a post or a unit writes; the sender is the session's party."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["information", "request"] = Field(description="information, or a request (opens a case).")
+    subject: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+    body: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
+    priority: Literal["urgent", "normal"] = "normal"
+    countries: list[str] = Field(default_factory=list, max_length=50, description="ISO alpha-2 hints.")
+    crime_types: list[str] = Field(default_factory=list, max_length=20, description="Taxonomy code hints.")
+    reference: str | None = Field(default=None, max_length=80, description="A case this is about.")
+    access: Literal["direct", "indirect"] | None = Field(
+        default=None, description="request: whether the information asked for is directly accessible."
+    )
+
+
+class SendResult(BaseModel):
+    message: MessageSummary = Field(description="The message as routed (or sent to triage).")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from watchcentre.adapters import http, http_cases, http_console, http_i18n, http_watch
+from watchcentre.adapters import http, http_cases, http_console, http_i18n, http_screens, http_watch
 from watchcentre.adapters.http_base import PUBLIC, Body, Content, Json, PathParam, Route
 from watchcentre.adapters.http_models import (
     LANGS,
@@ -51,6 +51,8 @@ from watchcentre.adapters.http_models import (
     ReinjectResult,
     RouteRequest,
     RouteResult,
+    SendBody,
+    SendResult,
     SignedIn,
     SignedOut,
     SignIn,
@@ -301,6 +303,24 @@ ROUTES: tuple[Route, ...] = (
         "withdraw, clarification (answer). Operators: all. See docs/lifecycle.md for the transitions.",
     ),
     Route(
+        "POST",
+        "/api/send",
+        http_screens.send,
+        "send",
+        "A post or a unit sends information or a request from its screen: routed like the same envelope"
+        " over AMQP (same checks, classification, routing, copies, case, audit)",
+        Area.MESSAGES,
+        {
+            200: Json(SendResult, "Routed (or sent to triage) and recorded."),
+            403: Json(ErrorBody, "Not a post nor a unit, or a cross-origin request."),
+            415: Json(ErrorBody, "A body that is not JSON."),
+            503: Json(ErrorBody, "Sending is not wired in this instance (an API-only app)."),
+        },
+        body=Body(SendBody),
+        description="The sender is the signed-in post or unit (never a field of the body); message_id and"
+        " sent_at are the service's. A refusal is 400 naming the field, before anything is routed.",
+    ),
+    Route(
         "GET",
         "/api/posts/{post_id}/inbox",
         http_cases.post_inbox,
@@ -329,10 +349,29 @@ ROUTES: tuple[Route, ...] = (
         "/track/{reference}",
         http_cases.track_page,
         "trackPage",
-        "The same as a small HTML page, readable on a phone (sign in first)",
+        "The same as a page readable on a phone, live (without a session: sign in, then back here)",
         Area.MESSAGES,
-        {200: Content("An HTML page.", _HTML), **_NO_CASE},
+        {
+            200: Content("An HTML page (it reads the case from /api/requests/{reference}).", _HTML),
+            303: Content("No session: to /signin?next=/track/{reference}, and back after signing in."),
+            **_NO_CASE,
+        },
         path_params=(_REFERENCE,),
+        page=True,
+    ),
+    Route(
+        "GET",
+        "/api/feed",
+        http_console.feed,
+        "feed",
+        "Live feed (WebSocket) for every party: an operator gets the console's feed; a post or a unit the"
+        " events of its own messages and cases only, by the API's need-to-know rules (back-fill included)",
+        Area.MESSAGES,
+        {101: Content("Switching to the WebSocket protocol.")},
+        query=FeedQuery,
+        description="Frames as /api/console/feed. For a post or a unit the snapshot lists no message (its"
+        " page reads its cases through the API) and each item says only seq, at, type, reference and"
+        " message_id, with the message summary when the message itself is visible to it.",
     ),
     Route(
         "GET",
@@ -362,11 +401,13 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/",
-        http_console.console_page,
-        "consolePage",
-        "The operator console (a static page; its assets are under /console/)",
-        PUBLIC,
-        {200: Content("The page.", _HTML)},
+        http_screens.home_page,
+        "homePage",
+        "The signed-in party's screen: operators the console, a post its inbox, a unit its requests,"
+        " an auditor the audit trail's page (static pages; their assets are under /console/)",
+        Area.REFERENCE,
+        {200: Content("The page.", _HTML), 303: Content("No session: to /signin?next=/.")},
+        page=True,
     ),
     Route(
         "GET",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -139,6 +139,24 @@ def visible(vis: Visibility | None, *, status: str, sender: str | None, recipien
     if status == Status.REJECTED:
         return False
     return (sender is not None and sender in vis.senders) or any(r in vis.recipients for r in recipients)
+
+
+def sees_event(
+    principal: Principal,
+    *,
+    message: tuple[str, str | None, Sequence[str]] | None,
+    case: tuple[str, Sequence[str]] | None,
+) -> bool:
+    """A live-feed event, by the rules of the API: one that carries a message (its `(status, sender,
+    recipients)`) only when that message is visible; one about a case (its `(sender, recipients)`)
+    only when that case is; anything else (notes, re-injections) operators only."""
+    if message is not None:
+        status, sender, recipients = message
+        return visible(visibility(principal), status=status, sender=sender, recipients=recipients)
+    if case is not None:
+        sender, recipients = case
+        return case_visible(case_visibility(principal), sender=sender, recipients=recipients)
+    return principal.role is Role.OPERATOR
 
 
 def can_see(principal: Principal, message: StoredMessage) -> bool:

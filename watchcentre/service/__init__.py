@@ -6,7 +6,8 @@ in watchcentre/bootstrap.py and nowhere else:
 * `Pipeline` (pipeline.py): decode → check → classify → route, deduplicated; case actions;
 * `OperatorCommands` (operator.py): manual routing, dead-letter re-injection;
 * `Outbox` (outbox.py): the copies, the audit events, the group commit, dead letters, the live feed;
-* `EnvelopeChecks` (checks.py): what the envelope model cannot check alone.
+* `EnvelopeChecks` (checks.py): what the envelope model cannot check alone;
+* `Submissions` (submit.py): a message a post or a unit writes on its screen, into the pipeline.
 
 Case lifecycle actions are the CaseDesk's (watchcentre/cases.py).
 """
@@ -17,6 +18,7 @@ from watchcentre.service.operator import REINJECTED_HEADER, OperatorCommands
 from watchcentre.service.outbox import Outbox
 from watchcentre.service.pipeline import Pipeline
 from watchcentre.service.settings import ServiceSettings
+from watchcentre.service.submit import Submissions
 
 __all__ = [
     "REINJECTED_HEADER",
@@ -27,4 +29,5 @@ __all__ = [
     "Outbox",
     "Pipeline",
     "ServiceSettings",
+    "Submissions",
 ]
