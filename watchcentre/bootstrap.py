@@ -299,9 +299,7 @@ def build_service(
         dead_letters=dead_letters,
     )
     submissions = Submissions(pipeline=pipeline, checks=checks, store=store, clock=clock)
-    watch = WatchCommands(
-        store=store, outbox=outbox, clock=clock, checks=checks, pipeline=pipeline, operator=operator
-    )
+    watch = WatchCommands(store=store, outbox=outbox, clock=clock, submissions=submissions, operator=operator)
     return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, submissions, watch)
 
 

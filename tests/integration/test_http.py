@@ -579,6 +579,11 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/console/dead/{letter_id}/reinject",
         "/api/console/notes",
         "/api/console/glance",
+        "/api/console/alerts",
+        "/api/console/alerts/ack",
+        "/api/console/inbox",
+        "/api/console/inbox/mark",
+        "/api/console/compose",
     }
     names = {p["name"] for p in doc["paths"]["/api/messages"]["get"]["parameters"]}
     assert names == {

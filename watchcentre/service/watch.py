@@ -5,25 +5,21 @@ domain errors (core/errors.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
 import structlog
 
-from watchcentre.core.envelope import Envelope, Rejection, decode_envelope
 from watchcentre.core.errors import Conflict, Invalid, NotFound
 from watchcentre.core.lifecycle import Case
 from watchcentre.core.network import CENTRE
 from watchcentre.core.ports import Clock, Store
 from watchcentre.core.records import AuditEvent, CaseCursor, EventType, MessageQuery, StoredMessage
 from watchcentre.core.routing import CENTRE_INBOX
-from watchcentre.service.checks import EnvelopeChecks
 from watchcentre.service.operator import OperatorCommands
 from watchcentre.service.outbox import Outbox
-from watchcentre.service.pipeline import Pipeline
+from watchcentre.service.submit import Submissions
 
 log = structlog.get_logger("watchcentre.service")
 
@@ -71,15 +67,13 @@ class WatchCommands:
         store: Store,
         outbox: Outbox,
         clock: Clock,
-        checks: EnvelopeChecks,
-        pipeline: Pipeline,
+        submissions: Submissions,
         operator: OperatorCommands,
     ) -> None:
         self.store = store
         self.outbox = outbox
         self.clock = clock
-        self.checks = checks
-        self.pipeline = pipeline
+        self.submissions = submissions
         self.operator = operator
 
     # -- deadline alerts -----------------------------------------------------------------------------
@@ -202,37 +196,22 @@ class WatchCommands:
         actor: str,
     ) -> StoredMessage:
         """A message from the centre, written by `actor`, through the same intake path as one
-        published over AMQP (checked, classified, routed, recorded). When the operator chose
-        recipients the rules did not, it is then re-routed to them by hand (audited, with the
-        reason). A message the checks refuse is an Invalid naming the field: nothing is
-        dead-lettered for an operator's typing."""
+        published over AMQP (`Submissions.submit`: checked, classified, routed, recorded), then a
+        `composed` audit event naming the operator. When the operator chose recipients the rules
+        did not, it is re-routed to them by hand (audited, with the reason). A message the checks
+        refuse is an Invalid naming the field: nothing is dead-lettered for an operator's typing."""
         if kind not in COMPOSE_KINDS:
             raise Invalid("kind", f"one of {', '.join(COMPOSE_KINDS)}")
-        now = self.clock.now()
-        message_id = f"centre-{now:%Y%m%d}-{uuid.uuid4().hex[:12]}"
-        raw = orjson.dumps(
-            {
-                "message_id": message_id,
-                "sender": CENTRE,
-                "kind": kind,
-                "subject": subject,
-                "body": body,
-                "sent_at": now.isoformat(),
-                "priority": priority,
-                "countries": list(countries),
-                "crime_types": list(crime_types),
-            }
-        )
-        user = self.checks.senders.service_user
-        decoded: Envelope | Rejection = decode_envelope(raw)
-        if isinstance(decoded, Envelope):
-            decoded = self.checks.refusal(decoded, user) or decoded
-        if isinstance(decoded, Rejection):
-            raise Invalid(decoded.field, decoded.problem)
-        await self.pipeline.handle(raw, user)
-        stored = await self.store.get_message(message_id, CENTRE)
-        if stored is None:
-            raise Conflict("message_id", "the message was not recorded: try again")
+        fields = {
+            "kind": kind,
+            "subject": subject,
+            "body": body,
+            "priority": priority,
+            "countries": list(countries),
+            "crime_types": list(crime_types),
+        }
+        stored = await self.submissions.submit(fields, CENTRE)  # the parties' path, as the centre
+        message_id = stored.message_id or ""
         composed = await self.store.append_audit(
             [
                 AuditEvent(
