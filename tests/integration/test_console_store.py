@@ -181,3 +181,20 @@ async def test_a_case_from_before_markings_takes_its_requests_marking(backend: B
         await again.close()
     assert by_request["m1"].handling == "centre-only"
     assert by_request["m2"].handling is None
+
+
+async def test_one_claim_per_revision_until_recorded_released_or_stale(backend: Backend) -> None:  # noqa: F811
+    store = backend.store
+    await save_one(store, accepted("m1", status=Status.TRIAGE, countries=(), recipients=("centre.triage",)))
+    assert await store.claim_manual("ofast", "m1", 1, "a", T0, 120.0)
+    # a second instance deciding at the same moment publishes nothing
+    assert not await store.claim_manual("ofast", "m1", 1, "b", T0 + timedelta(seconds=5), 120.0)
+    await store.release_manual("ofast", "m1", 1, "b")  # not its claim: nothing changes
+    assert not await store.claim_manual("ofast", "m1", 1, "b", T0 + timedelta(seconds=6), 120.0)
+    await store.release_manual("ofast", "m1", 1, "a")  # a's publish failed: the revision is free again
+    assert await store.claim_manual("ofast", "m1", 1, "b", T0 + timedelta(seconds=7), 120.0)
+    # b's holder died: after the stale time another may take the revision over
+    assert await store.claim_manual("ofast", "m1", 1, "c", T0 + timedelta(seconds=200), 120.0)
+    assert await store.apply_manual(decision(1, ["post.madrid"], ["post.madrid"])) is not None
+    # recorded: the message's claims are gone with it
+    assert await store.claim_manual("ofast", "m1", 1, "d", T0 + timedelta(seconds=201), 120.0)

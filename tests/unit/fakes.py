@@ -218,6 +218,7 @@ class FakeStore:
         self.version_conflicts = 0  # update_case calls refused: a lost race, retried by the caller
         # manual decisions per (sender, message_id), oldest first
         self.manual: dict[tuple[str, str], list[ManualRecord]] = {}
+        self.claims: dict[tuple[str, str, int], tuple[str, datetime]] = {}
 
     # -- messages ------------------------------------------------------------------------------------
 
@@ -439,7 +440,24 @@ class FakeStore:
                 "routing": d.routing.model_dump(mode="json"),
             }
         )
+        for key in [k for k in self.claims if k[:2] == (d.sender, d.message_id)]:
+            del self.claims[key]
         return self._append(d.events)
+
+    async def claim_manual(
+        self, sender: str, message_id: str, revision: int, claim: str, now: datetime, stale_s: float
+    ) -> bool:
+        await _io(self)
+        held = self.claims.get((sender, message_id, revision))
+        if held is not None and held[1] >= now - timedelta(seconds=stale_s):
+            return False
+        self.claims[(sender, message_id, revision)] = (claim, now)
+        return True
+
+    async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
+        await _io(self)
+        if self.claims.get((sender, message_id, revision), ("",))[0] == claim:
+            del self.claims[(sender, message_id, revision)]
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

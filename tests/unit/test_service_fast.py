@@ -409,11 +409,6 @@ async def test_two_operators_on_two_instances_record_one_decision(w: Wired) -> N
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found here, not fixed (outside this stream): the losing instance has already published its "
-    "copies when apply_manual refuses its revision, so post.madrid holds a copy no audit record shows",
-)
 async def test_two_operators_choosing_different_recipients_leave_no_unrecorded_copy(w: Wired) -> None:
     env = await triaged(w)
     async with wired_service(store=w.store, publisher=w.publisher, clock=w.clock) as other:

@@ -303,6 +303,19 @@ class ConsoleStore(Protocol):
         """The manual decisions taken on one message, oldest first."""
         ...
 
+    async def claim_manual(
+        self, sender: str, message_id: str, revision: int, claim: str, now: datetime, stale_s: float
+    ) -> bool:
+        """Reserve (message, revision) for the decision `claim` before its copies are published, so
+        that of two instances deciding at once only one publishes. False when another holds it; a
+        claim older than `stale_s` (its holder died) may be taken over. `apply_manual` clears the
+        message's claims in its transaction."""
+        ...
+
+    async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
+        """Give up a claim whose decision was not recorded (its publish failed, or it lost a race)."""
+        ...
+
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
         """Store a shift-log note and its audit event in one transaction; the note with its id."""
         ...

@@ -5,14 +5,17 @@ each adapter says them its own way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
 from watchcentre.core.envelope import Envelope, Rejection, Routing, decode_envelope
 from watchcentre.core.errors import Conflict, Invalid, NotFound
 from watchcentre.core.handling import HandlingRules
-from watchcentre.core.lifecycle import reassign
+from watchcentre.core.lifecycle import Case, reassign
 from watchcentre.core.manual import (
     ManualRouting,
     ManualRoutingError,
@@ -22,14 +25,23 @@ from watchcentre.core.manual import (
     marking_override,
 )
 from watchcentre.core.network import Network
-from watchcentre.core.ports import DeadLetters, Store
-from watchcentre.core.records import AuditEvent, DeadLetterView, EventType, Status, body_digest
+from watchcentre.core.ports import DeadLetters, OutboundCopy, Store
+from watchcentre.core.records import (
+    AuditEvent,
+    DeadLetterView,
+    EventType,
+    Status,
+    StoredMessage,
+    body_digest,
+)
 from watchcentre.service.checks import EnvelopeChecks
 from watchcentre.service.outbox import Outbox
 
 log = structlog.get_logger("watchcentre.service")
 
 REINJECTED_HEADER = "x-watchcentre-reinjected"
+# A manual routing's claim outlives its holder's publish time limit (30 s) before another may take it.
+CLAIM_STALE_S = 120.0
 
 
 class OperatorCommands:
@@ -134,8 +146,33 @@ class OperatorCommands:
         if marking != env.handling:
             env = env.model_copy(update={"handling": marking})  # the copies carry the case's marking
         copies = self.outbox.copies(env, routing, revision)
-        await self.outbox.publisher.publish_routed(copies)
-        now = self.outbox.clock.now()
+        claim = uuid.uuid4().hex
+        if not await self.store.claim_manual(
+            sender, message_id, revision, claim, self.outbox.clock.now(), CLAIM_STALE_S
+        ):
+            raise Conflict("revision", "another operator is routing this message right now: reload it")
+        try:
+            await self.outbox.publisher.publish_routed(copies)
+            return await self._record_manual(
+                (sender, message_id), stored, routing, copies, case, revision, reason, actor, overridden
+            )
+        finally:  # recorded: apply_manual cleared the claim; otherwise the revision is free again
+            with contextlib.suppress(Exception):
+                await self.store.release_manual(sender, message_id, revision, claim)
+
+    async def _record_manual(
+        self,
+        key: tuple[str, str],
+        stored: StoredMessage,
+        routing: Routing,
+        copies: Sequence[OutboundCopy],
+        case: Case | None,
+        revision: int,
+        reason: str,
+        actor: str,
+        overridden: dict[str, Any] | None,
+    ) -> tuple[Routing, list[AuditEvent]]:
+        (sender, message_id), now = key, self.outbox.clock.now()
         details: dict[str, object] = {
             "recipients": routing.recipients,
             "copies": {c.routing_key: c.message_id for c in copies},

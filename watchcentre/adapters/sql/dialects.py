@@ -43,6 +43,11 @@ TEXT, INT, TS, JSON, BLOB = "text", "int", "ts", "json", "blob"
 Columns = Sequence[tuple[str, str]]  # (name, kind)
 
 
+def columns(spec: str) -> Columns:
+    """`"id:int at:ts author"` → (("id", INT), ("at", TS), ("author", TEXT)): text unless it says."""
+    return tuple((name, kind or TEXT) for name, _, kind in (c.partition(":") for c in spec.split()))
+
+
 class Tx(Protocol):
     """One connection inside one transaction (or, for reads, outside any)."""
 

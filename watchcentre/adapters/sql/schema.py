@@ -203,6 +203,19 @@ DROP INDEX IF EXISTS messages_recipients;
 """
 
 
+# A manual routing's revision is claimed before its copies are published (one instance publishes).
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS manual_claims (
+    sender     {text} NOT NULL,
+    message_id {text} NOT NULL,
+    revision   {int} NOT NULL,
+    claim      {text} NOT NULL,
+    at         {ts} NOT NULL,
+    PRIMARY KEY (sender, message_id, revision)
+);
+"""
+
+
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite = dialect.name == "sqlite"
     t = dialect.types
@@ -224,4 +237,5 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
             tables + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
+        (3, "manual routing claims", _CLAIMS.format(text=t[TEXT], int=t[INT], ts=t[TS])),
     ]

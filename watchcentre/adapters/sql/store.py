@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,16 +21,15 @@ from pydantic_core import to_json
 
 from watchcentre.adapters.sql import schema
 from watchcentre.adapters.sql.dialects import (
-    BLOB,
     INT,
     JSON,
-    TEXT,
     TS,
     Columns,
     Dialect,
     PostgresDialect,
     SqliteDialect,
     Tx,
+    columns,
 )
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
@@ -58,69 +57,18 @@ def _names(columns: Columns, prefix: str = "") -> str:
     return ", ".join(prefix + c for c, _ in columns)
 
 
-_MESSAGE = (
-    ("sender", TEXT),
-    ("message_id", TEXT),
-    ("kind", TEXT),
-    ("priority", TEXT),
-    ("reference", TEXT),
-    ("subject", TEXT),
-    ("status", TEXT),
-    ("received_at", TS),
-    ("crime_types", JSON),
-    ("countries", JSON),
-    ("recipients", JSON),
-    ("envelope", JSON),
-    ("routing", JSON),
-    ("error", TEXT),
-    ("raw", BLOB),
-    ("digest", TEXT),
+_MESSAGE = columns(
+    "sender message_id kind priority reference subject status received_at:ts crime_types:json"
+    " countries:json recipients:json envelope:json routing:json error raw:blob digest"
 )
-_TAGS = (("tag_kind", TEXT), ("tag", TEXT), ("message_fk", INT))
-_AUDIT = (
-    ("seq", INT),
-    ("at", TS),
-    ("type", TEXT),
-    ("actor", TEXT),
-    ("sender", TEXT),
-    ("message_id", TEXT),
-    ("reference", TEXT),
-    ("details", JSON),
-    ("prev_hash", TEXT),
-    ("hash", TEXT),
-)
-_TOKEN = (
-    ("id", TEXT),
-    ("name", TEXT),
-    ("role", TEXT),
-    ("subject", TEXT),
-    ("created_at", TS),
-    ("expires_at", TS),
-    ("revoked_at", TS),
-    ("hash", TEXT),
-)
-_MANUAL = (
-    ("sender", TEXT),
-    ("message_id", TEXT),
-    ("revision", INT),
-    ("at", TS),
-    ("actor", TEXT),
-    ("reason", TEXT),
-    ("recipients", JSON),
-)
+_TAGS = columns("tag_kind tag message_fk:int")
+_AUDIT = columns("seq:int at:ts type actor sender message_id reference details:json prev_hash hash")
+_TOKEN = columns("id name role subject created_at:ts expires_at:ts revoked_at:ts hash")
+_MANUAL = columns("sender message_id revision:int at:ts actor reason recipients:json")
 _MANUAL_READ = _MANUAL[2:]  # the reader names the message
-_NOTE = (("id", INT), ("at", TS), ("author", TEXT), ("text", TEXT), ("message_ids", JSON), ("refs", JSON))
-_CASE = (
-    ("reference", TEXT),
-    ("sender", TEXT),
-    ("message_id", TEXT),
-    ("state", TEXT),
-    ("version", INT),
-    ("opened_at", TS),
-    ("ack_due_at", TS),
-    ("warn_at", TS),
-    ("due_at", TS),
-    ("data", JSON),
+_NOTE = columns("id:int at:ts author text message_ids:json refs:json")
+_CASE = columns(
+    "reference sender message_id state version:int opened_at:ts ack_due_at:ts warn_at:ts due_at:ts data:json"
 )
 
 _MESSAGE_READ = (("id", INT), *_MESSAGE[:-2])  # the raw input and its digest are not read back
@@ -500,6 +448,9 @@ class SqlStore:
                 )
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
                 raise _CaseChanged  # rolls the decision back: nothing of it is written
+            await t.fetch(
+                "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2", sender, message_id
+            )
             return await _insert_events(d, t, list(dec.events))
 
         try:
@@ -515,6 +466,35 @@ class SqlStore:
             self._d.text(message_id),
         )
         return [ManualRecord(**_read(self._d, _MANUAL_READ, r)) for r in rows]
+
+    async def claim_manual(
+        self, sender: str, message_id: str, revision: int, claim: str, now: datetime, stale_s: float
+    ) -> bool:
+        d = self._d
+        rows = await d.write(
+            lambda t: t.fetch(
+                "INSERT INTO manual_claims (sender, message_id, revision, claim, at) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (sender, message_id, revision) DO UPDATE SET claim = excluded.claim, at = excluded.at"
+                " WHERE manual_claims.at < $6 RETURNING claim",
+                d.text(sender),
+                d.text(message_id),
+                revision,
+                claim,
+                d.ts(now),
+                d.ts(now - timedelta(seconds=stale_s)),
+            ),
+            serial=False,
+        )
+        return bool(rows)
+
+    async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
+        d = self._d
+        sql = (
+            "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2 AND revision = $3 AND claim = $4"
+        )
+        await d.write(
+            lambda t: t.fetch(sql, d.text(sender), d.text(message_id), revision, claim), serial=False
+        )
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
         d = self._d
