@@ -421,7 +421,7 @@ function alertLine(a, where) {
     due ? h("span", { class: "due" }, ` · ${due}`) : null,
     a.subject ? h("span", { class: "subj", dir: "auto" }, ` · ${a.subject}`) : null,
     h("span", { class: "actions" },
-      h("button", { type: "button", onclick: () => openCase(a.reference) }, t("console.alert.open")),
+      where === "case" ? null : h("button", { type: "button", onclick: () => openCase(a.reference) }, t("console.alert.open")),
       ack),
     error,
   );
