@@ -27,6 +27,7 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.integration.test_http import NETWORK, OUTCOMES
 from watchcentre.adapters.config_files import load_config
@@ -34,6 +35,7 @@ from watchcentre.adapters.http_app import create_app
 from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, ConsoleDeps, FeedHub
+from watchcentre.adapters.http_screens import SUBMIT
 from watchcentre.adapters.metrics import PrometheusMetrics
 from watchcentre.adapters.openapi import openapi_document
 from watchcentre.adapters.sql import SqlStore
@@ -103,6 +105,7 @@ class Server:
         )
         await self.service.start()
         app[CASES] = self.service.desk
+        app[SUBMIT] = self.service.submissions
         app[CONSOLE] = ConsoleDeps(
             actions=self.service.operator,
             hub=FeedHub(self.store),
@@ -139,6 +142,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 SCHEMA = schemathesis.openapi.from_dict(openapi_document("fuzz"))
 COUNTS: dict[str, int] = {"cases": 0, "5xx": 0}
+WEBSOCKETS = ("/api/console/feed", "/api/feed")
 
 
 @pytest.mark.parametrize("role", ["operator", "auditor", "post"])
@@ -146,7 +150,7 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
     started = time.monotonic()
     # the live feed is a WebSocket (its upgrade is not an HTTP exchange schemathesis can make):
     # tests/integration/test_console_*.py cover it
-    operations = [op.ok() for op in SCHEMA.get_all_operations() if op.ok().path != "/api/console/feed"]
+    operations = [op.ok() for op in SCHEMA.get_all_operations() if op.ok().path not in WEBSOCKETS]
     assert len(operations) >= 10
     for operation in operations:
 
@@ -163,7 +167,10 @@ def test_the_http_api_against_its_openapi_document(server: Server, role: str) ->
             if response.status_code >= 500:
                 COUNTS["5xx"] += 1
             assert response.status_code < 500, (case.method, case.path, response.text)
-            case.validate_response(response, headers=headers)
+            # what a schema cannot say (a real country, a sender of this network) is a 400 naming the
+            # field for a message sent from a screen: valid in shape, refused in substance
+            semantic = [positive_data_acceptance] if case.path == "/api/send" else []
+            case.validate_response(response, headers=headers, excluded_checks=semantic)
 
         check()
     print(f"\nschemathesis ({role}): {COUNTS} in {time.monotonic() - started:.1f}s")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_routing import NET, cls, env
-from watchcentre.core.access import Principal, Role, TokenRecord, can_see, role_problems
+from watchcentre.core.access import Principal, Role, TokenRecord, can_see, role_problems, sees_event
 from watchcentre.core.audit_chain import GENESIS, event_hash, verify_links
 from watchcentre.core.handling import Effect, HandlingCode, HandlingRules
 from watchcentre.core.records import AuditEvent, Status, StoredMessage
@@ -58,6 +58,38 @@ P = {
 )
 def test_can_see(who: str, message: StoredMessage, sees: bool) -> None:
     assert can_see(P[who], message) is sees
+
+
+MADRID_CASE = ("ofast", ("post.madrid",))
+
+
+@pytest.mark.parametrize(
+    ("who", "message", "case", "sees"),
+    [
+        # a case event: the case's parties (and operators) only
+        ("operator", None, MADRID_CASE, True),
+        ("post:rabat", None, MADRID_CASE, False),
+        ("post:rabat", None, ("ofast", ("post.rabat",)), True),
+        ("unit:ofast", None, MADRID_CASE, True),
+        ("unit:ofast", None, ("ocrtis", ("post.madrid",)), False),
+        ("auditor", None, MADRID_CASE, False),
+        # an event carrying a message: the message's own rule, whatever its case says
+        ("post:rabat", ("routed", "ofast", ("post.madrid",)), ("ofast", ("post.rabat",)), False),
+        ("post:rabat", ("routed", "ofast", ("post.rabat",)), None, True),
+        ("post:rabat", ("rejected", "rabat", ()), None, False),
+        # an operator's act (a note, a re-injection): operators only
+        ("operator", None, None, True),
+        ("post:rabat", None, None, False),
+        ("unit:ofast", None, None, False),
+    ],
+)
+def test_a_feed_event_by_the_apis_rules(
+    who: str,
+    message: tuple[str, str, tuple[str, ...]] | None,
+    case: tuple[str, tuple[str, ...]] | None,
+    sees: bool,
+) -> None:
+    assert sees_event(P[who], message=message, case=case) is sees
 
 
 @pytest.mark.parametrize(

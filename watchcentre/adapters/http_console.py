@@ -137,8 +137,11 @@ class FeedHub:
 
     def dispatch(self, event: dict[str, Any]) -> None:
         """Called for each event from `P.events` (any instance's)."""
-        if event.get("type") not in HUB_TYPES or not self._clients:
+        kind = event.get("type")
+        if not self._clients or kind not in HUB_TYPES:
             return
+        if kind not in FEED_TYPES and all(c.types == FEED_TYPES for c in self._clients):
+            return  # only the parties' pages want case events
         with contextlib.suppress(asyncio.QueueFull):  # pages back-fill from the store on reconnect
             self._incoming.put_nowait(event)
 
@@ -152,8 +155,8 @@ class FeedHub:
         for client in list(self._clients):
             client.kick()
 
-    def join(self, principal: Principal | None = None) -> FeedClient:
-        client = FeedClient(principal)
+    def join(self, principal: Principal | None = None, wide: bool = False) -> FeedClient:
+        client = FeedClient(principal, wide)
         self._clients.add(client)
         return client
 
@@ -167,7 +170,8 @@ class FeedHub:
                 batch.append(self._incoming.get_nowait())
             try:
                 items = await enrich(self._store, batch)
-                facts = await facts_of(self._store, items)
+                parties = any(not c.operator for c in self._clients)
+                facts = await facts_of(self._store, items) if parties else None
             except Exception as exc:  # the feed is best effort: pages back-fill on reconnect
                 log.warning("feed_enrich_failed", error=repr(exc))
                 for client in list(self._clients):
@@ -222,6 +226,8 @@ def party_item(item: dict[str, Any]) -> dict[str, Any]:
 class FeedClient:
     principal: Principal | None = None
     """None or an operator: the console's feed (FEED_TYPES, everything); a post or a unit: its own."""
+    wide: bool = False
+    """An operator on /api/feed (a tracking page): case events too."""
     queue: asyncio.Queue[list[dict[str, Any]] | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=CLIENT_BACKLOG)
     )
@@ -232,12 +238,14 @@ class FeedClient:
 
     @property
     def types(self) -> frozenset[str]:
-        return FEED_TYPES if self.operator else PARTY_TYPES
+        if self.operator:
+            return HUB_TYPES if self.wide else FEED_TYPES
+        return PARTY_TYPES
 
     def choose(self, items: Sequence[dict[str, Any]], facts: Sequence[Facts] | None) -> list[dict[str, Any]]:
         """The items this page may have: need-to-know per event record (not per frame)."""
         if self.operator:
-            return [i for i in items if i.get("type") in FEED_TYPES]
+            return [i for i in items if i.get("type") in self.types]
         if facts is None or self.principal is None:
             return []
         who = self.principal
@@ -399,12 +407,22 @@ async def _backfill(
 
 
 async def feed(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
+    """/api/console/feed: the console's."""
+    return await _feed(request, query, wide=False)
+
+
+async def feed_for_all(request: web.Request, *, query: FeedQuery) -> web.StreamResponse:
+    """/api/feed: every party's, each within need-to-know (operators get case events too)."""
+    return await _feed(request, query, wide=True)
+
+
+async def _feed(request: web.Request, query: FeedQuery, *, wide: bool) -> web.StreamResponse:
     same_origin(request)  # a WebSocket carries the cookie cross-site: refuse other origins
     console, store = _console(request), request.app[DEPS].store
     after = query.after
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=4096)
     await ws.prepare(request)
-    client = console.hub.join(principal_of(request))
+    client = console.hub.join(principal_of(request), wide)
     try:
         if after is None:
             cursor = await _snapshot(request, ws, store, client)

@@ -362,9 +362,9 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/api/feed",
-        http_console.feed,
+        http_console.feed_for_all,
         "feed",
-        "Live feed (WebSocket) for every party: an operator gets the console's feed; a post or a unit the"
+        "Live feed (WebSocket) for every party: an operator gets the console's feed and case events; a post or a unit the"
         " events of its own messages and cases only, by the API's need-to-know rules (back-fill included)",
         Area.MESSAGES,
         {101: Content("Switching to the WebSocket protocol.")},

@@ -1,5 +1,6 @@
 // The header every screen shares: who is signed in (name and role), sign-out, the language switch.
 import { t, langSwitch } from "./i18n.js";
+import { visible } from "./dom.js";
 
 // The path to come back to after signing in (same-origin, relative: the server checks it again).
 export function signinUrl() {
@@ -33,7 +34,7 @@ export async function mountHeader(slot, me = null) {
   const name = document.createElement("span");
   name.className = "who";
   name.id = "signed-in";
-  name.textContent = t("common.signedin", { name: who.name, role: roleWords(who) });
+  name.textContent = visible(t("common.signedin", { name: who.name, role: roleWords(who) }));
   name.title = who.role;
   const out = document.createElement("button");
   out.type = "button";

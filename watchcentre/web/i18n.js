@@ -30,14 +30,15 @@ async function getJson(url) {
 }
 
 // Loads the catalogs of `bundles` (e.g. ["common", "party"]) and the code labels, in the chosen
-// language. The labels need a session: without one, codes are shown as they are.
-export async function loadI18n(bundles = ["common"]) {
+// language. The labels need a session (the sign-in page passes { labels: false }); without them,
+// codes are shown as they are.
+export async function loadI18n(bundles = ["common"], { labels: withLabels = true } = {}) {
   lang = chooseLang();
   document.documentElement.lang = lang;
   const wanted = Array.from(new Set(["common", ...bundles]));
   const [parts, labels] = await Promise.all([
     Promise.all(wanted.map((b) => getJson(`/console/locales/${lang}/${b}.json`))),
-    getJson(`/api/labels?lang=${lang}`).catch(() => null),
+    withLabels ? getJson(`/api/labels?lang=${lang}`).catch(() => null) : null,
   ]);
   catalog.clear();
   for (const part of parts) for (const [k, v] of Object.entries(part)) catalog.set(k, v);

@@ -1,6 +1,6 @@
 // What the parties' screens share (post inbox, unit requests, tracking page): the API with its errors
 // in words, the live feed with reconnection and back-fill, and the words for a case's facts.
-import { h } from "./dom.js";
+import { h, visible } from "./dom.js";
 import { t, label, fmtTime, fmtDuration } from "./i18n.js";
 import { signinUrl } from "./header.js";
 
@@ -35,6 +35,10 @@ export async function api(path, options = {}) {
 
 // An error in words: the field at fault and the server's reason (which names it).
 export function errorWords(err) {
+  return visible(errorText(err));
+}
+
+function errorText(err) {
   if (err instanceof HttpError && err.status === 409 && err.currentState) {
     return t("party.error.state", { state: t(`common.state.${err.currentState}`) });
   }

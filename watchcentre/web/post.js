@@ -1,7 +1,7 @@
 // The post's screen: its inbox of open requests, the most urgent first, with the lifecycle actions
 // (the same HTTP case actions as the API: same checks, audit and copies as over AMQP), and a form
 // to send information or a request to France. Live: the feed says when one of its cases changes.
-import { h, clear } from "./dom.js";
+import { h, clear, visible } from "./dom.js";
 import { loadI18n, applyI18n, t } from "./i18n.js";
 import { mountHeader, whoAmI } from "./header.js";
 import {
@@ -165,8 +165,8 @@ async function main() {
   await loadI18n(["party"]);
   applyI18n();
   me = await whoAmI();
-  document.title = t("party.post.title", { post: me.where || me.subject });
-  $("inbox-title").textContent = t("party.inbox.title_of", { post: me.where || me.subject });
+  document.title = visible(t("party.post.title", { post: me.where || me.subject }));
+  $("inbox-title").textContent = visible(t("party.inbox.title_of", { post: me.where || me.subject }));
   await mountHeader($("header-slot"), me);
   wireSendForm(() => load());
   await load();

@@ -1,7 +1,7 @@
 // The tracking page of one request (/track/{reference}): its state, due times and time left in the
 // reader's language and local time, the clarification asked and its answer, the answer's text, the
 // close reason, and the timeline in order. Live: refreshed when the feed says the case changed.
-import { h, clear } from "./dom.js";
+import { h, clear, visible } from "./dom.js";
 import { loadI18n, applyI18n, t, label, fmtTime, fmtDuration } from "./i18n.js";
 import { mountHeader, whoAmI } from "./header.js";
 import { $, api, errorWords, followFeed, refresher, connState, stateWords, codes, refPath, timeEl } from "./parties.js";
@@ -117,14 +117,14 @@ function unitActions(d) {
 }
 
 async function render(d) {
-  document.title = `${d.reference} · ${stateWords(d.state)}`;
-  $("reference").textContent = d.reference;
+  document.title = visible(`${d.reference} · ${stateWords(d.state)}`);
+  $("reference").textContent = visible(d.reference);
   $("priority").hidden = d.priority !== "urgent";
   $("priority").textContent = t("common.priority.urgent");
   $("state").textContent =
     stateWords(d.state) + (d.clarification_pending ? ` · ${t("party.track.waiting_clarification")}` : "");
   $("state").className = `state state-${d.state}`;
-  $("subject").textContent = d.subject;
+  $("subject").textContent = visible(d.subject);
   renderFacts(d);
 
   const asked = last("clarification_requested");

@@ -1,7 +1,7 @@
 // The unit's screen (an investigator): the requests it sent, open ones first and the most urgent at
 // the top, with state and time left, each opening its tracking page; and a form for a new request.
 // Live: the feed says when one of its requests changes.
-import { h, clear } from "./dom.js";
+import { h, clear, visible } from "./dom.js";
 import { loadI18n, applyI18n, t, fmtTime } from "./i18n.js";
 import { mountHeader, whoAmI } from "./header.js";
 import {
@@ -72,7 +72,7 @@ async function main() {
   await loadI18n(["party"]);
   applyI18n();
   const me = await whoAmI();
-  document.title = t("party.unit.title", { unit: me.where || me.subject });
+  document.title = visible(t("party.unit.title", { unit: me.where || me.subject }));
   await mountHeader($("header-slot"), me);
   wireSendForm(() => load());
   await load();
