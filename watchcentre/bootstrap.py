@@ -46,6 +46,7 @@ from watchcentre.adapters.http_base import HttpDeps
 from watchcentre.adapters.http_cases import CASES
 from watchcentre.adapters.http_console import CONSOLE, HUB_TYPES, ConsoleDeps, FeedHub
 from watchcentre.adapters.http_screens import SUBMIT
+from watchcentre.adapters.http_watch import WATCH
 from watchcentre.adapters.identifier_checks import LibraryChecks
 from watchcentre.adapters.metrics import MeteredPublisher, PrometheusMetrics
 from watchcentre.adapters.phrase_index import AhoCorasickIndex
@@ -86,6 +87,7 @@ from watchcentre.service import (
     Submissions,
 )
 from watchcentre.service.outbox import announcing
+from watchcentre.service.watch import WatchCommands
 from watchcentre.settings import Settings
 from watchcentre.tasks import cancel_and_wait
 
@@ -275,6 +277,7 @@ class Service:
     committer: Batcher[Outcome, list[AuditEvent] | None]
     rules: RulesRef
     submissions: Submissions
+    watch: WatchCommands
 
     async def start(self) -> None:
         for batcher in (self.seen, self.opener, self.committer):
@@ -357,7 +360,10 @@ def build_service(
         labels=labels,
     )
     submissions = Submissions(pipeline=pipeline, checks=checks, store=store, clock=clock)
-    return Service(intake, pipeline, operator, desk, outbox, seen, opener, committer, rules, submissions)
+    watch = WatchCommands(store=store, outbox=outbox, clock=clock, submissions=submissions, operator=operator)
+    return Service(
+        intake, pipeline, operator, desk, outbox, seen, opener, committer, rules, submissions, watch
+    )
 
 
 class Reloader:
@@ -612,6 +618,7 @@ async def build_app(settings: Settings) -> web.Application:
     app[RUNTIME] = runtime
     app[CASES] = service.desk
     app[SUBMIT] = service.submissions
+    app[WATCH] = service.watch
     hub = FeedHub(store)
     app[CONSOLE] = ConsoleDeps(
         actions=service.operator,

@@ -463,6 +463,18 @@ MATRIX: list[tuple[str, D]] = [
         unit__c3n=403,
         unit__ocrtis=403,
     ),
+    *(
+        row(
+            path,
+            operator=503,  # a bare app: the watch is not wired
+            auditor=403,
+            post__es=403,
+            post__de=403,
+            unit__c3n=403,
+            unit__ocrtis=403,
+        )
+        for path in ("/api/console/alerts", "/api/console/inbox")
+    ),
     # the screens' words and header: any signed-in party; the catalogs hold no data
     row(
         "/api/me",

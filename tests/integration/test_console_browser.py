@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
@@ -129,16 +132,20 @@ async def test_published_envelope_appears_in_the_feed_and_the_page_keeps_a_stric
         line = row(page, env["message_id"])
         await expect(line).to_have_count(1, timeout=10_000)
         seen_after = time.perf_counter() - started
-        await expect(line).to_contain_text("post.madrid")
+        await expect(line.locator('.c-recipients .tag[title="post.madrid"]')).to_have_text("madrid")
         await expect(line).to_contain_text("urgent")
         await expect(line).to_contain_text("routed")
         assert seen_after < 5, f"took {seen_after:.2f}s to appear"
         await page.screenshot(path=str(SHOTS / "feed.png"))
         # filters: by country, then by a priority it does not have
-        await page.fill("#filters input[name=country]", "DE")
+        await page.select_option("#filters select[name=country]", "DE")
         await expect(line).to_be_hidden()
-        await page.fill("#filters input[name=country]", "es")
+        await expect(page.locator("#feed-stats")).to_contain_text(" shown of ")  # counts what is shown
+        await page.select_option("#filters select[name=country]", "ES")
         await expect(line).to_be_visible()
+        await expect(line.locator(".c-countries .tag[title=ES]")).to_have_text(
+            "Spain"
+        )  # words, code on hover
         await page.select_option("#filters select[name=priority]", "normal")
         await expect(line).to_be_hidden()
         await page.select_option("#filters select[name=priority]", "")
@@ -375,6 +382,7 @@ async def test_views_dead_letters_shift_log_glance_and_deadlines(console: Consol
         item = page.locator(".dead-item", has_text=bad["message_id"])
         await expect(item).to_contain_text("countries")
         await page.screenshot(path=str(SHOTS / "dead-letters.png"))
+        await item.locator(".dead-summary").click()  # a compact line, opening to its editor
         corrected = {**bad, "countries": ["ES"]}
         await item.locator("textarea").fill(orjson.dumps(corrected, option=orjson.OPT_INDENT_2).decode())
         await item.locator("input[name=reason]").fill("sender typed XX for ES")
@@ -400,7 +408,7 @@ async def test_views_dead_letters_shift_log_glance_and_deadlines(console: Consol
         await page.click("button[data-view=deadlines]")
         row = page.locator("#deadlines li", has_text="Pays inconnu")
         await expect(row).to_have_count(1)
-        await expect(row).to_contain_text("left")
+        await expect(row).to_contain_text("Acknowledgement in")  # the first deadline: the acknowledgement
         await expect(page.locator("#lifecycle-missing")).to_have_count(0)
         await page.screenshot(path=str(SHOTS / "deadlines-live.png"))
         assert not [p for p in problems if "Content Security Policy" in p], problems
@@ -466,13 +474,16 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
     try:
         await page.route("**/api/cases?open=true", fake_cases)  # the shape the lifecycle API will serve
         await page.goto(console.url + "/")
+        await expect(page.locator("body")).to_have_attribute("data-ready", "true")
         await page.click("button[data-view=deadlines]")
         first = page.locator(".deadline").first
         await expect(first).to_have_class("deadline overdue")
-        await expect(first).to_contain_text("OVERDUE 2h 01m")
+        await expect(first).to_contain_text("Acknowledgement LATE by")  # not acknowledged: that comes first
+        await expect(first).to_contain_text("acknowledgement missed")
         await expect(first).to_contain_text("<i>identification</i>")
+        await expect(page.locator(".deadline").nth(1)).to_contain_text("Answer in 33 min")
         await expect(page.locator("#overdue-banner")).to_be_visible()
-        await expect(page.locator("#overdue-banner")).to_contain_text("1 request OVERDUE")
+        await expect(page.locator("#overdue-banner")).to_contain_text("1 request(s) overdue")
         await page.screenshot(path=str(SHOTS / "deadlines.png"))
         await page.click("button[data-view=glance]")
         await expect(page.locator("svg.map")).to_have_attribute("aria-label", "Open requests by country")
@@ -492,6 +503,262 @@ async def test_signing_in_through_the_form_opens_the_console(console: Console) -
         assert page.url == console.url + "/"
     finally:
         await context.close()
+
+
+async def opened(console: Console, message_id: str) -> str:
+    """The reference of the case the request `message_id` opened (its `routed` event carries it)."""
+
+    def found(evs: list[dict[str, Any]]) -> bool:
+        return any(e["type"] == "routed" and e["message_id"] == message_id and e["reference"] for e in evs)
+
+    await console.broker.wait_events(found, within=30)
+    [event] = [e for e in console.broker.events_of("routed") if e["message_id"] == message_id]
+    return str(event["reference"])
+
+
+async def test_a_missed_acknowledgement_is_announced_on_the_live_feed_until_an_operator_acknowledges_it(
+    console: Console,
+) -> None:
+    context, page, problems = await console.page()
+    try:
+        env = envelope(subject="Go-fast à Algésiras", priority="urgent", countries=["ES"])
+        await console.broker.publish(env)
+        reference = await opened(console, env["message_id"])
+        await expect(row(page, env["message_id"])).to_have_count(1, timeout=10_000)
+        # the scheduler finds the acknowledgement (1 h for urgent) missed; the operator stays on the feed
+        later = datetime.now(UTC) + timedelta(hours=2)
+        await console.instance.runtime.scheduler.tick(later)
+        alert = page.get_by_role("alert").filter(has_text=reference)
+        await expect(alert).to_be_visible(timeout=5_000)
+        await expect(alert).to_contain_text("acknowledgement missed")
+        assert await page.locator("#view-feed").is_visible()  # announced without navigating
+        line = page.locator(f'#alerts .alert-line[data-reference="{reference}"]')
+        await page.screenshot(path=str(SHOTS / "console-alert-feed.png"))
+        # it stays on a reload until acknowledged
+        await page.reload()
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        await expect(line).to_have_count(1)
+        await line.get_by_role("button", name="Acknowledge alert").click()
+        await console.broker.wait_events(
+            lambda evs: any(
+                e["type"] == "alert_acknowledged"
+                and e["reference"] == reference
+                and e["actor"] == "operator:Alice"
+                for e in evs
+            )
+        )
+        await expect(line).to_have_count(0)
+        await page.reload()
+        await expect(page.locator("body")).to_have_attribute("data-alerts", re.compile(r"\d+"))
+        await expect(line).to_have_count(0)  # gone for good, from the store's record
+        [event] = await console.instance.runtime.store.audit(
+            reference=reference, event_type="alert_acknowledged"
+        )
+        assert (event.actor, event.details["deadline"]) == ("operator:Alice", "acknowledgement")
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await context.close()
+
+
+async def test_deadlines_board_filters_and_opens_the_case(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        urgent = envelope(subject="Enlèvement signalé à Rabat", priority="urgent", countries=["MA"])
+        normal = envelope(subject="Vérification d'identité à Lisbonne", countries=["PT"])
+        for env in (urgent, normal):
+            await console.broker.publish(env)
+        ref_urgent, ref_normal = (
+            await opened(console, urgent["message_id"]),
+            await opened(console, normal["message_id"]),
+        )
+        await page.click("button[data-view=deadlines]")
+        board = page.locator("#deadlines")
+        await expect(board.locator(f'li[data-reference="{ref_normal}"]')).to_have_count(1)
+        await expect(board.locator(f'li[data-reference="{ref_urgent}"]')).to_have_count(1)
+        total = await board.locator("li.deadline").count()
+        await page.check("#board-filters input[name=urgent]")
+        await expect(board.locator(f'li[data-reference="{ref_normal}"]')).to_have_count(0)
+        await expect(board.locator(f'li[data-reference="{ref_urgent}"]')).to_have_count(1)
+        shown = await board.locator("li.deadline").count()
+        await expect(page.locator("#board-stats")).to_have_text(f"{shown} shown of {total} open requests")
+        await page.uncheck("#board-filters input[name=urgent]")
+        await page.select_option("#board-filters select[name=post]", "post.lisbon")
+        await expect(board.locator(f'li[data-reference="{ref_urgent}"]')).to_have_count(0)
+        await expect(board.locator(f'li[data-reference="{ref_normal}"]')).to_have_count(1)
+        await page.select_option("#board-filters select[name=post]", "")
+        await page.check("#board-filters input[name=overdue]")
+        await expect(board.locator(f'li[data-reference="{ref_normal}"]')).to_have_count(
+            0
+        )  # 24 h to acknowledge
+        await page.uncheck("#board-filters input[name=overdue]")
+        # the post acknowledges: the board follows the live feed (no reload, no poll)
+        row_n = board.locator(f'li[data-reference="{ref_normal}"]')
+        await expect(row_n).to_contain_text("Acknowledgement in")
+        rt = console.instance.runtime
+        lisbon = await issue_token(
+            rt.store, SystemClock(), role=Role.POST, subject="lisbon", name="Bob", network=rt.config.network
+        )
+        ack = f"{console.instance.url}/api/cases/{ref_normal}/ack"
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {lisbon.token}"}) as post,
+            post.post(ack, json={}) as r,
+        ):
+            assert r.status == 200, await r.text()
+        await expect(row_n).to_contain_text("Answer in")
+        await expect(row_n).to_contain_text("acknowledgement: done")
+        await row_n.click()
+        panel = page.locator("#detail")
+        await expect(panel.locator("#case-title")).to_contain_text(ref_normal)
+        await expect(panel.locator("#case-deadlines")).to_contain_text("(acknowledged ")
+        await expect(panel.locator("#case-messages")).to_contain_text(normal["message_id"])
+        href = await panel.get_by_role("link", name="Tracking page").get_attribute("href")
+        assert href == f"/track/{ref_normal}"
+        await panel.locator("#case-messages button").first.click()  # its message, with its case
+        await expect(page.locator("#detail-case-state")).to_have_text("acknowledged")
+    finally:
+        await context.close()
+
+
+async def test_inbox_marks_are_stored_and_shown_after_a_reload(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        info = envelope(sender="madrid", kind="information", subject="Saisie record au port de Valence")
+        await console.broker.publish(info)
+        await page.click("button[data-view=inbox]")
+        item = page.locator(f'#inbox-rows li[data-message-id="{info["message_id"]}"]')
+        await expect(item).to_have_count(1, timeout=10_000)  # arrives live
+        await expect(item).to_have_class(re.compile("unread"))
+        await item.get_by_label("Read").check()
+        await expect(item).to_contain_text("by operator:Alice")
+        await item.get_by_label("Handled").check()
+        await page.reload()
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        await page.click("button[data-view=inbox]")
+        await expect(item.get_by_label("Read")).to_be_checked()
+        await expect(item.get_by_label("Handled")).to_be_checked()
+        await page.check("#inbox-filters input[name=open]")
+        await expect(item).to_have_count(0)  # handled ones hidden
+        marks = await console.instance.runtime.store.audit(
+            message_id=info["message_id"], event_type="inbox_marked"
+        )
+        assert [(e.actor, e.details["mark"]) for e in marks] == [
+            ("operator:Alice", "read"),
+            ("operator:Alice", "handled"),
+        ]
+    finally:
+        await context.close()
+
+
+async def test_composing_a_message_sends_it_through_the_pipeline(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        await page.click("button[data-view=compose]")
+        form = page.locator("#compose-form")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator("#compose-error")).to_contain_text("Write a subject.")
+        await form.locator("input[name=subject]").fill("Vigilance : filière de faux papiers")
+        await form.locator("textarea[name=body]").fill("Pour information des postes de la péninsule.")
+        await form.locator("input[name=countries]").fill("es")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator("#compose-done")).to_contain_text("Madrid")
+        await console.broker.wait_events(
+            lambda evs: any(e["type"] == "composed" and e["actor"] == "operator:Alice" for e in evs)
+        )
+        [composed] = [e for e in console.broker.events_of("composed") if e["actor"] == "operator:Alice"][-1:]
+        copies = [
+            orjson.loads(m.body)
+            for m in await console.broker.drain("post.madrid")
+            if m.headers.get("x-watchcentre-message-id") == composed["message_id"]
+        ]
+        assert [(c["sender"], c["subject"]) for c in copies] == [
+            ("centre", "Vigilance : filière de faux papiers")
+        ]
+        await expect(page.locator("#detail-subject")).to_have_text("Vigilance : filière de faux papiers")
+    finally:
+        await context.close()
+
+
+async def test_reinjecting_as_it_was_a_letter_that_would_fail_again_is_refused(console: Console) -> None:
+    context, page, _ = await console.page()
+    try:
+        bad = envelope(subject="Pays toujours inconnu", countries=["XX"])
+        await console.broker.publish(bad)
+        await console.routed(bad["message_id"], types=("rejected",))
+        await page.click("button[data-view=dead]")
+        item = page.locator(".dead-item", has_text=bad["message_id"])
+        await item.locator(".dead-summary").click()
+        await item.locator("input[name=reason]").fill("try again")
+        await item.get_by_role("button", name="Re-inject as it was").click()
+        await expect(item.locator(".error")).to_contain_text("would be dead-lettered again")
+        await expect(item.locator(".error")).to_contain_text("countries")
+        await expect(page.locator(".okmsg")).to_have_count(0)
+    finally:
+        await context.close()
+
+
+SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+VIEWS = ("feed", "triage", "inbox", "deadlines", "compose", "glance", "dead", "log")
+
+
+async def test_screenshots_of_every_view_in_both_languages(console: Console) -> None:
+    """artifacts/screenshots/console-<view>-<lang>-<size>.png, with something in each view."""
+    urgent = envelope(subject="Go-fast intercepté au large de Tarifa", priority="urgent", countries=["ES"])
+    info = envelope(sender="rabat", kind="information", subject="Arrestation d'un passeur à Tanger")
+    bad = envelope(subject="Pays mal saisi", countries=["XX"])
+    vague = envelope(subject="Note de situation", body="Demande d'assistance sans autre précision.")
+    for env in (urgent, info, bad, vague):
+        await console.broker.publish(env)
+    reference = await opened(console, urgent["message_id"])
+    await console.routed(vague["message_id"], types=("triaged",))
+    await console.routed(bad["message_id"], types=("rejected",))
+    await console.instance.runtime.scheduler.tick(datetime.now(UTC) + timedelta(hours=2))
+    for lang, locale in (("en", "en-GB"), ("fr", "fr-FR")):
+        for size, viewport in SIZES.items():
+            context = await console.browser.new_context(
+                viewport=viewport, locale=locale, timezone_id="Europe/Paris", is_mobile=size == "phone"
+            )
+            await context.add_cookies([{"name": "wc_session", "value": console.token, "url": console.url}])
+            page = await context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e, seen=problems: seen.append(str(e)))
+            try:
+                await page.goto(console.url + "/")
+                await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+                await expect(
+                    page.locator(f'#alerts .alert-line[data-reference="{reference}"]')
+                ).to_have_count(1)
+                assert await page.locator("html").get_attribute("lang") == lang
+                for view in VIEWS:
+                    await page.click(f"button[data-view={view}]")
+                    section = page.locator(f"#view-{view}")
+                    await expect(section).to_be_visible()
+                    if view == "glance":
+                        await expect(page.locator("svg.map")).to_have_count(1)
+                    if view == "deadlines":
+                        await expect(
+                            page.locator(f'#deadlines li[data-reference="{reference}"]')
+                        ).to_have_count(1)
+                    if view == "inbox":
+                        await expect(
+                            page.locator(f'#inbox-rows li[data-message-id="{info["message_id"]}"]')
+                        ).to_have_count(1)
+                    if view == "dead":
+                        await expect(page.locator(".dead-item").first).to_be_visible()
+                    await page.screenshot(path=str(SHOTS / f"console-{view}-{lang}-{size}.png"))
+                await page.click("button[data-view=deadlines]")
+                await page.locator(f'#deadlines li[data-reference="{reference}"]').click()
+                await expect(page.locator("#case-title")).to_contain_text(reference)
+                await page.screenshot(path=str(SHOTS / f"console-case-{lang}-{size}.png"))
+                await page.locator("#case-messages button").first.click()
+                await expect(page.locator("#detail-case-state")).to_be_visible()
+                await page.screenshot(path=str(SHOTS / f"console-message-{lang}-{size}.png"))
+                await page.click("#detail-close")
+                await page.click("button[data-view=dead]")
+                await page.locator(".dead-item .dead-summary").first.click()
+                await page.screenshot(path=str(SHOTS / f"console-dead-open-{lang}-{size}.png"))
+                assert problems == []
+            finally:
+                await context.close()
 
 
 async def test_search_box_finds_highlights_as_text_and_the_detail_shows_related_messages(

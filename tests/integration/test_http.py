@@ -593,6 +593,11 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/console/glance",
         "/api/console/corrections",
         "/api/console/config/reload",
+        "/api/console/alerts",
+        "/api/console/alerts/ack",
+        "/api/console/inbox",
+        "/api/console/inbox/mark",
+        "/api/console/compose",
     }
     names = {p["name"] for p in doc["paths"]["/api/messages"]["get"]["parameters"]}
     assert names == {

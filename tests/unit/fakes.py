@@ -400,6 +400,29 @@ class FakeStore:
         self.cases[case.reference] = case.model_copy(update={"version": expected_version + 1, **flags})
         return self._append(events)
 
+    async def list_cases(
+        self,
+        *,
+        visibility: Any = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: Any = None,
+        limit: int = 1000,
+    ) -> list[Case]:
+        """Every case (the fake knows no need-to-know: visibility must be None), newest first."""
+        await _io(self)
+        assert visibility is None, "the fake lists cases for operators only"
+        order = sorted(self.cases.values(), key=lambda c: (c.opened_at, c.reference), reverse=True)
+        return [
+            c
+            for c in order
+            if (not open_only or c.state in AWAITING_ANSWER)
+            and (since is None or c.opened_at >= since)
+            and (until is None or c.opened_at < until)
+            and (before is None or (c.opened_at, c.reference) < (before.opened_at, before.reference))
+        ][:limit]
+
     async def due_alerts(self, now: datetime) -> list[tuple[str, str]]:
         await _io(self)
         return [

@@ -89,9 +89,15 @@ FEED_TYPES = frozenset(
         EventType.REPLAYED,
         EventType.NOTE_ADDED,
         EventType.WATCH_HIT,
+        OVERDUE,
+        DEADLINE_WARNING,
+        EventType.ALERT_ACKNOWLEDGED,
+        EventType.INBOX_MARKED,
+        *CASE_EVENT_TYPES,
     }
 )
-"""What the feed carries: the final state of each message (one event per message), and operator acts."""
+"""What the feed carries: the final state of each message (one event per message), operator acts,
+the deadline alerts (announced on whatever view the operator is on) and case changes (the board)."""
 PARTY_TYPES = frozenset({EventType.ROUTED, EventType.TRIAGED, *CASE_EVENT_TYPES, DEADLINE_WARNING, OVERDUE})
 """What a post's or a unit's feed carries: its messages and its cases changing, each event let through
 by the API's need-to-know rule (core/access.py `sees_event`)."""
@@ -290,7 +296,10 @@ class FeedClient:
 
 
 def summary(message: StoredMessage) -> dict[str, Any]:
-    return message.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+    out = message.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+    why = (message.routing or {}).get("explanation") or [""]
+    out["manual"] = str(why[0]).startswith("manual by ")  # the feed marks a hand-routed message
+    return out
 
 
 async def enrich(store: Store, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -521,7 +530,8 @@ async def triage(request: web.Request) -> ConsolePage:
     await record_list(
         store, request.app[DEPS].clock, who, [m.id for m in found], {"status": "triage"}, request.path
     )
-    return ConsolePage(items=[TriageItem(**summary(m), why=_why_triage(m)) for m in found])
+    fields = set(SUMMARY_FIELDS)
+    return ConsolePage(items=[TriageItem(**m.model_dump(include=fields), why=_why_triage(m)) for m in found])
 
 
 def _why_triage(message: StoredMessage) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from watchcentre.adapters import http, http_cases, http_console, http_i18n, http_screens
+from watchcentre.adapters import http, http_cases, http_console, http_i18n, http_screens, http_watch
 from watchcentre.adapters.http_base import PUBLIC, Body, Content, Json, PathParam, Route
 from watchcentre.adapters.http_models import (
     LANGS,
@@ -633,6 +633,70 @@ ROUTES: tuple[Route, ...] = (
         {201: Json(Note, "The note as stored.")},
         body=Body(NoteInput),
         tags=_CONSOLE,
+    ),
+    Route(
+        "GET",
+        "/api/console/alerts",
+        http_watch.list_alerts,
+        "consoleAlerts",
+        "Deadline alerts raised on open cases that no operator has acknowledged yet",
+        Area.CONSOLE,
+        {200: Json(http_watch.AlertList, "The alerts, oldest raised first.")},
+        tags=_CONSOLE,
+        description="Derived from the cases' alert flags and the `alert_acknowledged` audit events: the same"
+        " list after a reload, on every instance.",
+    ),
+    Route(
+        "POST",
+        "/api/console/alerts/ack",
+        http_watch.acknowledge_alert,
+        "consoleAcknowledgeAlert",
+        "Acknowledge one deadline alert (audited `alert_acknowledged`, on the live feed)",
+        Area.CONSOLE,
+        {
+            200: Json(http_watch.AlertAcked, "Recorded."),
+            404: Json(ErrorBody, "No such case, or no such alert raised on it."),
+            409: Json(ErrorBody, "Already acknowledged (the message says by whom)."),
+        },
+        body=Body(http_watch.AlertAck),
+        tags=_CONSOLE,
+    ),
+    Route(
+        "GET",
+        "/api/console/inbox",
+        http_watch.list_inbox,
+        "consoleInbox",
+        "Messages for the centre's inbox (centre.inbox), newest first, with read / handled marks (audited)",
+        Area.CONSOLE,
+        {200: Json(http_watch.InboxList, "The inbox.")},
+        tags=_CONSOLE,
+    ),
+    Route(
+        "POST",
+        "/api/console/inbox/mark",
+        http_watch.mark_inbox,
+        "consoleInboxMark",
+        "Set or clear the read or handled mark of one inbox item (audited `inbox_marked`, on the live feed)",
+        Area.CONSOLE,
+        {200: Json(http_watch.InboxEntry, "The item with its marks."), **_NOT_FOUND},
+        body=Body(http_watch.InboxMarkRequest),
+        tags=_CONSOLE,
+    ),
+    Route(
+        "POST",
+        "/api/console/compose",
+        http_watch.compose,
+        "consoleCompose",
+        "Write a message from the centre: checked, classified and routed like one published over AMQP",
+        Area.CONSOLE,
+        {
+            200: Json(http_watch.Composed, "Routed (or in triage) and recorded."),
+            409: Json(ErrorBody, "Its handling marking does not allow the chosen recipients."),
+        },
+        body=Body(http_watch.ComposeRequest),
+        tags=_CONSOLE,
+        description="The sender is `centre`; the operator is the session's principal (audited `composed`)."
+        " Recipients the rules did not choose are added by a manual routing (audited, with its reason).",
     ),
     Route(
         "GET",

@@ -34,6 +34,9 @@ class EventType(StrEnum):
     WATCH_HIT = "watch_hit"  # a new message matches a watch-list entry (an alert)
     WATCH_ADDED = "watch_added"
     WATCH_ENDED = "watch_ended"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"  # an operator saw a deadline alert (the console)
+    INBOX_MARKED = "inbox_marked"  # an operator marked a centre.inbox item read / handled (or not)
+    COMPOSED = "composed"  # an operator wrote a message from the centre (who; the pipeline routed it)
 
 
 class Status(StrEnum):
@@ -124,6 +127,9 @@ class DeadLetterView(BaseModel):
     size: int
     digest: str = Field(description="SHA-256 of the dead letter's bytes.")
     text: str
+    arrived_at: datetime | None = Field(
+        default=None, description="When it was dead-lettered (unknown for letters from older versions)."
+    )
 
 
 class MessageQuery(BaseModel):

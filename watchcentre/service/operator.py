@@ -295,6 +295,13 @@ class OperatorCommands:
         labels = [label for label, _ in await self.labels.labels()]
         return len(labels), most_blamed(labels, limit)
 
+    def _refusal(self, raw: bytes) -> Envelope | Rejection:
+        """What intake would make of `raw` re-published by the service, as its own broker user."""
+        decoded: Envelope | Rejection = decode_envelope(raw)
+        if isinstance(decoded, Envelope):
+            return self.checks.refusal(decoded, self.checks.senders.service_user) or decoded
+        return decoded
+
     async def reinject_dead(
         self, *, letter_id: str, corrected: bytes | None, actor: str, note: str
     ) -> tuple[DeadLetterView, list[AuditEvent]]:
@@ -312,15 +319,19 @@ class OperatorCommands:
             raise Invalid("reason", "a reason is required to re-inject a dead letter")
         corrected_ids: tuple[str, str] | None = None
         if corrected is not None:
-            decoded: Envelope | Rejection = decode_envelope(corrected)
+            decoded = self._refusal(corrected)
             if isinstance(decoded, Envelope):
                 corrected_ids = (decoded.sender, decoded.message_id)
-                # re-published by the service, as its own broker user
-                problem = self.checks.refusal(decoded, self.checks.senders.service_user)
-                if problem is not None:
-                    decoded = problem
-            if isinstance(decoded, Rejection):
+            else:
                 raise Invalid(f"envelope.{decoded.field}", f"still invalid: {decoded.problem}")
+        else:
+            # as it was: refused when it would go straight back to the dead letters
+            listed = [d for d in await self.dead_letters.list(1000) if d.id == letter_id]
+            if listed and isinstance(found := self._refusal(listed[0].text.encode()), Rejection):
+                raise Invalid(
+                    f"envelope.{found.field}",
+                    f"would be dead-lettered again: {found.problem}; correct it first",
+                )
         events: list[AuditEvent] = []
 
         async def record(letter: DeadLetterView) -> None:

@@ -74,4 +74,5 @@ def _view(message: AbstractIncomingMessage) -> DeadLetterView:
         size=d.size,
         digest=hashlib.sha256(message.body).hexdigest(),
         text=message.body.decode("utf-8", "replace"),
+        arrived_at=message.timestamp,
     )

@@ -127,7 +127,9 @@ class AmqpPublisher:
                         body,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         headers={ERROR_HEADER: reason, **headers},
-                        timestamp=datetime.now(UTC),  # when: its retention limit counts from here
+                        timestamp=datetime.now(
+                            UTC
+                        ),  # when it arrived: shown, and its retention counts from it
                     ),
                     routing_key=self._names.dead,
                     mandatory=True,
