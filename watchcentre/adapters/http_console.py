@@ -714,7 +714,11 @@ _CHECKS = LibraryChecks()
 
 async def list_watches(request: web.Request, *, query: WatchesQuery) -> WatchList:
     deps = request.app[DEPS]
-    return WatchList(items=await deps.store.watches(deps.clock.now() if query.live else None))
+    items = await deps.store.watches(deps.clock.now() if query.live else None)
+    await record_consultation(  # a watched value may be a person's name or number
+        deps.store, deps.clock, principal_of(request), request.path, watches=[w.id for w in items]
+    )
+    return WatchList(items=items)
 
 
 async def add_watch(request: web.Request, *, body: WatchBody) -> Watch:

@@ -153,7 +153,9 @@ class WatchBody(BaseModel):
     value: str = Field(min_length=1, max_length=200, description="As written; normalised when stored.")
     label: str = Field(min_length=1, max_length=100, description="Shown on the alert.")
     reason: str = Field(min_length=1, max_length=500)
-    expires_at: str = Field(description="RFC 3339 with an offset, in the future.", max_length=40)
+    expires_at: str = Field(
+        description="RFC 3339 with an offset, in the future.", max_length=40, pattern=SANE_TIME_PATTERN
+    )
 
 
 class WatchList(BaseModel):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from watchcentre.adapters.http_base import DEPS, ApiError, principal_of, same_origin
 from watchcentre.adapters.http_models import SUMMARY_FIELDS, MessageSummary
 from watchcentre.core.records import AuditEvent, StoredMessage
-from watchcentre.security import record_list
+from watchcentre.security import record_consultation, record_list
 
 # -- the models (the route table documents them) -----------------------------------------------------
 
@@ -200,6 +200,10 @@ async def list_alerts(request: web.Request) -> AlertList:
         )
         for a in await _watch(request).alerts()
     ]
+    deps = request.app[DEPS]
+    await record_consultation(  # each alert shows its case's subject
+        deps.store, deps.clock, principal_of(request), request.path, references=[i.reference for i in items]
+    )
     return AlertList(items=items)
 
 

@@ -262,12 +262,19 @@ DECLARE
     ext text := (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'unaccent');
     here text := current_schema();
 BEGIN
-    EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_french (COPY = pg_catalog.french)', here);
-    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_french ALTER MAPPING FOR hword, hword_part, word'
-        ' WITH %I.unaccent, french_stem', here, ext);
-    EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_english (COPY = pg_catalog.english)', here);
-    EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_english ALTER MAPPING FOR hword, hword_part, word'
-        ' WITH %I.unaccent, english_stem', here, ext);
+    -- no IF NOT EXISTS for configurations: a database that ran this step before keeps its own
+    IF NOT EXISTS (SELECT 1 FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+                   WHERE c.cfgname = 'wc_french' AND n.nspname = here) THEN
+        EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_french (COPY = pg_catalog.french)', here);
+        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_french ALTER MAPPING FOR hword, hword_part, word'
+            ' WITH %I.unaccent, french_stem', here, ext);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+                   WHERE c.cfgname = 'wc_english' AND n.nspname = here) THEN
+        EXECUTE format('CREATE TEXT SEARCH CONFIGURATION %I.wc_english (COPY = pg_catalog.english)', here);
+        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION %I.wc_english ALTER MAPPING FOR hword, hword_part, word'
+            ' WITH %I.unaccent, english_stem', here, ext);
+    END IF;
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION %1$I.wc_search_doc(subject text, body text) RETURNS tsvector
         LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $body$
