@@ -110,8 +110,9 @@ ERASE_WITH_MESSAGE: list[tuple[str, str]] = [
     ),
 ]
 
-# Tables whose rows the purge may rewrite: vacuumed after a pass on PostgreSQL.
-_TABLES = ("messages", "manual_routes", "cases", "notes", "tokens")
+# Tables whose rows the purge may rewrite: vacuumed after a pass on PostgreSQL. The search index
+# follows the blanked text through its trigger, leaving the old lexemes in dead row versions.
+_TABLES = (*dict.fromkeys(table for table, _ in ERASE_WITH_MESSAGE), "tokens", "message_search")
 
 
 def _erasures(d: Dialect) -> list[str]:
