@@ -83,6 +83,11 @@ async def restore(settings: Settings, copy: Path, tmp_path: Path) -> tuple[Setti
     finally:
         await admin.close()
     target_url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    target = await asyncpg.connect(target_url)
+    try:  # database-wide, so not in the schema's dump: the search configurations use it (docs)
+        await target.execute("CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public")
+    finally:
+        await target.close()
     done = await asyncio.to_thread(
         subprocess.run,
         ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={target_url}", str(copy)],
