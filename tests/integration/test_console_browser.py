@@ -439,6 +439,7 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
                 "acknowledged_at": None,
                 "answered_at": None,
                 "clarification_pending": False,
+                "purged_at": None,
             },
             {
                 "reference": "FR-2024-0009",
@@ -457,6 +458,7 @@ async def test_deadlines_board_puts_overdue_requests_on_top_and_unmissable(conso
                 "acknowledged_at": "2024-05-01T08:30:00Z",
                 "answered_at": None,
                 "clarification_pending": False,
+                "purged_at": None,
             },
         ],
         "next": None,

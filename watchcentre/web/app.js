@@ -562,7 +562,7 @@ async function openDetail(messageId, sender) {
   const caseBox = h("div", { id: "detail-case" });
   append(
     body,
-    h("h2", { id: "detail-subject", dir: "auto" }, m.purged_at ? `(purged ${dateTime(m.purged_at)})` : marked(m.highlights.subject)),
+    h("h2", { id: "detail-subject", dir: "auto" }, m.purged_at ? t("console.detail.purged", { time: fmtTime(m.purged_at, { withDate: true }) }) : marked(m.highlights.subject)),
     h(
       "p",
       null,
@@ -599,6 +599,11 @@ async function openDetail(messageId, sender) {
     timeline(m.timeline),
   );
   if (m.reference) caseSummary(m.reference, caseBox).catch(() => {});
+  if (m.status !== "rejected") {
+    const related = h("div", { class: "related-panel" });
+    append(body, related);
+    relatedPanel(related, messageId, sender);
+  }
 }
 
 function timeline(events) {
@@ -609,11 +614,6 @@ function timeline(events) {
       h("li", null, h("span", { class: "muted" }, `${fmtTime(e.at, { withDate: true })} `), h("b", { title: e.type }, eventName(e.type)), ` · ${e.actor}`, e.details && e.details.reason ? ` — ${e.details.reason}` : ""),
     ),
   );
-  if (m.status !== "rejected") {
-    const related = h("div", { class: "related-panel" });
-    append(body, related);
-    relatedPanel(related, messageId, sender);
-  }
 }
 
 function dueLines(c) {
