@@ -140,10 +140,17 @@ async def _visible_case(request: web.Request) -> Case:
 async def _timeline(request: web.Request, case: Case) -> list[CaseTimelineEvent]:
     events = await request.app[DEPS].store.audit(reference=case.reference, limit=10_000)
     return [
-        CaseTimelineEvent.model_validate(e, from_attributes=True)
+        CaseTimelineEvent.model_validate(_with_text(e, case), from_attributes=True)
         for e in events
         if e.type not in _NOT_TIMELINE
     ]
+
+
+def _with_text(event: AuditEvent, case: Case) -> AuditEvent:
+    """The event with its text (a question, an answer, a reason) put back from the case: the audit
+    holds only its digest, so that a purge can erase the text and leave the chain intact."""
+    text = case.texts.get(str(event.details.get("reason_sha256")))
+    return event if text is None else event.model_copy(update={"details": {**event.details, "reason": text}})
 
 
 async def _record(request: web.Request, case: Case | None, details: dict[str, Any]) -> None:

@@ -266,6 +266,11 @@ class Case(BaseModel):
         default=None,
         description="The reason given with the latest action that had one (the audit: its digest).",
     )
+    texts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Every action's free text (question, answer, reason) by the SHA-256 its audit record"
+        " carries: kept with the case, erased with it.",
+    )
     due_at: datetime | None = Field(default=None, description="Effective due time; None while suspended.")
     warn_at: datetime | None = None
     legal_due_at: datetime | None = Field(
@@ -428,9 +433,11 @@ def apply(
         update["warning_raised_at"] = None
         update["overdue_raised_at"] = None
         details.update(expected_at=expected_at.isoformat(), reason_sha256=text_digest(reason.strip()))
+        update["texts"] = {**case.texts, details["reason_sha256"]: reason.strip()}
     elif reason:
         update["reason"] = reason
         details["reason_sha256"] = text_digest(reason)
+        update["texts"] = {**case.texts, details["reason_sha256"]: reason}
     after = schedule(case.model_copy(update=update))
     if after.due_at is not None:
         details["due_at"] = after.due_at.isoformat()

@@ -49,7 +49,7 @@ _SQL = {
         "envelope": "json_remove(envelope, '$.subject', '$.body', '$.reason')",
         "routing": "json_set(routing, '$.explanation', json('[]'))",
         "case_data": "json_set(data, '$.subject', '', '$.extension_reason', NULL, '$.reason', NULL,"
-        " '$.purged_at', $1)",
+        " '$.texts', json('{}'), '$.purged_at', $1)",
         "closed_before": "julianday(json_extract(data, '$.closed_at')) < julianday($2)",
         "elements": "SELECT j.value FROM json_each(notes.{column}) j",
     },
@@ -57,7 +57,7 @@ _SQL = {
         "envelope": "envelope - ARRAY['subject', 'body', 'reason']",
         "routing": "jsonb_set(routing, '{explanation}', '[]'::jsonb)",
         "case_data": "data || jsonb_build_object('subject', '', 'extension_reason', NULL::text,"
-        " 'reason', NULL::text, 'purged_at', $1::timestamptz)",
+        " 'reason', NULL::text, 'texts', '{}'::jsonb, 'purged_at', $1::timestamptz)",
         "closed_before": "(data ->> 'closed_at')::timestamptz < $2",
         "elements": "SELECT jsonb_array_elements_text(notes.{column})",
     },
