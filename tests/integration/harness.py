@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
+import aiohttp
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from aiohttp import web
+from aiohttp import ClientSession, ClientTimeout, web
 
 from watchcentre.adapters.amqp import Names, declare_topology
 from watchcentre.adapters.config_files import load_config
@@ -22,6 +26,11 @@ from watchcentre.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+ADMIN_URL = "http://127.0.0.1:15672/api"
+# A broker that accepts TCP but never answers (see delete_prefix) would otherwise hang the suite:
+# each step that waits on it fails within these, naming what it waited for.
+CONNECT_LIMIT_S = 30.0
+START_LIMIT_S = 90.0
 
 
 def envelope(**overrides: Any) -> dict[str, Any]:
@@ -57,7 +66,11 @@ class Instance:
     async def start(self) -> Instance:
         app = await build_app(self.settings)
         self.runner = web.AppRunner(app)
-        await self.runner.setup()
+        try:
+            async with asyncio.timeout(START_LIMIT_S):
+                await self.runner.setup()
+        except TimeoutError:
+            raise AssertionError(f"the instance did not start within {START_LIMIT_S} s") from None
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
@@ -67,8 +80,13 @@ class Instance:
 
     async def stop(self) -> None:
         if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+            try:
+                async with asyncio.timeout(START_LIMIT_S):
+                    await self.runner.cleanup()
+            except TimeoutError:
+                raise AssertionError(f"the instance did not stop within {START_LIMIT_S} s") from None
+            finally:
+                self.runner = None
 
 
 class Broker:
@@ -83,7 +101,7 @@ class Broker:
         self._changed = asyncio.Condition()
 
     async def open(self) -> Broker:
-        self.connection = await aio_pika.connect(self.url)
+        self.connection = await connect(self.url)
         self.channel = await self.connection.channel(publisher_confirms=True)
         return self
 
@@ -144,20 +162,69 @@ class Broker:
         q = await self.channel.declare_queue(f"{self.prefix}.{suffix}", passive=True)
         return q.declaration_result.message_count or 0
 
-    async def delete_everything(self, queue_suffixes: list[str]) -> None:
+    async def close(self) -> None:
+        """Close this connection and delete everything the test declared under its prefix."""
         assert self.connection is not None
-        channel = await self.connection.channel()
-        for name in [f"{self.prefix}.{s}" for s in queue_suffixes]:
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(name)
-        for name in (f"{self.prefix}.routed", f"{self.prefix}.events", f"{self.prefix}.intake"):
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(name)
         await self.connection.close()
+        await delete_prefix(self.prefix)
 
 
 def fresh_prefix() -> str:
-    return f"wct-{secrets.token_hex(4)}"
+    """`wct-<pid>-<random>`: the pid tells a later run whether these are a killed run's leftovers."""
+    return f"wct-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def connect(url: str = AMQP_URL) -> aio_pika.abc.AbstractConnection:
+    try:
+        async with asyncio.timeout(CONNECT_LIMIT_S):
+            return await aio_pika.connect(url)
+    except TimeoutError:
+        raise AssertionError(
+            f"RabbitMQ accepted no AMQP connection within {CONNECT_LIMIT_S} s: see delete_prefix"
+        ) from None
+
+
+async def delete_prefix(prefix: str) -> None:
+    """Delete every queue and exchange named `<prefix>.…`, whoever declared them (the service, a
+    test, a reload that added a post)."""
+    await delete_where(lambda name: name.startswith(f"{prefix}."))
+
+
+def is_stale(name: str) -> bool:
+    """A test's queue or exchange whose run is over: its prefix names a process that is gone (the
+    run was killed before its teardown), or none (an older harness)."""
+    match = re.match(r"wct-(?:(\d+)-)?[0-9a-f]+\.", name)
+    if match is None:
+        return False
+    if match[1] is None:
+        return True
+    try:
+        os.kill(int(match[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+async def delete_where(doomed: Callable[[str], bool]) -> None:
+    """Leftovers are not only clutter: each quorum queue reserves three of the broker's file handles
+    (RabbitMQ 3.10's file_handle_cache, about 900 with the default 1,024-descriptor limit), and once
+    they are all reserved the broker accepts TCP but never answers. Ninety-five queues a test: three
+    killed runs' leftovers and the running test fill it (docs/operations.md)."""
+    async with ClientSession(
+        headers={"Authorization": aiohttp.encode_basic_auth("guest", "guest")},
+        timeout=ClientTimeout(total=CONNECT_LIMIT_S),
+    ) as http:
+        for kind in ("queues", "exchanges"):
+            async with http.get(f"{ADMIN_URL}/{kind}/%2F", params={"columns": "name,exclusive"}) as resp:
+                resp.raise_for_status()
+                # an exclusive queue goes with its connection, and only that connection may delete it
+                rows = [r for r in await resp.json() if doomed(r["name"]) and not r.get("exclusive")]
+            for name in (r["name"] for r in rows):
+                async with http.delete(f"{ADMIN_URL}/{kind}/%2F/{quote(name, safe='')}") as resp:
+                    if resp.status not in (204, 404):
+                        resp.raise_for_status()
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ SQLite file, or a fresh PostgreSQL schema dropped afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -14,9 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.harness import ROOT, Broker, fresh_prefix
-from watchcentre.adapters.config_files import load_config
-from watchcentre.bootstrap import recipient_keys
+from tests.integration.harness import ROOT, Broker, delete_prefix, delete_where, fresh_prefix, is_stale
 from watchcentre.settings import Settings
 
 POSTGRES_URL = os.environ.get("WATCHCENTRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -28,9 +27,17 @@ def config_dir() -> Path:
     return CONFIG_DIR
 
 
+@pytest.fixture(scope="session")
+def no_leftovers() -> None:
+    """What killed runs left on the broker goes first (harness.delete_where says why it matters)."""
+    asyncio.run(delete_where(is_stale))
+
+
 @pytest.fixture
-def amqp_prefix() -> str:
-    return fresh_prefix()
+async def amqp_prefix(no_leftovers: None) -> AsyncIterator[str]:
+    prefix = fresh_prefix()
+    yield prefix
+    await delete_prefix(prefix)  # also what a test declared without the `broker` fixture
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -68,5 +75,4 @@ async def broker(amqp_prefix: str) -> AsyncIterator[Broker]:
     b = await Broker(amqp_prefix).open()
     await b.watch_events()
     yield b
-    keys = recipient_keys(load_config(CONFIG_DIR))
-    await b.delete_everything(["inbound", "dead", *keys])
+    await b.close()

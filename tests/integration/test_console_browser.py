@@ -24,9 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
 from tests.integration.proxy import Proxy
-from watchcentre.adapters.config_files import load_config
 from watchcentre.adapters.http_models import CASE_SUMMARY_FIELDS, CaseList
-from watchcentre.bootstrap import recipient_keys
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
 from watchcentre.security import issue_token
@@ -109,7 +107,7 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
             await browser.close()
             await proxy.close()
             await instance.stop()
-            await broker.delete_everything(["inbound", "dead", *recipient_keys(load_config(ROOT / "config"))])
+            await broker.close()
 
 
 def row(page: Page, message_id: str) -> Any:

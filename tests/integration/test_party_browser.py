@@ -18,8 +18,6 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
-from watchcentre.adapters.config_files import load_config
-from watchcentre.bootstrap import recipient_keys
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
 from watchcentre.security import issue_token
@@ -100,7 +98,7 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
         finally:
             await browser.close()
             await instance.stop()
-            await broker.delete_everything(["inbound", "dead", *recipient_keys(load_config(ROOT / "config"))])
+            await broker.close()
 
 
 def card(page: Page, subject: str) -> Any:
