@@ -552,8 +552,6 @@ UNION ALL SELECT 'audit_head_seq', coalesce(max(seq), 0) FROM audit
 """
         return OpsCounts.of_rows((r[0], r[1]) for r in await self._d.fetch(sql, self._d.ts(now)))
 
-    # -- the store itself ----------------------------------------------------------------------------
-
     # -- what-if and labels (adapters/sql/history.py) ---------------------------------------------
 
     async def count_decided(self, since: datetime | None, until: datetime | None) -> int:
