@@ -953,8 +953,8 @@ def _value(d: Dialect, kind: str, v: Any) -> Any:
 def _values(d: Dialect, columns: Columns, source: Any, **given: Any) -> tuple[Any, ...]:
     """A row of `columns`: the `given` values as they are, the others read from `source` (its
     attributes, or its keys: None when missing) and made ready by `_value`."""
-    read = source.get if isinstance(source, dict) else lambda c: getattr(source, c)
-    return tuple(given[c] if c in given else _value(d, kind, read(c)) for c, kind in columns)
+    read = source.get if isinstance(source, dict) else source.__getattribute__
+    return tuple([given[c] if c in given else _value(d, kind, read(c)) for c, kind in columns])
 
 
 def _read(d: Dialect, columns: Columns, r: Any) -> dict[str, Any]:
