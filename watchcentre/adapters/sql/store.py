@@ -803,7 +803,10 @@ async def _open_round(
         return []
     inserts.sort(key=lambda ic: keys[ic[0]])
     rows = await t.insert(
-        "cases", _CASE, [_case_row(d, keys[i], c) for i, c in inserts], returning="sender, message_id"
+        "cases",
+        _CASE,
+        [_values(d, _CASE, c, data=_case_data(c, d)) for _, c in inserts],
+        returning="sender, message_id",
     )
     inserted = {(r[0], r[1]) for r in rows}
     again = []
@@ -980,10 +983,6 @@ def _case_data(case: Case, d: Dialect) -> str:
     if d.name == "sqlite":  # the common case, and the fast path
         return case.model_dump_json(exclude={"version", *_FLAGS})
     return _json(case.model_dump(mode="json", exclude={"version", *_FLAGS}), d)
-
-
-def _case_row(d: Dialect, key: tuple[str, str], c: Case) -> tuple[Any, ...]:
-    return _values(d, _CASE, c, sender=key[0], message_id=key[1], data=_case_data(c, d))
 
 
 def _case(d: Dialect, r: Any, offset: int = 0) -> Case:
