@@ -673,9 +673,10 @@ async def _insert_events(d: Dialect, t: Tx, events: list[AuditEvent]) -> list[Au
     for seq, e in zip(seqs, events, strict=True):
         row = _values(d, _AUDIT, e, seq=seq, prev_hash=prev, hash=None)
         event = AuditEvent(**_read(d, _AUDIT, row))  # as it will read back: the hash covers what is stored
-        prev = event_hash(prev, event)
-        rows.append((*row[:-1], prev))
-        stored.append(event.model_copy(update={"hash": prev}))
+        digest = event_hash(prev, event)
+        rows.append((*row[:-1], digest))
+        stored.append(event.model_copy(update={"hash": digest}))
+        prev = digest
     await t.insert("audit", _AUDIT, rows)
     return stored
 
