@@ -2,7 +2,7 @@
 
 The store (store.py) writes each query once, with numbered parameters (`$1`); a dialect runs it:
 connection and transaction handling, the placeholder spelling, how values travel (timestamps, NUL
-characters), the bulk insert, the audit sequence and the DDL type names (schema.py).
+characters), the bulk insert and the audit sequence (the DDL's words are schema.py's).
 
 SQLite: one connection on one thread of our own. A write transaction is one job on that thread,
 BEGIN IMMEDIATE to COMMIT: the transaction body is an `async def` whose awaits on `Tx` never
@@ -38,7 +38,7 @@ from watchcentre.tasks import cancel_and_wait
 T = TypeVar("T")
 log = structlog.get_logger("watchcentre.store")
 
-# Column kinds, for the DDL and the PostgreSQL bulk insert (its unnest() needs array types).
+# Column kinds: how a value travels (store.py), the PostgreSQL bulk insert's array types.
 TEXT, INT, TS, JSON, BLOB = "text", "int", "ts", "json", "blob"
 Columns = Sequence[tuple[str, str]]  # (name, kind)
 
@@ -66,7 +66,6 @@ class Tx(Protocol):
 
 class Dialect(Protocol):
     name: ClassVar[str]
-    types: ClassVar[dict[str, str]]  # column kind → DDL type name
 
     def ts(self, at: datetime) -> Any:
         """A timestamp as a parameter. Naive means UTC."""
@@ -169,7 +168,6 @@ class SqliteDialect:
     """One SQLite file (WAL mode): for a single instance, a workstation or the tests."""
 
     name: ClassVar[str] = "sqlite"
-    types: ClassVar[dict[str, str]] = {TEXT: "TEXT", INT: "INTEGER", TS: "TEXT", JSON: "TEXT", BLOB: "BLOB"}
 
     def __init__(self, path: str, checkpoint_every: float = 0.25) -> None:
         self._path = path
@@ -431,13 +429,6 @@ class PostgresDialect:
     """One PostgreSQL schema (>= 14): for several instances sharing one database."""
 
     name: ClassVar[str] = "postgres"
-    types: ClassVar[dict[str, str]] = {
-        TEXT: "text",
-        INT: "integer",
-        TS: "timestamptz",
-        JSON: "jsonb",
-        BLOB: "bytea",
-    }
 
     def __init__(self, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> None:
         if not _IDENTIFIER.match(schema):

@@ -349,27 +349,25 @@ async def _pass(
         rows = await t.fetch("SELECT id FROM notes WHERE purged_at = $1 ORDER BY id", at)
         counts["notes"] = PurgeCount(erased=len(rows) - notes_before, ids=[str(r[0]) for r in rows])
 
-    # The raw bytes of rejected inputs, kept to diagnose and re-inject.
-    cutoff = d.ts(now - rules.raw_envelopes.delta)
-    where = "status = 'rejected' AND (raw IS NOT NULL OR envelope IS NOT NULL) AND received_at < $1"
-    if dry_run:
-        n = int((await t.fetch(f"SELECT count(*) FROM messages WHERE {where}", cutoff))[0][0])
-        counts["raw_envelopes"] = PurgeCount(erased=n)
-    else:
-        rows = await t.fetch(
-            f"UPDATE messages SET raw = NULL, envelope = NULL WHERE {where} RETURNING id", cutoff
-        )
-        counts["raw_envelopes"] = PurgeCount(erased=len(rows), ids=sorted(f"#{r[0]}" for r in rows))
-
-    # Tokens: the record (the holder's name) once expired or revoked long enough.
-    cutoff = d.ts(now - rules.expired_tokens.delta)
-    where = "coalesce(revoked_at, expires_at) < $1"
-    if dry_run:
-        n = int((await t.fetch(f"SELECT count(*) FROM tokens WHERE {where}", cutoff))[0][0])
-        counts["expired_tokens"] = PurgeCount(erased=n)
-    else:
-        rows = await t.fetch(f"DELETE FROM tokens WHERE {where} RETURNING id", cutoff)
-        counts["expired_tokens"] = PurgeCount(erased=len(rows), ids=sorted(r[0] for r in rows))
+    # The raw bytes of rejected inputs, kept to diagnose and re-inject; tokens: the record (the
+    # holder's name) once expired or revoked long enough.
+    for category, table, erase, where, label in (
+        (
+            "raw_envelopes",
+            "messages",
+            "UPDATE messages SET raw = NULL, envelope = NULL",
+            "status = 'rejected' AND (raw IS NOT NULL OR envelope IS NOT NULL) AND received_at < $1",
+            "#{}",
+        ),
+        ("expired_tokens", "tokens", "DELETE FROM tokens", "coalesce(revoked_at, expires_at) < $1", "{}"),
+    ):
+        cutoff = d.ts(now - getattr(rules, category).delta)
+        if dry_run:
+            n = int((await t.fetch(f"SELECT count(*) FROM {table} WHERE {where}", cutoff))[0][0])
+            counts[category] = PurgeCount(erased=n)
+        else:
+            rows = await t.fetch(f"{erase} WHERE {where} RETURNING id", cutoff)
+            counts[category] = PurgeCount(erased=len(rows), ids=sorted(label.format(r[0]) for r in rows))
     return counts, False
 
 

@@ -3,14 +3,41 @@
 `steps(dialect)` gives the ordered (version, description, sql) migrations; the dialect records each
 applied version in `schema_version`. Step 1 is written with IF NOT EXISTS throughout, so that it
 also adopts a database created before versioning (by the former per-engine stores) and keeps its
-data. Type names come from the dialect ({ts}, {json}, ...); what cannot be said in common SQL
+data. Type names and the other words that differ are `_WORDS` ({ts}, {json}, ...); what cannot be said in common SQL
 (triggers, JSON functions, identity columns) is per dialect, and only that.
 """
 
 from __future__ import annotations
 
-from watchcentre.adapters.sql.dialects import BLOB, INT, JSON, TEXT, TS, Dialect
+from watchcentre.adapters.sql.dialects import Dialect
 
+# The words of the DDL that differ: type names (a column kind of dialects.py is a key here), keys, clauses.
+_WORDS = {
+    "sqlite": {
+        "text": "TEXT",
+        "int": "INTEGER",
+        "bigint": "INTEGER",
+        "ts": "TEXT",
+        "json": "TEXT",
+        "blob": "BLOB",
+        "rowid": "INTEGER PRIMARY KEY",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "without_rowid": " WITHOUT ROWID",
+        "if_not": "",
+    },
+    "postgres": {
+        "text": "text",
+        "int": "integer",
+        "bigint": "bigint",
+        "ts": "timestamptz",
+        "json": "jsonb",
+        "blob": "bytea",
+        "rowid": "bigserial PRIMARY KEY",
+        "serial": "bigserial PRIMARY KEY",
+        "without_rowid": "",
+        "if_not": "IF NOT EXISTS",
+    },
+}
 _TABLES = """
 CREATE TABLE IF NOT EXISTS messages (
     id          {rowid},
@@ -368,45 +395,17 @@ CREATE INDEX IF NOT EXISTS messages_purged ON messages (purged_at) WHERE purged_
 
 
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
-    sqlite = dialect.name == "sqlite"
-    t = dialect.types
-    tables = _TABLES.format(
-        text=t[TEXT],
-        int=t[INT],
-        ts=t[TS],
-        json=t[JSON],
-        blob=t[BLOB],
-        bigint="INTEGER" if sqlite else "bigint",
-        rowid="INTEGER PRIMARY KEY" if sqlite else "bigserial PRIMARY KEY",
-        serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
-        without_rowid=" WITHOUT ROWID" if sqlite else "",
-    )
-    identifiers = _IDENTIFIERS.format(
-        text=t[TEXT],
-        ts=t[TS],
-        bigint="INTEGER" if sqlite else "bigint",
-        serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
-        without_rowid=" WITHOUT ROWID" if sqlite else "",
-    )
+    sqlite, words = dialect.name == "sqlite", _WORDS[dialect.name]
     return [
         (
             1,
             "baseline (adopts a database of the former per-engine stores)",
-            tables + (_SQLITE if sqlite else _POSTGRES),
+            _TABLES.format_map(words) + (_SQLITE if sqlite else _POSTGRES),
         ),
         (2, "message_tags on PostgreSQL too", "" if sqlite else _POSTGRES_TAGS),
-        (3, "manual routing claims", _CLAIMS.format(text=t[TEXT], int=t[INT], ts=t[TS])),
-        (
-            4,
-            "labels: operators' corrections",
-            _LABELS.format(
-                text=t[TEXT],
-                ts=t[TS],
-                json=t[JSON],
-                serial="INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "bigserial PRIMARY KEY",
-            ),
-        ),
-        (5, "purged_at (retention)", _PURGED.format(if_not="" if sqlite else "IF NOT EXISTS", ts=t[TS])),
+        (3, "manual routing claims", _CLAIMS.format_map(words)),
+        (4, "labels: operators' corrections", _LABELS.format_map(words)),
+        (5, "purged_at (retention)", _PURGED.format_map(words)),
         (6, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
-        (7, "identifiers per message, watch lists and their hits", identifiers),
+        (7, "identifiers per message, watch lists and their hits", _IDENTIFIERS.format_map(words)),
     ]

@@ -19,14 +19,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from watchcentre.adapters.sql.dialects import INT, TEXT, TS, Dialect, Tx
+from watchcentre.adapters.sql.dialects import Dialect, Tx, columns
 from watchcentre.adapters.sql.store import (
-    _KEYS_PER_QUERY,
     _MESSAGE_COLUMNS,
+    _end,
+    _fetch_in,
+    _filter_messages,
     _in,
     _insert_events,
     _read,
     _stored_message,
+    _tags,
+    _values,
     _visible,
     _Where,
 )
@@ -85,20 +89,6 @@ def _pg_query(where: _Where, clauses: tuple[Clause, ...]) -> str:
     return " && ".join(parts)
 
 
-def _filters(d: Dialect, where: _Where, q: SearchQuery, visibility: Visibility | None) -> None:
-    for kind, tag in (("crime_type", q.crime_type), ("country", q.country), ("recipient", q.recipient)):
-        if tag:
-            where.conditions.append(
-                "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag_kind = "
-                f"{where.param(kind)} AND t.tag = {where.param(d.text(tag))} AND t.message_fk = m.id)"
-            )
-    where.add("m.status = {}", None if q.status is None else q.status.value)
-    where.add("m.sender = {}", None if q.sender is None else d.text(q.sender))
-    where.add("m.received_at >= {}", None if q.since is None else d.ts(q.since))
-    where.add("m.received_at < {}", None if q.until is None else d.ts(q.until))
-    _visible(where, visibility, "messages")
-
-
 async def search(
     d: Dialect, q: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None
 ) -> list[SearchHit]:
@@ -113,7 +103,7 @@ async def search(
         score = "ts_rank_cd(s.doc, wq.query)::float8"
         where.conditions.append("s.doc @@ wq.query")
     matching = len(where.conditions)
-    _filters(d, where, q, visibility)
+    _filter_messages(d, where, q, visibility, _tags(d, q))
     # Only rejected messages are left out of the index: without a filter the index alone answers.
     joined = len(where.conditions) > matching
     if d.name == "sqlite":
@@ -202,21 +192,12 @@ async def _highlights(d: Dialect, clauses: tuple[Clause, ...], ids: list[int]) -
 
 # -- identifiers, cross-matching and watch hits, in the intake's own write transaction ----------------
 
-_IDENTIFIER = (("kind", TEXT), ("value", TEXT), ("message_fk", INT))
-_HIT = (("watch_id", INT), ("message_fk", INT), ("at", TS))
-_WATCH = (
-    ("id", INT),
-    ("kind", TEXT),
-    ("id_kind", TEXT),
-    ("value", TEXT),
-    ("label", TEXT),
-    ("reason", TEXT),
-    ("created_by", TEXT),
-    ("created_at", TS),
-    ("expires_at", TS),
-    ("ended_at", TS),
-    ("ended_by", TEXT),
+_IDENTIFIER = columns("kind value message_fk:int")
+_HIT = columns("watch_id:int message_fk:int at:ts")
+_WATCH = columns(
+    "id:int kind id_kind value label reason created_by created_at:ts expires_at:ts ended_at:ts ended_by"
 )
+_WATCH_NEW = _WATCH[1:-2]  # what a new watch is given
 _WATCH_COLUMNS = ", ".join(c for c, _ in _WATCH)
 MAX_MATCHES_RECORDED = 20  # per new message, in its `matched` record (the detail lists them all)
 
@@ -260,15 +241,12 @@ async def on_saved(
 async def _sharing(t: Tx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[int, str, str]]]:
     """{(kind, value): [(message id, sender, message_id)]} of every message holding one of `keys`."""
     out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
-    for n in range(0, len(keys), _KEYS_PER_QUERY):
-        chunk = keys[n : n + _KEYS_PER_QUERY]
-        found = await t.fetch(
-            "SELECT i.kind, i.value, m.id, m.sender, m.message_id FROM message_identifiers i"
-            f" JOIN messages m ON m.id = i.message_fk WHERE (i.kind, i.value) IN ({_in(chunk, 2)})",
-            *(v for key in chunk for v in key),
-        )
-        for r in found:
-            out.setdefault((r[0], r[1]), []).append((int(r[2]), r[3], r[4]))
+    sql = (
+        "SELECT i.kind, i.value, m.id, m.sender, m.message_id FROM message_identifiers i"
+        " JOIN messages m ON m.id = i.message_fk WHERE (i.kind, i.value) IN"
+    )
+    for r in await _fetch_in(t.fetch, sql, keys):
+        out.setdefault((r[0], r[1]), []).append((int(r[2]), r[3], r[4]))
     return out
 
 
@@ -393,18 +371,10 @@ async def add_watch(
     d: Dialect, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
 ) -> Watch:
     async def tx(t: Tx) -> Watch:
-        rows = await t.fetch(
-            "INSERT INTO watches (kind, id_kind, value, label, reason, created_by, created_at, expires_at)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_WATCH_COLUMNS}",
-            watch.kind,
-            watch.id_kind,
-            d.text(value),
-            d.text(watch.label),
-            d.text(watch.reason),
-            d.text(actor),
-            d.ts(at),
-            d.ts(watch.expires_at),
+        row = _values(
+            d, _WATCH_NEW, watch, value=d.text(value), created_by=d.text(actor), created_at=d.ts(at)
         )
+        rows = await t.insert("watches", _WATCH_NEW, [row], returning=_WATCH_COLUMNS)
         stored = Watch(**_read(d, _WATCH, rows[0]))
         details = {**event.details, "watch_id": stored.id}
         await _insert_events(d, t, [event.model_copy(update={"details": details})])
@@ -423,19 +393,8 @@ async def watches(d: Dialect, live_at: datetime | None = None) -> list[Watch]:
 
 
 async def end_watch(d: Dialect, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
-    async def tx(t: Tx) -> Watch | None:
-        done = await t.fetch(
-            "UPDATE watches SET ended_at = $1, ended_by = $2 WHERE id = $3 AND ended_at IS NULL RETURNING id",
-            d.ts(at),
-            d.text(actor),
-            watch_id,
-        )
-        if done:
-            await _insert_events(d, t, [event])
-        rows = await t.fetch(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = $1", watch_id)
-        return Watch(**_read(d, _WATCH, rows[0])) if rows else None
-
-    return await d.write(tx)
+    ended = await _end(d, "watches", _WATCH, watch_id, {"ended_at": at, "ended_by": actor}, event)
+    return None if ended is None else Watch(**ended)
 
 
 # -- the data-protection purge (issue 15) ---------------------------------------------------------------

@@ -12,8 +12,9 @@ of the side table `message_tags`. A write is one transaction holding the writer 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -157,15 +158,8 @@ class SqlStore:
 
     async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         clean = [(self._d.text(s), self._d.text(m)) for s, m in keys]
-        found: set[tuple[str, str]] = set()
-        for i in range(0, len(clean), _KEYS_PER_QUERY):
-            chunk = clean[i : i + _KEYS_PER_QUERY]
-            rows = await self._d.fetch(
-                "SELECT sender, message_id FROM messages WHERE status <> 'rejected'"
-                f" AND (sender, message_id) IN ({_in(chunk, 2)})",
-                *(v for key in chunk for v in key),
-            )
-            found.update((r[0], r[1]) for r in rows)
+        sql = "SELECT sender, message_id FROM messages WHERE status <> 'rejected' AND (sender, message_id) IN"
+        found = {(r[0], r[1]) for r in await _fetch_in(self._d.fetch, sql, clean)}
         return [key in found for key in clean]
 
     async def seen_rejection(self, digest: str) -> bool:
@@ -199,31 +193,17 @@ class SqlStore:
     ) -> list[StoredMessage]:
         """With a tag filter, the scan walks that tag's index newest first (CROSS JOIN fixes SQLite's
         loop order) and stops at the limit; without one, it walks the messages newest first."""
-        q, d = query, self._d
-        tags = [
-            (k, d.text(v))
-            for k, v in (("crime_type", q.crime_type), ("country", q.country), ("recipient", q.recipient))
-            if v
-        ]
-        where = _Where()
+        q, d, where = query, self._d, _Where()
+        tags = _tags(d, q)
         if tags:
             source, newest = "message_tags d CROSS JOIN messages m", "d.message_fk"
             where.conditions.append("m.id = d.message_fk")
             where.add("d.tag_kind = {}", tags[0][0])
             where.add("d.tag = {}", tags[0][1])
-            for kind, tag in tags[1:]:
-                where.conditions.append(
-                    "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag_kind = "
-                    f"{where.param(kind)} AND t.tag = {where.param(tag)} AND t.message_fk = m.id)"
-                )
         else:
             source, newest = "messages m", "m.id"
-        where.add("m.status = {}", None if q.status is None else q.status.value)
-        where.add("m.sender = {}", _opt(d, q.sender))
-        where.add("m.received_at >= {}", _ots(d, q.since))
-        where.add("m.received_at < {}", _ots(d, q.until))
         where.add(f"{newest} < {{}}", q.before_id)
-        _visible(where, visibility, "messages")
+        _filter_messages(d, where, q, visibility, tags[1:])
         limit = where.param(q.limit)
         rows = await d.fetch(
             f"SELECT {_MESSAGE_COLUMNS} FROM {source} {where.sql} ORDER BY {newest} DESC LIMIT {limit}",
@@ -382,17 +362,7 @@ class SqlStore:
         d = self._d
 
         async def tx(t: Tx) -> None:
-            await t.fetch(
-                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({_in(_TOKEN)})",
-                token.id,
-                d.text(token.name),
-                token.role.value,
-                token.subject,
-                d.ts(token.created_at),
-                d.ts(token.expires_at),
-                None if token.revoked_at is None else d.ts(token.revoked_at),
-                token.hash,
-            )
+            await t.insert("tokens", _TOKEN, [_values(d, _TOKEN, token)])
             await _insert_events(d, t, [event])
 
         await d.write(tx)
@@ -408,20 +378,8 @@ class SqlStore:
         return [TokenRecord(**_read(self._d, _TOKEN, r)) for r in rows]
 
     async def revoke_token(self, token_id: str, at: datetime, event: AuditEvent) -> TokenRecord | None:
-        d, token_id = self._d, self._d.text(token_id)
-
-        async def tx(t: Tx) -> list[Any]:
-            done = await t.fetch(
-                "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id",
-                d.ts(at),
-                token_id,
-            )
-            if done:
-                await _insert_events(d, t, [event])
-            return await t.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = $1", token_id)
-
-        rows = await d.write(tx)
-        return TokenRecord(**_read(d, _TOKEN, rows[0])) if rows else None
+        ended = await _end(self._d, "tokens", _TOKEN, self._d.text(token_id), {"revoked_at": at}, event)
+        return None if ended is None else TokenRecord(**ended)
 
     # -- the operator console ----------------------------------------------------------------------
 
@@ -430,17 +388,8 @@ class SqlStore:
         sender, message_id = d.text(dec.sender), d.text(dec.message_id)
 
         async def tx(t: Tx) -> list[AuditEvent] | None:
-            done = await t.fetch(
-                f"INSERT INTO manual_routes ({_names(_MANUAL)}) VALUES ({_in(_MANUAL)})"
-                " ON CONFLICT DO NOTHING RETURNING revision",
-                sender,
-                message_id,
-                dec.revision,
-                d.ts(dec.at),
-                d.text(dec.actor),
-                d.text(dec.reason),
-                _json(dec.routing.recipients, d),
-            )
+            row = _values(d, _MANUAL, dec, recipients=_json(dec.routing.recipients, d))
+            done = await t.insert("manual_routes", _MANUAL, [row], returning="revision")
             if not done:
                 return None
             rows = await t.fetch(
@@ -515,14 +464,8 @@ class SqlStore:
         d = self._d
 
         async def tx(t: Tx) -> tuple[Note, list[AuditEvent]]:
-            rows = await t.fetch(
-                "INSERT INTO notes (at, author, text, message_ids, refs) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                d.ts(note.at),
-                d.text(note.author),
-                d.text(note.text),
-                _json(note.message_ids, d),
-                _json(note.references, d),
-            )
+            row = _values(d, _NOTE[1:], note, refs=_json(note.references, d))
+            rows = await t.insert("notes", _NOTE[1:], [row], returning="id")
             note_id = int(rows[0][0])
             details = {**event.details, "note_id": note_id}
             events = await _insert_events(d, t, [event.model_copy(update={"details": details})])
@@ -555,23 +498,15 @@ class SqlStore:
 
     async def mentions(self, needle: str, limit: int = 500) -> Mentions:
         ids, refs, note_ids, truncated = await subject_access.matching(self._d, needle, limit)
-        messages: list[StoredMessage] = []
-        for i in range(0, len(ids), _KEYS_PER_QUERY):
-            chunk = ids[i : i + _KEYS_PER_QUERY]
-            rows = await self._d.fetch(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({_in(chunk)}) ORDER BY m.id",
-                *chunk,
-            )
-            messages += [_stored_message(self._d, r) for r in rows]
-        cases = [c for c in [await self.get_case(r) for r in refs] if c is not None]
-        notes: list[Note] = []
-        for i in range(0, len(note_ids), _KEYS_PER_QUERY):
-            chunk = note_ids[i : i + _KEYS_PER_QUERY]
-            rows = await self._d.fetch(
-                f"SELECT {_names(_NOTE)} FROM notes WHERE id IN ({_in(chunk)}) ORDER BY id", *chunk
-            )
-            notes += [_note(self._d, r) for r in rows]
-        return Mentions(messages=messages, cases=cases, notes=notes, truncated=truncated)
+        d = self._d
+        rows = await _fetch_in(d.fetch, f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN", ids)
+        notes = await _fetch_in(d.fetch, f"SELECT {_names(_NOTE)} FROM notes WHERE id IN", note_ids)
+        return Mentions(
+            messages=sorted((_stored_message(d, r) for r in rows), key=lambda m: m.id),
+            cases=[c for c in [await self.get_case(r) for r in refs] if c is not None],
+            notes=sorted((_note(d, r) for r in notes), key=lambda n: n.id or 0),
+            truncated=truncated,
+        )
 
     # -- search, identifiers, watch lists: the SQL is in search.py ------------------------------------
 
@@ -616,8 +551,6 @@ UNION ALL SELECT 'triage_backlog', count(*) FROM messages WHERE status = 'triage
 UNION ALL SELECT 'audit_head_seq', coalesce(max(seq), 0) FROM audit
 """
         return OpsCounts.of_rows((r[0], r[1]) for r in await self._d.fetch(sql, self._d.ts(now)))
-
-    # -- the store itself ----------------------------------------------------------------------------
 
     # -- what-if and labels (adapters/sql/history.py) ---------------------------------------------
 
@@ -685,6 +618,32 @@ _NEED_TO_KNOW = {
 }
 
 
+def _tags(d: Dialect, q: MessageQuery | SearchQuery) -> list[tuple[str, str]]:
+    """The query's tag filters, (tag_kind, tag)."""
+    tags = (("crime_type", q.crime_type), ("country", q.country), ("recipient", q.recipient))
+    return [(kind, d.text(tag)) for kind, tag in tags if tag]
+
+
+def _filter_messages(
+    d: Dialect,
+    where: _Where,
+    q: MessageQuery | SearchQuery,
+    visibility: Visibility | None,
+    tags: list[tuple[str, str]],
+) -> None:
+    """The query's filters on messages `m`, with `tags` (those not already joined) and need-to-know."""
+    for kind, tag in tags:
+        where.conditions.append(
+            "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag_kind = "
+            f"{where.param(kind)} AND t.tag = {where.param(tag)} AND t.message_fk = m.id)"
+        )
+    where.add("m.status = {}", None if q.status is None else q.status.value)
+    where.add("m.sender = {}", _opt(d, q.sender))
+    where.add("m.received_at >= {}", _ots(d, q.since))
+    where.add("m.received_at < {}", _ots(d, q.until))
+    _visible(where, visibility, "messages")
+
+
 def _visible(where: _Where, v: Visibility | None, table: str) -> None:
     if v is None:  # the caller sees everything
         return
@@ -712,33 +671,10 @@ async def _insert_events(d: Dialect, t: Tx, events: list[AuditEvent]) -> list[Au
     prev = (last[0][0] if last else None) or GENESIS
     rows, stored = [], []
     for seq, e in zip(seqs, events, strict=True):
-        at, details = d.ts(e.at), _json(e.details, d)
-        event = AuditEvent(  # as it will read back: the hash covers what is stored
-            seq=seq,
-            at=d.at(at),
-            type=d.text(e.type),
-            actor=d.text(e.actor),
-            sender=_opt(d, e.sender),
-            message_id=_opt(d, e.message_id),
-            reference=_opt(d, e.reference),
-            details=json.loads(details),
-            prev_hash=prev,
-        )
+        row = _values(d, _AUDIT, e, seq=seq, prev_hash=prev, hash=None)
+        event = AuditEvent(**_read(d, _AUDIT, row))  # as it will read back: the hash covers what is stored
         digest = event_hash(prev, event)
-        rows.append(
-            (
-                seq,
-                at,
-                event.type,
-                event.actor,
-                event.sender,
-                event.message_id,
-                event.reference,
-                details,
-                prev,
-                digest,
-            )
-        )
+        rows.append((*row[:-1], digest))
         stored.append(event.model_copy(update={"hash": digest}))
         prev = digest
     await t.insert("audit", _AUDIT, rows)
@@ -759,6 +695,24 @@ async def _write_case(d: Dialect, t: Tx, case: Case, expected_version: int, also
         expected_version,
     )
     return len(done) == 1
+
+
+async def _end(
+    d: Dialect, table: str, columns: Columns, key: Any, changes: dict[str, Any], event: AuditEvent
+) -> dict[str, Any] | None:
+    """Row `key` of `table` ended (`changes`, whose first column is still null until then), `event`
+    recorded only if this call ended it: the row as it stands after, or None when there is none."""
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
+    values = [_value(d, dict(columns)[c], v) for c, v in changes.items()]
+
+    async def tx(t: Tx) -> dict[str, Any] | None:
+        sql = f"UPDATE {table} SET {sets} WHERE id = $1 AND {next(iter(changes))} IS NULL RETURNING id"
+        if await t.fetch(sql, key, *values):
+            await _insert_events(d, t, [event])
+        rows = await t.fetch(f"SELECT {_names(columns)} FROM {table} WHERE id = $1", key)
+        return _read(d, columns, rows[0]) if rows else None
+
+    return await d.write(tx)
 
 
 async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, bool] | ReferenceTaken]:
@@ -795,18 +749,26 @@ def _in(values: Sequence[Any], width: int = 1) -> str:
     )
 
 
-async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
-    """{key: case} for the cases whose `column` (`reference`, or `(sender, message_id)`) is one of `values`."""
-    width = 1 if column == "reference" else 2
-    out: dict[Any, Case] = {}
-    for i in range(0, len(values), _KEYS_PER_QUERY):
-        chunk = values[i : i + _KEYS_PER_QUERY]
-        rows = await t.fetch(
-            f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE ({column}) IN ({_in(chunk, width)})",
-            *(chunk if width == 1 else [v for key in chunk for v in key]),
+async def _fetch_in(fetch: Callable[..., Awaitable[list[Any]]], sql: str, keys: Sequence[Any]) -> list[Any]:
+    """The rows of `sql`, which ends with `IN`, for `keys` (values, or tuples: row values), a chunk of
+    keys per query."""
+    rows: list[Any] = []
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[i : i + _KEYS_PER_QUERY]
+        width = len(chunk[0]) if isinstance(chunk[0], tuple) else 1
+        rows += await fetch(
+            f"{sql} ({_in(chunk, width)})", *(chunk if width == 1 else [v for k in chunk for v in k])
         )
-        out.update((r[0] if width == 1 else (r[0], r[1]), _case(d, r, width)) for r in rows)
-    return out
+    return rows
+
+
+async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
+    """{key: case} for the cases whose `column` (`reference`, or `sender, message_id`) is one of `values`."""
+    width = 1 if column == "reference" else 2
+    rows = await _fetch_in(
+        t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE ({column}) IN", values
+    )
+    return {r[0] if width == 1 else (r[0], r[1]): _case(d, r, width) for r in rows}
 
 
 async def _open_round(
@@ -842,7 +804,10 @@ async def _open_round(
         return []
     inserts.sort(key=lambda ic: keys[ic[0]])
     rows = await t.insert(
-        "cases", _CASE, [_case_row(d, keys[i], c) for i, c in inserts], returning="sender, message_id"
+        "cases",
+        _CASE,
+        [_values(d, _CASE, c, data=_case_data(c, d)) for _, c in inserts],
+        returning="sender, message_id",
     )
     inserted = {(r[0], r[1]) for r in rows}
     again = []
@@ -934,43 +899,17 @@ def _refuse(constant: str) -> Any:
 def _message_row(d: Dialect, outcome: Outcome) -> tuple[Any, ...]:
     if isinstance(outcome, Accepted):
         env, routing = outcome.envelope, outcome.routing
-        return (
-            d.text(env.sender),
-            d.text(env.message_id),
-            env.kind.value,
-            env.priority.value,
-            _opt(d, env.reference),
-            d.text(env.subject),
-            outcome.status.value,
-            d.ts(outcome.received_at),
-            _json(routing.crime_types, d),
-            _json(routing.countries, d),
-            _json(routing.recipients, d),
-            _json(env, d),
-            _json(routing, d),
-            None,
-            None,
-            None,
-        )
-    rejection = outcome.rejection
-    return (
-        _opt(d, rejection.sender),
-        _opt(d, rejection.message_id),
-        None,
-        None,
-        None,
-        None,
-        Status.REJECTED.value,
-        d.ts(outcome.received_at),
-        "[]",
-        "[]",
-        "[]",
-        _raw_envelope(outcome.raw, d),
-        None,
-        d.text(rejection.reason),
-        outcome.raw,
-        outcome.digest,
-    )
+        fields = {
+            c: getattr(env, c) for c in ("sender", "message_id", "kind", "priority", "reference", "subject")
+        }
+        fields |= {c: getattr(routing, c) for c in ("crime_types", "countries", "recipients")}
+        fields |= {"status": outcome.status, "envelope": env, "routing": routing}
+        return _values(d, _MESSAGE, fields, received_at=d.ts(outcome.received_at))
+    r = outcome.rejection
+    fields = {"sender": r.sender, "message_id": r.message_id, "error": r.reason, "raw": outcome.raw}
+    fields |= {"status": Status.REJECTED, "crime_types": [], "countries": [], "recipients": []}
+    fields |= {"received_at": outcome.received_at, "digest": outcome.digest}
+    return _values(d, _MESSAGE, fields, envelope=_raw_envelope(outcome.raw, d))
 
 
 def _marked(event: AuditEvent, mark: dict[str, Any] | None) -> AuditEvent:
@@ -1002,6 +941,26 @@ def _tag_rows(outcome: Outcome, message_fk: int, text: Any) -> list[tuple[str, s
     return [(kind, tag, message_fk) for kind, tag in sorted(tags)]
 
 
+def _value(d: Dialect, kind: str, v: Any) -> Any:
+    """A value as the engine takes it, by its column's kind."""
+    if v is None:
+        return None
+    if kind == TS:
+        return d.ts(v)
+    if kind == JSON:
+        return _json(v, d)
+    if isinstance(v, Enum):
+        return v.value
+    return d.text(v) if isinstance(v, str) else v
+
+
+def _values(d: Dialect, columns: Columns, source: Any, **given: Any) -> tuple[Any, ...]:
+    """A row of `columns`: the `given` values as they are, the others read from `source` (its
+    attributes, or its keys: None when missing) and made ready by `_value`."""
+    read = source.get if isinstance(source, dict) else source.__getattribute__
+    return tuple([given[c] if c in given else _value(d, kind, read(c)) for c, kind in columns])
+
+
 def _read(d: Dialect, columns: Columns, r: Any) -> dict[str, Any]:
     """A row as {column: value}, its timestamps and JSON decoded."""
     return {
@@ -1025,21 +984,6 @@ def _case_data(case: Case, d: Dialect) -> str:
     if d.name == "sqlite":  # the common case, and the fast path
         return case.model_dump_json(exclude={"version", *_FLAGS})
     return _json(case.model_dump(mode="json", exclude={"version", *_FLAGS}), d)
-
-
-def _case_row(d: Dialect, key: tuple[str, str], c: Case) -> tuple[Any, ...]:
-    return (
-        c.reference,
-        key[0],
-        key[1],
-        c.state.value,
-        c.version,
-        d.ts(c.opened_at),
-        _ots(d, c.ack_due_at),
-        _ots(d, c.warn_at),
-        _ots(d, c.due_at),
-        _case_data(c, d),
-    )
 
 
 def _case(d: Dialect, r: Any, offset: int = 0) -> Case:
