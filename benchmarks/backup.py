@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -76,33 +77,13 @@ async def fill(settings: Settings, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def one(engine: str, n: int, workdir: Path) -> None:
+@contextlib.asynccontextmanager
+async def bench_database(engine: str, workdir: Path) -> AsyncIterator[tuple[Settings, str]]:
+    """A database of its own for one run (a file in `workdir`, or a PostgreSQL schema dropped after)."""
     schema = f"wc_bench_{secrets.token_hex(4)}"
-    url = f"sqlite:///{workdir / f'{engine}.db'}" if engine == "sqlite" else POSTGRES_URL
-    settings = Settings(database_url=url, database_schema=schema)  # type: ignore[arg-type]
+    url = f"sqlite:///{workdir / 'sqlite.db'}" if engine == "sqlite" else POSTGRES_URL
     try:
-        filled = await fill(settings, n)
-        to = workdir / f"{engine}.backup"
-        if engine == "sqlite":
-            result = await asyncio.to_thread(backup_sqlite, str(workdir / "sqlite.db"), to, None)
-            source = (workdir / "sqlite.db").stat().st_size
-        else:
-            result = await asyncio.to_thread(backup_postgres, url, schema, to, None)
-            conn = await asyncpg.connect(POSTGRES_URL)
-            try:
-                source = int(
-                    await conn.fetchval(
-                        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
-                        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
-                        schema,
-                    )
-                )
-            finally:
-                await conn.close()
-        print(
-            f"{engine}: {n:,} messages stored in {filled:.0f} s; database {source / 1e6:.0f} MB;"
-            f" backup {result.seconds:.2f} s, {result.bytes / 1e6:.0f} MB"
-        )
+        yield Settings(database_url=url, database_schema=schema), schema
     finally:
         if engine == "postgres":
             conn = await asyncpg.connect(POSTGRES_URL)
@@ -112,16 +93,54 @@ async def one(engine: str, n: int, workdir: Path) -> None:
                 await conn.close()
 
 
-async def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.backup")
+async def database_bytes(engine: str, workdir: Path, schema: str) -> int:
+    if engine == "sqlite":
+        return sum(
+            p.stat().st_size for p in await asyncio.to_thread(lambda: list(workdir.glob("sqlite.db*")))
+        )
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+                schema,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def per_engine(prog: str, one: Callable[[str, int, Path], Awaitable[None]]) -> None:
+    """The command line both store benchmarks share: `--messages N --engine sqlite|postgres|both`."""
+    p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--messages", type=int, default=100_000)
     p.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
     args = p.parse_args()
     configure_logging("json", "WARNING")  # a log line per routed message would be most of the time
-    with tempfile.TemporaryDirectory(prefix="wc-backup-bench-") as tmp:
-        for engine in ("sqlite", "postgres") if args.engine == "both" else (args.engine,):
-            await one(engine, args.messages, Path(tmp))
+
+    async def run() -> None:
+        with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
+            for engine in ("sqlite", "postgres") if args.engine == "both" else (args.engine,):
+                await one(engine, args.messages, Path(tmp))
+
+    asyncio.run(run())
+
+
+async def one(engine: str, n: int, workdir: Path) -> None:
+    async with bench_database(engine, workdir) as (settings, schema):
+        filled = await fill(settings, n)
+        to = workdir / f"{engine}.backup"
+        if engine == "sqlite":
+            result = await asyncio.to_thread(backup_sqlite, str(workdir / "sqlite.db"), to, None)
+        else:
+            result = await asyncio.to_thread(backup_postgres, POSTGRES_URL, schema, to, None)
+        source = await database_bytes(engine, workdir, schema)
+        print(
+            f"{engine}: {n:,} messages stored in {filled:.0f} s; database {source / 1e6:.0f} MB;"
+            f" backup {result.seconds:.2f} s, {result.bytes / 1e6:.0f} MB"
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    per_engine("python -m benchmarks.backup", one)
