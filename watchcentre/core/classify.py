@@ -174,10 +174,10 @@ _START, _END = itemgetter(1), itemgetter(2)
 _LEAD_END = re.compile(r"[.!?](?=\s)|\n")  # the end of a body's first sentence
 _FIELDS: tuple[Field_, Field_, Field_] = ("subject", "body", "hint")
 _SUBJECT, _BODY, _HINT = 0, 1, 2
-# between a place and a cue after it ('Canada, which', 'Croatia, named by a witness, is'); between places
+# between a place and a cue after it ('Canada, which', 'Croatia, named by a witness, is', 'Russian-'); between places
 # in a list ('French, Italian and Belgian', 'Castries (Sainte-Lucie)', 'ou en Sicile'): matched on the
 # text as written, so that a full stop breaks it
-_AFTER_GAP = re.compile(r"\s*+\)?\s*+(?:,[^,.;:!?()]{1,60},)?\s*+,?\s*+\Z").match
+_AFTER_GAP = re.compile(r"-?\s*+\)?\s*+(?:,[^,.;:!?()]{1,60},)?\s*+,?\s*+\Z").match
 _CHAIN_GAP = re.compile(
     r"\s*+\)?\s*+[,(/]?\s*+(?:(?:and|or|et|ou)\s++(?:(?:in|en|au|aux|à)\s++)?)?(?:(?:l|d)['’]|(?:la|le|les|the)\s++)?\Z",
     re.IGNORECASE,
