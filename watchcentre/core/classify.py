@@ -504,7 +504,7 @@ class Classifier:
         self,
         text: str,
         cue_start: int,
-        places: list[tuple[int, int, int, bool, bool]],
+        places: list[tuple[int, int, int, bool]],
         found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
         miss: dict[str, float],
     ) -> None:
@@ -514,11 +514,12 @@ class Classifier:
         gap = _AFTER_GAP
         demonym = None
         for j in range(len(places) - 1, -1, -1):
-            start, end, idx, counted, is_demonym = places[j]
+            start, end, idx, counted = places[j]
+            where, s, e, says, neg = found[idx]
+            is_demonym = says[0][1] == "demonym"
             if gap(text, end, gap_end) is None or demonym not in (None, is_demonym):
                 return
             if counted:
-                where, s, e, says, neg = found[idx]
                 new = []
                 for f in says:
                     if not f[3] and not f[5] and f[4] > 0.0:
@@ -528,7 +529,7 @@ class Classifier:
                     else:
                         new.append(f)
                 found[idx] = (where, s, e, tuple(new), neg)
-                places[j] = (start, end, idx, False, is_demonym)
+                places[j] = (start, end, idx, False)
             gap_end, gap, demonym = start, _CHAIN_GAP, is_demonym
 
     def _scan(
@@ -567,7 +568,7 @@ class Classifier:
         # of the same kind and joined to it ('belges et italiens'), is in passing too
         chain_end = -1
         chain_demonym = False
-        places: list[tuple[int, int, int, bool, bool]] = []  # (start, end, record, counted, demonym)
+        places: list[tuple[int, int, int, bool]] = []  # (start, end, record in found, counted)
         wanted = self._always
         lead_end = 0
         if where == _BODY and self._lead_factor != 1.0:
@@ -602,8 +603,8 @@ class Classifier:
                     again_place = again_crime = 0
                     seen[i] = bit
             if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
-                demonym = says[0][1] == "demonym"
                 if place_cue_end >= 0 or chain_end >= 0:
+                    demonym = says[0][1] == "demonym"
                     if place_cue_end >= 0:  # a cue speaks of the next place only
                         passing = self._in_passing(norm, place_cue_end, start)
                         place_cue_end = -1
@@ -615,7 +616,7 @@ class Classifier:
                         if not again_place:
                             says = self._passing(says, target, miss)
                             again_place = True
-                places.append((start, end, len(found), not again_place, demonym))
+                places.append((start, end, len(found), not again_place))
                 if not again_place:
                     miss[target] = miss.get(target, 1.0) * value
             elif kind == _ONE_CRIME:
@@ -626,8 +627,8 @@ class Classifier:
                     crime[target] = crime.get(target, 0.0) + value * factor * boost
             else:
                 passing = False
-                demonym = says[0][1] == "demonym" if says else False
                 if (place_cue_end >= 0 or chain_end >= 0) and any(not f[3] and not f[5] for f in says):
+                    demonym = says[0][1] == "demonym"
                     if place_cue_end >= 0:
                         passing = self._in_passing(norm, place_cue_end, start)
                         place_cue_end = -1
@@ -655,7 +656,7 @@ class Classifier:
                         miss[target] = miss.get(target, 1.0) * keep
                         counted = True
                 if counted:
-                    places.append((start, end, len(found), True, demonym))
+                    places.append((start, end, len(found), True))
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
