@@ -504,7 +504,7 @@ class Classifier:
         self,
         text: str,
         cue_start: int,
-        places: list[tuple[int, int, int, bool]],
+        places: list[int],
         found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
         miss: dict[str, float],
     ) -> None:
@@ -514,8 +514,10 @@ class Classifier:
         gap = _AFTER_GAP
         demonym = None
         for j in range(len(places) - 1, -1, -1):
-            start, end, idx, counted = places[j]
-            where, s, e, says, neg = found[idx]
+            idx = places[j]
+            counted = idx >= 0
+            idx = idx if counted else ~idx
+            where, start, end, says, neg = found[idx]
             is_demonym = says[0][1] == "demonym"
             if gap(text, end, gap_end) is None or demonym not in (None, is_demonym):
                 return
@@ -528,8 +530,8 @@ class Classifier:
                         new.append((*f[:2], weight, *f[3:]))
                     else:
                         new.append(f)
-                found[idx] = (where, s, e, tuple(new), neg)
-                places[j] = (start, end, idx, False)
+                found[idx] = (where, start, end, tuple(new), neg)
+                places[j] = ~idx
             gap_end, gap, demonym = start, _CHAIN_GAP, is_demonym
 
     def _scan(
@@ -568,7 +570,7 @@ class Classifier:
         # of the same kind and joined to it ('belges et italiens'), is in passing too
         chain_end = -1
         chain_demonym = False
-        places: list[tuple[int, int, int, bool]] = []  # (start, end, record in found, counted)
+        places: list[int] = []  # the places' records in found: i when it counted, ~i when not
         wanted = self._always
         lead_end = 0
         if where == _BODY and self._lead_factor != 1.0:
@@ -616,7 +618,7 @@ class Classifier:
                         if not again_place:
                             says = self._passing(says, target, miss)
                             again_place = True
-                places.append((start, end, len(found), not again_place))
+                places.append(~len(found) if again_place else len(found))
                 if not again_place:
                     miss[target] = miss.get(target, 1.0) * value
             elif kind == _ONE_CRIME:
@@ -656,7 +658,7 @@ class Classifier:
                         miss[target] = miss.get(target, 1.0) * keep
                         counted = True
                 if counted:
-                    places.append((start, end, len(found), True))
+                    places.append(len(found))
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
