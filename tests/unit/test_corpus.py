@@ -172,6 +172,19 @@ if __name__ == "__main__":
             ["CO"],
         ),  # the cue: the next place only
         ("Cocaine shipped from Ecuador was paid in US dollars.", ["EC"]),
+        # said not to be concerned, right after the place or after an aside between commas
+        ("The company also has a subsidiary in Canada, which was not targeted.", []),
+        ("Croatia, named by a witness, is not involved; the rifles came from Serbia.", ["RS"]),
+        ("La Suisse n'est pas concernée ; les fonds sont partis vers Riga.", ["LV"]),
+        # a list joined to a place named in passing is named in passing
+        ("Not to be confused with the Republic of Guinea (Conakry), which is not concerned.", []),
+        ("L'ambassade compétente à Castries (Sainte-Lucie) est sollicitée.", []),
+        ("Des fusils achetés comme en Calabre ou en Sicile dans les années 1990.", []),
+        ("Fraudsters posing as Canadian and American soldiers.", []),
+        # what stays: a cue about someone else, a sentence after the place, a list of other kinds
+        ("The suspect fled to Morocco, his brother is not involved.", ["MA"]),
+        ("Il a fui au Maroc. Son frère n'est pas concerné.", ["MA"]),
+        ("Born in Algiers, Moroccan national.", ["MA"]),
     ],
 )
 def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:

@@ -48,8 +48,10 @@ class Negation(BaseModel):
 
 class PlaceRules(BaseModel):
     """Places named in passing (config/gazetteer.yaml `in_passing`): phrases that contain a place's
-    name and are not about it ('US dollars', 'New South Wales'), and cues after which a place is only
-    a comparison or the seat of a post ('like in', 'the post in'): weighed by `factor`."""
+    name and are not about it ('US dollars', 'New South Wales'), cues after which a place is only
+    a comparison or the seat of a post ('like in', 'the post in'), and cues right after a place that
+    say it is not concerned ('which was not targeted'): weighed by `factor`. A place joined to one
+    in passing by a comma, a parenthesis or 'and' is in passing too ('Castries (Sainte-Lucie)')."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +59,9 @@ class PlaceRules(BaseModel):
     window: int = Field(default=2, ge=0, le=8, description="tokens between a cue and the place")
     factor: float = Field(default=1.0, ge=0.0, le=1.0)
     cues: dict[str, list[str]] = Field(default_factory=dict)
+    cues_after: dict[str, list[str]] = Field(
+        default_factory=dict, description="lang -> phrases right after a place (or a list of places)"
+    )
 
 
 class Weights(BaseModel):
@@ -169,6 +174,14 @@ _START, _END = itemgetter(1), itemgetter(2)
 _LEAD_END = re.compile(r"[.!?](?=\s)|\n")  # the end of a body's first sentence
 _FIELDS: tuple[Field_, Field_, Field_] = ("subject", "body", "hint")
 _SUBJECT, _BODY, _HINT = 0, 1, 2
+# between a place and a cue after it ('Canada, which', 'Croatia, named by a witness, is', 'Russian-'); between places
+# in a list ('French, Italian and Belgian', 'Castries (Sainte-Lucie)', 'ou en Sicile'): matched on the
+# text as written, so that a full stop breaks it
+_AFTER_GAP = re.compile(r"-?\s*+\)?\s*+(?:,[^,.;:!?()]{1,60},)?\s*+,?\s*+\Z").match
+_CHAIN_GAP = re.compile(
+    r"\s*+\)?\s*+[,(/]?\s*+(?:(?:and|or|et|ou)\s++(?:(?:in|en|au|aux|à)\s++)?)?(?:(?:l|d)['’]|(?:la|le|les|the)\s++)?\Z",
+    re.IGNORECASE,
+).match
 
 
 class Classification:
@@ -290,7 +303,7 @@ class TrieIndex:
 
 # --------------------------------------------------------------------------- the classifier
 
-_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE = 0, 1, 2, 3, 4
+_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE, _AFTER_CUE = 0, 1, 2, 3, 4, 5
 _Payload = tuple[str, str, float, int]  # (target, rule, weight, what: _CRIME, _COUNTRY or _NEGATION)
 _Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
 """What an index key means: (what the phrase says, None); or ((), the cue) when the key is only a
@@ -345,6 +358,11 @@ class Vocabulary:
                 for v in expand(cue):
                     if key := phrase_key(v):
                         by_key[key].append((key, "place cue", 0.0, _PLACE_CUE))
+        for cues in places.cues_after.values():
+            for cue in cues:
+                for v in expand(cue):
+                    if key := phrase_key(v):
+                        by_key[key].append((key, "place cue after", 0.0, _AFTER_CUE))
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
@@ -355,6 +373,8 @@ class Vocabulary:
                 special = key
             elif first == _PLACE_CUE:
                 special = "\0" + key  # a place cue: what follows is named in passing
+            elif first == _AFTER_CUE:
+                special = "\1" + key  # what comes just before is named in passing
             says = tuple(_says(p, home_set) for p in found if p[3] in (_CRIME, _COUNTRY))
             items.append((f" {key} ", (says, special)))
         return cls(tuple(items), places.window, places.factor)
@@ -480,6 +500,40 @@ class Classifier:
     def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
         return cue_end <= start and self._within_place(norm, cue_end, start) is not None
 
+    def _named_before(
+        self,
+        text: str,
+        cue_start: int,
+        places: list[int],
+        found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
+        miss: dict[str, float],
+    ) -> None:
+        """A cue right after a place ('Canada, which was not targeted'): that place, and the places
+        joined to it before, were named in passing; what they added to the scores is weighed down."""
+        gap_end = cue_start
+        gap = _AFTER_GAP
+        demonym = None
+        for j in range(len(places) - 1, -1, -1):
+            idx = places[j]
+            counted = idx >= 0
+            idx = idx if counted else ~idx
+            where, start, end, says, neg = found[idx]
+            is_demonym = says[0][1] == "demonym"
+            if gap(text, end, gap_end) is None or demonym not in (None, is_demonym):
+                return
+            if counted:
+                new = []
+                for f in says:
+                    if not f[3] and not f[5] and f[4] > 0.0:
+                        weight = f[2] * self._place_factor
+                        miss[f[0]] = miss[f[0]] / f[4] * (1.0 - min(weight, 1.0))
+                        new.append((*f[:2], weight, *f[3:]))
+                    else:
+                        new.append(f)
+                found[idx] = (where, start, end, tuple(new), neg)
+                places[j] = ~idx
+            gap_end, gap, demonym = start, _CHAIN_GAP, is_demonym
+
     def _scan(
         self,
         text: str,
@@ -512,6 +566,11 @@ class Classifier:
         cue_end = 0
         cues: list[tuple[str, int]] = []
         place_cue_end = -1  # where the last place cue ends
+        # where the last place named in passing ends, and whether it was a demonym: the next place,
+        # of the same kind and joined to it ('belges et italiens'), is in passing too
+        chain_end = -1
+        chain_demonym = False
+        places: list[int] = []  # the places' records in found: i when it counted, ~i when not
         wanted = self._always
         lead_end = 0
         if where == _BODY and self._lead_factor != 1.0:
@@ -523,6 +582,9 @@ class Classifier:
                 if special.__class__ is str:
                     if special[0] == "\0":
                         place_cue_end = end - 2
+                    elif special[0] == "\1":
+                        if places:
+                            self._named_before(text, start, places, found, miss)
                     else:
                         cue, cue_end = special, end - 2
                         cues.append((cue, cue_end))
@@ -543,11 +605,20 @@ class Classifier:
                     again_place = again_crime = 0
                     seen[i] = bit
             if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
-                if place_cue_end >= 0:  # a cue speaks of the next place only
-                    if not again_place and self._in_passing(norm, place_cue_end, start):
-                        says = self._passing(says, target, miss)
-                        again_place = True
-                    place_cue_end = -1
+                if place_cue_end >= 0 or chain_end >= 0:
+                    demonym = says[0][1] == "demonym"
+                    if place_cue_end >= 0:  # a cue speaks of the next place only
+                        passing = self._in_passing(norm, place_cue_end, start)
+                        place_cue_end = -1
+                    else:
+                        passing = demonym == chain_demonym and _CHAIN_GAP(text, chain_end, start) is not None
+                    chain_end = -1
+                    if passing:
+                        chain_end, chain_demonym = end, demonym
+                        if not again_place:
+                            says = self._passing(says, target, miss)
+                            again_place = True
+                places.append(~len(found) if again_place else len(found))
                 if not again_place:
                     miss[target] = miss.get(target, 1.0) * value
             elif kind == _ONE_CRIME:
@@ -557,10 +628,18 @@ class Classifier:
                     boost = lead if start < lead_end else 1.0
                     crime[target] = crime.get(target, 0.0) + value * factor * boost
             else:
-                passing = place_cue_end >= 0 and any(not f[3] and not f[5] for f in says)
-                if passing:
-                    passing = self._in_passing(norm, place_cue_end, start)
-                    place_cue_end = -1
+                passing = False
+                if (place_cue_end >= 0 or chain_end >= 0) and any(not f[3] and not f[5] for f in says):
+                    demonym = says[0][1] == "demonym"
+                    if place_cue_end >= 0:
+                        passing = self._in_passing(norm, place_cue_end, start)
+                        place_cue_end = -1
+                    else:
+                        passing = demonym == chain_demonym and _CHAIN_GAP(text, chain_end, start) is not None
+                    chain_end = -1
+                    if passing:
+                        chain_end, chain_demonym = end, demonym
+                counted = False
                 for target, _, weight, is_crime, keep, is_home in says:
                     if is_crime:
                         if cue is not None:
@@ -577,6 +656,9 @@ class Classifier:
                         says = self._passing(says, target, miss)
                     else:
                         miss[target] = miss.get(target, 1.0) * keep
+                        counted = True
+                if counted:
+                    places.append(len(found))
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
