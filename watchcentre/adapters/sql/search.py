@@ -131,7 +131,7 @@ async def search(
     edge = (
         []
         if joined
-        else await d.fetch(
+        else await d.fetch_replanned(
             f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
             f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
             *where.params,
@@ -149,7 +149,7 @@ async def search(
         page.conditions.append(f"(x.score < {s} OR (x.score = {s} AND x.id < {i}))")
     n = page.param(q.limit)
     sql = f"{query_cte}SELECT x.id, x.score FROM ({body}) x {page.sql} ORDER BY x.score DESC, x.id DESC LIMIT {n}"
-    ranked = [(int(r[0]), float(r[1])) for r in await d.fetch(sql, *page.params)]
+    ranked = [(int(r[0]), float(r[1])) for r in await d.fetch_replanned(sql, *page.params)]
     if not ranked:
         return []
     rows = await d.fetch(
@@ -181,9 +181,11 @@ async def _highlights(d: Dialect, clauses: tuple[Clause, ...], ids: list[int]) -
         rows = await d.fetch(
             f"SELECT rowid, highlight(message_search, 0, {a}, {b}),"
             f" snippet(message_search, 1, {a}, {b}, ' … ', {_SNIPPET_TOKENS})"
-            f" FROM message_search WHERE message_search MATCH {match} AND rowid IN ({where.params_for(ids)})"
-            # a rowid range FTS5 seeks to; it walks the whole match for IN alone
-            f" AND rowid BETWEEN {where.param(min(ids))} AND {where.param(max(ids))}",
+            f" FROM message_search WHERE message_search MATCH {match}"
+            # one walk of the match over the page's rowid range, the page's rows picked by SQLite
+            # (`+rowid`: not offered to FTS5, which would evaluate the whole match again per value)
+            f" AND rowid BETWEEN {where.param(min(ids))} AND {where.param(max(ids))}"
+            f" AND +rowid IN ({where.params_for(ids)})",
             *where.params,
         )
     else:
