@@ -39,7 +39,7 @@ export function fragments(list) {
   return (list || []).map((f) => (f.hit ? h("mark", null, f.text) : f.text));
 }
 
-function kindName(kind) {
+export function kindName(kind) {
   return KINDS[kind] ? t(KINDS[kind]) : kind;
 }
 

@@ -43,7 +43,7 @@ from watchcentre.core.search import (
     stems,
 )
 from watchcentre.core.text import fold
-from watchcentre.core.watches import Watch, WatchInput, hits
+from watchcentre.core.watches import Watch, WatchHit, WatchInput, hits
 
 _SNIPPET_TOKENS = 24
 RANK_WINDOW = 2000
@@ -388,6 +388,22 @@ async def related(
     return list(out.values())
 
 
+async def cross_match_counts(d: Dialect, message_pks: Sequence[int]) -> dict[int, int]:
+    """{id: how many earlier messages share an identifier with it} (the feed's mark), for those with any."""
+    out: dict[int, int] = {}
+    for n in range(0, len(message_pks), _KEYS_PER_QUERY):
+        chunk = list(message_pks[n : n + _KEYS_PER_QUERY])
+        rows = await d.fetch(
+            "SELECT mine.message_fk, COUNT(DISTINCT other.message_fk) FROM message_identifiers mine"
+            " JOIN message_identifiers other ON other.kind = mine.kind AND other.value = mine.value"
+            f" AND other.message_fk < mine.message_fk WHERE mine.message_fk IN ({_in(chunk)})"
+            " GROUP BY mine.message_fk",
+            *chunk,
+        )
+        out.update((int(r[0]), int(r[1])) for r in rows)
+    return out
+
+
 # -- watch lists --------------------------------------------------------------------------------------
 
 
@@ -436,6 +452,72 @@ async def end_watch(d: Dialect, watch_id: int, actor: str, at: datetime, event: 
             await _insert_events(d, t, [event])
         rows = await t.fetch(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = $1", watch_id)
         return Watch(**_read(d, _WATCH, rows[0])) if rows else None
+
+    return await d.write(tx)
+
+
+# -- watch hits as the console's alerts ------------------------------------------------------------------
+
+_HIT_COLUMNS = (
+    ", ".join(f"w.{c}" for c, _ in _WATCH) + ", h.message_fk, h.at, h.acknowledged_at, h.acknowledged_by"
+)
+
+
+def _watch_hit(d: Dialect, r: Any) -> WatchHit:
+    n = len(_WATCH)
+    acked = r[n + 2]
+    return WatchHit(
+        watch=Watch(**_read(d, _WATCH, r[:n])),
+        message_pk=int(r[n]),
+        at=d.at(r[n + 1]),
+        acknowledged_at=None if acked is None else d.at(acked),
+        acknowledged_by=r[n + 3],
+    )
+
+
+async def pending_watch_hits(d: Dialect, limit: int) -> list[tuple[WatchHit, Any]]:
+    n = len(_WATCH) + 4
+    rows = await d.fetch(
+        f"SELECT {_HIT_COLUMNS}, {_MESSAGE_COLUMNS} FROM watch_hits h JOIN watches w ON w.id = h.watch_id"
+        " JOIN messages m ON m.id = h.message_fk"
+        " WHERE h.acknowledged_at IS NULL ORDER BY h.at, h.message_fk, h.watch_id LIMIT $1",
+        limit,
+    )
+    return [(_watch_hit(d, r[:n]), _stored_message(d, r[n:])) for r in rows]
+
+
+async def acknowledge_watch_hit(
+    d: Dialect, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
+) -> tuple[WatchHit | None, AuditEvent | None]:
+    """(the hit, the event recorded, about the hit's message): no hit when there is none; no event
+    when it was acknowledged already (the hit says by whom)."""
+
+    async def tx(t: Tx) -> tuple[WatchHit | None, AuditEvent | None]:
+        done = await t.fetch(
+            "UPDATE watch_hits SET acknowledged_at = $1, acknowledged_by = $2"
+            " WHERE watch_id = $3 AND message_fk = $4 AND acknowledged_at IS NULL RETURNING watch_id",
+            d.ts(at),
+            d.text(actor),
+            watch_id,
+            message_pk,
+        )
+        rows = await t.fetch(
+            f"SELECT {_HIT_COLUMNS}, m.sender, m.message_id, m.reference FROM watch_hits h"
+            " JOIN watches w ON w.id = h.watch_id JOIN messages m ON m.id = h.message_fk"
+            " WHERE h.watch_id = $1 AND h.message_fk = $2",
+            watch_id,
+            message_pk,
+        )
+        if not rows:
+            return None, None
+        hit = _watch_hit(d, rows[0][:-3])
+        if not done:
+            return hit, None
+        sender, message_id, reference = rows[0][-3:]
+        about = {"sender": sender, "message_id": message_id, "reference": reference}
+        details = {**event.details, "raised_at": hit.at.isoformat(), "label": hit.watch.label}
+        stored = await _insert_events(d, t, [event.model_copy(update={**about, "details": details})])
+        return hit, stored[0]
 
     return await d.write(tx)
 

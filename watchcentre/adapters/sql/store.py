@@ -57,7 +57,7 @@ from watchcentre.core.replay import Decided
 from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
 from watchcentre.core.search import Clause, SearchHit, SearchQuery
-from watchcentre.core.watches import Watch, WatchInput
+from watchcentre.core.watches import Watch, WatchHit, WatchInput
 
 
 def _names(columns: Columns, prefix: str = "") -> str:
@@ -588,6 +588,9 @@ class SqlStore:
     ) -> list[tuple[StoredMessage, list[Identifier]]]:
         return await search.related(self._d, message_pk, visibility, limit)
 
+    async def cross_match_counts(self, message_pks: Sequence[int]) -> dict[int, int]:
+        return await search.cross_match_counts(self._d, message_pks)
+
     async def add_watch(
         self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
     ) -> Watch:
@@ -598,6 +601,14 @@ class SqlStore:
 
     async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
         return await search.end_watch(self._d, watch_id, actor, at, event)
+
+    async def pending_watch_hits(self, limit: int = 200) -> list[tuple[WatchHit, StoredMessage]]:
+        return await search.pending_watch_hits(self._d, limit)
+
+    async def acknowledge_watch_hit(
+        self, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
+    ) -> tuple[WatchHit | None, AuditEvent | None]:
+        return await search.acknowledge_watch_hit(self._d, watch_id, message_pk, actor, at, event)
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
