@@ -85,7 +85,7 @@ def _pg_query(where: _Where, clauses: tuple[Clause, ...]) -> str:
     return " && ".join(parts)
 
 
-def _filters(d: Dialect, where: _Where, q: SearchQuery, visibility: Visibility | None) -> None:
+def _filters(d: Dialect, where: _Where, q: SearchQuery) -> None:
     for kind, tag in (("crime_type", q.crime_type), ("country", q.country), ("recipient", q.recipient)):
         if tag:
             where.conditions.append(
@@ -96,7 +96,6 @@ def _filters(d: Dialect, where: _Where, q: SearchQuery, visibility: Visibility |
     where.add("m.sender = {}", None if q.sender is None else d.text(q.sender))
     where.add("m.received_at >= {}", None if q.since is None else d.ts(q.since))
     where.add("m.received_at < {}", None if q.until is None else d.ts(q.until))
-    _visible(where, visibility, "messages")
 
 
 async def search(
@@ -113,24 +112,27 @@ async def search(
         score = "ts_rank_cd(s.doc, wq.query)::float8"
         where.conditions.append("s.doc @@ wq.query")
     matching = len(where.conditions)
-    _filters(d, where, q, visibility)
-    # Only rejected messages are left out of the index: without a filter the index alone answers.
+    _filters(d, where, q)
+    # Only rejected messages are left out of the index: the message's row is read for a filter on
+    # its own columns only; need-to-know is id sets (`+`: SQLite must not offer them to FTS5, which
+    # would run the whole match again per id).
     joined = len(where.conditions) > matching
+    key = "s.rowid" if d.name == "sqlite" else "s.message_fk"
+    _visible(where, visibility, "message_search", ("+" if d.name == "sqlite" else "") + key)
+    filtered = len(where.conditions) > matching
     if d.name == "sqlite":
         select_from = "message_search s CROSS JOIN messages m" if joined else "message_search s"
         if joined:
             where.conditions.append("m.id = s.rowid")
-        key = "s.rowid"
     else:
         select_from = "wq, message_search s" + (" JOIN messages m ON m.id = s.message_fk" if joined else "")
-        key = "s.message_fk"
     # Ranking scores every candidate: without a filter, a query matching more than RANK_WINDOW
     # messages (a common word) ranks the newest RANK_WINDOW of them, found first from the index
-    # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would cost a
-    # join over every match, as much as the ranking it saves (docs/performance.md).
+    # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would test
+    # the matches one by one, newest first, as much as the ranking it saves (docs/performance.md).
     edge = (
         []
-        if joined
+        if filtered
         else await d.fetch_replanned(
             f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
             f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
