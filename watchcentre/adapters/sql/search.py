@@ -8,7 +8,7 @@ PostgreSQL: `message_search(message_fk, doc tsvector)`, GIN-indexed, kept in ste
 `doc` holds the French and the English lexemes of subject (weight A) and body through the text
 search configurations `wc_french` and `wc_english` (their word mappings go through `unaccent`).
 
-Both: need-to-know inside the query (`store._visible`, as for lists); best first (bm25 /
+Both: need-to-know inside the query (`store._visible`'s rule, as sets of ids); best first (bm25 /
 ts_rank_cd), then newest; keyset pages on (score, id); the page's fragments highlighted by the
 engine with private-use markers, cut into segments in Python (`core.search.fragments`).
 """
