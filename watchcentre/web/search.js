@@ -6,8 +6,8 @@
 // <mark> element whose text is the fragment, never markup. Need-to-know is the server's (the same
 // calls answer a post with its own messages only). Words from the common catalog (i18n.js), which
 // every screen loads.
-import { h, append, clear, dateTime } from "./dom.js";
-import { t } from "./i18n.js";
+import { h, append, clear } from "./dom.js";
+import { t, fmtTime } from "./i18n.js";
 
 const KINDS = {
   phone: "common.identifier.phone",
@@ -48,7 +48,7 @@ function result(item, onOpen) {
   const li = h(
     "li",
     { class: "search-hit", dataset: { id: String(item.id) } },
-    h("div", { class: "search-head" }, link, " ", h("span", { class: "muted" }, item.sender || "", " · ", dateTime(item.received_at))),
+    h("div", { class: "search-head" }, link, " ", h("span", { class: "muted" }, item.sender || "", " · ", h("time", { datetime: item.received_at }, fmtTime(item.received_at, { withDate: true })))),
     h("p", { class: "search-body", dir: "auto" }, fragments(item.body_fragments)),
   );
   link.addEventListener("click", () => onOpen(item, li, link));
@@ -173,7 +173,7 @@ export async function relatedPanel(container, messageId, sender) {
           { dataset: { id: String(m.id) } },
           h("strong", null, m.subject || m.message_id || ""),
           " ",
-          h("span", { class: "muted" }, m.sender || "", " · ", dateTime(m.received_at)),
+          h("span", { class: "muted" }, m.sender || "", " · ", h("time", { datetime: m.received_at }, fmtTime(m.received_at, { withDate: true }))),
           h("div", { class: "why" }, t("common.search.shares", { what: m.shared.map((i) => `${kindName(i.kind)} ${i.value}`).join(", ") })),
         ),
       ),
