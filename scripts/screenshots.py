@@ -1,5 +1,5 @@
 """Screenshots of the parties' screens (sign-in, a post's inbox, a unit's requests, the tracking
-page) in English and French, at 1366×768 and on a phone (390×844), into artifacts/screenshots/.
+page, a search with a hit opened on its identifiers and related messages) in English and French, at 1366×768 and on a phone (390×844), into artifacts/screenshots/.
 
     PYTHONPATH=. .venv/bin/python scripts/screenshots.py
 
@@ -33,7 +33,8 @@ REQUESTS = [
         "subject": "Go-fast Algeciras : identification urgente d'un suspect espagnol",
         "priority": "urgent",
         "countries": ["ES"],
-        "body": "Interpellé hier avec 400 kg de résine de cannabis ; identité et antécédents en Espagne ?",
+        "body": "Interpellé hier avec 400 kg de résine de cannabis ; identité et antécédents en Espagne ?"
+        " Son téléphone : +34 612 345 678.",
     },
     {
         "subject": "Enlèvement d'enfant : passage probable par Irun ce soir",
@@ -49,7 +50,8 @@ REQUESTS = [
     {
         "subject": "Escroquerie au faux président : comptes ouverts à Madrid",
         "countries": ["ES"],
-        "body": "Virements frauduleux vers deux comptes espagnols ; titulaires et mouvements ?",
+        "body": "Virements frauduleux vers deux comptes espagnols ; titulaires et mouvements ? Le suspect"
+        " rappelait au 0034 612 345 678.",
     },
 ]
 
@@ -59,7 +61,9 @@ async def act(session: aiohttp.ClientSession, base: str, ref: str, action: str, 
         assert r.status == 200, (action, r.status, await r.text())
 
 
-async def shoot(browser: Browser, base: str, token: str | None, path: str, name: str, ready: str) -> None:
+async def shoot(
+    browser: Browser, base: str, token: str | None, path: str, name: str, ready: str, search: str = ""
+) -> None:
     for lang, locale in LOCALES.items():
         for size, viewport in SIZES.items():
             context = await browser.new_context(viewport=viewport, locale=locale)  # type: ignore[arg-type]
@@ -69,8 +73,13 @@ async def shoot(browser: Browser, base: str, token: str | None, path: str, name:
             await page.goto(base + path)
             await expect(page.locator(ready).first).to_be_visible(timeout=15_000)
             if token is not None:
-                await expect(page.locator("#signed-in")).to_be_visible()
+                await expect(page.locator("#signed-in")).to_be_attached()  # hidden on a phone (style.css)
                 await expect(page.locator("body")).to_have_attribute("data-feed", "live", timeout=15_000)
+            if search:  # the search box used, its first hit opened
+                await page.locator("#search input[type=search]").fill(search)
+                await page.locator("#search button[type=submit]").click()
+                await page.locator("#search .search-subject").first.click()
+                await expect(page.locator(".search-detail .related, .search-detail p").first).to_be_visible()
             await page.screenshot(path=str(SHOTS / f"{name}-{lang}-{size}.png"), full_page=True)
             await context.close()
 
@@ -156,6 +165,8 @@ async def main() -> None:
                     await shoot(browser, base, None, "/signin?next=/", "signin", "#token")
                     await shoot(browser, base, tokens["madrid"], "/", "post-inbox", "li.card")
                     await shoot(browser, base, tokens["ofast"], "/", "unit-requests", "li.card")
+                    await shoot(browser, base, tokens["madrid"], "/", "post-search", "li.card", "suspect")
+                    await shoot(browser, base, tokens["ofast"], "/", "unit-search", "li.card", "espagnol*")
                     await shoot(
                         browser, base, tokens["ofast"], f"/track/{refs[0]}", "track", "#answer blockquote"
                     )

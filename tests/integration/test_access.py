@@ -473,7 +473,7 @@ MATRIX: list[tuple[str, D]] = [
             unit__c3n=403,
             unit__ocrtis=403,
         )
-        for path in ("/api/console/alerts", "/api/console/inbox")
+        for path in ("/api/console/alerts", "/api/console/watch-hits", "/api/console/inbox")
     ),
     # the screens' words and header: any signed-in party; the catalogs hold no data
     row(

@@ -27,6 +27,8 @@ from tests.integration.proxy import Proxy
 from watchcentre.adapters.http_models import CASE_SUMMARY_FIELDS, CaseList
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
+from watchcentre.core.records import AuditEvent
+from watchcentre.core.watches import WatchInput, phrase_value
 from watchcentre.security import issue_token
 from watchcentre.settings import Settings
 
@@ -794,3 +796,85 @@ async def test_search_box_finds_highlights_as_text_and_the_detail_shows_related_
         assert not [p for p in problems if "404" not in p], problems
     finally:
         await context.close()
+
+
+async def test_the_feed_marks_cross_matches_and_a_watch_hit_raises_its_alert_until_acknowledged(
+    console: Console,
+) -> None:
+    store, now = console.instance.runtime.store, datetime.now(UTC)
+    ask = WatchInput(
+        kind="phrase",
+        value="cargaison de la Reina",
+        label="Navire Reina",
+        reason="OFAST 2026/207",
+        expires_at=now + timedelta(days=30),
+    )
+    watch = await store.add_watch(
+        ask,
+        phrase_value(ask.value),
+        "operator:Alice",
+        now,
+        AuditEvent(at=now, type="watch_added", actor="op"),
+    )
+    context, page, problems = await console.page()
+    try:
+        earlier = envelope(subject="Numéro suivi", body="Le pilote appelait le +34 699 111 222 la nuit.")
+        await console.broker.publish(earlier)
+        await console.routed(earlier["message_id"])
+        later = envelope(
+            subject="Cargaison de la Reina à Vigo",
+            body="Même contact, 0034 699 111 222 : la cargaison de la Reina arrive jeudi.",
+        )
+        await console.broker.publish(later)
+        await console.routed(later["message_id"])
+
+        # the new message is marked in the feed as sharing an identifier with an earlier one
+        mark = row(page, later["message_id"]).locator(".xmatch")
+        await expect(mark).to_have_text("⇄ 1 earlier", timeout=10_000)
+        await expect(row(page, earlier["message_id"]).locator(".xmatch")).to_have_count(0)
+        # the watch hit is announced on the banner, on whatever view, like the deadline alerts
+        line = page.locator(f'#alerts .alert-watch_hit[data-watch-id="{watch.id}"]')
+        await expect(line).to_have_count(1, timeout=10_000)
+        await expect(line).to_contain_text("Navire Reina")
+        await expect(line).to_contain_text("cargaison de la reina")
+        await expect(line).to_contain_text("Cargaison de la Reina à Vigo")
+        await page.screenshot(path=str(SHOTS / "console-watch-hit-en.png"))
+
+        # both stay after a reload: the mark from the snapshot, the alert from the store
+        await page.reload()
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        await expect(line).to_have_count(1, timeout=10_000)
+        await expect(mark).to_have_text("⇄ 1 earlier")
+        await line.get_by_role("button", name="Open").click()
+        await expect(page.locator("#detail")).to_contain_text("+34699111222", timeout=10_000)
+
+        # in French
+        fr_context, fr_page, fr_problems = await console.page('localStorage.setItem("wc-lang", "fr")')
+        try:
+            fr_line = fr_page.locator(f'#alerts .alert-watch_hit[data-watch-id="{watch.id}"]')
+            await expect(fr_line).to_contain_text("surveillé", timeout=10_000)
+            await expect(fr_page.locator("#alerts")).to_contain_text("alerte(s) de surveillance")
+            await expect(row(fr_page, later["message_id"]).locator(".xmatch")).to_have_text(
+                "⇄ 1 antérieur(s)"
+            )
+            await fr_page.screenshot(path=str(SHOTS / "console-watch-hit-fr.png"))
+
+            # acknowledged on one console: gone from both, for good
+            await fr_line.get_by_role("button", name="Prendre en compte").click()
+            await console.broker.wait_events(
+                lambda evs: any(
+                    e["type"] == "alert_acknowledged" and e["message_id"] == later["message_id"] for e in evs
+                )
+            )
+            await expect(fr_line).to_have_count(0)
+            await expect(line).to_have_count(0, timeout=10_000)
+            assert not [p for p in fr_problems if "404" not in p], fr_problems
+        finally:
+            await fr_context.close()
+        await page.reload()
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        await expect(page.locator("body")).to_have_attribute("data-watch-hits", "0")
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        await context.close()
+        await store.end_watch(watch.id, "op", now, AuditEvent(at=now, type="watch_ended", actor="op"))

@@ -1,5 +1,5 @@
 """The console's watch API against a real instance (RabbitMQ, and SQLite then PostgreSQL): deadline
-alerts listed until an operator acknowledges them (audited, once), the centre's inbox marks (stored,
+alerts and watch-list hits listed until an operator acknowledges them (audited, once), the centre's inbox marks (stored,
 audited, the same for every operator), writing a message from the centre through the pipeline,
 re-injecting a letter as it was refused when it would be dead-lettered again; each refused to a post."""
 
@@ -89,6 +89,61 @@ async def test_a_missed_acknowledgement_is_listed_until_acknowledged_once_audite
     )
     assert status == 409 and "operator:Alice" in body["error"]["message"]
     audit = await inst.runtime.store.audit(reference=reference, event_type="alert_acknowledged")
+    assert [e.actor for e in audit] == ["operator:Alice"]
+
+
+async def test_a_watch_hit_is_an_alert_until_acknowledged_once_audited(
+    desk: tuple[Instance, Client, Client, Client], broker: Broker
+) -> None:
+    inst, alice, carol, madrid = desk
+    watch = {
+        "kind": "identifier",
+        "id_kind": "phone",
+        "value": "06 12 34 56 78",
+        "label": "Suspect Tanger",
+        "reason": "OFAST 2026/114",
+        "expires_at": "2090-01-01T00:00:00Z",
+    }
+    status, made = await alice.post("/api/watches", watch)
+    assert status == 201, made
+    env = envelope(countries=["ES"], subject="Go-fast", body="Le pilote appelait le +33 6 12 34 56 78.")
+    await broker.publish(env)
+    await broker.wait_events(lambda evs: any(e["type"] == "watch_hit" for e in evs))
+
+    status, body = await carol.get("/api/console/watch-hits")  # every operator sees it, after a reload too
+    assert status == 200
+    [hit] = body["items"]
+    assert (hit["watch_id"], hit["label"], hit["value"]) == (made["id"], "Suspect Tanger", "+33612345678")
+    assert (hit["message"]["message_id"], hit["message"]["subject"]) == (env["message_id"], "Go-fast")
+    ack = {"watch_id": made["id"], "id": hit["message"]["id"]}
+
+    assert (await madrid.get("/api/console/watch-hits"))[0] == 403
+    assert (await madrid.post("/api/console/watch-hits/ack", ack))[0] == 403
+    status, body = await alice.post("/api/console/watch-hits/ack", {**ack, "id": ack["id"] + 1000})
+    assert (status, body["error"]["field"]) == (404, "id")
+    status, body = await alice.post("/api/console/watch-hits/ack", {**ack, "watch_id": "one"})
+    assert (status, body["error"]["field"]) == (400, "watch_id")
+    status, body = await alice.post("/api/console/watch-hits/ack", {**ack, "extra": 1})
+    assert status == 400
+
+    status, body = await alice.post("/api/console/watch-hits/ack", ack)
+    assert status == 200, body
+    event = body["event"]
+    assert (event["type"], event["actor"], event["message_id"], event["details"]["alert"]) == (
+        "alert_acknowledged",
+        "operator:Alice",
+        env["message_id"],
+        "watch_hit",
+    )
+    await broker.wait_events(  # on the live feed: the other consoles drop it
+        lambda evs: any(
+            e["type"] == "alert_acknowledged" and e["message_id"] == env["message_id"] for e in evs
+        )
+    )
+    assert (await carol.get("/api/console/watch-hits"))[1]["items"] == []  # gone for every operator
+    status, body = await carol.post("/api/console/watch-hits/ack", ack)
+    assert status == 409 and "operator:Alice" in body["error"]["message"]
+    audit = await inst.runtime.store.audit(message_id=env["message_id"], event_type="alert_acknowledged")
     assert [e.actor for e in audit] == ["operator:Alice"]
 
 

@@ -288,3 +288,65 @@ async def test_an_auditor_lands_on_the_audit_trails_page(site: Site) -> None:
         assert not problems, problems
     finally:
         await ctx.close()
+
+
+async def test_a_post_searches_its_own_messages_and_never_finds_another_posts(site: Site) -> None:
+    ours = envelope(
+        sender="ofast",
+        countries=["ES"],
+        subject="Go-fast à Carthagène : le pilote recherché",
+        body="Le pilote du go-fast appelait le +34 612 345 678 avant le départ de Carthagène.",
+    )
+    theirs = envelope(
+        sender="ofast",
+        countries=["IT"],
+        subject="Armes de Carthagène pour Naples",
+        body="Un lot de pistolets parti de Carthagène vers Naples, contact à Rome.",
+    )
+    en, fr, unit_ctx = await site.context(), await site.context(locale="fr-FR"), await site.context()
+    try:
+        post, problems = await site.open(en, "/", "madrid")
+        await expect(post.locator("body")).to_have_attribute("data-feed", "live", timeout=WAIT_MS)
+        await site.broker.publish(ours)
+        await site.broker.publish(theirs)
+        await expect(card(post, "Go-fast à Carthagène")).to_have_count(1, timeout=WAIT_MS)
+        # the unit that sent both finds both: the same box, its own need-to-know
+        unit, unit_problems = await site.open(unit_ctx, "/", "ofast")
+        await unit.get_by_label("Words to search").fill("carthagene")
+        await unit.get_by_role("button", name="Search", exact=True).click()
+        await expect(unit.locator(".search-hit")).to_have_count(2, timeout=WAIT_MS)
+
+        # the post finds its own, the accent-less word highlighted where it stands, never Rome's
+        await post.get_by_label("Words to search").fill("carthagene")
+        await post.get_by_role("button", name="Search", exact=True).click()
+        hits = post.locator(".search-hit")
+        await expect(hits).to_have_count(1, timeout=WAIT_MS)
+        await expect(hits.first.locator(".search-subject")).to_have_text(
+            "Go-fast à Carthagène : le pilote recherché"
+        )
+        await expect(hits.first.locator(".search-subject mark")).to_have_text("Carthagène")
+        await expect(hits.first.locator(".search-body mark").first).to_have_text("Carthagène")
+        await expect(post.locator(".search-hit", has_text="Naples")).to_have_count(0)
+        # a word only Rome's message holds finds nothing at all
+        await post.get_by_label("Words to search").fill("naples")
+        await post.get_by_role("button", name="Search", exact=True).click()
+        await expect(post.locator("#search [role=status]")).to_have_text("Nothing found.", timeout=WAIT_MS)
+        await expect(hits).to_have_count(0)
+
+        # in French, a phrase; the hit opens its identifiers (the phone, as E.164)
+        page, fr_problems = await site.open(fr, "/", "madrid")
+        await expect(page.locator("#search-title")).to_have_text("Rechercher dans vos messages")
+        await page.get_by_label("Mots à rechercher").fill('"pilote recherché"')
+        await page.get_by_role("button", name="Rechercher", exact=True).click()
+        found = page.locator(".search-hit")
+        await expect(found).to_have_count(1, timeout=WAIT_MS)
+        await found.first.locator(".search-subject").click()
+        detail = found.first.locator(".search-detail")
+        await expect(detail).to_contain_text("Identifiants", timeout=WAIT_MS)
+        await expect(detail.locator(".identifiers")).to_contain_text("téléphone +34612345678")
+        await expect(detail).to_contain_text("Messages liés")
+        for seen in (problems, unit_problems, fr_problems):
+            assert not [p for p in seen if "404" not in p], seen
+    finally:
+        for ctx in (en, fr, unit_ctx):
+            await ctx.close()

@@ -403,7 +403,9 @@ async def _snapshot(request: web.Request, ws: web.WebSocketResponse, store: Stor
     messages = await store.list_messages(MessageQuery(limit=SNAPSHOT_SIZE))
     who, deps = principal_of(request), request.app[DEPS]
     await record_list(store, deps.clock, who, [m.id for m in messages], {"feed": "snapshot"}, request.path)
-    await _send(ws, {"type": "snapshot", "cursor": cursor, "messages": [summary(m) for m in messages]})
+    marks = await store.cross_match_counts([m.id for m in messages])
+    rows = [summary(m) | ({"cross_matches": marks[m.id]} if m.id in marks else {}) for m in messages]
+    await _send(ws, {"type": "snapshot", "cursor": cursor, "messages": rows})
     return cursor
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from watchcentre.adapters.http_base import DEPS, ApiError, principal_of, same_origin
 from watchcentre.adapters.http_models import SUMMARY_FIELDS, MessageSummary
 from watchcentre.core.records import AuditEvent, StoredMessage
+from watchcentre.core.watches import WatchHit
 from watchcentre.security import record_consultation, record_list
 
 # -- the models (the route table documents them) -----------------------------------------------------
@@ -57,6 +58,31 @@ class AlertAck(BaseModel):
 
 class AlertAcked(BaseModel):
     event: AuditEvent = Field(description="The committed `alert_acknowledged` event.")
+
+
+class WatchHitItem(BaseModel):
+    watch_id: int
+    label: str = Field(description="The watch's label.")
+    watch_kind: Literal["identifier", "phrase"]
+    id_kind: str | None = Field(description="For an identifier: its kind.")
+    value: str = Field(description="What was watched, normalised.")
+    at: datetime = Field(description="When the message matched.")
+    message: MessageSummary
+
+
+class WatchHitList(BaseModel):
+    items: list[WatchHitItem] = Field(
+        description="Hits no operator has acknowledged yet, oldest first (200 at most)."
+    )
+
+
+class WatchHitAck(BaseModel):
+    """POST /api/console/watch-hits/ack."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    watch_id: int = Field(ge=1, le=2**62)
+    id: int = Field(ge=1, le=2**62, description="The message's id (`message.id` of the hit).")
 
 
 class Mark(BaseModel):
@@ -148,6 +174,8 @@ class _Inbox(Protocol):
 class WatchActions(Protocol):
     async def alerts(self) -> Sequence[_Alert]: ...
     async def acknowledge_alert(self, *, reference: str, alert: str, actor: str) -> AuditEvent: ...
+    async def watch_hits(self) -> Sequence[tuple[WatchHit, StoredMessage]]: ...
+    async def acknowledge_watch_hit(self, *, watch_id: int, message_pk: int, actor: str) -> AuditEvent: ...
     async def inbox(self, limit: int = ...) -> Sequence[_Inbox]: ...
     async def mark_inbox(
         self, *, sender: str, message_id: str, mark: str, value: bool, actor: str
@@ -211,6 +239,39 @@ async def acknowledge_alert(request: web.Request, *, body: AlertAck) -> AlertAck
     same_origin(request)
     event = await _watch(request).acknowledge_alert(
         reference=body.reference, alert=body.alert, actor=_actor(request)
+    )
+    return AlertAcked(event=event)
+
+
+async def list_watch_hits(request: web.Request) -> WatchHitList:
+    items = [
+        WatchHitItem(
+            watch_id=hit.watch.id,
+            label=hit.watch.label,
+            watch_kind=hit.watch.kind,
+            id_kind=hit.watch.id_kind,
+            value=hit.watch.value,
+            at=hit.at,
+            message=MessageSummary(**message.model_dump(include=set(SUMMARY_FIELDS))),
+        )
+        for hit, message in await _watch(request).watch_hits()
+    ]
+    deps = request.app[DEPS]
+    await record_list(  # each hit shows its message's subject
+        deps.store,
+        deps.clock,
+        principal_of(request),
+        [i.message.id for i in items],
+        {"watch_hits": True},
+        request.path,
+    )
+    return WatchHitList(items=items)
+
+
+async def acknowledge_watch_hit(request: web.Request, *, body: WatchHitAck) -> AlertAcked:
+    same_origin(request)
+    event = await _watch(request).acknowledge_watch_hit(
+        watch_id=body.watch_id, message_pk=body.id, actor=_actor(request)
     )
     return AlertAcked(event=event)
 

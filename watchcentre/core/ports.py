@@ -25,7 +25,7 @@ from watchcentre.core.replay import Decided
 from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
 from watchcentre.core.search import Clause, SearchHit, SearchQuery
-from watchcentre.core.watches import Watch, WatchInput
+from watchcentre.core.watches import Watch, WatchHit, WatchInput
 
 
 class Clock(Protocol):
@@ -389,6 +389,11 @@ class SearchStore(Protocol):
         one, newest first, each with the identifiers shared."""
         ...
 
+    async def cross_match_counts(self, message_pks: Sequence[int]) -> dict[int, int]:
+        """{id: how many earlier messages share an identifier with it}, for those of `message_pks`
+        that have any (the count a new message's routed/triaged event carries)."""
+        ...
+
     async def add_watch(
         self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
     ) -> Watch:
@@ -401,6 +406,17 @@ class SearchStore(Protocol):
 
     async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
         """End a watch (its event recorded once, if it was live); the watch, or None if no such id."""
+        ...
+
+    async def pending_watch_hits(self, limit: int = 200) -> list[tuple[WatchHit, StoredMessage]]:
+        """The watch hits no operator has acknowledged yet, oldest first, each with its message."""
+        ...
+
+    async def acknowledge_watch_hit(
+        self, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
+    ) -> tuple[WatchHit | None, AuditEvent | None]:
+        """Acknowledge a hit and record `event` (its details gain `raised_at`) in one transaction:
+        (None, None) when there is no such hit; (hit, None) when it was acknowledged already."""
         ...
 
 

@@ -46,6 +46,16 @@ class Watch(BaseModel):
         return self.ended_at is None and self.expires_at > now
 
 
+class WatchHit(BaseModel):
+    """A new message that matched a watch: the console's alert until an operator acknowledges it."""
+
+    watch: Watch
+    message_pk: int
+    at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+
+
 def searchable(text: str) -> str:
     """Text as phrase watches compare it: folded tokens between single spaces, one at each end."""
     return " " + " ".join(tokens(fold(text))) + " "

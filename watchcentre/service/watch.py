@@ -17,6 +17,7 @@ from watchcentre.core.network import CENTRE
 from watchcentre.core.ports import Clock, Store
 from watchcentre.core.records import AuditEvent, CaseCursor, EventType, MessageQuery, StoredMessage
 from watchcentre.core.routing import CENTRE_INBOX
+from watchcentre.core.watches import WatchHit
 from watchcentre.service.operator import OperatorCommands
 from watchcentre.service.outbox import Outbox
 from watchcentre.service.submit import Submissions
@@ -25,6 +26,9 @@ log = structlog.get_logger("watchcentre.service")
 
 ALERTS: dict[str, str] = {"ack_overdue": "acknowledgement", "overdue": "answer", "warning": "answer"}
 """A case's alerts (the store's names) → which deadline each is about."""
+WATCH_HIT_ALERT = "watch_hit"
+"""The `alert` an acknowledged watch hit's `alert_acknowledged` event names."""
+WATCH_HITS_LIMIT = 200
 INBOX_MARKS = ("read", "handled")
 INBOX_LIMIT = 200
 COMPOSE_KINDS = ("information", "alert", "request")
@@ -142,6 +146,31 @@ class WatchCommands:
         log.info("alert_acknowledged", reference=reference, alert=alert, actor=actor)
         await self.outbox.announce(committed)
         return committed[0]
+
+    # -- watch-list hits: alerts too, until an operator acknowledges them (docs/search.md) -------------
+
+    async def watch_hits(self) -> list[tuple[WatchHit, StoredMessage]]:
+        """The watch hits not yet acknowledged, oldest first, each with its message."""
+        return await self.store.pending_watch_hits(WATCH_HITS_LIMIT)
+
+    async def acknowledge_watch_hit(self, *, watch_id: int, message_pk: int, actor: str) -> AuditEvent:
+        """Record that `actor` saw the hit (audited as `alert_acknowledged`, announced on the live
+        feed). NotFound when there is no such hit; Conflict when an operator acknowledged it already."""
+        at = self.clock.now()
+        event = AuditEvent(
+            at=at,
+            type=EventType.ALERT_ACKNOWLEDGED,
+            actor=actor,
+            details={"alert": WATCH_HIT_ALERT, "watch_id": watch_id, "id": message_pk},
+        )
+        hit, recorded = await self.store.acknowledge_watch_hit(watch_id, message_pk, actor, at, event)
+        if hit is None:
+            raise NotFound("id", "no such watch hit")
+        if recorded is None:
+            raise Conflict("id", f"already acknowledged by {hit.acknowledged_by} at {hit.acknowledged_at}")
+        log.info("watch_hit_acknowledged", watch_id=watch_id, id=message_pk, actor=actor)
+        await self.outbox.announce([recorded])
+        return recorded
 
     # -- the centre's inbox --------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 // from the catalogs (i18n.js: locales/<lang>/console.json and common.json).
 import { h, append, clear, escapedJson, csv } from "./dom.js";
 import { loadWorld, drawMap, legend } from "./map.js";
-import { mountSearch, relatedPanel } from "./search.js";
+import { mountSearch, relatedPanel, kindName } from "./search.js";
 import { loadI18n, t, label, applyI18n, fmtTime, fmtDuration, fmtSpan, lang } from "./i18n.js";
 import { mountHeader, signinUrl } from "./header.js";
 
@@ -33,6 +33,7 @@ const state = {
   freshRows: [],
   lastFlush: 0,
   alerts: new Map(), // `${reference} ${alert}` → the alert, until an operator acknowledges it
+  watchHits: new Map(), // `${watch_id} ${message id}` → the watch-list hit, until an operator acknowledges it
   cases: [], // the open cases, as the board last read them
   inbox: [],
 };
@@ -207,15 +208,22 @@ function onFrame(frame) {
     document.body.dataset.feed = "live";
     document.body.dataset.backfilled = String(state.backfilled);
     loadAlerts().catch(() => {}); // what was raised while the page was away
+    loadWatchHits().catch(() => {});
   }
   document.body.dataset.lastSeq = String(state.lastSeq);
 }
 
 function onEvent(item, live) {
-  if (item.message) queueRow(item.message, live);
   const type = item.type;
+  const d = item.details || {};
+  if (item.message && type !== "watch_hit") {
+    // a new message sharing identifiers with earlier ones: its event says how many (the feed's mark)
+    queueRow(d.cross_matches ? { ...item.message, cross_matches: d.cross_matches } : item.message, live);
+  }
   if (type === "overdue" || type === "deadline_warning") onAlertRaised(item);
-  if (type === "alert_acknowledged") dropAlert(item.reference, item.details && item.details.alert);
+  if (type === "watch_hit") onWatchHit(item);
+  if (type === "alert_acknowledged" && d.alert === "watch_hit") dropWatchHit(d.watch_id, d.id);
+  else if (type === "alert_acknowledged") dropAlert(item.reference, d.alert);
   if (type === "triaged" || (type === "routed" && item.details && item.details.manual)) refreshSoon("triage", loadTriage);
   if (type === "inbox_marked" || ((type === "routed" || type === "triaged") && item.message && (item.message.recipients || []).includes("centre.inbox"))) refreshSoon("inbox", loadInbox);
   if (type === "note_added") loadNotes().catch(() => {});
@@ -260,9 +268,14 @@ function flushRows() {
   const made = [];
   for (const tr of state.freshRows) tr.classList.remove("fresh"); // only the latest batch stands out
   state.freshRows = [];
-  for (const [key, [m, fresh]] of latest) {
+  for (const [key, [summary, fresh]] of latest) {
+    let m = summary;
     const old = state.rows.get(key);
-    if (old) { old.tr.remove(); state.rows.delete(key); }
+    if (old) {
+      old.tr.remove();
+      state.rows.delete(key);
+      if (old.data.cross_matches && !m.cross_matches) m = { ...m, cross_matches: old.data.cross_matches }; // re-routed: still matched
+    }
     const tr = feedRow(m, fresh);
     if (fresh) state.freshRows.push(tr);
     tr.hidden = !matches(m, f);
@@ -321,6 +334,9 @@ function feedRow(m, fresh) {
     h(
       "span",
       { role: "cell", class: "subject", dir: "auto", title: rejected && m.error ? `${subject} — ${m.error}` : subject },
+      m.cross_matches
+        ? h("span", { class: "xmatch", title: t("console.feed.cross_matches_title", { n: m.cross_matches }) }, t("console.feed.cross_matches", { n: m.cross_matches }))
+        : null,
       subject,
       rejected && m.error ? h("span", { class: "why-rejected" }, ` — ${m.error}`) : null,
     ),
@@ -428,15 +444,76 @@ function alertLine(a, where) {
   );
 }
 
+// -- watch-list hits: on the same banner, until an operator acknowledges them (docs/search.md) --------
+
+const hitKey = (watchId, id) => `${watchId} ${id}`;
+
+function onWatchHit(item) {
+  const d = item.details || {};
+  const key = hitKey(d.watch_id, d.id);
+  if (state.watchHits.has(key) || !item.message) return;
+  state.watchHits.set(key, { watch_id: d.watch_id, label: d.label, watch_kind: d.watch_kind, id_kind: d.id_kind, value: d.value, at: item.at, message: item.message });
+  renderAlerts();
+}
+
+function dropWatchHit(watchId, id) {
+  if (state.watchHits.delete(hitKey(watchId, id))) renderAlerts();
+}
+
+async function loadWatchHits() {
+  const body = await api("/api/console/watch-hits");
+  state.watchHits = new Map(body.items.map((x) => [hitKey(x.watch_id, x.message.id), x]));
+  renderAlerts();
+}
+
+async function acknowledgeHit(x, button, error) {
+  button.disabled = true;
+  error.textContent = "";
+  try {
+    await api("/api/console/watch-hits/ack", { json: { watch_id: x.watch_id, id: x.message.id } });
+    dropWatchHit(x.watch_id, x.message.id);
+  } catch (err) {
+    if (err.status === 409 || err.status === 404) { dropWatchHit(x.watch_id, x.message.id); return; } // done by another operator, or purged
+    button.disabled = false;
+    error.textContent = errorText(err);
+  }
+}
+
+function watchHitLine(x) {
+  const m = x.message;
+  const error = h("span", { class: "error" });
+  const ack = h("button", { type: "button", class: "ack" }, t("console.alert.acknowledge"));
+  ack.addEventListener("click", (e) => { e.stopPropagation(); acknowledgeHit(x, ack, error); });
+  const what = x.watch_kind === "phrase" ? `« ${x.value} »` : `${kindName(x.id_kind)} ${x.value}`;
+  return h(
+    "div",
+    { class: "alert-line alert-watch_hit", dataset: { watchId: String(x.watch_id), id: String(m.id) } },
+    h("b", { class: "label", dir: "auto" }, x.label),
+    " ",
+    h("span", { class: "what" }, t("console.watch_hit.what", { what })),
+    h("span", { class: "sender" }, ` · ${m.sender || ""}`),
+    m.subject ? h("span", { class: "subj", dir: "auto" }, ` · ${m.subject}`) : null,
+    h("span", { class: "actions" }, h("button", { type: "button", onclick: () => openDetail(m.message_id, m.sender) }, t("console.alert.open")), ack),
+    error,
+  );
+}
+
 function renderAlerts() {
   const items = [...state.alerts.values()].sort((a, b) => String(a.raised_at).localeCompare(String(b.raised_at)));
+  const hits = [...state.watchHits.values()].sort((a, b) => String(a.at).localeCompare(String(b.at)));
   const box = clear($("alerts"));
-  box.hidden = items.length === 0;
+  box.hidden = items.length === 0 && hits.length === 0;
   if (items.length) {
     box.append(h("div", { class: "alerts-head" }, t("console.alert.head", { n: items.length })));
     for (const a of items.slice(0, 5)) box.append(alertLine(a, "banner"));
     if (items.length > 5) box.append(h("button", { type: "button", class: "more", onclick: () => show("triage") }, t("console.alert.more", { n: items.length - 5 })));
   }
+  if (hits.length) {
+    box.append(h("div", { class: "alerts-head watch-head" }, t("console.watch_hit.head", { n: hits.length })));
+    for (const x of hits.slice(0, 5)) box.append(watchHitLine(x));
+    if (hits.length > 5) box.append(h("p", { class: "more" }, t("console.watch_hit.more", { n: hits.length - 5 })));
+  }
+  document.body.dataset.watchHits = String(hits.length);
   const list = clear($("triage-alerts"));
   if (!items.length) list.append(h("p", { class: "empty" }, t("console.alert.none")));
   for (const a of items) list.append(alertLine(a, "triage"));

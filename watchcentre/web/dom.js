@@ -56,11 +56,6 @@ export function time(iso) {
   return d.toISOString().slice(11, 19) + "Z";
 }
 
-export function dateTime(iso) {
-  if (!iso) return "";
-  return new Date(iso).toISOString().replace("T", " ").slice(0, 16) + "Z";
-}
-
 export function duration(seconds) {
   const s = Math.abs(Math.round(seconds));
   const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), mm = Math.floor((s % 3600) / 60);

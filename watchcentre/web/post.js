@@ -4,6 +4,7 @@
 import { h, clear, visible } from "./dom.js";
 import { loadI18n, applyI18n, t } from "./i18n.js";
 import { mountHeader, whoAmI } from "./header.js";
+import { mountSearch } from "./search.js";
 import {
   $, api, errorWords, followFeed, refresher, connState, nextDue, byUrgency, dueLine, stateWords, codes, refPath, wireSendForm,
 } from "./parties.js";
@@ -168,6 +169,7 @@ async function main() {
   document.title = visible(t("party.post.title", { post: me.where || me.subject }));
   $("inbox-title").textContent = visible(t("party.inbox.title_of", { post: me.where || me.subject }));
   await mountHeader($("header-slot"), me);
+  mountSearch($("search"));
   wireSendForm(() => load());
   await load();
   followFeed(() => load(), connState($("conn")));

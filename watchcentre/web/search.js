@@ -1,51 +1,24 @@
 // Search and related messages: a self-contained ES module the console and the post/unit screens import.
-//   mountSearch(container)                 a search box, filters, results with highlighted fragments, paging
+//   mountSearch(container, {onOpen})        a search box, filters, results with highlighted fragments, paging;
+//                                           without onOpen a hit opens its identifiers and related messages inline
 //   relatedPanel(container, messageId, sender)  the messages sharing an identifier with one message, and why
 // Everything from the server is set as text (dom.js builds text nodes): a highlighted fragment is a
 // <mark> element whose text is the fragment, never markup. Need-to-know is the server's (the same
-// calls answer a post with its own messages only). Strings in French and English, gathered here
-// until the shared i18n module lands: the page's <html lang> chooses.
-import { h, append, clear, dateTime } from "./dom.js";
+// calls answer a post with its own messages only). Words from the common catalog (i18n.js), which
+// every screen loads.
+import { h, append, clear } from "./dom.js";
+import { t, fmtTime } from "./i18n.js";
 
-const STRINGS = {
-  en: {
-    search: "Search",
-    placeholder: 'Words, "a phrase", prefix*: accents and case do not matter',
-    since: "Since",
-    until: "Until",
-    country: "Country",
-    more: "More results",
-    none: "Nothing found.",
-    searching: "Searching…",
-    identifiers: "Identifiers",
-    related: "Related messages",
-    noRelated: "No other message you may see shares an identifier with this one.",
-    shares: "shares",
-    failed: "Search failed",
-    kinds: { phone: "phone", email: "e-mail", iban: "IBAN", document: "document", imo: "IMO", plate: "plate", btc: "bitcoin", eth: "ethereum" },
-  },
-  fr: {
-    search: "Rechercher",
-    placeholder: "Mots, « une phrase », préfixe* : accents et casse indifférents",
-    since: "Depuis",
-    until: "Jusqu'au",
-    country: "Pays",
-    more: "Plus de résultats",
-    none: "Aucun résultat.",
-    searching: "Recherche…",
-    identifiers: "Identifiants",
-    related: "Messages liés",
-    noRelated: "Aucun autre message visible ne partage d'identifiant avec celui-ci.",
-    shares: "partage",
-    failed: "Échec de la recherche",
-    kinds: { phone: "téléphone", email: "courriel", iban: "IBAN", document: "pièce d'identité", imo: "IMO", plate: "plaque", btc: "bitcoin", eth: "ethereum" },
-  },
+const KINDS = {
+  phone: "common.identifier.phone",
+  email: "common.identifier.email",
+  iban: "common.identifier.iban",
+  document: "common.identifier.document",
+  imo: "common.identifier.imo",
+  plate: "common.identifier.plate",
+  btc: "common.identifier.btc",
+  eth: "common.identifier.eth",
 };
-
-function strings() {
-  const lang = (document.documentElement.lang || "en").slice(0, 2).toLowerCase();
-  return STRINGS[lang] || STRINGS.en;
-}
 
 async function getJson(path) {
   const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -66,35 +39,57 @@ export function fragments(list) {
   return (list || []).map((f) => (f.hit ? h("mark", null, f.text) : f.text));
 }
 
-function kindName(s, kind) {
-  return s.kinds[kind] || kind;
+export function kindName(kind) {
+  return KINDS[kind] ? t(KINDS[kind]) : kind;
 }
 
 function result(item, onOpen) {
-  const link = h("button", { type: "button", class: "link search-subject", onclick: () => onOpen(item) }, fragments(item.subject_fragments));
-  return h(
+  const link = h("button", { type: "button", class: "linklike search-subject", "aria-expanded": "false" }, fragments(item.subject_fragments));
+  const li = h(
     "li",
     { class: "search-hit", dataset: { id: String(item.id) } },
-    h("div", { class: "search-head" }, link, " ", h("span", { class: "muted" }, item.sender || "", " · ", dateTime(item.received_at))),
-    h("p", { class: "search-body" }, fragments(item.body_fragments)),
+    h("div", { class: "search-head" }, link, " ", h("span", { class: "muted" }, item.sender || "", " · ", h("time", { datetime: item.received_at }, fmtTime(item.received_at, { withDate: true })))),
+    h("p", { class: "search-body", dir: "auto" }, fragments(item.body_fragments)),
   );
+  link.addEventListener("click", () => onOpen(item, li, link));
+  return li;
+}
+
+// A hit's identifiers and related messages, under it; a second click folds them away.
+function openInline(item, li, link) {
+  const shown = li.querySelector(".search-detail");
+  if (shown) {
+    shown.remove();
+    link.setAttribute("aria-expanded", "false");
+    return;
+  }
+  const box = h("div", { class: "search-detail" });
+  li.append(box);
+  link.setAttribute("aria-expanded", "true");
+  relatedPanel(box, item.message_id, item.sender);
 }
 
 export function mountSearch(container, { onOpen } = {}) {
-  const s = strings();
-  const open = onOpen || ((item) => container.dispatchEvent(new CustomEvent("search-open", { detail: item, bubbles: true })));
-  const q = h("input", { type: "search", name: "q", maxlength: "200", required: true, placeholder: s.placeholder, "aria-label": s.search });
-  const since = h("input", { type: "date", name: "since", "aria-label": s.since });
-  const until = h("input", { type: "date", name: "until", "aria-label": s.until });
-  const country = h("input", { name: "country", maxlength: "2", size: "3", placeholder: "ES", "aria-label": s.country });
+  const open = onOpen || openInline;
+  const q = h("input", {
+    type: "search",
+    name: "q",
+    maxlength: "200",
+    required: true,
+    placeholder: t("common.search.placeholder"),
+    "aria-label": t("common.search.words"),
+  });
+  const since = h("input", { type: "date", name: "since", "aria-label": t("common.search.since"), title: t("common.search.since") });
+  const until = h("input", { type: "date", name: "until", "aria-label": t("common.search.until"), title: t("common.search.until") });
+  const country = h("input", { name: "country", maxlength: "2", size: "3", placeholder: "ES", "aria-label": t("common.search.country"), title: t("common.search.country") });
   const status = h("p", { class: "muted", role: "status", "aria-live": "polite" });
   const list = h("ol", { class: "search-results" });
-  const more = h("button", { type: "button", hidden: true }, s.more);
+  const more = h("button", { type: "button", hidden: true }, t("common.search.more"));
   let next = null;
   let params = null;
 
   async function load(append_) {
-    status.textContent = s.searching;
+    status.textContent = t("common.search.searching");
     const p = new URLSearchParams(params);
     if (append_ && next) p.set("after", next);
     try {
@@ -103,9 +98,9 @@ export function mountSearch(container, { onOpen } = {}) {
       append(list, page.items.map((item) => result(item, open)));
       next = page.next;
       more.hidden = !next;
-      status.textContent = list.childElementCount ? "" : s.none;
+      status.textContent = list.childElementCount ? "" : t("common.search.none");
     } catch (err) {
-      status.textContent = `${s.failed}: ${err.message}`;
+      status.textContent = t("common.search.failed", { message: err.message });
       more.hidden = true;
     }
   }
@@ -134,7 +129,7 @@ export function mountSearch(container, { onOpen } = {}) {
     " ",
     country,
     " ",
-    h("button", { type: "submit", class: "primary" }, s.search),
+    h("button", { type: "submit", class: "primary" }, t("common.search.submit")),
   );
   more.addEventListener("click", () => load(true));
   clear(container);
@@ -143,7 +138,6 @@ export function mountSearch(container, { onOpen } = {}) {
 }
 
 export async function relatedPanel(container, messageId, sender) {
-  const s = strings();
   clear(container);
   const p = new URLSearchParams();
   if (sender) p.set("sender", sender);
@@ -158,14 +152,14 @@ export async function relatedPanel(container, messageId, sender) {
   if (ids.length) {
     append(
       container,
-      h("h3", null, s.identifiers),
-      h("ul", { class: "identifiers" }, ids.map((i) => h("li", null, h("span", { class: "tag" }, kindName(s, i.kind)), " ", h("code", null, i.value)))),
+      h("h3", null, t("common.search.identifiers")),
+      h("ul", { class: "identifiers" }, ids.map((i) => h("li", null, h("span", { class: "tag" }, kindName(i.kind)), " ", h("code", null, i.value)))),
     );
   }
-  append(container, h("h3", null, s.related));
+  append(container, h("h3", null, t("common.search.related")));
   const related = detail.related || [];
   if (!related.length) {
-    append(container, h("p", { class: "muted" }, s.noRelated));
+    append(container, h("p", { class: "muted" }, t("common.search.no_related")));
     return;
   }
   append(
@@ -179,8 +173,8 @@ export async function relatedPanel(container, messageId, sender) {
           { dataset: { id: String(m.id) } },
           h("strong", null, m.subject || m.message_id || ""),
           " ",
-          h("span", { class: "muted" }, m.sender || "", " · ", dateTime(m.received_at)),
-          h("div", { class: "why" }, s.shares, " ", m.shared.map((i, n) => [n ? ", " : "", `${kindName(s, i.kind)} ${i.value}`])),
+          h("span", { class: "muted" }, m.sender || "", " · ", h("time", { datetime: m.received_at }, fmtTime(m.received_at, { withDate: true }))),
+          h("div", { class: "why" }, t("common.search.shares", { what: m.shared.map((i) => `${kindName(i.kind)} ${i.value}`).join(", ") })),
         ),
       ),
     ),

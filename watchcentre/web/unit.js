@@ -4,6 +4,7 @@
 import { h, clear, visible } from "./dom.js";
 import { loadI18n, applyI18n, t, fmtTime } from "./i18n.js";
 import { mountHeader, whoAmI } from "./header.js";
+import { mountSearch } from "./search.js";
 import {
   $, api, errorWords, followFeed, refresher, connState, nextDue, byUrgency, dueLine, stateWords, codes, refPath, wireSendForm,
 } from "./parties.js";
@@ -74,6 +75,7 @@ async function main() {
   const me = await whoAmI();
   document.title = visible(t("party.unit.title", { unit: me.where || me.subject }));
   await mountHeader($("header-slot"), me);
+  mountSearch($("search"));
   wireSendForm(() => load());
   await load();
   followFeed(() => load(), connState($("conn")));

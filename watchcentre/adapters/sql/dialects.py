@@ -81,6 +81,10 @@ class Dialect(Protocol):
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]: ...
 
+    async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
+        """A read planned for its parameters' values every time: a search, whose best plan depends
+        on how common its words are (PostgreSQL would otherwise settle on one generic plan for all)."""
+
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         """Run `body` as one transaction, rolled back if it raises. `serial`: writers take turns
         (the audit chain needs it); without it only the row locks and unique keys order writers."""
@@ -216,6 +220,9 @@ class SqliteDialect:
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         return await self._run(lambda conn: conn.execute(_qmarks(sql), params).fetchall())
+
+    async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
+        return await self.fetch(sql, *params)  # SQLite's planner does not look at parameter values
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         """BEGIN IMMEDIATE makes the transaction the only writer, in this process and any other.
@@ -460,6 +467,14 @@ class PostgresDialect:
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():
             async with self._pool.acquire() as conn:
+                return list(await conn.fetch(sql, *params))
+
+    async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
+        # asyncpg prepares every statement; after five runs PostgreSQL may keep a generic plan,
+        # chosen without the tsquery's value (docs/performance.md#search-and-identifiers)
+        with _pg_transient():
+            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 return list(await conn.fetch(sql, *params))
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:

@@ -394,6 +394,14 @@ CREATE INDEX IF NOT EXISTS messages_purged ON messages (purged_at) WHERE purged_
 """
 
 
+# A watch hit is the console's alert until an operator acknowledges it (like the deadline alerts).
+_WATCH_ACKS = """
+ALTER TABLE watch_hits ADD COLUMN {if_not} acknowledged_at {ts};
+ALTER TABLE watch_hits ADD COLUMN {if_not} acknowledged_by {text};
+CREATE INDEX IF NOT EXISTS watch_hits_pending ON watch_hits (at) WHERE acknowledged_at IS NULL;
+"""
+
+
 def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
     sqlite, words = dialect.name == "sqlite", _WORDS[dialect.name]
     return [
@@ -408,4 +416,5 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
         (5, "purged_at (retention)", _PURGED.format_map(words)),
         (6, "full-text search over subject and body", _SQLITE_SEARCH if sqlite else _POSTGRES_SEARCH),
         (7, "identifiers per message, watch lists and their hits", _IDENTIFIERS.format_map(words)),
+        (8, "watch hits acknowledged (the console's alerts)", _WATCH_ACKS.format_map(words)),
     ]

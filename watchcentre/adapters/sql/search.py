@@ -8,7 +8,7 @@ PostgreSQL: `message_search(message_fk, doc tsvector)`, GIN-indexed, kept in ste
 `doc` holds the French and the English lexemes of subject (weight A) and body through the text
 search configurations `wc_french` and `wc_english` (their word mappings go through `unaccent`).
 
-Both: need-to-know inside the query (`store._visible`, as for lists); best first (bm25 /
+Both: need-to-know inside the query (`store._visible`'s rule, as sets of ids); best first (bm25 /
 ts_rank_cd), then newest; keyset pages on (score, id); the page's fragments highlighted by the
 engine with private-use markers, cut into segments in Python (`core.search.fragments`).
 """
@@ -47,7 +47,7 @@ from watchcentre.core.search import (
     stems,
 )
 from watchcentre.core.text import fold
-from watchcentre.core.watches import Watch, WatchInput, hits
+from watchcentre.core.watches import Watch, WatchHit, WatchInput, hits
 
 _SNIPPET_TOKENS = 24
 RANK_WINDOW = 2000
@@ -103,25 +103,28 @@ async def search(
         score = "ts_rank_cd(s.doc, wq.query)::float8"
         where.conditions.append("s.doc @@ wq.query")
     matching = len(where.conditions)
-    _filter_messages(d, where, q, visibility, _tags(d, q))
-    # Only rejected messages are left out of the index: without a filter the index alone answers.
+    _filter_messages(d, where, q, None, _tags(d, q))  # need-to-know below, on the index
+    # Only rejected messages are left out of the index: the message's row is read for a filter on
+    # its own columns only; need-to-know is id sets (`+`: SQLite must not offer them to FTS5, which
+    # would run the whole match again per id).
     joined = len(where.conditions) > matching
+    key = "s.rowid" if d.name == "sqlite" else "s.message_fk"
+    _visible(where, visibility, "message_search", ("+" if d.name == "sqlite" else "") + key)
+    filtered = len(where.conditions) > matching
     if d.name == "sqlite":
         select_from = "message_search s CROSS JOIN messages m" if joined else "message_search s"
         if joined:
             where.conditions.append("m.id = s.rowid")
-        key = "s.rowid"
     else:
         select_from = "wq, message_search s" + (" JOIN messages m ON m.id = s.message_fk" if joined else "")
-        key = "s.message_fk"
     # Ranking scores every candidate: without a filter, a query matching more than RANK_WINDOW
     # messages (a common word) ranks the newest RANK_WINDOW of them, found first from the index
-    # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would cost a
-    # join over every match, as much as the ranking it saves (docs/performance.md).
+    # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would test
+    # the matches one by one, newest first, as much as the ranking it saves (docs/performance.md).
     edge = (
         []
-        if joined
-        else await d.fetch(
+        if filtered
+        else await d.fetch_replanned(
             f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
             f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
             *where.params,
@@ -139,7 +142,7 @@ async def search(
         page.conditions.append(f"(x.score < {s} OR (x.score = {s} AND x.id < {i}))")
     n = page.param(q.limit)
     sql = f"{query_cte}SELECT x.id, x.score FROM ({body}) x {page.sql} ORDER BY x.score DESC, x.id DESC LIMIT {n}"
-    ranked = [(int(r[0]), float(r[1])) for r in await d.fetch(sql, *page.params)]
+    ranked = [(int(r[0]), float(r[1])) for r in await d.fetch_replanned(sql, *page.params)]
     if not ranked:
         return []
     rows = await d.fetch(
@@ -171,9 +174,11 @@ async def _highlights(d: Dialect, clauses: tuple[Clause, ...], ids: list[int]) -
         rows = await d.fetch(
             f"SELECT rowid, highlight(message_search, 0, {a}, {b}),"
             f" snippet(message_search, 1, {a}, {b}, ' … ', {_SNIPPET_TOKENS})"
-            f" FROM message_search WHERE message_search MATCH {match} AND rowid IN ({where.params_for(ids)})"
-            # a rowid range FTS5 seeks to; it walks the whole match for IN alone
-            f" AND rowid BETWEEN {where.param(min(ids))} AND {where.param(max(ids))}",
+            f" FROM message_search WHERE message_search MATCH {match}"
+            # one walk of the match over the page's rowid range, the page's rows picked by SQLite
+            # (`+rowid`: not offered to FTS5, which would evaluate the whole match again per value)
+            f" AND rowid BETWEEN {where.param(min(ids))} AND {where.param(max(ids))}"
+            f" AND +rowid IN ({where.params_for(ids)})",
             *where.params,
         )
     else:
@@ -364,6 +369,19 @@ async def related(
     return list(out.values())
 
 
+async def cross_match_counts(d: Dialect, message_pks: Sequence[int]) -> dict[int, int]:
+    """{id: how many earlier messages share an identifier with it} (the feed's mark), for those with any."""
+    rows = await _fetch_in(
+        d.fetch,
+        "SELECT mine.message_fk, COUNT(DISTINCT other.message_fk) FROM message_identifiers mine"
+        " JOIN message_identifiers other ON other.kind = mine.kind AND other.value = mine.value"
+        " AND other.message_fk < mine.message_fk WHERE mine.message_fk IN",
+        list(message_pks),
+        tail=" GROUP BY mine.message_fk",
+    )
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
 # -- watch lists --------------------------------------------------------------------------------------
 
 
@@ -395,6 +413,72 @@ async def watches(d: Dialect, live_at: datetime | None = None) -> list[Watch]:
 async def end_watch(d: Dialect, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
     ended = await _end(d, "watches", _WATCH, watch_id, {"ended_at": at, "ended_by": actor}, event)
     return None if ended is None else Watch(**ended)
+
+
+# -- watch hits as the console's alerts ------------------------------------------------------------------
+
+_HIT_COLUMNS = (
+    ", ".join(f"w.{c}" for c, _ in _WATCH) + ", h.message_fk, h.at, h.acknowledged_at, h.acknowledged_by"
+)
+
+
+def _watch_hit(d: Dialect, r: Any) -> WatchHit:
+    n = len(_WATCH)
+    acked = r[n + 2]
+    return WatchHit(
+        watch=Watch(**_read(d, _WATCH, r[:n])),
+        message_pk=int(r[n]),
+        at=d.at(r[n + 1]),
+        acknowledged_at=None if acked is None else d.at(acked),
+        acknowledged_by=r[n + 3],
+    )
+
+
+async def pending_watch_hits(d: Dialect, limit: int) -> list[tuple[WatchHit, Any]]:
+    n = len(_WATCH) + 4
+    rows = await d.fetch(
+        f"SELECT {_HIT_COLUMNS}, {_MESSAGE_COLUMNS} FROM watch_hits h JOIN watches w ON w.id = h.watch_id"
+        " JOIN messages m ON m.id = h.message_fk"
+        " WHERE h.acknowledged_at IS NULL ORDER BY h.at, h.message_fk, h.watch_id LIMIT $1",
+        limit,
+    )
+    return [(_watch_hit(d, r[:n]), _stored_message(d, r[n:])) for r in rows]
+
+
+async def acknowledge_watch_hit(
+    d: Dialect, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
+) -> tuple[WatchHit | None, AuditEvent | None]:
+    """(the hit, the event recorded, about the hit's message): no hit when there is none; no event
+    when it was acknowledged already (the hit says by whom)."""
+
+    async def tx(t: Tx) -> tuple[WatchHit | None, AuditEvent | None]:
+        done = await t.fetch(
+            "UPDATE watch_hits SET acknowledged_at = $1, acknowledged_by = $2"
+            " WHERE watch_id = $3 AND message_fk = $4 AND acknowledged_at IS NULL RETURNING watch_id",
+            d.ts(at),
+            d.text(actor),
+            watch_id,
+            message_pk,
+        )
+        rows = await t.fetch(
+            f"SELECT {_HIT_COLUMNS}, m.sender, m.message_id, m.reference FROM watch_hits h"
+            " JOIN watches w ON w.id = h.watch_id JOIN messages m ON m.id = h.message_fk"
+            " WHERE h.watch_id = $1 AND h.message_fk = $2",
+            watch_id,
+            message_pk,
+        )
+        if not rows:
+            return None, None
+        hit = _watch_hit(d, rows[0][:-3])
+        if not done:
+            return hit, None
+        sender, message_id, reference = rows[0][-3:]
+        about = {"sender": sender, "message_id": message_id, "reference": reference}
+        details = {**event.details, "raised_at": hit.at.isoformat(), "label": hit.watch.label}
+        stored = await _insert_events(d, t, [event.model_copy(update={**about, "details": details})])
+        return hit, stored[0]
+
+    return await d.write(tx)
 
 
 # -- the data-protection purge (issue 15) ---------------------------------------------------------------
