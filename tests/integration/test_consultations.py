@@ -69,6 +69,7 @@ READS: list[tuple[str, str, str, str]] = [
     ("/api/console/inbox", "operator", "/api/console/inbox", "ids"),
     ("/api/console/alerts", "operator", "/api/console/alerts", "references"),
     ("/api/watches", "operator", "/api/watches", "watches"),
+    ("/api/console/watch-hits", "operator", "/api/console/watch-hits", "ids"),
 ]
 
 
