@@ -168,14 +168,14 @@ def explanation_lines() -> list[str]:
         previous=routings[0],
         recipients=["post.rabat", "unit.ofast"],
         reason="the Moroccan post asked for it: call of 9:05",
-        actor="operator Zoé",
+        actor="operator:Zoé",
         network=network,
     )
     again = decide_manually(
         previous=first,
         recipients=["post.madrid"],
         reason="line 1\nline 2: wrong post",
-        actor="operator Jo",
+        actor="operator:Jo",
         network=network,
         marking="centre-only",
         rules=handling,
