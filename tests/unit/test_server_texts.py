@@ -285,7 +285,7 @@ def rejection_lines() -> list[str]:
     with pytest.raises(ManualRoutingError) as no_reason:
         marking_override(["post.madrid"], "centre-only", handling, " ")
     made.append(no_reason.value.problem)
-    # the service's and the adapters' words, as they write them
+    # the service's and the adapters' words, as they write them (the HTTP adapters' ApiError too)
     written = [
         "sender: unknown sender 'nobody'",
         "countries: not a real ISO 3166-1 country code: XK",
@@ -320,6 +320,22 @@ def rejection_lines() -> list[str]:
         "not ISO 3166-1 alpha-2 codes: X1",
         "at most 20",
         "unknown parameter",
+        "expected a JSON object",
+        "not valid JSON",
+        "expected an RFC 3339 time with an offset, e.g. 2024-05-01T08:00:00Z",
+        "not a real date and time",
+        "not an ISO 3166-1 alpha-2 code",
+        "unknown crime type code",
+        "required for extend",
+        "required: request or answer",
+        "given more than once",
+        "no such message",
+        "no such post",
+        "invalid, expired or revoked token",
+        "role post:madrid may not use this route",
+        "role operator:Zoé may not send from a screen: posts and units only",
+        "request body over the 65536-byte limit",
+        "request body over the 1 MiB limit",
         "Field required",
         "String should have at least 1 character",
         "Input should be a valid integer",
