@@ -24,6 +24,8 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
 from tests.integration.proxy import Proxy
+from tests.unit.test_i18n_catalogs import catalog
+from tests.unit.test_server_texts import explanation_lines, rejection_lines, render
 from watchcentre.adapters.http_models import CASE_SUMMARY_FIELDS, CaseList
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
@@ -878,3 +880,67 @@ async def test_the_feed_marks_cross_matches_and_a_watch_hit_raises_its_alert_unt
     finally:
         await context.close()
         await store.end_watch(watch.id, "op", now, AuditEvent(at=now, type="watch_ended", actor="op"))
+
+
+async def test_in_french_the_servers_explanations_and_reasons_are_in_french(console: Console) -> None:
+    """The routing explanation, a rejected row's and a dead letter's reason, in the screen's language
+    (web/server-patterns.json); the server's own line stays on hover. The page's own serverText
+    gives what the unit test's mirror of it gives, line for line, over every line that test makes."""
+    routed = envelope(
+        subject="Trafic de cocaïne entre Madrid et Marseille",
+        body="Un ressortissant espagnol interpellé à Madrid avec 3 kg de cocaïne.",
+        handling="restricted",
+    )
+    bad = envelope(subject="Pays inventé", countries=["XX"])
+    for env in (routed, bad):
+        await console.broker.publish(env)
+    await console.routed(routed["message_id"])
+    await console.routed(bad["message_id"], types=("rejected",))
+    context = await console.browser.new_context(
+        viewport={"width": 1366, "height": 900}, locale="fr-FR", timezone_id="Europe/Paris"
+    )
+    await context.add_cookies([{"name": "wc_session", "value": console.token, "url": console.url}])
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        await page.goto(console.url + "/")
+        await expect(page.locator("body")).to_have_attribute("data-feed", "live")
+        assert await page.locator("html").get_attribute("lang") == "fr"
+        await expect(row(page, bad["message_id"]).locator(".why-rejected")).to_have_text(
+            " — countries : pas un code de pays ISO 3166-1 réel : XX"
+        )
+        await row(page, routed["message_id"]).click()
+        why = page.locator("#detail-why li")
+        await expect(why.first).to_be_visible()
+        lines = await why.all_text_contents()
+        said = await why.evaluate_all("(items) => items.map((li) => li.title)")
+        assert "to post.madrid: country ES" in " ".join(said)  # the server's line, on hover
+        assert any(line.startswith("vers post.madrid : pays ES (") for line in lines), lines
+        assert any(re.fullmatch(r"infraction drug_trafficking \(score [\d.]+\)", line) for line in lines), (
+            lines
+        )
+        assert "marquage restricted : montré à chaque destinataire" in lines
+        assert any("expression décisive « cocaïne » dans l'objet [" in line for line in lines), lines
+        english = [line for line in lines if re.match(r"(to|country|crime|handling) |\S+: \w+ \"", line)]
+        assert english == []
+        await page.screenshot(path=str(SHOTS / "detail-why-fr.png"))
+        await page.click("#detail-close")
+        await page.click("button[data-view=dead]")
+        dead = page.locator(".dead-item", has_text=bad["message_id"])
+        await expect(dead.locator(".reason")).to_have_text(
+            "countries : pas un code de pays ISO 3166-1 réel : XX"
+        )
+        await page.screenshot(path=str(SHOTS / "dead-letters-fr.png"))
+
+        every = [*explanation_lines(), *rejection_lines()]
+        shown = await page.evaluate(
+            "async (lines) => { const { serverText } = await import('/console/i18n.js');"
+            " return lines.map((line) => serverText(line)); }",
+            every,
+        )
+        fr = catalog("fr")
+        assert [(line, s) for line, s in zip(every, shown, strict=True) if s != render(line, fr)] == []
+        assert problems == []
+    finally:
+        await context.close()

@@ -352,6 +352,7 @@ def actor_of(who: Principal) -> str:
 ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
     "i18n.js": "text/javascript",
+    "server-patterns.json": "application/json",
     "header.js": "text/javascript",
     "parties.js": "text/javascript",
     "post.js": "text/javascript",

@@ -18,7 +18,7 @@ from watchcentre.adapters.http_base import DEPS, ApiError, principal_of
 from watchcentre.adapters.http_models import LANGS, Labels, LabelsQuery, Me
 from watchcentre.core.access import Role
 
-BUNDLES = ("common", "party", "console")
+BUNDLES = ("common", "party", "console", "server")
 
 
 @functools.cache

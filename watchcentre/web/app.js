@@ -4,7 +4,7 @@
 import { h, append, clear, escapedJson, csv } from "./dom.js";
 import { loadWorld, drawMap, legend } from "./map.js";
 import { mountSearch, relatedPanel, kindName } from "./search.js";
-import { loadI18n, t, label, applyI18n, fmtTime, fmtDuration, fmtSpan, lang } from "./i18n.js";
+import { loadI18n, t, label, applyI18n, fmtTime, fmtDuration, fmtSpan, lang, serverText } from "./i18n.js";
 import { mountHeader, signinUrl } from "./header.js";
 
 const MAX_ROWS = 500; // rows kept in the feed; older ones drop off the bottom
@@ -84,10 +84,11 @@ const FIELD_SENTENCES = {
 function errorText(err) {
   if (err.status === 403) return t("console.error.forbidden");
   const field = err.field || "";
-  if (field.startsWith("envelope.")) return t("console.error.envelope", { field: field.slice(9), problem: err.message });
+  const message = serverText(err.message);
+  if (field.startsWith("envelope.")) return t("console.error.envelope", { field: field.slice(9), problem: message });
   const key = FIELD_SENTENCES[field];
-  if (key) return `${t(key)} (${err.message})`;
-  return t("common.error", { message: err.message });
+  if (key) return `${t(key)} (${message})`;
+  return t("common.error", { message });
 }
 
 // -- words -------------------------------------------------------------------------------------------
@@ -320,6 +321,7 @@ function feedRow(m, fresh) {
   const cell = (cls, ...content) => h("span", { role: "cell", class: cls }, ...content);
   const rejected = m.status === "rejected";
   const subject = m.subject || (rejected ? t("console.feed.rejected_input") : "");
+  const why = rejected && m.error ? serverText(m.error) : "";
   return h(
     "div",
     {
@@ -333,12 +335,12 @@ function feedRow(m, fresh) {
     cell("c-sender", m.sender || "?"),
     h(
       "span",
-      { role: "cell", class: "subject", dir: "auto", title: rejected && m.error ? `${subject} — ${m.error}` : subject },
+      { role: "cell", class: "subject", dir: "auto", title: why ? `${subject} — ${why}` : subject },
       m.cross_matches
         ? h("span", { class: "xmatch", title: t("console.feed.cross_matches_title", { n: m.cross_matches }) }, t("console.feed.cross_matches", { n: m.cross_matches }))
         : null,
       subject,
-      rejected && m.error ? h("span", { class: "why-rejected" }, ` — ${m.error}`) : null,
+      why ? h("span", { class: "why-rejected" }, ` — ${why}`) : null,
     ),
     cell("c-crime", labelTags("crime_type", m.crime_types)),
     cell("c-countries", labelTags("country", m.countries)),
@@ -551,7 +553,7 @@ async function loadTriage() {
         h("td", null, m.sender),
         h("td", { class: "subject", dir: "auto", title: m.subject || "" }, m.subject || ""),
         h("td", null, labelTags("crime_type", m.crime_types)),
-        h("td", { class: "muted" }, m.why),
+        h("td", { class: "muted" }, serverText(m.why)),
       ),
     );
   }
@@ -648,7 +650,7 @@ async function openDetail(messageId, sender) {
       " ",
       h("span", { class: "muted" }, `${m.sender || "?"} · ${m.message_id || ""} · ${t("console.detail.received", { time: fmtTime(m.received_at, { withDate: true }) })}`),
     ),
-    m.error ? h("p", { class: "error" }, t("console.detail.rejected", { reason: m.error })) : null,
+    m.error ? h("p", { class: "error" }, t("console.detail.rejected", { reason: serverText(m.error) })) : null,
     caseBox,
     h("h3", null, t("console.detail.body")),
     h("div", { class: "body-text", id: "detail-text", dir: "auto" }, marked(m.highlights.body)),
@@ -670,7 +672,7 @@ async function openDetail(messageId, sender) {
       h("dt", null, t("console.detail.confidence")), h("dd", null, routing.confidence === undefined ? "" : String(routing.confidence)),
     ),
     h("h3", null, t("console.detail.why")),
-    h("ul", { class: "plain", id: "detail-why" }, (routing.explanation || []).map((line) => h("li", null, line))),
+    h("ul", { class: "plain", id: "detail-why" }, (routing.explanation || []).map((line) => h("li", { title: line }, serverText(line)))),
     m.status !== "rejected" ? routeForm(m) : null,
     h("h3", null, t("console.detail.timeline")),
     timeline(m.timeline),
@@ -1146,7 +1148,7 @@ function deadItem(d) {
     h("span", { class: "c-time" }, d.arrived_at ? fmtTime(d.arrived_at) : t("console.dead.arrived_unknown")),
     h("span", { class: "c-sender" }, d.sender || "?"),
     h("span", { class: "c-id" }, d.message_id || t("console.dead.no_id")),
-    h("span", { class: "reason" }, d.reason || t("console.dead.no_reason")),
+    h("span", { class: "reason" }, d.reason ? serverText(d.reason) : t("console.dead.no_reason")),
     h("span", { class: "muted c-size" }, t("console.dead.size", { n: d.size })),
   );
   toggle.addEventListener("click", () => {

@@ -3,11 +3,14 @@
 // types, countries) from GET /api/labels; event names are catalog keys "event.<type>".
 // Every word shown comes from a catalog, so a translator finds all of them there (a test checks
 // that every key used in web/*.js and web/*.html exists in both languages).
+// What the server writes in English (routing explanations, rejection reasons, API refusals) is
+// translated by pattern: web/server-patterns.json maps each sentence's shape to a "server.*" key.
 
 export const LANGS = ["en", "fr"];
 export let lang = "en";
 
 const catalog = new Map();
+let serverPatterns = [];
 const codes = { crime_type: {}, country: {} };
 const warned = new Set();
 
@@ -35,11 +38,13 @@ async function getJson(url) {
 export async function loadI18n(bundles = ["common"], { labels: withLabels = true } = {}) {
   lang = chooseLang();
   document.documentElement.lang = lang;
-  const wanted = Array.from(new Set(["common", ...bundles]));
-  const [parts, labels] = await Promise.all([
+  const wanted = Array.from(new Set(["common", "server", ...bundles]));
+  const [parts, labels, patterns] = await Promise.all([
     Promise.all(wanted.map((b) => getJson(`/console/locales/${lang}/${b}.json`))),
     withLabels ? getJson(`/api/labels?lang=${lang}`).catch(() => null) : null,
+    getJson("/console/server-patterns.json").catch(() => []),
   ]);
+  serverPatterns = patterns.map((p) => ({ ...p, re: new RegExp(p.pattern) }));
   catalog.clear();
   for (const part of parts) for (const [k, v] of Object.entries(part)) catalog.set(k, v);
   if (labels) {
@@ -65,6 +70,25 @@ export function t(key, vars) {
   }
   if (vars) text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
   return text;
+}
+
+// A line the server wrote (in English), in the screen's language: the first pattern of
+// server-patterns.json it matches gives the key, its named groups the placeholders; groups listed in
+// "nested" are server sentences themselves, groups in "words" codes looked up as prefix + code.
+// The line as it is when no pattern matches. Plain text: callers set it as textContent.
+export function serverText(line) {
+  if (typeof line !== "string" || !line) return line ?? "";
+  for (const p of serverPatterns) {
+    const m = p.re.exec(line);
+    if (!m || !catalog.has(p.key)) continue;
+    const vars = { ...m.groups };
+    for (const name of p.nested || []) if (vars[name] !== undefined) vars[name] = serverText(vars[name]);
+    for (const [name, prefix] of Object.entries(p.words || {})) {
+      if (vars[name] !== undefined && catalog.has(prefix + vars[name])) vars[name] = catalog.get(prefix + vars[name]);
+    }
+    return t(p.key, vars);
+  }
+  return line;
 }
 
 // Words for a code: kind is "crime_type", "country" or "event". Falls back to the code.

@@ -1,7 +1,7 @@
 // What the parties' screens share (post inbox, unit requests, tracking page): the API with its errors
 // in words, the live feed with reconnection and back-fill, and the words for a case's facts.
 import { h, visible } from "./dom.js";
-import { t, label, fmtTime, fmtDuration } from "./i18n.js";
+import { t, label, fmtTime, fmtDuration, serverText } from "./i18n.js";
 import { signinUrl } from "./header.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -42,8 +42,8 @@ function errorText(err) {
   if (err instanceof HttpError && err.status === 409 && err.currentState) {
     return t("party.error.state", { state: t(`common.state.${err.currentState}`) });
   }
-  if (err instanceof HttpError && err.field) return t("party.error.field", { field: err.field, message: err.message });
-  return t("common.error", { message: err.message || String(err) });
+  if (err instanceof HttpError && err.field) return t("party.error.field", { field: err.field, message: serverText(err.message) });
+  return t("common.error", { message: serverText(err.message || String(err)) });
 }
 
 // The live feed (GET /api/feed): `onChange(items)` for each batch of events this party may see;
