@@ -207,7 +207,8 @@ class CaseDesk:
                     extend_at_most=self.rules.extend_at_most.delta,
                 )
             except InvalidTransition as exc:
-                raise CaseRefused("state", exc.problem, exc.current.value) from None
+                state = exc.current.value if exc.field == "state" else None  # a value at fault: 4xx
+                raise CaseRefused(exc.field, exc.problem, state) from None
             event = AuditEvent(
                 at=when,
                 type=EVENT_TYPES[action],

@@ -232,7 +232,8 @@ async def test_hostile_envelopes_are_dead_lettered_and_audited_and_extend_is_bou
         status, body = await api.act(
             reference, "extend", "post:madrid", {"expected_at": too_late, "reason": "x"}
         )
-        assert status == 409 and "at most 30 days past the legal due time" in body["error"]["message"]
+        assert status == 400 and body["error"]["field"] == "expected_at"
+        assert "at most 30 days past the legal due time" in body["error"]["message"]
         status, body = await api.act(
             reference, "extend", "post:madrid", {"expected_at": FAR_OUT, "reason": "x"}
         )

@@ -131,13 +131,15 @@ def valid_reference(reference: str) -> bool:
 
 
 class InvalidTransition(Exception):
-    """An action the case's state (or the actor's side) does not allow. Nothing was changed."""
+    """An action the case's state (or the actor's side) does not allow, or one of its values (`field`)
+    does not: the first is a conflict, the second an invalid request. Nothing was changed."""
 
-    def __init__(self, current: CaseState, action: Action, problem: str) -> None:
-        super().__init__(problem)
+    def __init__(self, current: CaseState, action: Action, problem: str, field: str = "state") -> None:
+        super().__init__(problem if field == "state" else f"{field}: {problem}")
         self.current = current
         self.action = action
         self.problem = problem
+        self.field = field
 
 
 # -- deadlines as data ---------------------------------------------------------------------------
@@ -413,11 +415,11 @@ def apply(
         )
     if action is Action.EXTEND:
         if expected_at is None:
-            raise InvalidTransition(case.state, action, "expected_at: a new expected time is required")
+            raise InvalidTransition(case.state, action, "a new expected time is required", "expected_at")
         if not reason or not reason.strip():
-            raise InvalidTransition(case.state, action, "reason: an extension needs its reason")
+            raise InvalidTransition(case.state, action, "an extension needs its reason", "reason")
         if expected_at <= at:
-            raise InvalidTransition(case.state, action, "expected_at: must be in the future")
+            raise InvalidTransition(case.state, action, "must be in the future", "expected_at")
         latest = schedule(case).legal_due_at
         assert latest is not None  # schedule always sets it
         latest += extend_at_most
@@ -425,8 +427,8 @@ def apply(
             raise InvalidTransition(
                 case.state,
                 action,
-                f"expected_at: at most {_span(extend_at_most)} past the legal due time, "
-                f"i.e. not after {latest.isoformat()}",
+                f"at most {_span(extend_at_most)} past the legal due time, i.e. not after {latest.isoformat()}",
+                "expected_at",
             )
         update["expected_at"] = expected_at
         update["extension_reason"] = reason.strip()
