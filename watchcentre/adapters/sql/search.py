@@ -25,6 +25,7 @@ from watchcentre.adapters.sql.store import (
     _MESSAGE_COLUMNS,
     _in,
     _insert_events,
+    _pairs,
     _read,
     _stored_message,
     _visible,
@@ -262,14 +263,16 @@ async def _sharing(t: Tx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], 
     out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
     for n in range(0, len(keys), _KEYS_PER_QUERY):
         chunk = keys[n : n + _KEYS_PER_QUERY]
+        where, params = _pairs("i.kind", "i.value", chunk)
         found = await t.fetch(
             "SELECT i.kind, i.value, m.id, m.sender, m.message_id FROM message_identifiers i"
-            f" JOIN messages m ON m.id = i.message_fk WHERE (i.kind, i.value) IN ({_in(chunk, 2)})",
-            *(v for key in chunk for v in key),
+            f" JOIN messages m ON m.id = i.message_fk WHERE {where}",
+            *params,
         )
         for r in found:
             out.setdefault((r[0], r[1]), []).append((int(r[2]), r[3], r[4]))
-    return out
+    wanted = set(keys)
+    return {key: hits for key, hits in out.items() if key in wanted}
 
 
 def _earlier(

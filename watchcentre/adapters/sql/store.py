@@ -160,10 +160,9 @@ class SqlStore:
         found: set[tuple[str, str]] = set()
         for i in range(0, len(clean), _KEYS_PER_QUERY):
             chunk = clean[i : i + _KEYS_PER_QUERY]
+            where, params = _pairs("sender", "message_id", chunk)
             rows = await self._d.fetch(
-                "SELECT sender, message_id FROM messages WHERE status <> 'rejected'"
-                f" AND (sender, message_id) IN ({_in(chunk, 2)})",
-                *(v for key in chunk for v in key),
+                f"SELECT sender, message_id FROM messages WHERE status <> 'rejected' AND {where}", *params
             )
             found.update((r[0], r[1]) for r in rows)
         return [key in found for key in clean]
@@ -786,13 +785,19 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     return out
 
 
-def _in(values: Sequence[Any], width: int = 1) -> str:
-    """`$1, $2, …` for `IN (…)`; with `width` 2, row values `($1, $2), ($3, $4), …`."""
-    if width == 1:
-        return ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    return ", ".join(
-        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(values))
-    )
+def _in(values: Sequence[Any], start: int = 1) -> str:
+    """`$1, $2, …` for `IN (…)`, numbered from `start`."""
+    return ", ".join(f"${i}" for i in range(start, start + len(values)))
+
+
+def _pairs(a: str, b: str, keys: Sequence[tuple[Any, Any]]) -> tuple[str, list[Any]]:
+    """A condition on columns `a`, `b` (a composite index) true for every pair of `keys`, and the
+    parameters: `a IN (…) AND b IN (…)`, which both engines answer from the index. It may also hold
+    for mixed pairs: callers keep the rows they asked for. Not `(a, b) IN ((…), …)`: SQLite (3.40)
+    reads that by scanning the whole table, on every batch."""
+    firsts, seconds = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
+    where = f"{a} IN ({_in(firsts)}) AND {b} IN ({_in(seconds, len(firsts) + 1)})"
+    return where, [*firsts, *seconds]
 
 
 async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
@@ -801,10 +806,10 @@ async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dic
     out: dict[Any, Case] = {}
     for i in range(0, len(values), _KEYS_PER_QUERY):
         chunk = values[i : i + _KEYS_PER_QUERY]
-        rows = await t.fetch(
-            f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE ({column}) IN ({_in(chunk, width)})",
-            *(chunk if width == 1 else [v for key in chunk for v in key]),
+        where, params = (
+            (f"reference IN ({_in(chunk)})", chunk) if width == 1 else _pairs("sender", "message_id", chunk)
         )
+        rows = await t.fetch(f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE {where}", *params)
         out.update((r[0] if width == 1 else (r[0], r[1]), _case(d, r, width)) for r in rows)
     return out
 
