@@ -553,6 +553,7 @@ async def build_app(settings: Settings) -> web.Application:
         settings=ServiceSettings(
             max_attempts=settings.max_attempts,
             handler_timeout_s=settings.handler_timeout_s,
+            delivery_limit=amqp.DELIVERY_LIMIT,
             senders=sender_policy(settings, config),
         ),
         dead_letters=dead_letters,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import secrets
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import asyncpg
 import orjson
 import pytest
@@ -40,6 +42,7 @@ from watchcentre.adapters.config_files import load_config
 from watchcentre.adapters.sql import SqlStore
 from watchcentre.bootstrap import recipient_keys
 from watchcentre.core.ports import TransientError
+from watchcentre.core.routing import copy_id
 from watchcentre.samples import sample_envelopes
 from watchcentre.security import Verification, verify_audit
 from watchcentre.settings import Settings
@@ -51,6 +54,7 @@ BACKLOG_MESSAGES = int(os.environ.get("WATCHCENTRE_BACKLOG_MESSAGES", "5000"))
 """Test 7's backlog. CI: 5,000; the issue's figure, 100,000: WATCHCENTRE_BACKLOG_MESSAGES=100000
 (or `python -m benchmarks memory`)."""
 PEAK_RSS_MB = 250.0
+ADMIN_URL = "http://guest:guest@127.0.0.1:15672/"  # RabbitMQ's management API (a policy)
 KEYS = recipient_keys(load_config(CONFIG_DIR))
 
 
@@ -498,6 +502,78 @@ async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
     report(
         f"poison: dead-lettered after 5 failures; flaky survived 8 transient failures; {intake.pauses} pauses"
     )
+
+
+async def test_an_input_whose_publishes_keep_being_nacked_is_dead_lettered_with_its_record_at_the_limit(
+    broker: Broker, amqp_prefix: str, schema: str
+) -> None:
+    """One recipient queue refuses every publish (a policy: max-length 0, overflow reject-publish;
+    the broker nacks each publish on the confirm channel, as it did on a channel opened during a
+    leader election in test_cluster.py). That is not the input's fault, so it is never counted as a
+    failure, and the broker's delivery limit (20 returns) is reached: at the last delivery the
+    service dead-letters the input itself, with its reason and its `rejected` record, instead of
+    handing it back for the broker to dead-letter unrecorded. The other inputs are routed."""
+    settings = Settings(
+        amqp_prefix=amqp_prefix,
+        database_url=POSTGRES_URL,  # type: ignore[arg-type]
+        database_schema=schema,
+        config_dir=str(CONFIG_DIR),
+        http_port=0,
+        shutdown_deadline_s=5.0,
+    )
+    policy = f"{ADMIN_URL}api/policies/%2F/{amqp_prefix}-refuse"
+    refused = envelope(message_id="refused", countries=["DZ"])  # post.algiers alone
+    good = [envelope(message_id=f"good-{i:03d}", countries=["MA"]) for i in range(50)]
+    async with running(settings) as inst, aiohttp.ClientSession() as admin:
+        rule = {
+            "pattern": f"^{re.escape(amqp_prefix)}\\.post\\.algiers$",
+            "definition": {"max-length": 0, "overflow": "reject-publish"},
+            "apply-to": "queues",
+            "priority": 100,
+        }
+        async with admin.put(policy, json=rule) as answer:
+            assert answer.status in (201, 204), await answer.text()
+        try:
+            await refusing(broker, "post.algiers")
+            await broker.publish(refused)
+            for env in good:
+                await broker.publish(env)
+            await wait_settled(schema, len(good) + 1, within=60)
+            pauses = inst.runtime.guard.pauses
+        finally:
+            async with admin.delete(policy) as answer:
+                assert answer.status == 204
+    [dead] = await broker.drain("dead")
+    assert orjson.loads(dead.body)["message_id"] == "refused"
+    reason = str(dead.headers["x-watchcentre-error"])
+    assert reason.startswith("delivery: delivered 21 times, the broker's limit, without being handled"), (
+        reason
+    )
+    assert "x-death" not in dead.headers  # dead-lettered by the service, not by the broker
+    assert [e["message_id"] for e in broker.events_of("rejected")] == ["refused"]
+    assert all(m.body == b"filler" for m in await broker.drain("post.algiers"))
+    # inputs whose publish was on the channel a nack closed were published again, under the same id
+    copies = await broker.drain("post.rabat")
+    assert {m.message_id for m in copies} == {copy_id("ofast", e["message_id"]) for e in good}
+    report(
+        f"nacked input: dead-lettered with its record at delivery 21; {pauses} intake pauses;"
+        f" {len(copies)} copies of {len(good)} inputs (same ids)"
+    )
+
+
+async def refusing(broker: Broker, suffix: str) -> None:
+    """Fill the queue up to its policy's max-length and wait until the broker nacks a publish to it
+    (a policy reaches the queue a moment after it is set; the first message over the limit is taken)."""
+    assert broker.channel is not None
+    for _ in range(50):
+        try:
+            await broker.channel.default_exchange.publish(
+                aio_pika.Message(b"filler"), routing_key=f"{broker.prefix}.{suffix}"
+            )
+        except aio_pika.exceptions.DeliveryError:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{suffix} still takes publishes")
 
 
 # -- 5. graceful shutdown -------------------------------------------------------------------------------

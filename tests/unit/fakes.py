@@ -620,6 +620,7 @@ async def wired_service(
     clock: FakeClock | None = None,
     max_attempts: int = 3,
     handler_timeout_s: float = 60.0,
+    delivery_limit: int | None = None,
 ) -> AsyncIterator[Wired]:
     """The service layer on fakes, built as bootstrap builds it (pass `store`/`publisher`/`clock` to
     share them between instances, as several processes share one database and broker); stopped on exit."""
@@ -641,6 +642,7 @@ async def wired_service(
         settings=ServiceSettings(
             max_attempts=max_attempts,
             handler_timeout_s=handler_timeout_s,
+            delivery_limit=delivery_limit,
             senders=SenderPolicy(users=config.broker, service_user="watchcentre"),
         ),
         on_unavailable=unavailable.append,

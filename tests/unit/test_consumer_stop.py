@@ -23,10 +23,11 @@ class Message:
         self.reply_to = None
         self.user_id = None
         self.timestamp = None
-        self.channel = None
+        self.delivery_tag = 1
+        self.channel = self  # the underlying channel: the consumer acks there
         self.settled: list[str] = []
 
-    async def ack(self) -> None:
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
         self.settled.append("ack")
 
     async def nack(self, requeue: bool = True) -> None:

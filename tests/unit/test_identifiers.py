@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from watchcentre.adapters.identifier_checks import LibraryChecks
+from watchcentre.core import identifiers
 from watchcentre.core.identifiers import Identifier, IdentifierExtractor, IdKind, imo_valid, normalise
 from watchcentre.core.watches import Watch, hits, phrase_value
 
@@ -111,3 +115,32 @@ def test_phrase_watches_match_whole_words_accents_and_case_aside() -> None:
 
     assert hits([watch("Port de Carthagène")], [], ["Arrivée au PORT DE CARTHAGENE demain"])
     assert not hits([watch("carthagene")], [], ["carthagenes"])
+
+
+def test_the_fast_forms_find_what_the_plain_patterns_find() -> None:
+    """The IBAN pattern searched from its digits finds the plain pattern's matches; a text in which
+    the document or plate pattern matches always passes the substring gates that spare the others
+    the pattern's walk. Random texts built from the patterns' own words, letters, digits and
+    separators."""
+    plain_iban = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,4})?\b")
+    pieces = [
+        "FR14", "fr76", "2004", "1010", "0505", "AB", "12", "X", " ", " ", "-", ".", ":", "n°", "no.", "é",
+        "passport", "Passeport", "ID card", "id-number", "carte d'identité", "CNI", "titre de séjour",
+        "residence permit", "driving licence", "permis de conduire", "REG", "reg.", "Registration",
+        "plate", "plaque", "immatriculée", "regional", "said", "AB-123-CD", "12AB34567", "_", "3",
+    ]  # fmt: skip
+    rng = random.Random(11)
+    matched = {"document": 0, "plate": 0, "iban": 0}
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        low = text.lower()
+        iban = [m.span() for m in plain_iban.finditer(text)]
+        assert iban == [(m.start() - 2, m.end()) for m in identifiers._IBAN.finditer(text)], text
+        if identifiers._DOCUMENT.search(text):
+            matched["document"] += 1
+            assert any(h in low for h in identifiers._DOC_HINTS), text
+        if identifiers._PLATE.search(text):
+            matched["plate"] += 1
+            assert any(h in low for h in identifiers._PLATE_HINTS) or identifiers._REG_WORD.search(low), text
+        matched["iban"] += bool(iban)
+    assert min(matched.values()) > 500, matched

@@ -1,4 +1,5 @@
-"""International phone numbers → country: the fast path agrees with a full phonenumbers parse."""
+"""International phone numbers → country, and identifiers' phones → E.164: the fast paths agree with a
+full phonenumbers parse."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import phonenumbers
 import pytest
 
 from watchcentre.adapters.gazetteer import _PHONE_HINT, PhoneFinder, _parsed_region, _phone_hints, region_of
+from watchcentre.adapters.identifier_checks import LibraryChecks, _parsed_e164
+from watchcentre.core.identifiers import _PHONE
 
 
 @pytest.mark.parametrize(
@@ -65,3 +68,56 @@ def test_the_two_searches_find_what_the_one_pattern_finds() -> None:
     for _ in range(50_000):
         text = "".join(rng.choice("0000123456789  +-./()a_é\n") for _ in range(rng.randint(1, 60)))
         assert [m.span() for m in _phone_hints(text)] == [m.span() for m in _PHONE_HINT.finditer(text)], text
+
+
+def test_identifier_phones_read_as_a_full_parse_reads_them() -> None:
+    """Extraction's E.164 reading without the generic parse agrees with `phonenumbers.parse(…, "FR")`
+    + `is_valid_number` on candidates as the extractor finds them: international with '+' or '00',
+    national (read as French), the national prefix written after the code, '33…' without a '+',
+    '000…', non-geographic codes, codes no region has; random digits and real numbers of every region
+    with their last digits changed, in random separators."""
+    rng = random.Random(5)
+    codes = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE] + ["28", "42", "0"]
+
+    def written(digits: str) -> str:
+        seps = ["", " ", ".", "-", "/", " (", ") "]
+        out = "".join(c + (rng.choice(seps) if rng.random() < 0.3 else "") for c in digits)
+        return out.rstrip(" (/.-")
+
+    samples = []
+    for _ in range(8000):
+        tail = "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 15)))
+        samples.append(
+            rng.choice(
+                [
+                    "+" + written(rng.choice(codes) + tail),
+                    "00" + written(rng.choice(codes) + tail),
+                    "+" + written(rng.choice(codes) + "0" + tail),
+                    written("0" + rng.choice("123456789") + tail[:8]),
+                    written("33" + tail),
+                    written("000" + tail),
+                    written(tail),
+                ]
+            )
+        )
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            national = phonenumbers.national_significant_number(example)
+            for _ in range(3):
+                cut = rng.randint(max(1, len(national) - 4), len(national))
+                tail = "".join(
+                    rng.choice("0123456789") for _ in range(len(national) - cut + rng.choice((-1, 0, 0, 1)))
+                )
+                samples.append("+" + written(f"{example.country_code}{national[:cut]}{tail}"))
+                samples.append(written(f"0{national[:cut]}{tail}"))
+    checks, valid = LibraryChecks(), 0
+    for candidate in samples:
+        if _PHONE.fullmatch(candidate) is None:
+            continue
+        expected = _parsed_e164(candidate)
+        assert checks.phones(candidate) == expected, candidate
+        valid += expected is not None
+    assert valid > 2000  # the samples really reach valid numbers

@@ -19,7 +19,7 @@ from tests.unit.fakes import START, FakeDelivery, FakePublisher, FakeStore, Wire
 from watchcentre.core.audit_chain import GENESIS, verify_links
 from watchcentre.core.classify import Classifier
 from watchcentre.core.errors import Conflict, Invalid
-from watchcentre.core.ports import OutboundCopy
+from watchcentre.core.ports import OutboundCopy, TransientError
 from watchcentre.core.routing import copy_id
 
 RECEIPTS = "watchcentre.reply.ofast"  # the reply queue the sender owns, named in AMQP reply_to
@@ -191,6 +191,52 @@ async def test_redeliveries_during_an_outage_are_not_counted_as_failures(w: Wire
     [dead] = w.publisher.dead
     assert dead.reason.startswith("handler: handler failed 3 times")
     assert dead.headers["x-watchcentre-attempts"] == "3"
+
+
+async def test_the_brokers_last_delivery_is_dead_lettered_with_its_record_not_handed_back() -> None:
+    """Publishes nacked again and again (not the input's fault, so never counted as a failure): at
+    the broker's last delivery (x-delivery-count = the limit) the service dead-letters it itself, with
+    the reason and the `rejected` record, instead of handing it back for the broker to drop unrecorded."""
+    async with wired_service(delivery_limit=20) as w:
+
+        async def nacked(copies: Sequence[OutboundCopy]) -> None:
+            raise TransientError("routed publish not confirmed: DeliveryError")
+
+        w.publisher.publish_routed = nacked  # type: ignore[method-assign]
+        env = envelope()
+        deliveries = await w.deliver_until_settled(raw(env), most=25)
+        assert [d.retried for d in deliveries] == [True] * 20 + [False]
+        assert deliveries[-1].acked
+        [dead] = w.publisher.dead
+        assert dead.reason.startswith(
+            "delivery: delivered 21 times, the broker's limit, without being handled"
+        )
+        assert "DeliveryError" in dead.reason
+        assert types_of(w, env["message_id"]) == ["rejected"]
+
+
+async def test_the_last_delivery_waits_for_its_record_when_the_store_is_out() -> None:
+    async with wired_service(delivery_limit=20) as w:
+        told: list[TransientError] = []
+        third = asyncio.Event()
+
+        def unavailable(exc: TransientError) -> None:
+            told.append(exc)
+            if len(told) == 3:  # the handling, then the dead-lettering, twice
+                third.set()
+
+        w.service.intake.on_unavailable = unavailable
+        w.store.down = True
+        env = envelope()
+        last = asyncio.create_task(w.deliver(raw(env), attempts=21))
+        async with asyncio.timeout(5):
+            await third.wait()
+        assert not last.done() and w.publisher.dead == []  # neither handed back nor dropped
+        w.store.down = False
+        delivery = await last
+        assert delivery.acked and not delivery.retried
+        assert len(w.publisher.dead) == 1
+        assert types_of(w, env["message_id"]) == ["rejected"]
 
 
 async def test_a_message_met_by_a_broker_outage_is_handed_back_then_routed_once(w: Wired) -> None:

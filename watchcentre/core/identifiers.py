@@ -48,7 +48,10 @@ class Checks(Protocol):
 MAX_PER_MESSAGE = 50  # a message listing thousands of numbers is not a reason to write thousands of rows
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}")
-_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,4})?\b")
+# `\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,4})?\b` searched from its check
+# digits, the country letters looked behind: a pattern that starts with a digit is sought in C, one
+# that starts with `\b` is tried at every position (twice the time). A match starts 2 characters early.
+_IBAN = re.compile(r"\d(?<=\b[A-Za-z]{2}\d)\d(?:[ ]?[A-Za-z0-9]{4}){2,7}(?:[ ]?[A-Za-z0-9]{1,4})?\b")
 _DOC_WORDS = (
     r"passport|passeport|id[ -]?card|identity[ -]card|identity[ -]document|id[ -]?number|"
     r"carte d'identit[ée]|carte nationale d'identit[ée]|cni|pi[èe]ce d'identit[ée]|titre de s[ée]jour|"
@@ -71,8 +74,24 @@ _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d(?:[ .\-/]?\(?\d\)?){7,16}(?!\w)")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 # Plain substrings (of the lower-cased text) without which a pattern cannot match: a substring test
 # is a C scan, the pattern a walk of every position (figures in docs/performance.md).
-_DOC_HINTS = ("passport", "passeport", "id", "identit", "cni", "séjour", "sejour", "licen", "permis")
-_PLATE_HINTS = ("plate", "immatric", "plaque", "reg")
+_DOC_HINTS = (
+    "passport",
+    "passeport",
+    "id card",
+    "id-card",
+    "idcard",
+    "id number",
+    "id-number",
+    "idnumber",
+    "identit",
+    "cni",
+    "séjour",
+    "sejour",
+    "licen",
+    "permi",
+)
+_PLATE_HINTS = ("plate", "immatric", "plaque")
+_REG_WORD = re.compile(r"reg(?<!\wreg)")  # 'reg' starting a word ('regional' too): the pattern's last word
 
 
 def imo_valid(number: str) -> bool:
@@ -98,24 +117,26 @@ class IdentifierExtractor:
         found: set[Identifier] = set()
         spans: list[tuple[int, int]] = []  # what is taken, so no phone is read inside an IBAN or an IMO
 
-        def take(kind: IdKind, value: str, m: re.Match[str]) -> None:
+        def take(kind: IdKind, value: str, m: re.Match[str], start: int | None = None) -> None:
             found.add(Identifier(kind.value, value))
-            spans.append(m.span())
+            spans.append((m.start() if start is None else start, m.end()))
 
         low = text.lower()
         for m in _EMAIL.finditer(text) if "@" in text else ():
             take(IdKind.EMAIL, m.group(0).lower(), m)
         for m in _IBAN.finditer(text):
-            compact = _NOT_ALNUM.sub("", m.group(0)).upper()
+            start = m.start() - 2
+            compact = _NOT_ALNUM.sub("", text[start : m.end()]).upper()
             if self._checks.iban(compact):
-                take(IdKind.IBAN, compact, m)
+                take(IdKind.IBAN, compact, m, start)
         for m in _DOCUMENT.finditer(text) if any(h in low for h in _DOC_HINTS) else ():
             if any(c.isdigit() for c in m.group(1)):
                 take(IdKind.DOCUMENT, m.group(1), m)
         for m in _IMO.finditer(text) if "imo" in low else ():
             if imo_valid(m.group(1)):
                 take(IdKind.IMO, m.group(1), m)
-        for m in _PLATE.finditer(text) if any(h in low for h in _PLATE_HINTS) else ():
+        plates = any(h in low for h in _PLATE_HINTS) or _REG_WORD.search(low) is not None
+        for m in _PLATE.finditer(text) if plates else ():
             plate = _NOT_ALNUM.sub("", m.group(1))
             if 4 <= len(plate) <= 10 and any(c.isdigit() for c in plate) and any(c.isalpha() for c in plate):
                 take(IdKind.PLATE, plate, m)

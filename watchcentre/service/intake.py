@@ -7,6 +7,9 @@
   redeliveries after a crash, a lost connection or a dependency outage do not count);
 * a dependency outage (TransientError) is retried without being counted as the input's fault, and
   `on_unavailable` is told, so intake can pause until the dependency answers again;
+* the broker's last delivery of an input (`delivery_limit`) is never handed back, whatever failed:
+  the broker would dead-letter it on that return without a reason or an audit record, so it is
+  dead-lettered here with both, the attempt repeated until the dead letter and its record are done;
 * the sender's receipt, when it asked for one, after the ack.
 """
 
@@ -84,20 +87,54 @@ class Intake:
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         self.metrics.failed()
         failures = self._count_failure(delivery.body)
-        if failures < self.settings.max_attempts:
+        if failures < self.settings.max_attempts and not self._last(delivery):
             log.warning("handler_failed", error=repr(exc), failures=failures, attempts=delivery.attempts)
             await delivery.retry()
             return
         log.error("poison_message", error=repr(exc), failures=failures, attempts=delivery.attempts)
+        if failures < self.settings.max_attempts:
+            await self._dead_at_limit(delivery, exc)
+            return
         reason = f"handler failed {failures} times: {type(exc).__name__}: {exc}"
-        decoded = decode_envelope(delivery.body)
-        ids = (decoded.message_id, decoded.sender) if isinstance(decoded, Envelope) else (None, None)
-        rejection = Rejection(field="handler", problem=reason, message_id=ids[0], sender=ids[1])
         try:
-            await self.outbox.reject(delivery.body, rejection, failures)
+            await self.outbox.reject(delivery.body, self._rejection("handler", reason, delivery), failures)
         except TransientError as unavailable:
             await self._unavailable(delivery, unavailable)
             return
+        self._failures.pop(body_digest(delivery.body), None)
+        await delivery.ack()
+
+    def _last(self, delivery: Delivery) -> bool:
+        limit = self.settings.delivery_limit
+        return limit is not None and delivery.attempts > limit
+
+    @staticmethod
+    def _rejection(field: str, problem: str, delivery: Delivery) -> Rejection:
+        decoded = decode_envelope(delivery.body)
+        ids = (decoded.message_id, decoded.sender) if isinstance(decoded, Envelope) else (None, None)
+        return Rejection(field=field, problem=problem, message_id=ids[0], sender=ids[1])
+
+    async def _dead_at_limit(self, delivery: Delivery, exc: Exception) -> None:
+        """The broker's last delivery of an input that could not be handled: dead-letter it with its
+        reason and record, then ack. While that fails (a dependency out), wait and try again: handing
+        it back would have the broker dead-letter it unrecorded. Stopped meanwhile, the channel's
+        close returns it and the broker dead-letters it (docs/guarantees.md)."""
+        reason = (
+            f"delivered {delivery.attempts} times, the broker's limit, without being handled;"
+            f" last: {type(exc).__name__}: {exc}"
+        )
+        rejection = self._rejection("delivery", reason, delivery)
+        wait_s = 0.1
+        while True:
+            try:
+                await self.outbox.reject(delivery.body, rejection, delivery.attempts)
+                break
+            except TransientError as unavailable:
+                log.warning("dead_letter_deferred", error=str(unavailable), attempts=delivery.attempts)
+                if self.on_unavailable is not None:
+                    self.on_unavailable(unavailable)
+                await asyncio.sleep(wait_s)
+                wait_s = min(wait_s * 2, 2.0)
         self._failures.pop(body_digest(delivery.body), None)
         await delivery.ack()
 
@@ -139,11 +176,15 @@ class Intake:
             log.warning("receipt_not_sent", to=to, error=repr(exc))
 
     async def _unavailable(self, delivery: Delivery, exc: TransientError) -> None:
-        """A dependency is out: hand the input back (not its fault, not counted) and say so."""
+        """A dependency is out: hand the input back (not its fault, not counted) and say so; unless
+        this is the broker's last delivery of it."""
         log.warning("dependency_unavailable", error=str(exc), attempts=delivery.attempts)
         self.metrics.failed()
         if self.on_unavailable is not None:
             self.on_unavailable(exc)
+        if self._last(delivery):
+            await self._dead_at_limit(delivery, exc)
+            return
         await delivery.retry()
 
     def _count_failure(self, raw: bytes) -> int:

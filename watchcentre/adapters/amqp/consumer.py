@@ -49,8 +49,13 @@ class _Delivery:
             return True
 
     async def ack(self) -> None:
+        # On the underlying channel with wait=False, as the publisher publishes: the ack frame is
+        # queued for the connection's writer, not awaited until it is on the socket (aio-pika's ack
+        # has the writer drain after each one and wakes this task once more). An ack has no answer.
+        message = self._message
         try:
-            await self._message.ack()
+            if message.delivery_tag is not None:
+                await message.channel.basic_ack(message.delivery_tag, wait=False)
         except CHANNEL_GONE as exc:  # it is redelivered, seen as already handled, and acked then
             log.warning("ack_lost", error=f"{type(exc).__name__}: {exc}")
 

@@ -27,7 +27,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from watchcentre.core.senders import INTAKE, reply_queue
 
 DELIVERY_LIMIT = 20
-"""Broker-side backstop: the service dead-letters a failing message itself well before this."""
+"""Broker-side backstop: the service dead-letters a failing message itself well before this, and at
+the latest on the broker's last delivery (service/intake.py)."""
 
 QUORUM: Mapping[str, Any] = {"x-queue-type": "quorum"}
 """The arguments of every delivery queue but `P.inbound` (`inbound_arguments`). The broker compares

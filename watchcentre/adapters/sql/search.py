@@ -248,9 +248,9 @@ async def _sharing(t: Tx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], 
     out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
     sql = (
         "SELECT i.kind, i.value, m.id, m.sender, m.message_id FROM message_identifiers i"
-        " JOIN messages m ON m.id = i.message_fk WHERE (i.kind, i.value) IN"
+        " JOIN messages m ON m.id = i.message_fk WHERE"
     )
-    for r in await _fetch_in(t.fetch, sql, keys):
+    for r in await _fetch_in(t.fetch, sql, ("i.kind", "i.value"), keys):
         out.setdefault((r[0], r[1]), []).append((int(r[2]), r[3], r[4]))
     return out
 
@@ -375,7 +375,8 @@ async def cross_match_counts(d: Dialect, message_pks: Sequence[int]) -> dict[int
         d.fetch,
         "SELECT mine.message_fk, COUNT(DISTINCT other.message_fk) FROM message_identifiers mine"
         " JOIN message_identifiers other ON other.kind = mine.kind AND other.value = mine.value"
-        " AND other.message_fk < mine.message_fk WHERE mine.message_fk IN",
+        " AND other.message_fk < mine.message_fk WHERE",
+        "mine.message_fk",
         list(message_pks),
         tail=" GROUP BY mine.message_fk",
     )

@@ -158,8 +158,8 @@ class SqlStore:
 
     async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         clean = [(self._d.text(s), self._d.text(m)) for s, m in keys]
-        sql = "SELECT sender, message_id FROM messages WHERE status <> 'rejected' AND (sender, message_id) IN"
-        found = {(r[0], r[1]) for r in await _fetch_in(self._d.fetch, sql, clean)}
+        sql = "SELECT sender, message_id FROM messages WHERE status <> 'rejected' AND"
+        found = {(r[0], r[1]) for r in await _fetch_in(self._d.fetch, sql, ("sender", "message_id"), clean)}
         return [key in found for key in clean]
 
     async def seen_rejection(self, digest: str) -> bool:
@@ -499,8 +499,8 @@ class SqlStore:
     async def mentions(self, needle: str, limit: int = 500) -> Mentions:
         ids, refs, note_ids, truncated = await subject_access.matching(self._d, needle, limit)
         d = self._d
-        rows = await _fetch_in(d.fetch, f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN", ids)
-        notes = await _fetch_in(d.fetch, f"SELECT {_names(_NOTE)} FROM notes WHERE id IN", note_ids)
+        rows = await _fetch_in(d.fetch, f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE", "m.id", ids)
+        notes = await _fetch_in(d.fetch, f"SELECT {_names(_NOTE)} FROM notes WHERE", "id", note_ids)
         return Mentions(
             messages=sorted((_stored_message(d, r) for r in rows), key=lambda m: m.id),
             cases=[c for c in [await self.get_case(r) for r in refs] if c is not None],
@@ -758,36 +758,47 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     return out
 
 
-def _in(values: Sequence[Any], width: int = 1) -> str:
-    """`$1, $2, …` for `IN (…)`; with `width` 2, row values `($1, $2), ($3, $4), …`."""
-    if width == 1:
-        return ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    return ", ".join(
-        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(values))
-    )
+def _in(values: Sequence[Any], start: int = 1) -> str:
+    """`$1, $2, …` for `IN (…)`, numbered from `start`."""
+    return ", ".join(f"${i}" for i in range(start, start + len(values)))
+
+
+def _pairs(a: str, b: str, keys: Sequence[tuple[Any, Any]]) -> tuple[str, list[Any]]:
+    """A condition on columns `a`, `b` (a composite index) true for every pair of `keys`, and the
+    parameters: `a IN (…) AND b IN (…)`, which both engines answer from the index. It may also hold
+    for mixed pairs: callers keep the rows they asked for. Not `(a, b) IN ((…), …)`: SQLite (3.40)
+    reads that by scanning the whole table, on every batch."""
+    firsts, seconds = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
+    where = f"{a} IN ({_in(firsts)}) AND {b} IN ({_in(seconds, len(firsts) + 1)})"
+    return where, [*firsts, *seconds]
 
 
 async def _fetch_in(
-    fetch: Callable[..., Awaitable[list[Any]]], sql: str, keys: Sequence[Any], tail: str = ""
+    fetch: Callable[..., Awaitable[list[Any]]],
+    sql: str,
+    on: str | tuple[str, str],
+    keys: Sequence[Any],
+    tail: str = "",
 ) -> list[Any]:
-    """The rows of `sql`, which ends with `IN`, for `keys` (values, or tuples: row values), a chunk of
-    keys per query; `tail` (a GROUP BY) follows the list."""
+    """The rows of `sql` (it ends with WHERE or AND) whose column `on` is one of `keys`, a chunk of
+    keys per query; `tail` (a GROUP BY) follows. With two columns the keys are pairs and each row
+    starts with its pair: the condition is `_pairs`, and the rows of mixed pairs are left out here."""
     rows: list[Any] = []
     for i in range(0, len(keys), _KEYS_PER_QUERY):
         chunk = keys[i : i + _KEYS_PER_QUERY]
-        width = len(chunk[0]) if isinstance(chunk[0], tuple) else 1
-        rows += await fetch(
-            f"{sql} ({_in(chunk, width)}){tail}", *(chunk if width == 1 else [v for k in chunk for v in k])
-        )
-    return rows
+        where, params = (f"{on} IN ({_in(chunk)})", chunk) if isinstance(on, str) else _pairs(*on, chunk)
+        rows += await fetch(f"{sql} {where}{tail}", *params)
+    if isinstance(on, str):
+        return rows
+    wanted = set(keys)
+    return [r for r in rows if (r[0], r[1]) in wanted]
 
 
 async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
     """{key: case} for the cases whose `column` (`reference`, or `sender, message_id`) is one of `values`."""
     width = 1 if column == "reference" else 2
-    rows = await _fetch_in(
-        t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE ({column}) IN", values
-    )
+    on = "reference" if width == 1 else ("sender", "message_id")
+    rows = await _fetch_in(t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE", on, values)
     return {r[0] if width == 1 else (r[0], r[1]): _case(d, r, width) for r in rows}
 
 
