@@ -595,6 +595,8 @@ async def test_openapi_describes_every_route(api: Harness) -> None:
         "/api/console/config/reload",
         "/api/console/alerts",
         "/api/console/alerts/ack",
+        "/api/console/watch-hits",
+        "/api/console/watch-hits/ack",
         "/api/console/inbox",
         "/api/console/inbox/mark",
         "/api/console/compose",
