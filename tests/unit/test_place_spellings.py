@@ -1,7 +1,7 @@
 """Places written the ways people write them: dotted abbreviations and initials ("St. Kitts",
 "R.D. Congo", "U.A.E."), the abbreviation or the long form ("Ste-Lucie", "St Helena"), and
 punctuation, symbols and spaces other than the usual ones touching a name ("Côte d´Ivoire",
-"•Spain", an en space). Each table row is one way of writing; the shipped config is read."""
+"•Spain", an en space); compound demonyms ("Dutchwoman", "Scotsmen"). Each table row is one way of writing; the shipped config is read."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ LONG_OR_SHORT = [
     ("The yacht was seized off St Helena.", "SH"),
     ("Le casino de St-Marin est visé par l'enquête.", "SM"),
 ]
+COMPOUND_DEMONYMS = [
+    ("A Dutchwoman was arrested at the airport.", "NL"),
+    ("Two Scotsmen and a Welshwoman were charged.", "GB"),
+    ("Two Brits were detained in the raid.", "GB"),
+    ("The Irishwomen were released on bail.", "IE"),
+]
 PUNCTUATION = [
     ("Un trafic depuis la Côte d´Ivoire a été démantelé.", "CI"),  # acute accent as apostrophe
     ("Routes:\n•Spain\n•Italy", "ES"),
@@ -39,7 +45,7 @@ PUNCTUATION = [
 ]
 
 
-@pytest.mark.parametrize(("text", "country"), DOTTED + LONG_OR_SHORT + PUNCTUATION)
+@pytest.mark.parametrize(("text", "country"), DOTTED + LONG_OR_SHORT + COMPOUND_DEMONYMS + PUNCTUATION)
 def test_the_place_is_found_however_it_is_written(text: str, country: str) -> None:
     assert country in classifier().classify("Police report", text).countries
 
