@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.core.text import expand, normalise, phrase_key
+from watchcentre.core.text import expand, normalise, phrase_key, spellings
 
 Field_ = Literal["subject", "body", "hint"]
 CountryKind = Literal["hint", "name", "alias", "capital", "city", "demonym", "phone"]
@@ -339,10 +339,15 @@ class Vocabulary:
                         for variant in expand(p):
                             if key := phrase_key(variant):
                                 by_key[key].append((code, rule, weight, _CRIME))
+        # other spellings of places ("St. Kitts", "U.A.E."); a key written in the rules wins over them
+        spelt: dict[str, list[_Payload]] = defaultdict(list)
         for t in country_terms:
             if key := phrase_key(t.phrase):
                 weight = t.weight if t.weight is not None else kind_weight.get(t.kind, 0.5)
-                by_key[key].append((t.country, t.kind, weight, _COUNTRY))
+                payload = (t.country, t.kind, weight, _COUNTRY)
+                by_key[key].append(payload)
+                for other in spellings(key, acronym=t.kind == "alias"):
+                    spelt[other].append(payload)
         for cues in rules.negation.cues.values():
             for cue in cues:
                 for v in expand(cue):
@@ -353,6 +358,8 @@ class Vocabulary:
             for v in expand(phrase):
                 if key := phrase_key(v):
                     by_key[key].append(("", "not a place", 0.0, _NOT_PLACE))
+                    for other in spellings(key):
+                        spelt[other].append(("", "not a place", 0.0, _NOT_PLACE))
         for cues in places.cues.values():
             for cue in cues:
                 for v in expand(cue):
@@ -363,6 +370,9 @@ class Vocabulary:
                 for v in expand(cue):
                     if key := phrase_key(v):
                         by_key[key].append((key, "place cue after", 0.0, _AFTER_CUE))
+        for key, payloads in spelt.items():
+            if key not in by_key:
+                by_key[key] = payloads
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)

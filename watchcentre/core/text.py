@@ -33,6 +33,12 @@ _SEPARATORS = (
     "\t\n\r\x0b\x0c !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
     "\u00a0\u00ab\u00bb\u00b7\u00bf\u00a1\u2010\u2011\u2012\u2013\u2014\u2018\u2019\u201a"
     "\u201c\u201d\u201e\u2026\u2032\u02bc\u202f\u2009"
+    # symbols that may touch a name ("d´Ivoire", "•Spain", "‹Maroc›", "°Chile"), the other spaces,
+    # apostrophes and dashes; letters and digits (ª º µ ¹ ½) stay
+    "\u00a2\u00a3\u00a4\u00a5\u00a6\u00a7\u00a8\u00a9\u00ac\u00ae\u00af\u00b0\u00b1\u00b4\u00b6"
+    "\u00b8\u00d7\u00f7\u0085\u02b9\u02bb\u02bd\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u200a\u2015\u201b\u201f\u2022\u2027\u2028\u2029\u2033\u2035\u2039\u203a\u2043"
+    "\u205f\u2212\u25aa\u25cf\u3000\ufe63\uff07\uff08\uff09\uff0c\uff0d"
 )
 NORMALISE_TABLE = {**FOLD_TABLE, **{ord(c): ord(" ") for c in _SEPARATORS}}
 
@@ -103,3 +109,34 @@ def expand(phrase: str) -> Iterator[str]:
         return
     for alt in m.group(1).split(","):
         yield from expand(phrase[: m.start()] + alt + phrase[m.end() :])
+
+
+# Abbreviations written either way in place names: "St Kitts" / "Saint Kitts", "Ste-Lucie".
+_ABBREVIATIONS = {"saint": "st", "sainte": "ste", "mount": "mt", "fort": "ft"}
+_DOTTED = frozenset(_ABBREVIATIONS.values()) | {"rep", "dem"}  # "Rép. dém. du Congo", "Dominican Rep."
+_ABBREVIATIONS |= {short: long for long, short in _ABBREVIATIONS.items()}
+
+
+def spellings(key: str, acronym: bool = False) -> set[str]:
+    """Other ways the text may write the place `key` (a `phrase_key`), as normalised text shows
+    them: the abbreviation or the long form ('saint kitts' / 'st kitts'); a dotted abbreviation
+    or initial, whose dot and following space both became spaces ('st  kitts' for "St. Kitts",
+    'r d  congo' for "R.D. Congo"); a short `acronym` spelled with dots ('u a e' for "U.A.E.";
+    'i r a n' is never met otherwise, so short aliases that are words can be passed too)."""
+    words = key.split(" ")
+    if acronym and len(words) == 1 and 2 <= len(key) <= 4 and key.isalpha():
+        return {" ".join(key)}
+    forms = {" ".join(_ABBREVIATIONS.get(w, w) for w in words)} if len(words) > 1 else set()
+    out = set()
+    for form in forms | {key}:
+        parts = form.split(" ")
+        dotted = [i for i, w in enumerate(parts[:-1]) if w in _DOTTED or (len(w) == 1 and w != "l")]
+        dotted = dotted[:3]  # at most 8 forms of a key
+        for mask in range(1 << len(dotted)):
+            seps = [" "] * (len(parts) - 1)
+            for bit, i in enumerate(dotted):
+                if mask >> bit & 1:
+                    seps[i] = "  "
+            out.add(parts[0] + "".join(s + w for s, w in zip(seps, parts[1:], strict=True)))
+    out.discard(key)
+    return out
