@@ -510,6 +510,22 @@ class Classifier:
     def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
         return cue_end <= start and self._within_place(norm, cue_end, start) is not None
 
+    def _joined(
+        self,
+        text: str,
+        norm: str,
+        start: int,
+        demonym: bool,
+        cue_end: int,
+        chain_end: int,
+        chain_demonym: bool,
+    ) -> bool:
+        """The place at `start` is named in passing: after a place cue ending at `cue_end` (when there is
+        one), else joined to the last place in passing, ending at `chain_end`, and of its kind."""
+        if cue_end >= 0:
+            return self._in_passing(norm, cue_end, start)
+        return demonym == chain_demonym and _CHAIN_GAP(text, chain_end, start) is not None
+
     def _named_before(
         self,
         text: str,
@@ -617,12 +633,10 @@ class Classifier:
             if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
                 if place_cue_end >= 0 or chain_end >= 0:
                     demonym = says[0][1] == "demonym"
-                    if place_cue_end >= 0:  # a cue speaks of the next place only
-                        passing = self._in_passing(norm, place_cue_end, start)
-                        place_cue_end = -1
-                    else:
-                        passing = demonym == chain_demonym and _CHAIN_GAP(text, chain_end, start) is not None
-                    chain_end = -1
+                    passing = self._joined(
+                        text, norm, start, demonym, place_cue_end, chain_end, chain_demonym
+                    )
+                    place_cue_end = chain_end = -1  # a cue, or a chain, speaks of the next place only
                     if passing:
                         chain_end, chain_demonym = end, demonym
                         if not again_place:
@@ -641,12 +655,10 @@ class Classifier:
                 passing = False
                 if (place_cue_end >= 0 or chain_end >= 0) and any(not f[3] and not f[5] for f in says):
                     demonym = says[0][1] == "demonym"
-                    if place_cue_end >= 0:
-                        passing = self._in_passing(norm, place_cue_end, start)
-                        place_cue_end = -1
-                    else:
-                        passing = demonym == chain_demonym and _CHAIN_GAP(text, chain_end, start) is not None
-                    chain_end = -1
+                    passing = self._joined(
+                        text, norm, start, demonym, place_cue_end, chain_end, chain_demonym
+                    )
+                    place_cue_end = chain_end = -1
                     if passing:
                         chain_end, chain_demonym = end, demonym
                 counted = False
