@@ -446,13 +446,9 @@ async def terminate_own_backends(client_ports: list[int]) -> int:
     return sum(1 for r in rows if r[0])
 
 
-# -- 4. poison input, and transient failures that are not poison ----------------------------------------
-
-
-async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
-    broker: Broker, amqp_prefix: str, schema: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = Settings(
+def in_process(amqp_prefix: str, schema: str) -> Settings:
+    """An instance run in the test's own process, on the test's PostgreSQL schema."""
+    return Settings(
         amqp_prefix=amqp_prefix,
         database_url=POSTGRES_URL,  # type: ignore[arg-type]
         database_schema=schema,
@@ -460,6 +456,15 @@ async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
         http_port=0,
         shutdown_deadline_s=5.0,
     )
+
+
+# -- 4. poison input, and transient failures that are not poison ----------------------------------------
+
+
+async def test_poison_is_dead_lettered_with_its_reason_while_the_stream_flows(
+    broker: Broker, amqp_prefix: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = in_process(amqp_prefix, schema)
     good = [envelope(message_id=f"good-{i:04d}", countries=["MA"]) for i in range(300)]
     poison = envelope(message_id="poison", subject="POISON", countries=["MA"])
     flaky = envelope(message_id="flaky", countries=["DZ"])
@@ -513,14 +518,7 @@ async def test_an_input_whose_publishes_keep_being_nacked_is_dead_lettered_with_
     failure, and the broker's delivery limit (20 returns) is reached: at the last delivery the
     service dead-letters the input itself, with its reason and its `rejected` record, instead of
     handing it back for the broker to dead-letter unrecorded. The other inputs are routed."""
-    settings = Settings(
-        amqp_prefix=amqp_prefix,
-        database_url=POSTGRES_URL,  # type: ignore[arg-type]
-        database_schema=schema,
-        config_dir=str(CONFIG_DIR),
-        http_port=0,
-        shutdown_deadline_s=5.0,
-    )
+    settings = in_process(amqp_prefix, schema)
     policy = f"{ADMIN_URL}api/policies/%2F/{amqp_prefix}-refuse"
     refused = envelope(message_id="refused", countries=["DZ"])  # post.algiers alone
     good = [envelope(message_id=f"good-{i:03d}", countries=["MA"]) for i in range(50)]
