@@ -1,6 +1,6 @@
-"""A real three-node RabbitMQ cluster (issue 16): a backlog drains through it while the node that
-leads `P.inbound` (and holds the service's connection) is stopped; nothing is lost, nothing is
-routed twice, and routing resumes within 10 s.
+"""A real three-node RabbitMQ cluster (issue 16): a backlog drains through it, and inputs keep
+arriving, while the node that leads `P.inbound` (and holds the service's connection) is stopped;
+nothing is lost, nothing is routed twice, and routing resumes within 10 s.
 
 The cluster is private to the test (tests/integration/cluster.py: its own node names, ports and
 directories), so a node can really be stopped on this shared machine. `pytest -s` prints the
@@ -39,6 +39,11 @@ from tests.integration.test_reliability import procs as procs  # fixtures, used 
 from tests.integration.test_reliability import schema as schema
 
 BACKLOG = int(os.environ.get("WATCHCENTRE_CLUSTER_MESSAGES", "3000"))
+ARRIVING_PER_S = 100
+"""Inputs keep arriving at this rate from the node's stop on, as they would in production: a backlog
+alone can drain while the node takes its time to stop (seconds under load), and then nothing would
+be left to show whether routing resumed."""
+ARRIVING_MAX = 30_000
 PREFETCH = 50
 """Small, so that "routing resumed" can be told from in-flight work finishing: past the count settled
 when the node was gone, more than PREFETCH new settlements need at least one new delivery."""
@@ -94,7 +99,8 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
 ) -> None:
     cluster, prefix, broker = on_cluster
     n = BACKLOG
-    bodies = stream(n, f"cluster-{prefix}")
+    pool = stream(n + ARRIVING_MAX, f"cluster-{prefix}")
+    bodies = pool[:n]  # every input published, the backlog then those arriving
     await publish_all(broker, bodies)
     leader = cluster.leader_of(f"{prefix}.inbound")
     addresses = [leader.url, *(node.url for node in cluster.nodes if node is not leader)]
@@ -109,6 +115,8 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     started = time.monotonic()
     await proc.start()
     await wait_settled(schema, n // 3, within=60)
+    enough = asyncio.Event()
+    arriving = asyncio.create_task(keep_arriving(broker, iter(pool[n:]), bodies, enough))
 
     # the settled count, sampled all along the stop: the longest time without a new settlement is
     # what an operator would see of the failover
@@ -130,11 +138,19 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     async def routing_again() -> bool:
         return await settled(schema) > gone + PREFETCH
 
-    await poll_until(routing_again, 60, "routing resumed after the leader node stopped")
+    try:
+        await poll_until(routing_again, 60, "routing resumed after the leader node stopped")
+    except AssertionError:
+        report(await asyncio.to_thread(broker_state, cluster))
+        raise
+    finally:
+        enough.set()  # the inputs after this are not needed to see the resumption
     resumed_at = time.monotonic()
     resumed_s = resumed_at - gone_at
     await poll_until(async_true(lambda: samples[-1][0] > resumed_at), 10, "a sample after the resumption")
     sampler.cancel()
+    await asyncio.wait_for(arriving, 60)
+    n = len(bodies)
     stopped_s = gone_at - stop_at
     progress = [t for (_, prev), (t, c) in itertools.pairwise(samples) if c > prev]
     marks = [stop_at, *(t for t in progress if t > stop_at), samples[-1][0]]
@@ -162,7 +178,7 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     connected = proc.log_lines("broker_connected")
     renewed = proc.log_lines("confirm_channel_renewed")
     report(
-        f"{n} inputs; stopped the P.inbound leader {leader.name} at {before} settled (the stop took "
+        f"{n} inputs ({BACKLOG} in a backlog, then {n - BACKLOG} arriving); stopped the P.inbound leader {leader.name} at {before} settled (the stop took "
         f"{stopped_s:.1f}s; new leader {new_leader.name}); longest time without a settlement from the stop "
         f"on {stall_s:.2f}s; routing resumed {resumed_s:.2f}s after the node was gone; drained in "
         f"{drained_s:.1f}s; {v.routed} routed + {v.dead} dead = {v.routed + v.dead}; "
@@ -177,6 +193,44 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     assert moved and len(connected) >= 2, "the service did not reconnect to another node"
     assert stall_s <= RESUME_WITHIN_S, f"no input settled for {stall_s:.2f}s during the failover"
     assert resumed_s <= RESUME_WITHIN_S, f"routing resumed {resumed_s:.2f}s after the node was gone"
+
+
+async def keep_arriving(
+    broker: Broker, pool: Iterator[bytes], published: list[bytes], enough: asyncio.Event
+) -> None:
+    """Publish inputs from `pool` at ARRIVING_PER_S (through a node that stays up) until `enough` is
+    set, each added to `published` once the broker confirmed it. A publish refused or lost during the
+    election is published again: a second copy of an input is a duplicate, which the service drops."""
+    per_tick = max(1, ARRIVING_PER_S // 10)
+    while not enough.is_set():
+        for body in itertools.islice(pool, per_tick):
+            while True:
+                try:
+                    await broker.publish(body)
+                    break
+                except Exception as exc:  # any failure of this test client: try again
+                    report(f"publish retried: {type(exc).__name__}")
+                    await asyncio.sleep(0.2)
+            published.append(body)
+        await asyncio.sleep(0.1)
+
+
+def broker_state(cluster: Cluster) -> str:
+    """What the cluster (private to the test) says of its queues, consumers and channels."""
+    node = cluster.alive()[0]
+    lines = []
+    for what in (
+        ("list_queues", "name", "leader", "messages_ready", "messages_unacknowledged", "consumers"),
+        ("list_consumers", "queue_name", "channel_pid", "consumer_tag", "prefetch_count", "active"),
+        ("list_channels", "pid", "connection", "number", "consumer_count", "messages_unacknowledged"),
+        ("list_connections", "name", "peer_port", "channels", "state"),
+    ):
+        try:
+            out = cluster.ctl(node, "-q", *what, timeout=30)
+        except (RuntimeError, OSError) as exc:
+            out = repr(exc)
+        lines.append(f"$ rabbitmqctl {' '.join(what)}\n{out}")
+    return "\n".join(lines)
 
 
 async def recipient_copies(broker: Broker) -> dict[str, list[object]]:
