@@ -1,7 +1,7 @@
 """The Store on SQL: one set of queries and one schema for SQLite and PostgreSQL.
 
 Every query is written here once, with numbered parameters (`$1`); what truly differs is in
-`dialects.py`, the schema and its migrations in `schema.py`. Raw SQL rather than a query builder:
+`dialects.py`, the schema's migrations in `migrations/` (read by `schema.py`). Raw SQL, not a query builder:
 the SQLAlchemy Core version cost 2.5x in `drain` and 13x in latency p99 (docs/performance.md).
 Crime types, countries and recipients are JSON arrays on the row and, for indexed filtering, rows
 of the side table `message_tags`. A write is one transaction holding the writer lock
