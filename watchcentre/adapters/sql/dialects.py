@@ -134,12 +134,11 @@ class _SqliteTx:
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
     ) -> list[Any]:
         names = ", ".join(c for c, _ in columns)
+        row_marks = "(" + ", ".join("?" * len(columns)) + ")"
         if not returning:
-            marks = ", ".join("?" * len(columns))
-            self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+            self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES {row_marks}", rows)
             return []
         out: list[Any] = []
-        row_marks = "(" + ", ".join("?" * len(columns)) + ")"
         for i in range(0, len(rows), _SQLITE_CHUNK):
             chunk = rows[i : i + _SQLITE_CHUNK]
             sql = (

@@ -1,7 +1,7 @@
 """The Store on SQL: one set of queries and one schema for SQLite and PostgreSQL.
 
 Every query is written here once, with numbered parameters (`$1`); what truly differs is in
-`dialects.py`, the schema and its migrations in `schema.py`. Raw SQL rather than a query builder:
+`dialects.py`, the schema's migrations in `migrations/` (read by `schema.py`). Raw SQL, not a query builder:
 the SQLAlchemy Core version cost 2.5x in `drain` and 13x in latency p99 (docs/performance.md).
 Crime types, countries and recipients are JSON arrays on the row and, for indexed filtering, rows
 of the side table `message_tags`. A write is one transaction holding the writer lock
@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import to_json
@@ -83,8 +83,8 @@ _MESSAGE_READ = (("id", INT), *_MESSAGE[:-2], ("purged_at", TS))  # the raw inpu
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
 _AUDIT_COLUMNS = _names(_AUDIT)
 _TOKEN_COLUMNS = _names(_TOKEN)
-_CASE_COLUMNS = "data, version, ack_overdue_raised_at, warning_raised_at, overdue_raised_at"
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
+_CASE_COLUMNS = ", ".join(("data", "version", *_FLAGS))
 _OPEN = ", ".join(f"'{s.value}'" for s in sorted(AWAITING_ANSWER))
 _ACK_OPEN = ", ".join(f"'{s.value}'" for s in sorted(AWAITING_ACK))
 _ALERT_DUE = {  # $1 is now
@@ -95,6 +95,7 @@ _ALERT_DUE = {  # $1 is now
 _KEYS_PER_QUERY = 400  # bound parameters per statement are capped (SQLite, PostgreSQL alike)
 
 _Key = tuple[str | None, ...]
+K = TypeVar("K")
 
 
 class SqlStore:
@@ -130,7 +131,7 @@ class SqlStore:
             return []
         d = self._d
         rows = [_message_row(d, o) for o in outcomes]
-        firsts = _first_by_key(rows)  # a later duplicate in the batch is not even sent
+        firsts = _firsts(_key(r[6], r[0], r[1], r[15]) for r in rows)  # a later duplicate is not even sent
 
         async def tx(t: Tx) -> list[list[AuditEvent] | None]:
             returned = await t.insert(
@@ -739,9 +740,7 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     DO NOTHING in (sender, message_id) order (the same lock order in every instance): a case another
     instance inserted meanwhile is not written twice but looked up again in the next round."""
     keys = [(d.text(c.sender), d.text(c.message_id)) for c in cases]
-    first: dict[tuple[str, str], int] = {}
-    for i, k in enumerate(keys):
-        first.setdefault(k, i)
+    first = _firsts(keys)
     results: list[tuple[Case, bool] | ReferenceTaken | None] = [None] * len(cases)
     pending = sorted(first.values())
     for _ in range(5):
@@ -955,10 +954,11 @@ def _key(status: str, sender: str | None, message_id: str | None, digest: str | 
     return ("rejected", digest) if status == Status.REJECTED else ("accepted", sender, message_id)
 
 
-def _first_by_key(rows: list[tuple[Any, ...]]) -> dict[_Key, int]:
-    firsts: dict[_Key, int] = {}
-    for i, row in enumerate(rows):
-        firsts.setdefault(_key(row[6], row[0], row[1], row[15]), i)
+def _firsts(keys: Iterable[K]) -> dict[K, int]:
+    """Each key's first index, in the order of the keys."""
+    firsts: dict[K, int] = {}
+    for i, k in enumerate(keys):
+        firsts.setdefault(k, i)
     return firsts
 
 
