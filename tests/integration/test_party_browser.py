@@ -350,3 +350,46 @@ async def test_a_post_searches_its_own_messages_and_never_finds_another_posts(si
     finally:
         for ctx in (en, fr, unit_ctx):
             await ctx.close()
+
+
+async def test_a_unit_sends_a_request_and_a_post_sends_information_from_their_screens(site: Site) -> None:
+    unit_ctx, fr = await site.context(), await site.context(locale="fr-FR")
+    try:
+        # the unit's form offers a request first; sent, it is routed and listed as its own request
+        unit, unit_problems = await site.open(unit_ctx, "/", "ofast")
+        form = unit.locator("#send-form")
+        await expect(form.get_by_label("Kind")).to_have_value("request")
+        await form.get_by_label("Priority").select_option("urgent")
+        await form.get_by_label("Subject").fill("Saisie de cocaïne à Valence : identité du capitaine")
+        await form.get_by_label("Text").fill(
+            "Merci d'obtenir l'identité du capitaine du cargo saisi à Valence."
+        )
+        await form.get_by_label("Countries concerned (ISO codes, optional)").fill("es")
+        await form.get_by_role("button", name="Send").click()
+        await expect(unit.locator("#send-result")).to_contain_text("Sent and routed: WC-", timeout=WAIT_MS)
+        await expect(form.get_by_label("Subject")).to_have_value("")  # the form is ready for the next one
+        sent = card(unit, "identité du capitaine")
+        await expect(sent).to_have_count(1, timeout=WAIT_MS)
+        await expect(sent).to_contain_text("urgent")
+
+        # the post, in French: information first; a country code that does not exist is named back
+        post, post_problems = await site.open(fr, "/", "madrid")
+        form = post.locator("#send-form")
+        await expect(form.get_by_label("Type")).to_have_value("information")
+        await expect(post.locator("#send-title")).to_have_text("Envoyer en France")
+        await form.get_by_label("Objet").fill("Réseau de faux permis démantelé à Séville")
+        await form.get_by_label("Texte").fill(
+            "La police nationale a démantelé un réseau de faux permis à Séville."
+        )
+        await form.get_by_label("Pays concernés (codes ISO, facultatif)").fill("ZZ")
+        await form.get_by_role("button", name="Envoyer").click()
+        await expect(post.locator("#send-error")).to_contain_text("countries", timeout=WAIT_MS)
+        await form.get_by_label("Pays concernés (codes ISO, facultatif)").fill("ES")
+        await form.get_by_role("button", name="Envoyer").click()
+        await expect(post.locator("#send-result")).to_contain_text("Envoyé", timeout=WAIT_MS)
+        await expect(post.locator("#send-error")).to_have_text("")
+        for seen in (unit_problems, post_problems):
+            assert not [p for p in seen if "400" not in p], seen
+    finally:
+        for ctx in (unit_ctx, fr):
+            await ctx.close()

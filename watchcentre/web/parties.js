@@ -166,9 +166,42 @@ export function refPath(reference) {
   return String(reference).split("/").map(encodeURIComponent).join("/");
 }
 
-// The "send to France" form (post.html, unit.html): POST /api/send, the sender being the session's.
-export function wireSendForm(onSent = () => {}) {
+// The "send to France" form (post.html, unit.html), built here once: `kinds` in the order offered
+// (the first is preselected). POST /api/send, the sender being the session's.
+const SEND_KINDS = { information: "party.send.kind.information", request: "party.send.kind.request" };
+const PRIORITIES = { normal: "common.priority.normal", urgent: "common.priority.urgent" };
+
+export function wireSendForm(kinds, onSent = () => {}) {
   const form = $("send-form");
+  const field = (key, control, wide = false) => h("label", wide ? { class: "wide" } : null, h("span", null, t(key)), control);
+  const choice = (name, words, values) =>
+    h("select", { name }, values.map((value) => h("option", { value }, t(words[value]))));
+  form.replaceChildren(
+    h(
+      "div",
+      { class: "send-row" },
+      field("party.send.kind", choice("kind", SEND_KINDS, kinds)),
+      field("party.send.priority", choice("priority", PRIORITIES, Object.keys(PRIORITIES))),
+      field(
+        "party.send.reference",
+        h("input", { name: "reference", maxlength: 80, placeholder: t("party.send.reference.placeholder") }),
+      ),
+    ),
+    field("party.send.subject", h("input", { name: "subject", maxlength: 1000, required: true }), true),
+    field("party.send.body", h("textarea", { name: "body", rows: 5, maxlength: 100000, required: true }), true),
+    field(
+      "party.send.countries",
+      h("input", { name: "countries", maxlength: 200, placeholder: t("party.send.countries.placeholder") }),
+      true,
+    ),
+    h(
+      "div",
+      { class: "send-row" },
+      h("button", { type: "submit", class: "primary" }, t("common.send")),
+      h("span", { id: "send-result", class: "muted", role: "status", "aria-live": "polite" }),
+    ),
+    h("p", { id: "send-error", class: "error", role: "alert" }),
+  );
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const data = new FormData(form);

@@ -170,7 +170,7 @@ async function main() {
   $("inbox-title").textContent = visible(t("party.inbox.title_of", { post: me.where || me.subject }));
   await mountHeader($("header-slot"), me);
   mountSearch($("search"));
-  wireSendForm(() => load());
+  wireSendForm(["information", "request"], () => load());
   await load();
   followFeed(() => load(), connState($("conn")));
   setInterval(render, 30_000); // time left moves on

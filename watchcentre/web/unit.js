@@ -76,7 +76,7 @@ async function main() {
   document.title = visible(t("party.unit.title", { unit: me.where || me.subject }));
   await mountHeader($("header-slot"), me);
   mountSearch($("search"));
-  wireSendForm(() => load());
+  wireSendForm(["request", "information"], () => load());
   await load();
   followFeed(() => load(), connState($("conn")));
   setInterval(render, 30_000); // time left moves on
