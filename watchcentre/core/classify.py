@@ -373,6 +373,7 @@ class Vocabulary:
         for key, payloads in spelt.items():
             if key not in by_key:
                 by_key[key] = payloads
+        _article_overlaps(by_key)
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
@@ -414,6 +415,29 @@ class Vocabulary:
                 )
             )
         return cls(tuple(items), int(data["place_window"]), float(data["place_factor"]))
+
+
+# articles that begin some place names ("le cap", "the hague") and that the scan's longest-first rule
+# would let hide a longer name starting at the next word
+_ARTICLES = frozenset({"le", "la", "les", "l", "au", "aux", "du", "des", "the"})
+
+
+def _article_overlaps(by_key: dict[str, list[_Payload]]) -> None:
+    """A place key that starts with an article ('le cap', 'au cap') would hide a longer place that
+    starts at its second word ('le Cap-Vert'): the scan takes the hit that starts first. The article
+    followed by the longer place becomes a key of that place ('le cap vert': CV), unless it is one."""
+    places = {k: [p for p in v if p[3] in (_COUNTRY, _NOT_PLACE)] for k, v in by_key.items()}
+    by_first: dict[str, list[str]] = defaultdict(list)
+    for key, payloads in places.items():
+        if payloads:
+            by_first[key.partition(" ")[0]].append(key)
+    for key, payloads in places.items():
+        article, _, rest = key.partition(" ")
+        if article not in _ARTICLES or not rest or not payloads:
+            continue
+        for other in by_first.get(rest.partition(" ")[0], ()):
+            if other.startswith(rest + " ") and (longer := f"{article} {other}") not in by_key:
+                by_key[longer] = places[other]
 
 
 def _says(p: _Payload, home: frozenset[str]) -> _Found:

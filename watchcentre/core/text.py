@@ -221,11 +221,14 @@ def expand(phrase: str) -> Iterator[str]:
 _ABBREVIATIONS = {"saint": "st", "sainte": "ste", "mount": "mt", "fort": "ft"}
 _DOTTED = frozenset(_ABBREVIATIONS.values()) | {"rep", "dem"}  # "Rép. dém. du Congo", "Dominican Rep."
 _ABBREVIATIONS |= {short: long for long, short in _ABBREVIATIONS.items()}
+# French articles contracted with à and de: a name that starts with one is also written so
+_CONTRACTED = {"le": ("au", "du"), "les": ("aux", "des")}
 
 
 def spellings(key: str, acronym: bool = False) -> set[str]:
     """Other ways the text may write the place `key` (a `phrase_key`), as normalised text shows
-    them: the abbreviation or the long form ('saint kitts' / 'st kitts'); a dotted abbreviation
+    them: the abbreviation or the long form ('saint kitts' / 'st kitts'); the French article
+    contracted ('le caire': 'au caire', 'du caire'); a dotted abbreviation
     or initial, whose dot and following space both became spaces ('st  kitts' for "St. Kitts",
     'r d  congo' for "R.D. Congo"); a short `acronym` spelled with dots ('u a e' for "U.A.E.";
     'i r a n' is never met otherwise, so short aliases that are words can be passed too)."""
@@ -233,6 +236,8 @@ def spellings(key: str, acronym: bool = False) -> set[str]:
     if acronym and len(words) == 1 and 2 <= len(key) <= 4 and key.isalpha():
         return {" ".join(key)}
     forms = {" ".join(_ABBREVIATIONS.get(w, w) for w in words)} if len(words) > 1 else set()
+    if len(words) > 1 and words[0] in _CONTRACTED:  # "Le Caire": "au Caire", "du Caire"
+        forms |= {f"{article} {key.partition(' ')[2]}" for article in _CONTRACTED[words[0]]}
     out = set()
     for form in forms | {key}:
         parts = form.split(" ")
