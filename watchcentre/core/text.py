@@ -111,11 +111,15 @@ def scan_key(phrase: str) -> str:
 
 
 # What `squeeze` takes out of the text the classifier's index reads. Zero-width characters (space,
-# non-joiner, joiner, word joiner, byte-order mark) and soft hyphens are not there for the reader.
+# non-joiner, joiner, word joiner, byte-order mark) and soft hyphens are not there for the reader;
+# combining accents are what text in decomposed form (NFD: from macOS, from PDFs) has for "é".
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_COMBINING = "".join(map(chr, range(0x300, 0x370)))
+_REMOVED = _ZERO_WIDTH + _COMBINING
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines breaks
 _IN_LINE = rf"(?:[^\S{_LINE_BREAKS}]|[{_ZERO_WIDTH}])"  # a space that does not end a line
-_ONE_BREAK = rf"{_IN_LINE}*+(?:\r\n|[{_LINE_BREAKS}]){_IN_LINE}*+"
+# a line break, the spaces around it, and the quote marks that start a line of a reply ("> ")
+_ONE_BREAK = rf"{_IN_LINE}*+(?:\r\n|[{_LINE_BREAKS}])(?:{_IN_LINE}*+>)*+{_IN_LINE}*+"
 _GAP = re.compile(
     # a soft hyphen, and the line break it allowed: the word goes on
     rf"\u00ad(?:{_ONE_BREAK})?"
@@ -123,18 +127,18 @@ _GAP = re.compile(
     rf"|(?<=[^\W_])[\-\u2010\u2011](?P<hyphen>{_ONE_BREAK})(?=[^\W_])"
     # a run of spaces across at most one line break (a blank line still parts two phrases)
     rf"|{_ONE_BREAK}|{_IN_LINE}{{2,}}+"
-    rf"|[{_ZERO_WIDTH}]+"
+    rf"|[{_REMOVED}]+"
 )
 _WIDE_GAPS = frozenset(
-    _ZERO_WIDTH + "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    _REMOVED + "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2010\u2011\u2028\u2029\u202f\u205f\u3000"
 )
 
 
 class Squeezed(NamedTuple):
     """The normalised text with every run of spaces made one space, words broken at a line's end
-    joined, zero-width characters and soft hyphens removed; and where its offsets come from:
-    from `starts[k]` on, an offset is `shifts[k]` characters further in the original."""
+    joined, zero-width characters, soft hyphens and combining accents removed; and where its offsets
+    come from: from `starts[k]` on, an offset is `shifts[k]` characters further in the original."""
 
     text: str
     starts: list[int]
@@ -147,7 +151,8 @@ class Squeezed(NamedTuple):
 
 def squeeze(text: str, norm: str, words: Container[str], odd: bool = True) -> Squeezed | None:
     """`norm` (`normalise(text)`) as a phrase index should read it, or None when that is `norm`
-    itself: "New  Zealand", "United\r\nKingdom", "Royaume-\nUni", "Nether-\nlands", "Mol\u00addova".
+    itself: "New  Zealand", "United\r\nKingdom", "Royaume-\nUni", "Nether-\nlands", "Mol\u00addova",
+    "United\n> Kingdom" (a quoted reply), "Bogota\u0301" (decomposed).
     A word broken by a hyphen at a line's end is joined when the joined word is one of `words`
     ("nether" + "lands"), else it is a compound whose hyphen was a space anyway ("guinee bissau").
     `odd`: whether `text` may hold a character beyond Latin-1 that matters (from `_normalise`)."""
@@ -159,7 +164,7 @@ def squeeze(text: str, norm: str, words: Container[str], odd: bool = True) -> Sq
     for m in _GAP.finditer(text):
         a, b = m.span()
         run = m.group()
-        if run[0] == "\u00ad" or not run.strip(_ZERO_WIDTH):
+        if run[0] == "\u00ad" or not run.strip(_REMOVED):
             put = ""
         elif m.group("hyphen") is not None:
             left = right = a
@@ -190,7 +195,9 @@ def _may_squeeze(text: str) -> bool:
     (a C loop each) before the slower ones for two: most texts have nothing."""
     if "\r" in text or "\t" in text or "\u00ad" in text or "  " in text:
         return True
-    if "\n" in text and ("\n " in text or " \n" in text or "-\n" in text or "\xa0\n" in text):
+    if "\n" in text and (
+        "\n " in text or " \n" in text or "-\n" in text or "\n>" in text or "\xa0\n" in text
+    ):
         return True
     return "\xa0" in text and (" \xa0" in text or "\xa0 " in text or "\xa0\xa0" in text or "\n\xa0" in text)
 
