@@ -207,6 +207,11 @@ def test_spellings(key: str, acronym: bool, expected: set[str]) -> None:
         ("•Spain×2", " spain 2"),
         ("New\u2002Zealand\u3000", "new zealand "),
         ("ª º µ ½", "ª º µ ½"),  # letters and numbers are not separators
+        ("Blanchiment — Dubaï", "blanchiment   dubai"),  # beyond Latin-1, folded in place
+        ("L’Algérie, Constanța", "l algerie  constanta"),
+        ("Łódź, Diyarbakır, Tromsø", "lodz  diyarbakir  tromso"),
+        ("İZMİR", "izmir"),
+        ("Mol\u00addova", "mol\u00addova"),  # a soft hyphen is read by `squeeze`
     ],
 )
 def test_normalise_keeps_one_character_for_one(text: str, expected: str) -> None:

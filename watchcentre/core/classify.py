@@ -507,6 +507,9 @@ class Classifier:
         self._index = index_factory([key for key, _ in items])
         # a word broken at a line's end is joined when the joined word is one of the index's
         self._words = frozenset(w for key in self._index.keys for w in key.split())
+        # two spaces in a row, the one thing most texts must be searched for before they are known
+        # to need no squeeze: the compiled index finds it faster than `in` (memmem)
+        self._spaced = index_factory(["  "]).find
         meanings = dict(items)
         self._meaning = [_fast(meanings[key]) for key in self._index.keys]
         self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
@@ -598,7 +601,7 @@ class Classifier:
     ) -> None:
         """Record what `text` says in `found`, and add it to the scores as it goes (in the order of
         the evidence, so the sums are the same to the last bit)."""
-        norm, squeezed = read(text, self._words)
+        norm, squeezed = read(text, self._words, self._spaced)
         factor = self.rules.weights.subject_factor if where == _SUBJECT else 1.0
         # with repeats off, a phrase said again adds nothing: a place anywhere in the message, a
         # crime phrase within the field (the subject and the body each count)
