@@ -11,6 +11,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Container, Iterator
+from functools import lru_cache
 from typing import NamedTuple
 
 
@@ -201,23 +202,26 @@ def scan_key(phrase: str) -> str:
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 _COMBINING = "".join(map(chr, range(0x300, 0x370)))
 _REMOVED = _ZERO_WIDTH + _COMBINING
-_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines breaks
-_IN_LINE = rf"(?:[^\S{_LINE_BREAKS}]|[{_ZERO_WIDTH}])"  # a space that does not end a line
-# a line break, the spaces around it, and the quote marks that start a line of a reply ("> ")
-_ONE_BREAK = rf"{_IN_LINE}*+(?:\r\n|[{_LINE_BREAKS}])(?:{_IN_LINE}*+>)*+{_IN_LINE}*+"
-_GAP = re.compile(
-    # a soft hyphen, and the line break it allowed: the word goes on
-    rf"\u00ad(?:{_ONE_BREAK})?"
-    # a word broken at a line's end by a hyphen: one word or a compound, decided by the vocabulary
-    rf"|(?<=[^\W_])[\-\u2010\u2011](?P<hyphen>{_ONE_BREAK})(?=[^\W_])"
-    # a run of spaces across at most one line break (a blank line still parts two phrases)
-    rf"|{_ONE_BREAK}|{_IN_LINE}{{2,}}+"
-    rf"|[{_REMOVED}]+"
+_HYPHENS = "-\u2010\u2011"
+_WIDE_SPACES = (
+    "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-_WIDE_GAPS = frozenset(
-    _REMOVED + "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2010\u2011\u2028\u2029\u202f\u205f\u3000"
-)
+_SPACES = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0" + _WIDE_SPACES
+# what a run that `squeeze` reads is made of: spaces, line breaks, invisible characters, hyphens
+# (a word broken at a line's end) and quote marks (a reply's lines)
+_RUN_CHARS = frozenset(_SPACES + _REMOVED + _HYPHENS + "\u00ad>")
+# Where such a run may start in Latin-1 text, searched for one kind at a time (the regex engine skips
+# to a literal first character in C; one regex for all would try itself at every space): every
+# carriage return, soft hyphen and two spaces in a row; a line break, a tab or a no-break space only
+# next to another character of a run (alone it is one space in `norm` already).
+_RUN_CLASS = "".join("\\" + c if c in "\\]^-" else c for c in sorted(_RUN_CHARS))
+_EVERY = ("\r", "\u00ad", "  ")
+_NEXT_TO_RUN = {
+    c: re.compile(f"{c}(?:(?<=[{_RUN_CLASS}]{c})|(?=[{_RUN_CLASS}]))").finditer
+    for c in ("\n", "\t", "\xa0", "\x0b", "\x0c", "\x85")
+}
+_WIDE_SEED = re.compile(f"[{_REMOVED}{_WIDE_SPACES}]")
+_WIDE_GAPS = frozenset(_REMOVED + _WIDE_SPACES)  # beyond Latin-1: what `_WIDE_SEED` finds
 
 
 class Squeezed(NamedTuple):
@@ -234,32 +238,47 @@ class Squeezed(NamedTuple):
         return offset + self.shifts[bisect_right(self.starts, offset) - 1]
 
 
-def squeeze(text: str, norm: str, words: Container[str]) -> Squeezed | None:
+def squeeze(
+    text: str, norm: str, words: Container[str], wide: bool = True, spaced: bool = True
+) -> Squeezed | None:
     """`norm` (`normalise(text)`) as a phrase index should read it, or None when that is `norm`
     itself: "New  Zealand", "United\r\nKingdom", "Royaume-\nUni", "Nether-\nlands", "Mol\u00addova",
-    "United\n> Kingdom" (a quoted reply), "Bogota\u0301" (decomposed).
-    A word broken by a hyphen at a line's end is joined when the joined word is one of `words`
-    ("nether" + "lands"), else it is a compound whose hyphen was a space anyway ("guinee bissau")."""
+    "United\n> Kingdom" (a quoted reply), "Bogota\u0301" (decomposed). A run of spaces across at most
+    one line break is one space (a blank line still parts two phrases); a word broken by a hyphen at
+    a line's end is joined when the joined word is one of `words` ("nether" + "lands"), else it is a
+    compound whose hyphen was a space anyway ("guinee bissau"); a hyphen elsewhere is left as it is.
+    `wide`: whether the text may hold spaces or invisible characters beyond Latin-1; `spaced`: two
+    spaces in a row."""
+    seeds = [m.start() for m in _WIDE_SEED.finditer(text)] if wide else []
+    for seed in _EVERY if spaced else _EVERY[:2]:
+        i = text.find(seed)
+        while i >= 0:
+            seeds.append(i)
+            i = text.find(seed, i + 1)
+    for seed, finditer in _NEXT_TO_RUN.items():
+        if seed in text:
+            seeds += [m.start() for m in finditer(text)]
+    seeds.sort()
     pieces: list[str] = []
     starts, shifts = [0], [0]
     done = shift = 0
-    for m in _GAP.finditer(text):
-        a, b = m.span()
-        run = m.group()
-        if run[0] == "\u00ad" or not run.strip(_REMOVED):
-            put = ""
-        elif m.group("hyphen") is not None:
-            left = right = a
-            while left > 0 and norm[left - 1].isalnum():
-                left -= 1
-            right = b
-            while right < len(norm) and norm[right].isalnum():
-                right += 1
-            put = "" if norm[left:a] + norm[b:right] in words else " "
-        else:
-            put = " "
-        if b - a == len(put) and norm[a] == " ":
-            continue  # one space, or one line break: norm has it already
+    end = len(text)
+    for a in seeds:
+        if a < done:
+            continue  # inside the last run
+        b = a + 1
+        while a > done and text[a - 1] in _RUN_CHARS:
+            a -= 1
+        while b < end and text[b] in _RUN_CHARS:
+            b += 1
+        if b - a == 1 and norm[a] == " ":
+            continue  # one space or line break: norm has it already
+        run = text[a:b]
+        put = (
+            _put(run, a, b, norm, words) if "-" in run or "\u2010" in run or "\u2011" in run else _blank(run)
+        )
+        if put is None:
+            continue
         pieces.append(norm[done:a])
         pieces.append(put)
         done = b
@@ -272,16 +291,37 @@ def squeeze(text: str, norm: str, words: Container[str]) -> Squeezed | None:
     return Squeezed("".join(pieces), starts, shifts)
 
 
-def _may_squeeze(text: str) -> bool:
-    """Whether `_GAP` can find anything in `text` that changes it, apart from two spaces in a row:
-    searches for one character (a C loop each) before those for two."""
-    if "\r" in text or "\t" in text or "\u00ad" in text or "\x0b" in text or "\x0c" in text or "\x85" in text:
-        return True
-    if "\n" in text and (
-        "\n " in text or " \n" in text or "-\n" in text or "\n>" in text or "\xa0\n" in text
-    ):
-        return True
-    return "\xa0" in text and (" \xa0" in text or "\xa0 " in text or "\xa0\xa0" in text or "\n\xa0" in text)
+@lru_cache(maxsize=4096)
+def _blank(run: str) -> str | None:
+    """What the index reads for a `run` without a hyphen (a few kinds make most of them, hence the
+    cache): nothing, a space, or None (as it is)."""
+    return _put(run, 0, 0, "", ())
+
+
+def _put(run: str, a: int, b: int, norm: str, words: Container[str]) -> str | None:
+    """What the index reads for the `run` at [a, b) of the text: nothing, a space, or None (as it
+    is, `norm[a:b]`)."""
+    lines = (run + ".").splitlines()  # the run's line breaks ("\r\n" is one) and what is between
+    if len(lines) > 2:
+        return None  # a blank line
+    if ">" in run and (len(lines) == 1 or ">" in lines[0]):
+        return None  # "a > b", not a quoted reply's line
+    if run[0] in _HYPHENS:
+        if len(lines) == 1 or any(h in run[1:] for h in _HYPHENS) or not 0 < a < b < len(norm):
+            return None  # a dash, not a word broken at a line's end
+        left, right = a, b
+        while left > 0 and norm[left - 1].isalnum():
+            left -= 1
+        while right < len(norm) and norm[right].isalnum():
+            right += 1
+        if left == a or right == b:
+            return None
+        return "" if norm[left:a] + norm[b:right] in words else " "
+    if any(h in run for h in _HYPHENS):
+        return None  # " - ", a dash between spaces
+    if (run[0] == "\u00ad" and len(lines) == 2) or not run.strip(_REMOVED + "\u00ad"):
+        return ""  # a soft hyphen and the line break it allowed; invisible characters
+    return " "
 
 
 def read(
@@ -292,10 +332,7 @@ def read(
     texts longer than a subject (it is most of what a text with nothing to squeeze costs: ~1.5 µs
     per KB with `in`)."""
     norm, look = _normalise(text)
-    if (
-        look < 2
-        and not (look and _may_squeeze(text))
-        and not (spaced(text) if spaced is not None and len(text) > 200 else "  " in text)
-    ):
+    two = bool(spaced(text)) if spaced is not None and len(text) > 200 else "  " in text
+    if not look and not two:
         return norm, None
-    return norm, squeeze(text, norm, words)
+    return norm, squeeze(text, norm, words, look == 2, two)
