@@ -352,6 +352,12 @@ async def test_a_post_searches_its_own_messages_and_never_finds_another_posts(si
             await ctx.close()
 
 
+async def fill(form: Any, fields: dict[str, str]) -> None:
+    """Each field of `form`, found by its label as the user reads it, filled in."""
+    for label, value in fields.items():
+        await form.get_by_label(label).fill(value)
+
+
 async def test_a_unit_sends_a_request_and_a_post_sends_information_from_their_screens(site: Site) -> None:
     unit_ctx, fr = await site.context(), await site.context(locale="fr-FR")
     try:
@@ -360,11 +366,14 @@ async def test_a_unit_sends_a_request_and_a_post_sends_information_from_their_sc
         form = unit.locator("#send-form")
         await expect(form.get_by_label("Kind")).to_have_value("request")
         await form.get_by_label("Priority").select_option("urgent")
-        await form.get_by_label("Subject").fill("Saisie de cocaïne à Valence : identité du capitaine")
-        await form.get_by_label("Text").fill(
-            "Merci d'obtenir l'identité du capitaine du cargo saisi à Valence."
+        await fill(
+            form,
+            {
+                "Subject": "Saisie de cocaïne à Valence : identité du capitaine",
+                "Text": "Merci d'obtenir l'identité du capitaine du cargo saisi à Valence.",
+                "Countries concerned (ISO codes, optional)": "es",
+            },
         )
-        await form.get_by_label("Countries concerned (ISO codes, optional)").fill("es")
         await form.get_by_role("button", name="Send").click()
         await expect(unit.locator("#send-result")).to_contain_text("Sent and routed: WC-", timeout=WAIT_MS)
         await expect(form.get_by_label("Subject")).to_have_value("")  # the form is ready for the next one
@@ -377,11 +386,14 @@ async def test_a_unit_sends_a_request_and_a_post_sends_information_from_their_sc
         form = post.locator("#send-form")
         await expect(form.get_by_label("Type")).to_have_value("information")
         await expect(post.locator("#send-title")).to_have_text("Envoyer en France")
-        await form.get_by_label("Objet").fill("Réseau de faux permis démantelé à Séville")
-        await form.get_by_label("Texte").fill(
-            "La police nationale a démantelé un réseau de faux permis à Séville."
+        await fill(
+            form,
+            {
+                "Objet": "Réseau de faux permis démantelé à Séville",
+                "Texte": "La police nationale a démantelé un réseau de faux permis à Séville.",
+                "Pays concernés (codes ISO, facultatif)": "ZZ",
+            },
         )
-        await form.get_by_label("Pays concernés (codes ISO, facultatif)").fill("ZZ")
         await form.get_by_role("button", name="Envoyer").click()
         await expect(post.locator("#send-error")).to_contain_text("countries", timeout=WAIT_MS)
         await form.get_by_label("Pays concernés (codes ISO, facultatif)").fill("ES")
