@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.core.taxonomy import CRIME_CODES
-from watchcentre.core.text import expand, normalise, phrase_key, spellings
+from watchcentre.core.text import expand, read, scan_key, spellings
 
 Field_ = Literal["subject", "body", "hint"]
 CountryKind = Literal["hint", "name", "alias", "capital", "city", "demonym", "phone"]
@@ -337,12 +337,12 @@ class Vocabulary:
                 for phrases in table.values():
                     for p in phrases:
                         for variant in expand(p):
-                            if key := phrase_key(variant):
+                            if key := scan_key(variant):
                                 by_key[key].append((code, rule, weight, _CRIME))
         # other spellings of places ("St. Kitts", "U.A.E."); a key written in the rules wins over them
         spelt: dict[str, list[_Payload]] = defaultdict(list)
         for t in country_terms:
-            if key := phrase_key(t.phrase):
+            if key := scan_key(t.phrase):
                 weight = t.weight if t.weight is not None else kind_weight.get(t.kind, 0.5)
                 payload = (t.country, t.kind, weight, _COUNTRY)
                 by_key[key].append(payload)
@@ -351,28 +351,29 @@ class Vocabulary:
         for cues in rules.negation.cues.values():
             for cue in cues:
                 for v in expand(cue):
-                    if key := phrase_key(v):
+                    if key := scan_key(v):
                         by_key[key].append((key, "negation", 0.0, _NEGATION))
         places = places or PlaceRules()
         for phrase in places.not_places:
             for v in expand(phrase):
-                if key := phrase_key(v):
+                if key := scan_key(v):
                     by_key[key].append(("", "not a place", 0.0, _NOT_PLACE))
                     for other in spellings(key):
                         spelt[other].append(("", "not a place", 0.0, _NOT_PLACE))
         for cues in places.cues.values():
             for cue in cues:
                 for v in expand(cue):
-                    if key := phrase_key(v):
+                    if key := scan_key(v):
                         by_key[key].append((key, "place cue", 0.0, _PLACE_CUE))
         for cues in places.cues_after.values():
             for cue in cues:
                 for v in expand(cue):
-                    if key := phrase_key(v):
+                    if key := scan_key(v):
                         by_key[key].append((key, "place cue after", 0.0, _AFTER_CUE))
         for key, payloads in spelt.items():
             if key not in by_key:
                 by_key[key] = payloads
+        _article_overlaps(by_key)
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
@@ -414,6 +415,29 @@ class Vocabulary:
                 )
             )
         return cls(tuple(items), int(data["place_window"]), float(data["place_factor"]))
+
+
+# articles that begin some place names ("le cap", "the hague") and that the scan's longest-first rule
+# would let hide a longer name starting at the next word
+_ARTICLES = frozenset({"le", "la", "les", "l", "au", "aux", "du", "des", "the"})
+
+
+def _article_overlaps(by_key: dict[str, list[_Payload]]) -> None:
+    """A place key that starts with an article ('le cap', 'au cap') would hide a longer place that
+    starts at its second word ('le Cap-Vert'): the scan takes the hit that starts first. The article
+    followed by the longer place becomes a key of that place ('le cap vert': CV), unless it is one."""
+    places = {k: [p for p in v if p[3] in (_COUNTRY, _NOT_PLACE)] for k, v in by_key.items()}
+    by_first: dict[str, list[str]] = defaultdict(list)
+    for key, payloads in places.items():
+        if payloads:
+            by_first[key.partition(" ")[0]].append(key)
+    for key, payloads in places.items():
+        article, _, rest = key.partition(" ")
+        if article not in _ARTICLES or not rest or not payloads:
+            continue
+        for other in by_first.get(rest.partition(" ")[0], ()):
+            if other.startswith(rest + " ") and (longer := f"{article} {other}") not in by_key:
+                by_key[longer] = places[other]
 
 
 def _says(p: _Payload, home: frozenset[str]) -> _Found:
@@ -481,6 +505,8 @@ class Classifier:
             items += [(w, ((), tuple(i))) for w, i in needs.items()]
         # keys padded with spaces on a text padded with spaces: whole words only ('arme' never in 'gendarmerie')
         self._index = index_factory([key for key, _ in items])
+        # a word broken at a line's end is joined when the joined word is one of the index's
+        self._words = frozenset(w for key in self._index.keys for w in key.split())
         meanings = dict(items)
         self._meaning = [_fast(meanings[key]) for key in self._index.keys]
         self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
@@ -572,7 +598,7 @@ class Classifier:
     ) -> None:
         """Record what `text` says in `found`, and add it to the scores as it goes (in the order of
         the evidence, so the sums are the same to the last bit)."""
-        norm = normalise(text)
+        norm, squeezed = read(text, self._words)
         factor = self.rules.weights.subject_factor if where == _SUBJECT else 1.0
         # with repeats off, a phrase said again adds nothing: a place anywhere in the message, a
         # crime phrase within the field (the subject and the body each count)
@@ -583,7 +609,11 @@ class Classifier:
         lead = self._lead_factor
         # (key number, start, end) by start, the longest first (two stable sorts in C); on the padded
         # text a key ' word ' found at [s, e) is the word at [s, e - 2) of the text
-        hits = self._index.find(f" {norm} ")
+        if squeezed is None:
+            hits = self._index.find(f" {norm} ")
+        else:  # the index read the text squeezed ("New  Zealand"): its offsets back to the text's
+            origin = squeezed.origin
+            hits = [(i, origin(s), origin(e - 3) + 3) for i, s, e in self._index.find(f" {squeezed.text} ")]
         hits.sort(key=_END, reverse=True)
         hits.sort(key=_START)
         meaning = self._meaning
