@@ -193,6 +193,15 @@ if __name__ == "__main__":
         ("The suspect fled to Morocco, his brother is not involved.", ["MA"]),
         ("Il a fui au Maroc. Son frère n'est pas concerné.", ["MA"]),
         ("Born in Algiers, Moroccan national.", ["MA"]),
+        # things named after a country's people (products, makes, breeds, cuisine, dress), right next
+        # to the demonym; a place said again for itself still counts, a comma or a full stop breaks it
+        ("Police seized Italian suits and a German car bought with the proceeds.", []),
+        ("Saisie de montres suisses ; interpellé devant un restaurant chinois.", []),
+        ("He wore Italian suits; the Italian police were asked for his record.", ["IT"]),
+        ("Au restaurant. Chinois et Vietnamiens ont été interpellés.", ["CN", "VN"]),
+        # conventions, treaties and regulations named after a city
+        ("France has ratified the Budapest Convention; transfer under the Dublin Regulation.", []),
+        ("En violation de la convention de Bâle et du règlement Dublin.", []),
     ],
 )
 def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:
