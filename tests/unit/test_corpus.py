@@ -202,6 +202,14 @@ if __name__ == "__main__":
         # conventions, treaties and regulations named after a city
         ("France has ratified the Budapest Convention; transfer under the Dublin Regulation.", []),
         ("En violation de la convention de Bâle et du règlement Dublin.", []),
+        # the continents' people, basins and seas that span several countries
+        ("Cocaine bought from South American suppliers, shipped across the Sea of Japan.", []),
+        ("Bois tropical du bassin du Congo, fournisseurs latino-américains.", []),
+        # the overseas territories and their islands are home, even when a foreign name is in theirs;
+        # a foreign capital that is also a French commune is not enough alone
+        ("Arrested in Saint-Martin; the boat was seen near Amsterdam Island.", []),
+        ("Légine pêchée près de l'île Amsterdam ; interpellé à Port-Louis (Guadeloupe).", []),
+        ("Un Mauricien arrêté à Port-Louis.", ["MU"]),
     ],
 )
 def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:

@@ -404,6 +404,10 @@ class Vocabulary:
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
+            # a name that is a home territory's and a foreign country's is home's ('Saint-Martin': the
+            # French collectivity, not Sint Maarten): the foreign one is named in its own words
+            if any(p[3] == _COUNTRY and p[0] in home_set for p in found):
+                found = [p for p in found if p[3] != _COUNTRY or p[0] in home_set]
             # a phrase that is also a rule's phrase is that phrase, never a cue
             first = found[0][3]
             special: str | None = None
