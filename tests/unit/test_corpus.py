@@ -216,6 +216,69 @@ def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[st
     assert classifier().classify("Request", body).countries == countries
 
 
+@pytest.mark.parametrize(
+    ("subject", "body", "primary"),
+    [
+        # a warrant in the body of a crime report: the report is about the crime; a notice about a
+        # wanted person says so in its subject
+        (
+            "Kidnapping of a businessman: three suspects arrested in Belgium",
+            "Three men were arrested in Liège on European arrest warrants in the kidnapping case.",
+            "violent_crime",
+        ),
+        (
+            "Enlèvement d'un chef d'entreprise : trois suspects interpellés en Belgique",
+            "Ils ont été interpellés à Liège en exécution de mandats d'arrêt européens.",
+            "violent_crime",
+        ),
+        (
+            "Wanted: fugitive sought for murder",
+            "He is the subject of a European arrest warrant for the murder of his partner.",
+            "wanted_person",
+        ),
+        (
+            "Personne recherchée : un fugitif en cavale pour meurtre",
+            "Il fait l'objet d'un mandat d'arrêt européen pour le meurtre de sa compagne.",
+            "wanted_person",
+        ),
+        # a fraud done by taking over phones or computers, said so in the subject, is cybercrime
+        (
+            "SIM swapping against bank customers",
+            "Fraudsters had the SIM cards of 85 customers swapped, then emptied their accounts.",
+            "cybercrime",
+        ),
+        (
+            "Arnaques au faux support technique",
+            "Un faux message d'alerte bloquait le navigateur, puis l'ordinateur était contrôlé à distance.",
+            "cybercrime",
+        ),
+        # victims made to commit crimes; a killing ordered by a network is a killing first
+        (
+            "Interpol frees trafficking victims from scam compounds",
+            "They were forced to defraud people online through romance scams.",
+            "human_trafficking",
+        ),
+        (
+            "Mineurs contraints de voler dans le métro : un réseau de traite démantelé",
+            "Les enfants commettaient des vols à la tire.",
+            "human_trafficking",
+        ),
+        (
+            "Contract killing in Marbella: three arrested",
+            "The two gunmen were paid 30,000 euros.",
+            "violent_crime",
+        ),
+        (
+            "Assassinat commandité à Marseille",
+            "Les deux tireurs ont été payés 30 000 euros.",
+            "violent_crime",
+        ),
+    ],
+)
+def test_the_primary_type_is_what_the_message_is_about(subject: str, body: str, primary: str) -> None:
+    assert classifier().classify(subject, body).crime_types[0] == primary
+
+
 def test_a_phrase_said_again_adds_nothing() -> None:
     once = classifier().classify("Information", "Jordan called. He works in Lyon.")
     twice = classifier().classify("Information", "Jordan called. Jordan works in Lyon. Jordan left.")

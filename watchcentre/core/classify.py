@@ -116,6 +116,11 @@ class Weights(BaseModel):
         " over what they are wanted for, a fraud over the internet it used)",
     )
     precedence_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    precedence_needs_subject: list[str] = Field(
+        default_factory=list,
+        description="types that take precedence only when the subject names them as much as the top type:"
+        " a kidnapping whose suspects were arrested on European warrants is about the kidnapping",
+    )
     lead_factor: float = Field(
         default=1.0, ge=1.0, le=4.0, description="weight of the body's first sentence, the lead of a release"
     )
@@ -136,6 +141,11 @@ class CrimeRules(BaseModel):
             out += [
                 f"weights.precedence[{i}]: unknown taxonomy code '{c}'" for c in pair if c not in CRIME_CODES
             ]
+        out += [
+            f"weights.precedence_needs_subject: unknown taxonomy code '{c}'"
+            for c in self.weights.precedence_needs_subject
+            if c not in CRIME_CODES
+        ]
         for code, rules in self.codes.items():
             for i, pat in enumerate(rules.patterns):
                 try:
@@ -890,7 +900,9 @@ class Classifier:
             self._add_hint(says, crime, miss, home)
             found.append((_HINT, 0, 0, (says,), None))
         seen: dict[int, int] = {}  # key number -> the fields that said it (bits)
+        hinted = dict(crime)
         self._scan(subject, _SUBJECT, found, crime, miss, home, seen)
+        in_subject = {c: s - hinted.get(c, 0.0) for c, s in crime.items()}
         self._scan(body, _BODY, found, crime, miss, home, seen)
 
         hint_set = set(crime_hints)
@@ -908,6 +920,10 @@ class Classifier:
                         then == top
                         and first in crime_types
                         and crime[first] >= w.precedence_ratio * crime[top]
+                        and not (
+                            first in w.precedence_needs_subject
+                            and in_subject.get(first, 0.0) < in_subject.get(top, 0.0)
+                        )
                     ):
                         crime_types.remove(first)
                         crime_types.insert(0, first)
