@@ -199,6 +199,8 @@ if __name__ == "__main__":
         ("Saisie de montres suisses ; interpellé devant un restaurant chinois.", []),
         ("He wore Italian suits; the Italian police were asked for his record.", ["IT"]),
         ("Au restaurant. Chinois et Vietnamiens ont été interpellés.", ["CN", "VN"]),
+        ("A Chinese interpreter was requested; he had taught Spanish lessons.", []),
+        ("Il était professeur d'anglais et a requis un interprète albanais.", []),
         # conventions, treaties and regulations named after a city
         ("France has ratified the Budapest Convention; transfer under the Dublin Regulation.", []),
         ("En violation de la convention de Bâle et du règlement Dublin.", []),
