@@ -332,6 +332,7 @@ class TrieIndex:
 # --------------------------------------------------------------------------- the classifier
 
 _CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE, _AFTER_CUE, _NAMED = 0, 1, 2, 3, 4, 5, 6
+_NO_KINDS: frozenset[str] = frozenset()
 _Payload = tuple[str, str, float, int]  # (target, rule, weight, what: _CRIME, _COUNTRY or _NEGATION)
 _Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
 """What an index key means: (what the phrase says, None); or ((), the cue) when the key is only a
@@ -615,19 +616,22 @@ class Classifier:
         text: str,
         start: int,
         kinds: frozenset[str],
-        last_place: tuple[int, int, int, int, bool],
+        key: int,
+        record: int,
         places: list[int],
         found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
         miss: dict[str, float],
         seen: dict[int, int],
     ) -> None:
         """A thing's word right after the last place ('Italian suits', 'Budapest Convention'): that
-        place was not one; what it added to the scores is taken back, and it counts as not said."""
-        i, idx, end, before, counted = last_place
+        place was not one; what it added to the scores is taken back, and it counts as not said.
+        `record` is the place's record in `found`, ~record when it was said before (it added nothing)."""
+        said_first = record >= 0
+        idx = record if said_first else ~record
         where, s, e, says, neg = found[idx]
-        if _NAMED_AFTER_GAP(text, end, start) is None or not _a_thing(says, kinds):
+        if _NAMED_AFTER_GAP(text, e, start) is None or not _a_thing(says, kinds):
             return
-        if counted:
+        if said_first:
             for f in says:
                 keep = 1.0 - min(f[2], 1.0)
                 if not f[5] and keep > 0.0 and f[0] in miss:
@@ -638,11 +642,7 @@ class Classifier:
                         del miss[f[0]]
             if places and places[-1] == idx:
                 places[-1] = ~idx
-        if not self.rules.weights.repeats:
-            if before:
-                seen[i] = before
-            else:
-                seen.pop(i, None)
+            seen.pop(key, None)
         found[idx] = (where, s, e, _nothing(says), neg)
 
     def _named_before(
@@ -721,10 +721,11 @@ class Classifier:
         chain_demonym = False
         places: list[int] = []  # the places' records in found: i when it counted, ~i when not
         # a thing's word seen just before ('montres', 'convention de'): where it ends, for which kinds;
-        # and the last place, for a thing's word right after it: (key, record, end, seen before, counted)
+        # and the last place, for a thing's word right after it: its key
         named_end = -1
-        named_kinds: frozenset[str] = frozenset()
-        last_place: tuple[int, int, int, int, bool] | None = None
+        named_kinds = _NO_KINDS
+        last_key = -1  # and last_record: its record in found, ~record when said before
+        last_record = 0
         before = 0
         wanted = self._always
         lead_end = 0
@@ -742,9 +743,11 @@ class Classifier:
                             self._named_before(text, start, places, found, miss)
                     elif special[0] == "\2":
                         before_kinds, after_kinds = self._named[special]
-                        if after_kinds and last_place is not None:
-                            self._thing_after(text, start, after_kinds, last_place, places, found, miss, seen)
-                            last_place = None
+                        if after_kinds and last_key >= 0:
+                            self._thing_after(
+                                text, start, after_kinds, last_key, last_record, places, found, miss, seen
+                            )
+                            last_key = -1
                         if before_kinds:
                             named_end, named_kinds = end - 2, before_kinds
                         if says:  # a crime phrase too
@@ -793,7 +796,7 @@ class Classifier:
                         if not again_place:
                             says = self._passing(says, target, miss)
                             again_place = True
-                last_place = (i, len(found), end, before, not again_place)
+                last_key, last_record = i, ~len(found) if again_place else len(found)
                 places.append(~len(found) if again_place else len(found))
                 if not again_place:
                     miss[target] = miss.get(target, 1.0) * value
@@ -834,7 +837,7 @@ class Classifier:
                 if counted:
                     places.append(len(found))
                 if says and not says[0][3]:
-                    last_place = (i, len(found), end, before, counted)
+                    last_key, last_record = i, ~len(found) if again_place else len(found)
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
@@ -900,9 +903,10 @@ class Classifier:
             self._add_hint(says, crime, miss, home)
             found.append((_HINT, 0, 0, (says,), None))
         seen: dict[int, int] = {}  # key number -> the fields that said it (bits)
-        hinted = dict(crime)
+        hinted = dict(crime) if crime else None
         self._scan(subject, _SUBJECT, found, crime, miss, home, seen)
-        in_subject = {c: s - hinted.get(c, 0.0) for c, s in crime.items()}
+        # what the subject said, for the types that take precedence only when it says them
+        in_subject = {c: s - hinted.get(c, 0.0) for c, s in crime.items()} if hinted else dict(crime)
         self._scan(body, _BODY, found, crime, miss, home, seen)
 
         hint_set = set(crime_hints)
