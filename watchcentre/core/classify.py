@@ -772,18 +772,25 @@ class Classifier:
                 else:
                     again_place = again_crime = 0
                     seen[i] = bit
-            if named_end >= 0 and kind != _ONE_CRIME and says and not says[0][3]:
-                if _NAMED_BEFORE_GAP(text, named_end, start) and _a_thing(says, named_kinds):
-                    # 'montres suisses': not a place, and not said yet (a place said later counts)
+            if kind != _ONE_CRIME and says and not says[0][3]:
+                thing = False
+                if named_end >= 0:
+                    thing = _NAMED_BEFORE_GAP(text, named_end, start) is not None and _a_thing(
+                        says, named_kinds
+                    )
+                    named_end = -1
+                if not thing and text[end : end + 1] == " " and text[end + 1 : end + 2].isupper():
+                    thing = _a_first_name(text, start, end, says)
+                if thing:
+                    # 'montres suisses', 'Milan JOVANOVIC': not a place, and not said yet (a place
+                    # said later counts)
                     if counting_once:
                         if before:
                             seen[i] = before
                         else:
                             del seen[i]
                     found.append((where, start, end, _nothing(says), None))
-                    named_end = -1
                     continue
-                named_end = -1
             if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
                 if place_cue_end >= 0 or chain_end >= 0:
                     demonym = says[0][1] == "demonym"
@@ -960,6 +967,24 @@ class Classifier:
 def _a_thing(says: tuple[_Found, ...], kinds: frozenset[str]) -> bool:
     """The hit names places only, one of them of one of `kinds`."""
     return not any(f[3] for f in says) and any(f[1] in kinds for f in says)
+
+
+# a surname in capitals, as police messages write them ('Milan JOVANOVIC'); four letters at least,
+# so that an acronym ('Milan DDA', 'Lyon SRPJ') is not one
+_SURNAME = re.compile(r" ([^\W\d_][^\W\d_'’-]{3,})").match
+_FIRST_NAME_KINDS = frozenset({"capital", "city", "alias"})
+
+
+def _a_first_name(text: str, start: int, end: int, says: tuple[_Found, ...]) -> bool:
+    """A city's name followed by a surname in capitals is a person's first name ('Milan JOVANOVIC',
+    'Sydney DURAND'); not in a text all in capitals, where the city is in capitals too."""
+    m = _SURNAME(text, end)
+    return (
+        m is not None
+        and m.group(1).isupper()
+        and not text[start:end].isupper()
+        and any(f[1] in _FIRST_NAME_KINDS for f in says)
+    )
 
 
 def _nothing(says: tuple[_Found, ...]) -> tuple[_Found, ...]:
