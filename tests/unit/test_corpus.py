@@ -204,6 +204,8 @@ if __name__ == "__main__":
         # a city's name before a surname in capitals is a first name; an acronym is no surname
         ("Milan JOVANOVIC, 45, a Serbian national, was arrested in Lyon.", ["RS"]),
         ("Sydney DURAND, 19 ans, a été interpellé ; le parquet de Milan (DDA) est saisi.", ["IT"]),
+        ("Mrs Sydney Clarke was questioned by Inspector Rossi.", []),
+        ("Le commandant Milan a entendu Mme Florence Dupuis.", []),
         # conventions, treaties and regulations named after a city
         ("France has ratified the Budapest Convention; transfer under the Dublin Regulation.", []),
         ("En violation de la convention de Bâle et du règlement Dublin.", []),
