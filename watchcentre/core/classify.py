@@ -617,7 +617,6 @@ class Classifier:
         start: int,
         kinds: frozenset[str],
         key: int,
-        record: int,
         places: list[int],
         found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
         miss: dict[str, float],
@@ -625,7 +624,8 @@ class Classifier:
     ) -> None:
         """A thing's word right after the last place ('Italian suits', 'Budapest Convention'): that
         place was not one; what it added to the scores is taken back, and it counts as not said.
-        `record` is the place's record in `found`, ~record when it was said before (it added nothing)."""
+        The last record in `places` is that place's, ~record when it was said before (it added nothing)."""
+        record = places[-1]
         said_first = record >= 0
         idx = record if said_first else ~record
         where, s, e, says, neg = found[idx]
@@ -640,8 +640,7 @@ class Classifier:
                         miss[f[0]] = m
                     else:
                         del miss[f[0]]
-            if places and places[-1] == idx:
-                places[-1] = ~idx
+            places[-1] = ~idx
             seen.pop(key, None)
         found[idx] = (where, s, e, _nothing(says), neg)
 
@@ -724,8 +723,7 @@ class Classifier:
         # and the last place, for a thing's word right after it: its key
         named_end = -1
         named_kinds = _NO_KINDS
-        last_key = -1  # and last_record: its record in found, ~record when said before
-        last_record = 0
+        last_key = -1  # the last place's key (its record is the last of places)
         before = 0
         wanted = self._always
         lead_end = 0
@@ -743,10 +741,8 @@ class Classifier:
                             self._named_before(text, start, places, found, miss)
                     elif special[0] == "\2":
                         before_kinds, after_kinds = self._named[special]
-                        if after_kinds and last_key >= 0:
-                            self._thing_after(
-                                text, start, after_kinds, last_key, last_record, places, found, miss, seen
-                            )
+                        if after_kinds and last_key >= 0 and places:
+                            self._thing_after(text, start, after_kinds, last_key, places, found, miss, seen)
                             last_key = -1
                         if before_kinds:
                             named_end, named_kinds = end - 2, before_kinds
@@ -772,18 +768,11 @@ class Classifier:
                 else:
                     again_place = again_crime = 0
                     seen[i] = bit
-            if kind != _ONE_CRIME and says and not says[0][3]:
-                thing = False
-                if named_end >= 0:
-                    thing = _NAMED_BEFORE_GAP(text, named_end, start) is not None and _a_thing(
-                        says, named_kinds
-                    )
-                    named_end = -1
-                if not thing and text[end : end + 1] == " " and text[end + 1 : end + 2].isupper():
-                    thing = _a_first_name(text, start, end, says)
+            if named_end >= 0 and kind != _ONE_CRIME and says and not says[0][3]:
+                thing = _NAMED_BEFORE_GAP(text, named_end, start) is not None and _a_thing(says, named_kinds)
+                named_end = -1
                 if thing:
-                    # 'montres suisses', 'Milan JOVANOVIC': not a place, and not said yet (a place
-                    # said later counts)
+                    # 'montres suisses': not a place, and not said yet (a place said later counts)
                     if counting_once:
                         if before:
                             seen[i] = before
@@ -803,8 +792,8 @@ class Classifier:
                         if not again_place:
                             says = self._passing(says, target, miss)
                             again_place = True
-                last_key, last_record = i, ~len(found) if again_place else len(found)
                 places.append(~len(found) if again_place else len(found))
+                last_key = i
                 if not again_place:
                     miss[target] = miss.get(target, 1.0) * value
             elif kind == _ONE_CRIME:
@@ -843,8 +832,7 @@ class Classifier:
                         counted = True
                 if counted:
                     places.append(len(found))
-                if says and not says[0][3]:
-                    last_key, last_record = i, ~len(found) if again_place else len(found)
+                    last_key = i
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
@@ -967,24 +955,6 @@ class Classifier:
 def _a_thing(says: tuple[_Found, ...], kinds: frozenset[str]) -> bool:
     """The hit names places only, one of them of one of `kinds`."""
     return not any(f[3] for f in says) and any(f[1] in kinds for f in says)
-
-
-# a surname in capitals, as police messages write them ('Milan JOVANOVIC'); four letters at least,
-# so that an acronym ('Milan DDA', 'Lyon SRPJ') is not one
-_SURNAME = re.compile(r" ([^\W\d_][^\W\d_'’-]{3,})").match
-_FIRST_NAME_KINDS = frozenset({"capital", "city", "alias"})
-
-
-def _a_first_name(text: str, start: int, end: int, says: tuple[_Found, ...]) -> bool:
-    """A city's name followed by a surname in capitals is a person's first name ('Milan JOVANOVIC',
-    'Sydney DURAND'); not in a text all in capitals, where the city is in capitals too."""
-    m = _SURNAME(text, end)
-    return (
-        m is not None
-        and m.group(1).isupper()
-        and not text[start:end].isupper()
-        and any(f[1] in _FIRST_NAME_KINDS for f in says)
-    )
 
 
 def _nothing(says: tuple[_Found, ...]) -> tuple[_Found, ...]:
