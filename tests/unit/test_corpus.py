@@ -193,10 +193,95 @@ if __name__ == "__main__":
         ("The suspect fled to Morocco, his brother is not involved.", ["MA"]),
         ("Il a fui au Maroc. Son frère n'est pas concerné.", ["MA"]),
         ("Born in Algiers, Moroccan national.", ["MA"]),
+        # things named after a country's people (products, makes, breeds, cuisine, dress), right next
+        # to the demonym; a place said again for itself still counts, a comma or a full stop breaks it
+        ("Police seized Italian suits and a German car bought with the proceeds.", []),
+        ("Saisie de montres suisses ; interpellé devant un restaurant chinois.", []),
+        ("He wore Italian suits; the Italian police were asked for his record.", ["IT"]),
+        ("Au restaurant. Chinois et Vietnamiens ont été interpellés.", ["CN", "VN"]),
+        ("A Chinese interpreter was requested; he had taught Spanish lessons.", []),
+        ("Il était professeur d'anglais et a requis un interprète albanais.", []),
+        # a city's name right after a civility or a rank is a person's name
+        ("Mrs Sydney Clarke was questioned by Inspector Rossi.", []),
+        ("Le commandant Milan a entendu Mme Florence Dupuis.", []),
+        # conventions, treaties and regulations named after a city
+        ("France has ratified the Budapest Convention; transfer under the Dublin Regulation.", []),
+        ("En violation de la convention de Bâle et du règlement Dublin.", []),
+        # the continents' people, basins and seas that span several countries
+        ("Cocaine bought from South American suppliers, shipped across the Sea of Japan.", []),
+        ("Bois tropical du bassin du Congo, fournisseurs latino-américains.", []),
+        # the overseas territories and their islands are home, even when a foreign name is in theirs;
+        # a foreign capital that is also a French commune is not enough alone
+        ("Arrested in Saint-Martin; the boat was seen near Amsterdam Island.", []),
+        ("Légine pêchée près de l'île Amsterdam ; interpellé à Port-Louis (Guadeloupe).", []),
+        ("Un Mauricien arrêté à Port-Louis.", ["MU"]),
     ],
 )
 def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:
     assert classifier().classify("Request", body).countries == countries
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "primary"),
+    [
+        # a warrant in the body of a crime report: the report is about the crime; a notice about a
+        # wanted person says so in its subject
+        (
+            "Kidnapping of a businessman: three suspects arrested in Belgium",
+            "Three men were arrested in Liège on European arrest warrants in the kidnapping case.",
+            "violent_crime",
+        ),
+        (
+            "Enlèvement d'un chef d'entreprise : trois suspects interpellés en Belgique",
+            "Ils ont été interpellés à Liège en exécution de mandats d'arrêt européens.",
+            "violent_crime",
+        ),
+        (
+            "Wanted: fugitive sought for murder",
+            "He is the subject of a European arrest warrant for the murder of his partner.",
+            "wanted_person",
+        ),
+        (
+            "Personne recherchée : un fugitif en cavale pour meurtre",
+            "Il fait l'objet d'un mandat d'arrêt européen pour le meurtre de sa compagne.",
+            "wanted_person",
+        ),
+        # a fraud done by taking over phones or computers, said so in the subject, is cybercrime
+        (
+            "SIM swapping against bank customers",
+            "Fraudsters had the SIM cards of 85 customers swapped, then emptied their accounts.",
+            "cybercrime",
+        ),
+        (
+            "Arnaques au faux support technique",
+            "Un faux message d'alerte bloquait le navigateur, puis l'ordinateur était contrôlé à distance.",
+            "cybercrime",
+        ),
+        # victims made to commit crimes; a killing ordered by a network is a killing first
+        (
+            "Interpol frees trafficking victims from scam compounds",
+            "They were forced to defraud people online through romance scams.",
+            "human_trafficking",
+        ),
+        (
+            "Mineurs contraints de voler dans le métro : un réseau de traite démantelé",
+            "Les enfants commettaient des vols à la tire.",
+            "human_trafficking",
+        ),
+        (
+            "Contract killing in Marbella: three arrested",
+            "The two gunmen were paid 30,000 euros.",
+            "violent_crime",
+        ),
+        (
+            "Assassinat commandité à Marseille",
+            "Les deux tireurs ont été payés 30 000 euros.",
+            "violent_crime",
+        ),
+    ],
+)
+def test_the_primary_type_is_what_the_message_is_about(subject: str, body: str, primary: str) -> None:
+    assert classifier().classify(subject, body).crime_types[0] == primary
 
 
 def test_a_phrase_said_again_adds_nothing() -> None:

@@ -225,6 +225,9 @@ def test_normalise_keeps_one_character_for_one(text: str, expected: str) -> None
         # a longer name at the next word is not hidden by one that starts with an article
         ("Le Cap-Vert a signalé le navire.", ["CV"]),
         ("Le bateau a été saisi au Cap-Vert.", ["CV"]),
+        # a short form of a name shared by a home territory and a foreign one is home's
+        ("Arrested in St. Martin, then held in Saint-Martin.", []),
+        ("Interpellé à St-Martin puis à Saint-Martin.", []),
         # "mettre le cap sur": heading for
         ("Les trafiquants ont mis le cap sur l'Espagne.", ["ES"]),
         # a blank line parts two phrases

@@ -46,6 +46,19 @@ class Negation(BaseModel):
     cues: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class NamedAfter(BaseModel):
+    """Words that, right next to a place's name, make it the name of a thing: products, breeds,
+    cuisine, dress and brands named after a country's people ('Italian suits', 'montres suisses'),
+    conventions and treaties named after a city ('Budapest Convention', 'convention de Palerme').
+    The place, of one of `kinds`, is then not a place: it weighs nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kinds: list[CountryKind] = Field(min_length=1)
+    before: list[str] = Field(default_factory=list, description="words right before the place's name")
+    after: list[str] = Field(default_factory=list, description="words right after the place's name")
+
+
 class PlaceRules(BaseModel):
     """Places named in passing (config/gazetteer.yaml `in_passing`): phrases that contain a place's
     name and are not about it ('US dollars', 'New South Wales'), cues after which a place is only
@@ -62,6 +75,7 @@ class PlaceRules(BaseModel):
     cues_after: dict[str, list[str]] = Field(
         default_factory=dict, description="lang -> phrases right after a place (or a list of places)"
     )
+    named_after: list[NamedAfter] = Field(default_factory=list)
 
 
 class Weights(BaseModel):
@@ -102,6 +116,11 @@ class Weights(BaseModel):
         " over what they are wanted for, a fraud over the internet it used)",
     )
     precedence_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    precedence_needs_subject: list[str] = Field(
+        default_factory=list,
+        description="types that take precedence only when the subject names them as much as the top type:"
+        " a kidnapping whose suspects were arrested on European warrants is about the kidnapping",
+    )
     lead_factor: float = Field(
         default=1.0, ge=1.0, le=4.0, description="weight of the body's first sentence, the lead of a release"
     )
@@ -122,6 +141,11 @@ class CrimeRules(BaseModel):
             out += [
                 f"weights.precedence[{i}]: unknown taxonomy code '{c}'" for c in pair if c not in CRIME_CODES
             ]
+        out += [
+            f"weights.precedence_needs_subject: unknown taxonomy code '{c}'"
+            for c in self.weights.precedence_needs_subject
+            if c not in CRIME_CODES
+        ]
         for code, rules in self.codes.items():
             for i, pat in enumerate(rules.patterns):
                 try:
@@ -178,6 +202,10 @@ _SUBJECT, _BODY, _HINT = 0, 1, 2
 # in a list ('French, Italian and Belgian', 'Castries (Sainte-Lucie)', 'ou en Sicile'): matched on the
 # text as written, so that a full stop breaks it
 _AFTER_GAP = re.compile(r"-?\s*+\)?\s*+(?:,[^,.;:!?()]{1,60},)?\s*+,?\s*+\Z").match
+# between a thing's word and the place's name it is named after: 'convention d'Istanbul',
+# 'Italian-style', never a comma or a full stop ('au restaurant. Chinois et…')
+_NAMED_BEFORE_GAP = re.compile(r"[\s'’]*+\Z").match
+_NAMED_AFTER_GAP = re.compile(r"\s*+[-‐‑]?\s*+\Z").match
 _CHAIN_GAP = re.compile(
     r"\s*+\)?\s*+[,(/]?\s*+(?:(?:and|or|et|ou)\s++(?:(?:in|en|au|aux|à)\s++)?)?(?:(?:l|d)['’]|(?:la|le|les|the)\s++)?\Z",
     re.IGNORECASE,
@@ -303,7 +331,8 @@ class TrieIndex:
 
 # --------------------------------------------------------------------------- the classifier
 
-_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE, _AFTER_CUE = 0, 1, 2, 3, 4, 5
+_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE, _AFTER_CUE, _NAMED = 0, 1, 2, 3, 4, 5, 6
+_NO_KINDS: frozenset[str] = frozenset()
 _Payload = tuple[str, str, float, int]  # (target, rule, weight, what: _CRIME, _COUNTRY or _NEGATION)
 _Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
 """What an index key means: (what the phrase says, None); or ((), the cue) when the key is only a
@@ -370,6 +399,15 @@ class Vocabulary:
                 for v in expand(cue):
                     if key := scan_key(v):
                         by_key[key].append((key, "place cue after", 0.0, _AFTER_CUE))
+        # a word that makes the place next to it a thing's name: its target says on which side, of
+        # which kinds of name ('before:demonym')
+        for group in places.named_after:
+            for side, words in (("before", group.before), ("after", group.after)):
+                for word in words:
+                    for v in expand(word):
+                        if key := scan_key(v):
+                            for kind in group.kinds:
+                                by_key[key].append((f"{side}:{kind}", "named after", 0.0, _NAMED))
         for key, payloads in spelt.items():
             if key not in by_key:
                 by_key[key] = payloads
@@ -377,6 +415,10 @@ class Vocabulary:
         items: list[tuple[str, _Key]] = []
         for key, payloads in by_key.items():
             found = _dedupe(payloads)
+            # a name that is a home territory's and a foreign country's is home's ('Saint-Martin': the
+            # French collectivity, not Sint Maarten): the foreign one is named in its own words
+            if any(p[3] == _COUNTRY and p[0] in home_set for p in found):
+                found = [p for p in found if p[3] != _COUNTRY or p[0] in home_set]
             # a phrase that is also a rule's phrase is that phrase, never a cue
             first = found[0][3]
             special: str | None = None
@@ -386,6 +428,14 @@ class Vocabulary:
                 special = "\0" + key  # a place cue: what follows is named in passing
             elif first == _AFTER_CUE:
                 special = "\1" + key  # what comes just before is named in passing
+            elif first in (_NAMED, _CRIME) and any(p[3] == _NAMED for p in found):
+                # '\2' and the kinds of name it makes a thing's, before and after it; a crime phrase
+                # too ('couteau suisse') stays that phrase
+                sides = {
+                    side: sorted(t.partition(":")[2] for t, *_ in found if t.startswith(side))
+                    for side in ("before", "after")
+                }
+                special = "\2" + ",".join(sides["before"]) + "|" + ",".join(sides["after"])
             says = tuple(_says(p, home_set) for p in found if p[3] in (_CRIME, _COUNTRY))
             items.append((f" {key} ", (says, special)))
         return cls(tuple(items), places.window, places.factor)
@@ -512,6 +562,15 @@ class Classifier:
         self._spaced = index_factory(["  "]).find
         meanings = dict(items)
         self._meaning = [_fast(meanings[key]) for key in self._index.keys]
+        # a thing's word: the kinds of place name it makes a thing's name, right before it and right after
+        self._named: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        for _, special in meanings.values():
+            if isinstance(special, str) and special.startswith("\2"):
+                before, _, after = special[1:].partition("|")
+                self._named[special] = (
+                    frozenset(before.split(",")) - {""},
+                    frozenset(after.split(",")) - {""},
+                )
         self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
         self._pattern_says = [
             (_says((code, "pattern", w.pattern, _CRIME), self.home),) for code, _, _ in self._patterns
@@ -554,6 +613,39 @@ class Classifier:
         if cue_end >= 0:
             return self._in_passing(norm, cue_end, start)
         return demonym == chain_demonym and _CHAIN_GAP(text, chain_end, start) is not None
+
+    def _thing_after(
+        self,
+        text: str,
+        start: int,
+        kinds: frozenset[str],
+        key: int,
+        places: list[int],
+        found: list[tuple[int, int, int, tuple[_Found, ...], str | None]],
+        miss: dict[str, float],
+        seen: dict[int, int],
+    ) -> None:
+        """A thing's word right after the last place ('Italian suits', 'Budapest Convention'): that
+        place was not one; what it added to the scores is taken back, and it counts as not said.
+        The last record in `places` is that place's, ~record when it was said before (it added nothing)."""
+        record = places[-1]
+        said_first = record >= 0
+        idx = record if said_first else ~record
+        where, s, e, says, neg = found[idx]
+        if _NAMED_AFTER_GAP(text, e, start) is None or not _a_thing(says, kinds):
+            return
+        if said_first:
+            for f in says:
+                keep = 1.0 - min(f[2], 1.0)
+                if not f[5] and keep > 0.0 and f[0] in miss:
+                    m = miss[f[0]] / keep
+                    if m < 1.0 - 1e-9:
+                        miss[f[0]] = m
+                    else:
+                        del miss[f[0]]
+            places[-1] = ~idx
+            seen.pop(key, None)
+        found[idx] = (where, s, e, _nothing(says), neg)
 
     def _named_before(
         self,
@@ -630,6 +722,12 @@ class Classifier:
         chain_end = -1
         chain_demonym = False
         places: list[int] = []  # the places' records in found: i when it counted, ~i when not
+        # a thing's word seen just before ('montres', 'convention de'): where it ends, for which kinds;
+        # and the last place, for a thing's word right after it: its key
+        named_end = -1
+        named_kinds = _NO_KINDS
+        last_key = -1  # the last place's key (its record is the last of places)
+        before = 0
         wanted = self._always
         lead_end = 0
         if where == _BODY and self._lead_factor != 1.0:
@@ -644,12 +742,22 @@ class Classifier:
                     elif special[0] == "\1":
                         if places:
                             self._named_before(text, start, places, found, miss)
+                    elif special[0] == "\2":
+                        before_kinds, after_kinds = self._named[special]
+                        if after_kinds and last_key >= 0 and places:
+                            self._thing_after(text, start, after_kinds, last_key, places, found, miss, seen)
+                            last_key = -1
+                        if before_kinds:
+                            named_end, named_kinds = end - 2, before_kinds
+                        if says:  # a crime phrase too
+                            special = None
                     else:
                         cue, cue_end = special, end - 2
                         cues.append((cue, cue_end))
                 else:
                     wanted = wanted.union(special)
-                continue
+                if special is not None:
+                    continue
             if start < covered:
                 continue  # inside a longer phrase already taken ("guinea" in "papua new guinea")
             covered = end = end - 2
@@ -663,6 +771,18 @@ class Classifier:
                 else:
                     again_place = again_crime = 0
                     seen[i] = bit
+            if named_end >= 0 and kind != _ONE_CRIME and says and not says[0][3]:
+                thing = _NAMED_BEFORE_GAP(text, named_end, start) is not None and _a_thing(says, named_kinds)
+                named_end = -1
+                if thing:
+                    # 'montres suisses': not a place, and not said yet (a place said later counts)
+                    if counting_once:
+                        if before:
+                            seen[i] = before
+                        else:
+                            del seen[i]
+                    found.append((where, start, end, _nothing(says), None))
+                    continue
             if kind == _ONE_PLACE:  # most keys say one thing: no inner loop
                 if place_cue_end >= 0 or chain_end >= 0:
                     demonym = says[0][1] == "demonym"
@@ -676,6 +796,7 @@ class Classifier:
                             says = self._passing(says, target, miss)
                             again_place = True
                 places.append(~len(found) if again_place else len(found))
+                last_key = i
                 if not again_place:
                     miss[target] = miss.get(target, 1.0) * value
             elif kind == _ONE_CRIME:
@@ -714,6 +835,7 @@ class Classifier:
                         counted = True
                 if counted:
                     places.append(len(found))
+                    last_key = i
             found.append((where, start, end, says, neg))
         if self._literals is not None:
             ids = self._literal_ids
@@ -779,7 +901,10 @@ class Classifier:
             self._add_hint(says, crime, miss, home)
             found.append((_HINT, 0, 0, (says,), None))
         seen: dict[int, int] = {}  # key number -> the fields that said it (bits)
+        hinted = dict(crime) if crime else None
         self._scan(subject, _SUBJECT, found, crime, miss, home, seen)
+        # what the subject said, for the types that take precedence only when it says them
+        in_subject = {c: s - hinted.get(c, 0.0) for c, s in crime.items()} if hinted else dict(crime)
         self._scan(body, _BODY, found, crime, miss, home, seen)
 
         hint_set = set(crime_hints)
@@ -797,6 +922,10 @@ class Classifier:
                         then == top
                         and first in crime_types
                         and crime[first] >= w.precedence_ratio * crime[top]
+                        and not (
+                            first in w.precedence_needs_subject
+                            and in_subject.get(first, 0.0) < in_subject.get(top, 0.0)
+                        )
                     ):
                         crime_types.remove(first)
                         crime_types.insert(0, first)
@@ -824,6 +953,16 @@ class Classifier:
                 home.append(target)
         else:
             miss[target] = miss.get(target, 1.0) * keep
+
+
+def _a_thing(says: tuple[_Found, ...], kinds: frozenset[str]) -> bool:
+    """The hit names places only, one of them of one of `kinds`."""
+    return not any(f[3] for f in says) and any(f[1] in kinds for f in says)
+
+
+def _nothing(says: tuple[_Found, ...]) -> tuple[_Found, ...]:
+    """The places of a hit that names none: weight 0, kept as evidence."""
+    return tuple((f[0], f[1], 0.0, False, 1.0, f[5]) for f in says)
 
 
 def _dedupe(payloads: list[_Payload]) -> list[_Payload]:
