@@ -40,7 +40,8 @@ from tests.integration.test_reliability import schema as schema
 
 BACKLOG = int(os.environ.get("WATCHCENTRE_CLUSTER_MESSAGES", "3000"))
 ARRIVING_PER_S = 100
-"""Inputs keep arriving at this rate from the node's stop on, as they would in production: a backlog
+"""Inputs keep arriving at this rate from a third of the backlog settled until routing has resumed
+after the node's stop, as they would in production: a backlog
 alone can drain while the node takes its time to stop (seconds under load), and then nothing would
 be left to show whether routing resumed."""
 ARRIVING_MAX = 30_000
@@ -141,6 +142,7 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     try:
         await poll_until(routing_again, 60, "routing resumed after the leader node stopped")
     except AssertionError:
+        arriving.cancel()
         report(await asyncio.to_thread(broker_state, cluster))
         raise
     finally:
@@ -204,14 +206,14 @@ async def keep_arriving(
     per_tick = max(1, ARRIVING_PER_S // 10)
     while not enough.is_set():
         for body in itertools.islice(pool, per_tick):
-            while True:
+            while not enough.is_set():
                 try:
                     await broker.publish(body)
+                    published.append(body)
                     break
                 except Exception as exc:  # any failure of this test client: try again
                     report(f"publish retried: {type(exc).__name__}")
                     await asyncio.sleep(0.2)
-            published.append(body)
         await asyncio.sleep(0.1)
 
 

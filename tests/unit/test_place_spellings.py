@@ -9,6 +9,8 @@ table row is one way of writing; the shipped config is read."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.unit.test_corpus import classifier
@@ -290,3 +292,18 @@ def test_squeeze_joins_only_known_words() -> None:
     apart = squeeze(text, norm, set())
     assert joined is not None and joined.text == "netherlands"
     assert apart is not None and apart.text == "nether lands"
+
+
+@pytest.mark.parametrize(
+    "run",
+    ["\r\n", "  -", " \n> ", "\u200b\u00ad "],
+    ids=["blank lines", "spaced dashes", "quoted lines", "invisible characters"],
+)
+def test_a_body_made_of_one_long_run_is_read_in_linear_time(run: str) -> None:
+    # a run kept as it is was read again from each of its seeds: a minute for this 24 KB body, hours
+    # for one of MAX_BODY_BYTES, which a sender could post to stall intake; read once, milliseconds
+    body = "Colombie" + run * (24_000 // len(run)) + "Maroc"
+    started = time.process_time()
+    found = classifier().classify("Signalement", body)
+    assert time.process_time() - started < 5
+    assert set(found.countries) <= {"CO", "MA"}

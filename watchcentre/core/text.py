@@ -261,11 +261,11 @@ def squeeze(
     seeds.sort()
     pieces: list[str] = []
     starts, shifts = [0], [0]
-    done = shift = 0
+    done = shift = kept = 0
     end = len(text)
     for a in seeds:
-        if a < done:
-            continue  # inside the last run
+        if a < done or a < kept:
+            continue  # inside the last run (squeezed, or kept as it is: read once, never again)
         b = a + 1
         while a > done and text[a - 1] in _RUN_CHARS:
             a -= 1
@@ -278,6 +278,7 @@ def squeeze(
             _put(run, a, b, norm, words) if "-" in run or "\u2010" in run or "\u2011" in run else _blank(run)
         )
         if put is None:
+            kept = b
             continue
         pieces.append(norm[done:a])
         pieces.append(put)
@@ -291,10 +292,16 @@ def squeeze(
     return Squeezed("".join(pieces), starts, shifts)
 
 
-@lru_cache(maxsize=4096)
 def _blank(run: str) -> str | None:
-    """What the index reads for a `run` without a hyphen (a few kinds make most of them, hence the
-    cache): nothing, a space, or None (as it is)."""
+    """What the index reads for a `run` without a hyphen: nothing, a space, or None (as it is)."""
+    return _short_blank(run) if len(run) <= _CACHED_RUN else _put(run, 0, 0, "", ())
+
+
+_CACHED_RUN = 32  # a few short kinds make most runs; a long one is rare, and never held in memory
+
+
+@lru_cache(maxsize=4096)
+def _short_blank(run: str) -> str | None:
     return _put(run, 0, 0, "", ())
 
 
