@@ -243,13 +243,17 @@ def test_what_a_way_of_writing_must_not_find(text: str, countries: list[str]) ->
 
 
 def test_the_evidence_quotes_the_text_as_written() -> None:
-    body = "Cocaine from the Nether-\r\nlands and New \t Zealand, via Mol\u00addova.\r\n\r\nHeld  in  Oslo."
+    body = (
+        "Cocaine from the Nether-\r\nlands and New \t Zealand, via Mol\u00addova.\r\n\r\nHeld  in  Oslo,"
+        " paid in Bogota\u0301."
+    )
     res = classifier().classify("Police report", body)
     quoted = {e.target: e.text for e in res.evidence if e.field == "body"}
     assert quoted["NL"] == "the Nether-\r\nlands"
     assert quoted["NZ"] == "New \t Zealand"
     assert quoted["MD"] == "Mol\u00addova"
     assert quoted["NO"] == "Oslo"
+    assert quoted["CO"] == "Bogota\u0301"  # with its accent, in decomposed form
     for e in res.evidence:
         if e.field == "body":
             assert body[e.start : e.end] == e.text

@@ -170,6 +170,14 @@ class CountryTerm:
 # --------------------------------------------------------------------------- results
 
 
+def _past_accents(text: str, end: int) -> int:
+    """`end` moved past the combining accents that follow it: a word of decomposed text ("Bogota"
+    and U+0301) is quoted with its accent."""
+    while end < len(text) and "\u0300" <= text[end] <= "\u036f":
+        end += 1
+    return end
+
+
 class Evidence(NamedTuple):
     """One reason for a label: a phrase, pattern, phone number or hint, and where it was found."""
 
@@ -708,7 +716,10 @@ class Classifier:
             hits = self._index.find(f" {norm} ")
         else:  # the index read the text squeezed ("New  Zealand"): its offsets back to the text's
             origin = squeezed.origin
-            hits = [(i, origin(s), origin(e - 3) + 3) for i, s, e in self._index.find(f" {squeezed.text} ")]
+            hits = [
+                (i, origin(s), _past_accents(text, origin(e - 3) + 1) + 2)
+                for i, s, e in self._index.find(f" {squeezed.text} ")
+            ]
         hits.sort(key=_END, reverse=True)
         hits.sort(key=_START)
         meaning = self._meaning
