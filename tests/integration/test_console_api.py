@@ -183,8 +183,12 @@ async def test_shift_log_notes_and_counts(console: tuple[Instance, Client, Clien
     inst, operator, lisbon = console
     status, body = await operator.post("/api/console/notes", {"message_ids": ["m-1"]})
     assert (status, body["error"]["field"]) == (400, "text")
-    status, body = await operator.post("/api/console/notes", {"text": "  "})
-    assert (status, body["error"]["field"]) == (400, "text")
+    for blank in ("  ", "\u0085", "\ufeff\t"):  # white space to the server and to the OpenAPI's clients
+        status, body = await operator.post("/api/console/notes", {"text": blank})
+        assert (status, body["error"]) == (
+            400,
+            {"status": 400, "message": "must not be blank", "field": "text"},
+        )
     assert (await lisbon.post("/api/console/notes", {"text": "hello"}))[0] == 403
     status, first = await operator.post("/api/console/notes", {"text": "Quiet night", "references": ["FR-1"]})
     assert status == 201 and first["author"] == "operator:Alice"

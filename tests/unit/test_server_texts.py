@@ -334,6 +334,7 @@ def rejection_lines() -> list[str]:
         "request body over the 65536-byte limit",
         "request body over the 1 MiB limit",
         "Field required",
+        "must not be blank",
         "String should have at least 1 character",
         "Input should be a valid integer",
     ]

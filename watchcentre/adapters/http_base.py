@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from watchcentre.adapters.http_models import RFC3339_PATTERN
 from watchcentre.core.access import Area, Principal
-from watchcentre.core.bounds import DEPTH_PROBLEM, time_problem, too_deep
+from watchcentre.core.bounds import DEPTH_PROBLEM, NOT_BLANK, time_problem, too_deep
 from watchcentre.core.network import Network
 from watchcentre.core.ports import AuditAnchor, Clock, Store, SystemClock
 
@@ -135,10 +135,21 @@ def parse_query(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "query"
-        message = "unknown parameter" if first["type"] == "extra_forbidden" else str(first["msg"])
-        raise ApiError(400, message, where) from None
+        raise _refusal(exc, "query", "unknown parameter") from None
+
+
+def _refusal(exc: ValidationError, whole: str, unknown: str) -> ApiError:
+    """The 400 for a request the model refused: its first problem, naming the field (`whole`: the
+    request as a whole), in pydantic's words but for an unknown name and a blank text."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or whole
+    if first["type"] == "extra_forbidden":
+        message = unknown
+    elif first["type"] == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") == NOT_BLANK:
+        message = "must not be blank"
+    else:
+        message = str(first["msg"])
+    return ApiError(400, message, where)
 
 
 def parse_time(text: str, field: str) -> datetime:
@@ -191,10 +202,7 @@ async def parse_json_body(request: web.Request, model: type[M], max_bytes: int =
     try:
         return model.model_validate(_integral(data), strict=True)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = "unknown field" if first["type"] == "extra_forbidden" else str(first["msg"])
-        raise ApiError(400, message, where) from None
+        raise _refusal(exc, "body", "unknown field") from None
 
 
 # -- the route table's rows ------------------------------------------------------------------------

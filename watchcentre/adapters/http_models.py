@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from watchcentre.core.bounds import NOT_BLANK
 from watchcentre.core.envelope import Routing
 from watchcentre.core.labels import MAX_COUNTRIES, MAX_CRIME_TYPES
 from watchcentre.core.lifecycle import Case
@@ -237,7 +238,7 @@ class RouteRequest(BaseModel):
     )
     reason: str = Field(
         max_length=2000,
-        pattern=r"\S",
+        pattern=NOT_BLANK,
         description="Required (not blank); recorded in the audit and the routing.",
     )
     revision: int | None = Field(
@@ -292,7 +293,7 @@ class ReinjectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(
-        max_length=2000, pattern=r"\S", description="Required (not blank): what was corrected, and why."
+        max_length=2000, pattern=NOT_BLANK, description="Required (not blank): what was corrected, and why."
     )
     envelope: dict[str, Any] | None = Field(
         default=None, description="The corrected envelope (must now be valid); absent: the original bytes."
@@ -634,8 +635,8 @@ class SendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["information", "request"] = Field(description="information, or a request (opens a case).")
-    subject: str = Field(min_length=1, max_length=1000, pattern=r"\S")
-    body: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
+    subject: str = Field(min_length=1, max_length=1000, pattern=NOT_BLANK)
+    body: str = Field(min_length=1, max_length=100_000, pattern=NOT_BLANK)
     priority: Literal["urgent", "normal"] = "normal"
     countries: list[str] = Field(default_factory=list, max_length=50, description="ISO alpha-2 hints.")
     crime_types: list[str] = Field(default_factory=list, max_length=20, description="Taxonomy code hints.")

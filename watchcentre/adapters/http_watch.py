@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from watchcentre.adapters.http_base import DEPS, ApiError, principal_of, same_origin
 from watchcentre.adapters.http_models import SUMMARY_FIELDS, MessageSummary
+from watchcentre.core.bounds import NOT_BLANK
 from watchcentre.core.records import AuditEvent, StoredMessage
 from watchcentre.core.watches import WatchHit
 from watchcentre.security import record_consultation, record_list
@@ -116,8 +117,8 @@ class ComposeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["information", "alert", "request"] = "information"
-    subject: str = Field(max_length=1000, pattern=r"\S")
-    body: str = Field(max_length=100_000, pattern=r"\S")
+    subject: str = Field(max_length=1000, pattern=NOT_BLANK)
+    body: str = Field(max_length=100_000, pattern=NOT_BLANK)
     priority: Literal["urgent", "normal"] = "normal"
     countries: list[str] = Field(default_factory=list, max_length=50, description="ISO 3166-1 alpha-2.")
     crime_types: list[str] = Field(default_factory=list, max_length=50)

@@ -11,6 +11,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+NOT_BLANK = "[^\\s\u0085\ufeff]"
+"""The pattern of a text that must hold something to read: a character that is white space in
+neither the server's regex engine (Unicode White_Space: U+0085 too) nor the ECMAScript of the
+OpenAPI document's clients (U+FEFF too), so that both refuse the same blank texts."""
+
 MAX_JSON_DEPTH = 32
 """Nesting levels a JSON document may have: an envelope needs 3, a console request 4."""
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from watchcentre.core.bounds import NOT_BLANK
 from watchcentre.core.envelope import Routing
 from watchcentre.core.errors import Invalid
 from watchcentre.core.handling import HandlingRules
@@ -170,7 +171,7 @@ class NoteInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=MAX_NOTE, pattern=r"\S")
+    text: str = Field(min_length=1, max_length=MAX_NOTE, pattern=NOT_BLANK)
     message_ids: list[LinkId] = Field(default_factory=list, max_length=50)
     references: list[LinkId] = Field(default_factory=list, max_length=50, description="Case references.")
 
