@@ -28,7 +28,7 @@ import orjson
 
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.labels import Label
-from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
+from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case, DeadlineRules, new_case
 from watchcentre.core.manual import ManualRecord, ManualRouting
 from watchcentre.core.ports import OutboundCopy, ReferenceTaken, TransientError
 from watchcentre.core.records import (
@@ -553,6 +553,24 @@ class FakeStore:
         await _io(self)
         if self.claims.get((sender, message_id, revision), ("",))[0] == claim:
             del self.claims[(sender, message_id, revision)]
+
+
+def a_case(message_id: str = "m-1", reference: str = "", opened_at: datetime = START) -> Case:
+    """A routed request case from ofast to Madrid about Spain, under the EU default deadlines."""
+    return new_case(
+        reference=reference,
+        sender="ofast",
+        message_id=message_id,
+        priority="normal",
+        access=None,
+        subject="s",
+        crime_types=[],
+        countries=["ES"],
+        recipients=["post.madrid"],
+        triage=False,
+        opened_at=opened_at,
+        rules=DeadlineRules.eu_default(),
+    )
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.unit.fakes import START, FakeStore
+from tests.unit.fakes import START, FakeStore, a_case
 from watchcentre.core.audit_chain import GENESIS, verify_links
 from watchcentre.core.envelope import Envelope, Rejection, Routing
-from watchcentre.core.lifecycle import Action, DeadlineRules, Side, apply, new_case
+from watchcentre.core.lifecycle import Action, Side, apply
 from watchcentre.core.manual import ManualRouting
 from watchcentre.core.ports import ReferenceTaken
 from watchcentre.core.records import Accepted, AuditEvent, Rejected, Status, body_digest
@@ -57,23 +57,6 @@ def rejected(raw: bytes) -> Rejected:
     return Rejected(raw, why, START, [AuditEvent(at=START, type="rejected", actor="watchcentre")])
 
 
-def case(message_id: str, reference: str = "") -> Any:
-    return new_case(
-        reference=reference,
-        sender="ofast",
-        message_id=message_id,
-        priority="normal",
-        access=None,
-        subject="s",
-        crime_types=[],
-        countries=["ES"],
-        recipients=["post.madrid"],
-        triage=False,
-        opened_at=START,
-        rules=DeadlineRules.eu_default(),
-    )
-
-
 async def test_an_accepted_key_or_rejected_digest_is_recorded_once(store: Any) -> None:
     first = await store.save_batch([accepted("m1"), accepted("m1"), rejected(b"{x"), rejected(b"{x")])
     assert [r is not None for r in first] == [True, False, True, False]  # a duplicate within the batch
@@ -103,15 +86,15 @@ async def test_a_rejected_input_reads_back_with_its_reason(store: Any) -> None:
 
 
 async def test_a_request_opens_one_case_and_a_reference_belongs_to_one_request(store: Any) -> None:
-    [(opened, new)] = await store.open_cases([case("r1")])
+    [(opened, new)] = await store.open_cases([a_case("r1")])
     assert new and well_formed(opened.reference) and opened.reference.startswith("WC-2026-")
-    [again, taken] = await store.open_cases([case("r1"), case("r2", reference=opened.reference)])
+    [again, taken] = await store.open_cases([a_case("r1"), a_case("r2", reference=opened.reference)])
     assert again == (opened, False)
     assert isinstance(taken, ReferenceTaken) and taken.existing.message_id == "r1"
 
 
 async def test_a_case_write_is_conditional_on_its_version(store: Any) -> None:
-    [(opened, _)] = await store.open_cases([case("r1")])
+    [(opened, _)] = await store.open_cases([a_case("r1")])
     acked, details = apply(opened, Action.ACK, Side.POST, START)
     event = AuditEvent(
         at=START, type="case_acknowledged", actor="madrid", reference=opened.reference, details=details
@@ -145,7 +128,7 @@ async def test_a_manual_revision_is_recorded_once(store: Any) -> None:
 
 
 async def test_a_due_alert_is_raised_once(store: Any) -> None:
-    [(opened, _)] = await store.open_cases([case("r1")])
+    [(opened, _)] = await store.open_cases([a_case("r1")])
     later = START + timedelta(hours=25)  # normal priority: acknowledge within 24 h
     assert (opened.reference, "ack_overdue") in await store.due_alerts(later)
     event = AuditEvent(at=later, type="overdue", actor="watchcentre", reference=opened.reference)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.fakes import a_case
 from tests.unit.test_i18n_catalogs import WEB, catalog
 from watchcentre.adapters.config_files import load_config
 from watchcentre.bootstrap import build_classifier
@@ -29,11 +30,9 @@ from watchcentre.core.envelope import Envelope, Rejection, decode_envelope
 from watchcentre.core.lifecycle import (
     Action,
     CaseState,
-    DeadlineRules,
     InvalidTransition,
     Side,
     apply,
-    new_case,
 )
 from watchcentre.core.manual import ManualRoutingError, NoteInput, decide_manually, marking_override
 from watchcentre.core.network import Network
@@ -198,20 +197,7 @@ def _json(**kw: Any) -> bytes:
 
 def _transition(action: Action, side: Side, state: str = "routed", **kw: Any) -> str:
     """A transition the lifecycle refuses, as the pipeline writes it (cases.py, pipeline.py)."""
-    case = new_case(
-        reference="WC-2026-000001",
-        sender="ofast",
-        message_id="m-1",
-        priority="normal",
-        access=None,
-        subject="s",
-        crime_types=[],
-        countries=["ES"],
-        recipients=["post.madrid"],
-        triage=False,
-        opened_at=T0,
-        rules=DeadlineRules.eu_default(),
-    ).model_copy(update={"state": CaseState(state)})
+    case = a_case(reference="WC-2026-000001", opened_at=T0).model_copy(update={"state": CaseState(state)})
     with pytest.raises(InvalidTransition) as refused:
         apply(case, action, side, T0 + timedelta(hours=1), **kw)
     # cases.py names the field `state` and the current state; pipeline.py adds it to the problem
