@@ -337,6 +337,38 @@ async def test_broker_outage_the_service_reconnects_and_resumes_by_itself(
     assert v.dead == sum(1 for b in bodies if orjson.loads(b)["sender"] == "nobody")
 
 
+async def test_an_instance_stops_within_its_deadline_while_the_broker_is_out(
+    broker: Broker, amqp_prefix: str, schema: str, procs: list[ServeProcess], tmp_path: Path
+) -> None:
+    # an operator stops (or a supervisor restarts) an instance during a broker outage: it must stop
+    # within its shutdown deadline, not wait for a broker that may not come back
+    n = 400
+    bodies = stream(n, f"stop-{amqp_prefix}")
+    await broker.declare_topology()
+    proxy = await Proxy("127.0.0.1", 5672).start()
+    try:
+        proc = serve(
+            procs,
+            tmp_path,
+            amqp_prefix,
+            schema,
+            amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+            extra_env={"WATCHCENTRE_SHUTDOWN_DEADLINE_S": "3"},
+        )
+        await proc.start()
+        feeding = asyncio.create_task(publish_all(broker, bodies))
+        await wait_settled(schema, n // 4, within=60)
+        proxy.cut()  # in the middle of the stream: handlers in flight, the broker gone
+        await proc.wait_health(False, within=15, check="broker")
+        code, took_s = await proc.terminate(within=60)
+        await feeding
+    finally:
+        await proxy.close()
+    report(f"stopped during a broker outage in {took_s:.2f}s (deadline 3 s), exit code {code}")
+    assert code == 0
+    assert took_s < 3 + 5  # the deadline, and the rest of an orderly stop
+
+
 async def queue_exists(name: str) -> bool:
     connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
     try:

@@ -137,8 +137,10 @@ class AmqpConsumer:
         were cancelled. Deliveries held by a pause are handed back at once."""
         self._stopping = True
         if self._tag is not None:
+            # within the deadline: with the broker out, the robust channel would wait for it forever
             with contextlib.suppress(*CHANNEL_GONE, RuntimeError):
-                await self._queue.cancel(self._tag)
+                async with asyncio.timeout(deadline_s):
+                    await self._queue.cancel(self._tag)
             self._tag = None
         self._open.set()
         pending = set(self._tasks)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
@@ -27,6 +26,9 @@ log = structlog.get_logger("watchcentre.amqp")
 ERROR_HEADER = "x-watchcentre-error"
 PUBLISH_TIMEOUT_S = 30.0
 """Seconds to wait for a broker confirm before the publish counts as failed (TransientError)."""
+UNCONFIRMED_TIMEOUT_S = 5.0
+"""Seconds an event batch or a receipt may wait for its channel (a reconnection): best effort, they
+must not hold the commit that announces them."""
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 EVENTS_BATCH = "batch"
 """The routing key (and AMQP type) of every `P.events` message: a JSON array of audit records."""
@@ -104,8 +106,8 @@ class AmqpPublisher:
             if isinstance(result, PublishError) and _no_route(result):
                 unroutable.append(copy)
             elif isinstance(result, BaseException):
-                if isinstance(result, DeliveryError) and not channel.is_closed:
-                    await _renew(channel, result)
+                if isinstance(result, DeliveryError):  # a queue did not take it: handed back, sent again
+                    log.warning("publish_nacked", cause=f"{type(result).__name__}: {result}")
                 raise result
         return unroutable
 
@@ -142,7 +144,8 @@ class AmqpPublisher:
         # `batch` (docs/architecture.md). Not confirmed, and wait=False: it only queues its frame.
         if not events:
             return
-        channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
+        async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
+            channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
         first, last = events[0].seq, events[-1].seq
         await channel.basic_publish(
             EVENTS_JSON.dump_json(list(events)),
@@ -159,7 +162,8 @@ class AmqpPublisher:
 
     async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
         # Not confirmed: a receipt is a courtesy; the sender can always ask the HTTP API.
-        channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
+        async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
+            channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
         await channel.basic_publish(
             body,
             exchange="",
@@ -170,18 +174,6 @@ class AmqpPublisher:
             mandatory=False,
             wait=False,
         )
-
-
-async def _renew(channel: aiormq.Channel, nack: DeliveryError) -> None:
-    """A publish the broker nacked (a queue it routes to did not take it): the confirm channel is
-    closed, and the robust channel opens a new one, on which the input, handed back, is published
-    again. Once in six runs of tests/integration/test_cluster.py, RabbitMQ 3.10 went on nacking every
-    publish of the channel opened during a leader election to three recipient queues for over a
-    minute after they had their new leaders, and the inputs came back until the broker's delivery
-    limit; whether a new channel clears it has not been reproduced since (it costs one channel)."""
-    log.warning("confirm_channel_renewed", cause=f"{type(nack).__name__}: {nack}")
-    with contextlib.suppress(*CHANNEL_GONE):
-        await channel.close()
 
 
 def _with_bcc(copy: OutboundCopy) -> FieldTable:
