@@ -493,8 +493,7 @@ class _Broker:
     """The connection and its channels, opened at start-up (`_broker`)."""
 
     connection: Late[AbstractRobustConnection]
-    confirm: Late[AbstractChannel]
-    plain: Late[AbstractChannel]
+    topology: Late[AbstractChannel]
     consume: Late[AbstractChannel]
     inbound: Late[AbstractQueue]
 
@@ -514,14 +513,13 @@ async def build_app(settings: Settings) -> web.Application:
     late_store: Late[Store] = Late("the store")
     broker = _Broker(
         Late("the AMQP connection"),
-        Late("the confirm channel"),
-        Late("the events channel"),
+        Late("the topology channel"),
         Late("the consuming channel"),
         Late("the intake queue"),
     )
     store = cast(Store, late_store)
     connection = cast(AbstractRobustConnection, broker.connection)
-    confirm, consume = cast(AbstractChannel, broker.confirm), cast(AbstractChannel, broker.consume)
+    consume = cast(AbstractChannel, broker.consume)
     consumer = amqp.AmqpConsumer(consume, cast(AbstractQueue, broker.inbound), settings.prefetch)
 
     async def readiness() -> dict[str, bool]:
@@ -534,7 +532,6 @@ async def build_app(settings: Settings) -> web.Application:
             not connection.is_closed
             and connection.connected.is_set()
             and not consume.is_closed
-            and not confirm.is_closed
             and consumer.consuming
         )
         return {"broker": broker_ok, "database": db_ok}
@@ -545,9 +542,7 @@ async def build_app(settings: Settings) -> web.Application:
         config=config,
         classifier=classifier,
         store=store,
-        publisher=MeteredPublisher(
-            amqp.AmqpPublisher(confirm, cast(AbstractChannel, broker.plain), names), metrics
-        ),
+        publisher=MeteredPublisher(amqp.AmqpPublisher(connection, names), metrics),
         metrics=metrics,
         clock=SystemClock(),
         settings=ServiceSettings(
@@ -563,7 +558,7 @@ async def build_app(settings: Settings) -> web.Application:
     scheduler = DeadlineScheduler(service.desk, SystemClock(), settings.deadline_tick_s)
 
     async def declare(new: Config) -> None:
-        await amqp.declare_topology(broker.confirm.value, names, recipient_keys(new))
+        await amqp.declare_topology(broker.topology.value, names, recipient_keys(new))
 
     reloader = Reloader(
         settings=settings,
@@ -682,17 +677,22 @@ def _store(settings: Settings, store: Late[Store]) -> Ctx:
 
 
 def _broker(settings: Settings, broker: _Broker, on_reconnect: Callable[[], None]) -> Ctx:
-    """The connection and its channels: confirmed publishes, the unconfirmed events and receipts, and
-    the consumer's own (its intake queue is declared on it, so a reconnection restores the consumer)."""
+    """The connection and its robust channels: the topology's (what is declared on it is declared
+    again after a reconnection) and the consumer's (its intake queue is declared on it, so a
+    reconnection restores the consumer), both watched. The publisher opens its own."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         connection = broker.connection.bind(await connect_broker(settings))
         connection.reconnect_callbacks.add(lambda *_: on_reconnect())
         try:
-            broker.confirm.bind(await connection.channel(publisher_confirms=True, on_return_raises=True))
-            broker.plain.bind(await connection.channel(publisher_confirms=False))
-            broker.consume.bind(await connection.channel(publisher_confirms=False))
-            yield
+            topology = broker.topology.bind(await connection.channel(publisher_confirms=False))
+            consume = broker.consume.bind(await connection.channel(publisher_confirms=False))
+            watch = amqp.ChannelWatch(connection, {"topology": topology, "consume": consume})
+            watch.start()
+            try:
+                yield
+            finally:
+                await watch.stop()
         finally:
             await connection.close()  # its channels with it
             log.info("closed", what="amqp")
@@ -712,7 +712,7 @@ def _topology(config: Config, names: amqp.Names, broker: _Broker) -> Ctx:
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         while True:
             try:
-                await amqp.declare_topology(broker.confirm.value, names, recipient_keys(config))
+                await amqp.declare_topology(broker.topology.value, names, recipient_keys(config))
                 break
             except amqp.QueueTypeMismatch as exc:
                 log.error(

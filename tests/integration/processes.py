@@ -159,6 +159,15 @@ class ServeProcess:
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if marker in line]
 
 
+def async_true(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """A plain condition as `poll_until` awaits it."""
+
+    async def wrapped() -> bool:
+        return check()
+
+    return wrapped
+
+
 async def poll_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
     """Await `check()` until it is true (polled every 50 ms); fail after `within` seconds."""
     started = time.monotonic()

@@ -179,13 +179,15 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     moved = proc.log_lines("broker_address_next")
     connected = proc.log_lines("broker_connected")
     renewed = proc.log_lines("confirm_channel_renewed")
+    reopened = proc.log_lines("channel_reopened")
     report(
         f"{n} inputs ({BACKLOG} in a backlog, then {n - BACKLOG} arriving); stopped the P.inbound leader {leader.name} at {before} settled (the stop took "
         f"{stopped_s:.1f}s; new leader {new_leader.name}); longest time without a settlement from the stop "
         f"on {stall_s:.2f}s; routing resumed {resumed_s:.2f}s after the node was gone; drained in "
         f"{drained_s:.1f}s; {v.routed} routed + {v.dead} dead = {v.routed + v.dead}; "
         f"redundant copies {v.redundant_copies} of {v.copies}; service moved address {len(moved)}x, "
-        f"connected {len(connected)}x; confirm channel renewed after a nack {len(renewed)}x"
+        f"connected {len(connected)}x; confirm channel renewed after a nack {len(renewed)}x; "
+        f"a channel left closed reopened by the watch {len(reopened)}x"
     )
     assert v.routed + v.dead == n
     # only the inputs from an unknown sender are dead: none was dead-lettered by the broker's delivery

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import orjson
 import pytest
 
 from tests.integration.harness import ROOT, Broker, envelope, running
-from tests.integration.processes import WATCHCENTRE, ServeProcess, poll_until
+from tests.integration.processes import WATCHCENTRE, ServeProcess, async_true, poll_until
 from tests.integration.proxy import Proxy
 from tests.integration.service_fixtures import CONFIG_DIR, POSTGRES_URL
 from watchcentre.adapters.amqp.publisher import UNCONFIRMED_TIMEOUT_S
@@ -62,13 +62,6 @@ KEYS = recipient_keys(load_config(CONFIG_DIR))
 def report(line: str) -> None:
     """Figures for the record (shown with pytest -s, and in the CI log)."""
     print(f"[reliability] {line}", file=sys.stderr)
-
-
-def async_true(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def wrapped() -> bool:
-        return check()
-
-    return wrapped
 
 
 async def dead_count_is(broker: Broker, n: int) -> bool:

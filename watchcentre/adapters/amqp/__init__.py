@@ -3,7 +3,7 @@
 the `watchcentre dead` command (dead_letters), the console's dead-letter port (dead_letter_port),
 the live event feed (feed) and queue depths for /metrics (depths)."""
 
-from watchcentre.adapters.amqp.connect import RECONNECT_INTERVAL_S, connect, user_of
+from watchcentre.adapters.amqp.connect import RECONNECT_INTERVAL_S, ChannelWatch, connect, user_of
 from watchcentre.adapters.amqp.consumer import AmqpConsumer, Handler
 from watchcentre.adapters.amqp.dead_letter_port import AmqpDeadLetters
 from watchcentre.adapters.amqp.dead_letters import (
@@ -53,6 +53,7 @@ __all__ = [
     "AmqpConsumer",
     "AmqpDeadLetters",
     "AmqpPublisher",
+    "ChannelWatch",
     "DeadLetter",
     "DeliveryQueue",
     "EventFeed",

@@ -14,12 +14,15 @@ connection is lost or an attempt fails, so the reconnection goes round the nodes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import aiormq
 import structlog
 from aio_pika import RobustConnection
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from yarl import URL
 
@@ -31,6 +34,7 @@ RECONNECT_INTERVAL_S = 1.0
 CONNECT_TIMEOUT_S = 5.0
 """Per attempt: a node whose host is gone (no refusal, no answer) must not hold the reconnection
 for the operating system's TCP timeout (minutes) while other nodes are up."""
+REOPEN_TIMEOUT_S = 10.0
 
 # What a publish, ack or nack raises when the channel or the connection is gone (or going).
 CHANNEL_GONE: tuple[type[BaseException], ...] = (
@@ -93,3 +97,101 @@ def user_of(connection: AbstractRobustConnection) -> str | None:
     """The connection's broker user (aio-pika keeps its URL on the concrete class only)."""
     url = getattr(connection, "url", None)
     return cast(str | None, url.user) if url is not None else None
+
+
+REOPEN_FAILED: tuple[type[BaseException], ...] = (*CHANNEL_GONE, RuntimeError)
+
+
+class OwnChannel:
+    """A channel this adapter opens on the connection when it needs one, and drops when it closes.
+
+    The publisher's channels are not aio-pika robust channels: a robust channel reopened after the
+    broker closed it re-declares everything ever declared on it first, and when one of those declares
+    fails (in a leader election) it stays closed with the connection up, and every publish waits on
+    it (once in ten CI runs of test_cluster). Here a closed channel is simply replaced by a new one
+    on the next publish; the queues it published to are durable and need no re-declaring."""
+
+    def __init__(self, connection: AbstractRobustConnection, *, confirms: bool) -> None:
+        self._connection = connection
+        self._confirms = confirms
+        self._channel: aiormq.Channel | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> aiormq.Channel:
+        """The open channel, or a new one (waiting for a reconnection: the caller bounds the wait)."""
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            if self._channel is None or self._channel.is_closed:
+                await self._connection.ready()
+                transport = self._connection.transport
+                if transport is None:
+                    raise ChannelInvalidStateError("no connection to the broker")
+                opened = await transport.connection.channel(
+                    publisher_confirms=self._confirms, on_return_raises=self._confirms
+                )
+                self._channel = cast(aiormq.Channel, opened)
+            return self._channel
+
+    async def drop(self) -> None:
+        """Close the channel: the next `get` opens a new one."""
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(*CHANNEL_GONE):
+                await channel.close()
+
+
+class ChannelWatch:
+    """Reopens a robust channel left closed while its connection is up.
+
+    aio-pika reopens a channel the broker closed, but if that reopen fails (a declare it repeats fails
+    during a leader election) it does not try again until the connection itself is lost: the consumer
+    would stay silent. A channel seen closed at two checks in a row (aio-pika's own reopen had its
+    chance) is reopened here, and the attempt logged; it is tried again at each check until it works."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        channels: Mapping[str, AbstractChannel],
+        interval_s: float = 2.0,
+    ) -> None:
+        self._connection = connection
+        self._channels = channels
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.reopened = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="channel-watch")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        closed_at: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(self._interval_s)
+            if self._connection.is_closed or not self._connection.connected.is_set():
+                closed_at.clear()  # the connection's own recovery reopens every channel
+                continue
+            for name, channel in self._channels.items():
+                if not channel.is_closed:
+                    closed_at.pop(name, None)
+                    continue
+                since = closed_at.setdefault(name, time.monotonic())
+                if time.monotonic() - since < self._interval_s:
+                    continue
+                try:
+                    async with asyncio.timeout(REOPEN_TIMEOUT_S):
+                        await channel.reopen()
+                except REOPEN_FAILED as exc:
+                    log.warning("channel_reopen_failed", channel=name, error=f"{type(exc).__name__}: {exc}")
+                    continue
+                self.reopened += 1
+                log.warning("channel_reopened", channel=name, closed_s=round(time.monotonic() - since, 1))
+                closed_at.pop(name, None)

@@ -224,8 +224,8 @@ async def drop_dead_before(
 
 async def announce(connection: AbstractRobustConnection, names: Names, events: Sequence[AuditEvent]) -> None:
     """Publish operator events (e.g. `replayed`) on `P.events`, as the service does its own."""
-    channel = await connection.channel(publisher_confirms=False)
+    publisher = AmqpPublisher(connection, names)
     try:
-        await AmqpPublisher(channel, channel, names).publish_events(events)
+        await publisher.publish_events(events)
     finally:
-        await channel.close()
+        await publisher.close()

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import cast
 
 import aio_pika
-import aiormq
 import structlog
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractRobustConnection
 from aiormq import spec
 from aiormq.exceptions import DeliveryError, PublishError
 from pamqp.common import FieldTable
 from pydantic import TypeAdapter
 
-from watchcentre.adapters.amqp.connect import CHANNEL_GONE
+from watchcentre.adapters.amqp.connect import CHANNEL_GONE, OwnChannel
 from watchcentre.adapters.amqp.topology import QUORUM, Names
 from watchcentre.core.ports import OutboundCopy, TransientError
 from watchcentre.core.records import AuditEvent
@@ -38,14 +35,17 @@ NO_ROUTE = 312
 
 
 class AmqpPublisher:
-    """Routed copies and dead letters on a confirm channel; events on a plain one."""
+    """Routed copies and dead letters on a confirm channel; events and receipts on a plain one. Both
+    are the publisher's own (`OwnChannel`): a closed one is replaced at the next publish."""
 
-    def __init__(
-        self, confirm_channel: AbstractChannel, events_channel: AbstractChannel, names: Names
-    ) -> None:
-        self._confirm = confirm_channel
-        self._plain = events_channel
+    def __init__(self, connection: AbstractRobustConnection, names: Names) -> None:
+        self._confirm = OwnChannel(connection, confirms=True)
+        self._plain = OwnChannel(connection, confirms=False)
         self._names = names
+
+    async def close(self) -> None:
+        await self._confirm.drop()
+        await self._plain.drop()
 
     async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
         # One publish per OutboundCopy, whatever its fan-out: RabbitMQ's sender-selected
@@ -79,7 +79,7 @@ class AmqpPublisher:
 
     async def _publish(self, copies: Sequence[OutboundCopy]) -> list[OutboundCopy]:
         """Publish and await every confirm; return the copies the broker returned as unroutable."""
-        channel = cast(aiormq.Channel, await self._confirm.get_underlay_channel())
+        channel = await self._confirm.get()
         exchange = self._names.routed
         results = await asyncio.gather(
             *(
@@ -108,33 +108,36 @@ class AmqpPublisher:
                 unroutable.append(copy)
             elif isinstance(result, BaseException):
                 if isinstance(result, DeliveryError) and not channel.is_closed:
-                    await _renew(channel, result)
+                    # a nack: a queue it routes to did not take it. Once in six runs of test_cluster,
+                    # RabbitMQ went on nacking every publish of the channel opened during a leader
+                    # election for over a minute; publishing again on a new channel clears it
+                    log.warning("confirm_channel_renewed", cause=f"{type(result).__name__}: {result}")
+                    await self._confirm.drop()
                 raise result
         return unroutable
 
     async def _declare_recipients(self, routing_keys: Sequence[str]) -> None:
-        routed = await self._confirm.declare_exchange(
-            self._names.routed, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        channel = await self._confirm.get()
+        routed = self._names.routed
+        await channel.exchange_declare(routed, exchange_type="topic", durable=True)
         for key in routing_keys:
-            queue = await self._confirm.declare_queue(
-                self._names.queue_for(key), durable=True, arguments=dict(QUORUM)
-            )
-            await queue.bind(routed, routing_key=key)
+            queue = self._names.queue_for(key)
+            await channel.queue_declare(queue, durable=True, arguments=dict(QUORUM))
+            await channel.queue_bind(queue, routed, routing_key=key)
 
     async def publish_dead(self, body: bytes, reason: str, headers: Mapping[str, str]) -> None:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self._confirm.default_exchange.publish(
-                    aio_pika.Message(
-                        body,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        headers={ERROR_HEADER: reason, **headers},
-                        timestamp=datetime.now(
-                            UTC
-                        ),  # when it arrived: shown, and its retention counts from it
-                    ),
+                channel = await self._confirm.get()
+                await channel.basic_publish(
+                    body,
                     routing_key=self._names.dead,
+                    properties=spec.Basic.Properties(
+                        delivery_mode=PERSISTENT,
+                        headers={ERROR_HEADER: reason, **headers},
+                        # when it arrived: shown, and its retention counts from it
+                        timestamp=datetime.now(UTC),
+                    ),
                     mandatory=True,
                 )
         except CHANNEL_GONE as exc:
@@ -146,7 +149,7 @@ class AmqpPublisher:
         if not events:
             return
         async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
-            channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
+            channel = await self._plain.get()
         first, last = events[0].seq, events[-1].seq
         await channel.basic_publish(
             EVENTS_JSON.dump_json(list(events)),
@@ -164,7 +167,7 @@ class AmqpPublisher:
     async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
         # Not confirmed: a receipt is a courtesy; the sender can always ask the HTTP API.
         async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
-            channel = cast(aiormq.Channel, await self._plain.get_underlay_channel())
+            channel = await self._plain.get()
         await channel.basic_publish(
             body,
             exchange="",
@@ -175,18 +178,6 @@ class AmqpPublisher:
             mandatory=False,
             wait=False,
         )
-
-
-async def _renew(channel: aiormq.Channel, nack: DeliveryError) -> None:
-    """A publish the broker nacked (a queue it routes to did not take it): the confirm channel is
-    closed, and the robust channel opens a new one, on which the input, handed back, is published
-    again. Once in six runs of tests/integration/test_cluster.py, RabbitMQ 3.10 went on nacking every
-    publish of the channel opened during a leader election to three recipient queues for over a
-    minute after they had their new leaders, and the inputs came back until the broker's delivery
-    limit; whether a new channel clears it has not been reproduced since (it costs one channel)."""
-    log.warning("confirm_channel_renewed", cause=f"{type(nack).__name__}: {nack}")
-    with contextlib.suppress(*CHANNEL_GONE):
-        await channel.close()
 
 
 def _with_bcc(copy: OutboundCopy) -> FieldTable:
