@@ -14,6 +14,7 @@ cuts (see proxy.py and docs/guarantees.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -281,17 +282,12 @@ async def test_broker_outage_the_service_reconnects_and_resumes_by_itself(
     broker: Broker, amqp_prefix: str, schema: str, procs: list[ServeProcess], tmp_path: Path
 ) -> None:
     n = 1200
-    bodies = stream(n, f"amqp-{amqp_prefix}")
-    await broker.declare_topology()
-    proxy = await Proxy("127.0.0.1", 5672).start()
-    try:
-        proc = serve(
-            procs, tmp_path, amqp_prefix, schema, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
-        )
-        await proc.start()
-        feeding = asyncio.create_task(publish_all(broker, bodies))
-        await wait_settled(schema, n // 4, within=60)
-
+    async with streaming_through_a_proxy(broker, amqp_prefix, schema, procs, tmp_path, n) as (
+        proc,
+        proxy,
+        bodies,
+        feeding,
+    ):
         proxy.cut()  # the broker is gone, as the service sees it
         detected = await proc.wait_health(False, within=15, check="broker")
         await poll_until(async_true(lambda: proxy.refused >= 2), 30, "reconnection attempts refused")
@@ -316,8 +312,6 @@ async def test_broker_outage_the_service_reconnects_and_resumes_by_itself(
         await inbound_drained(broker)
         code, _ = await proc.terminate()
         assert code == 0
-    finally:
-        await proxy.close()
     v = await check_promise(broker, schema, bodies, taken)
     report(
         f"broker outage: /health not ready after {detected:.2f}s; ready {back:.2f}s after restore, "
@@ -336,32 +330,47 @@ async def test_an_instance_stops_within_its_deadline_while_the_broker_is_out(
 ) -> None:
     # an operator stops (or a supervisor restarts) an instance during a broker outage: it must stop
     # within its shutdown deadline, not wait for a broker that may not come back
-    n = 400
-    bodies = stream(n, f"stop-{amqp_prefix}")
-    await broker.declare_topology()
-    proxy = await Proxy("127.0.0.1", 5672).start()
-    try:
-        proc = serve(
-            procs,
-            tmp_path,
-            amqp_prefix,
-            schema,
-            amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-            extra_env={"WATCHCENTRE_SHUTDOWN_DEADLINE_S": "3"},
-        )
-        await proc.start()
-        feeding = asyncio.create_task(publish_all(broker, bodies))
-        await wait_settled(schema, n // 4, within=60)
+    deadline = {"WATCHCENTRE_SHUTDOWN_DEADLINE_S": "3"}
+    async with streaming_through_a_proxy(broker, amqp_prefix, schema, procs, tmp_path, 400, deadline) as (
+        proc,
+        proxy,
+        _,
+        feeding,
+    ):
         proxy.cut()  # in the middle of the stream: handlers in flight, the broker gone
         await proc.wait_health(False, within=15, check="broker")
         code, took_s = await proc.terminate(within=60)
         await feeding
-    finally:
-        await proxy.close()
     report(f"stopped during a broker outage in {took_s:.2f}s (deadline 3 s), exit code {code}")
     assert code == 0
     # the deadline for the handlers, the last events' wait for their channel, then an orderly stop
     assert took_s < 3 + UNCONFIRMED_TIMEOUT_S + 5
+
+
+@contextlib.asynccontextmanager
+async def streaming_through_a_proxy(
+    broker: Broker,
+    prefix: str,
+    schema: str,
+    procs: list[ServeProcess],
+    tmp_path: Path,
+    n: int,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[ServeProcess, Proxy, list[bytes], asyncio.Task[None]]]:
+    """An instance reaching the broker through a proxy the test can cut, `n` inputs being published,
+    a quarter of them already settled."""
+    bodies = stream(n, f"proxy-{prefix}")
+    await broker.declare_topology()
+    proxy = await Proxy("127.0.0.1", 5672).start()
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        proc = serve(procs, tmp_path, prefix, schema, amqp_url=url, extra_env=extra_env)
+        await proc.start()
+        feeding = asyncio.create_task(publish_all(broker, bodies))
+        await wait_settled(schema, n // 4, within=60)
+        yield proc, proxy, bodies, feeding
+    finally:
+        await proxy.close()
 
 
 async def queue_exists(name: str) -> bool:
