@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlparse
 
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 from aiohttp import web
 from yarl import URL
 
@@ -493,8 +493,8 @@ class _Broker:
     """The connection and its channels, opened at start-up (`_broker`)."""
 
     connection: Late[AbstractRobustConnection]
-    topology: Late[AbstractChannel]
-    consume: Late[AbstractChannel]
+    topology: Late[AbstractRobustChannel]
+    consume: Late[AbstractRobustChannel]
     inbound: Late[AbstractQueue]
 
 

@@ -22,7 +22,7 @@ from typing import Any, cast
 import aiormq
 import structlog
 from aio_pika import RobustConnection
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from yarl import URL
 
@@ -153,7 +153,7 @@ class ChannelWatch:
     def __init__(
         self,
         connection: AbstractRobustConnection,
-        channels: Mapping[str, AbstractChannel],
+        channels: Mapping[str, AbstractRobustChannel],
         interval_s: float = 2.0,
     ) -> None:
         self._connection = connection
@@ -188,7 +188,7 @@ class ChannelWatch:
                     continue
                 try:
                     async with asyncio.timeout(REOPEN_TIMEOUT_S):
-                        await channel.reopen()
+                        await channel.restore()  # under aio-pika's lock: never beside its own reopen
                 except REOPEN_FAILED as exc:
                     log.warning("channel_reopen_failed", channel=name, error=f"{type(exc).__name__}: {exc}")
                     continue
