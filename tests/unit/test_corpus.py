@@ -278,6 +278,34 @@ def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[st
             "Les deux tireurs ont été payés 30 000 euros.",
             "violent_crime",
         ),
+        # a killing in a drug war is a killing first, however much the drug trade is described
+        (
+            "Two men shot dead in Marseille drug war",
+            "The victims were killed at a cannabis dealing spot. Investigators believe the murders are"
+            " linked to a turf war between two drug trafficking networks selling cannabis and cocaine."
+            " Several kilos of drugs were seized.",
+            "violent_crime",
+        ),
+        (
+            "Règlement de comptes sur fond de trafic de stupéfiants",
+            "Un homme a été tué par balles près d'un point de deal. Les enquêteurs évoquent une guerre"
+            " de territoire entre trafiquants de cannabis et de cocaïne. De la résine a été saisie.",
+            "violent_crime",
+        ),
+        # the charge the suspects face says what the message is about; what someone was known for
+        # before is background
+        (
+            "Trois hommes mis en examen",
+            "Ils ont été mis en examen pour assassinat. La victime était connue pour trafic de"
+            " stupéfiants et gérait un point de deal où cannabis et cocaïne ont été saisis.",
+            "violent_crime",
+        ),
+        (
+            "Man charged in Lyon",
+            "A 30-year-old man was charged with fraud for selling fake investment products. He had"
+            " previously been convicted of drug trafficking and cannabis dealing.",
+            "financial_crime",
+        ),
     ],
 )
 def test_the_primary_type_is_what_the_message_is_about(subject: str, body: str, primary: str) -> None:
