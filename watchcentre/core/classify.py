@@ -988,7 +988,7 @@ class Classifier:
                         and crime[first] >= w.precedence_ratio * crime[top]
                         and not (
                             first in w.precedence_needs_subject
-                            and in_subject.get(first, 0.0) < in_subject.get(top, 0.0)
+                            and not 0.0 < in_subject.get(first, 0.0) >= in_subject.get(top, 0.0)
                         )
                     ):
                         crime_types.remove(first)
