@@ -301,9 +301,9 @@ def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[st
         # the charge the suspects face says what the message is about; what someone was known for
         # before is background
         (
-            "Trois hommes mis en examen",
-            "Ils ont été mis en examen pour assassinat. La victime était connue pour trafic de"
-            " stupéfiants et gérait un point de deal où cannabis et cocaïne ont été saisis.",
+            "Trois hommes mis en examen pour assassinat",
+            "La victime était connue pour trafic de stupéfiants et gérait un point de deal où"
+            " cannabis, cocaïne et héroïne ont été saisis.",
             "violent_crime",
         ),
         (
