@@ -221,6 +221,18 @@ if __name__ == "__main__":
         ("Arrested in Saint-Martin; the boat was seen near Amsterdam Island.", []),
         ("Légine pêchée près de l'île Amsterdam ; interpellé à Port-Louis (Guadeloupe).", []),
         ("Un Mauricien arrêté à Port-Louis.", ["MU"]),
+        # where a thing was made is its make: the country said for itself still counts
+        ("Police seized Belgian-made pistols and an Austrian Glock.", []),
+        ("Des pistolets de fabrication italienne ; une console de jeu japonaise.", []),
+        ("Italian-made rifles were bought in Italy by the suspects.", ["IT"]),
+        ("He lived under a Venezuelan identity.", []),
+        # comparisons, a place said not to be concerned by the case, French common nouns
+        ("The attack is comparable to the one in Baltimore.", []),
+        ("Il a comparé l'attaque à celle subie par la ville de Baltimore.", []),
+        ("Un armateur danois étranger à l'affaire ; un conteneur de sucre passé par le détroit.", []),
+        # states and provinces name their federation
+        ("Arrested in Texas; the guns came from Ontario and Queensland.", ["AU", "CA", "US"]),
+        ("Interpellé au Nouveau-Mexique puis extradé depuis la Colombie-Britannique.", ["CA", "US"]),
     ],
 )
 def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:
@@ -305,6 +317,13 @@ def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[st
             "La victime était connue pour trafic de stupéfiants et gérait un point de deal où"
             " cannabis, cocaïne et héroïne ont été saisis.",
             "violent_crime",
+        ),
+        # laundering the proceeds of drugs, said so in the subject, is laundering
+        (
+            "Money laundering of drug proceeds through car dealers",
+            "The network laundered the profits of cocaine and hashish trafficking in Marseille"
+            " through second-hand car sales and cash deposits.",
+            "financial_crime",
         ),
         (
             "Man charged in Lyon",
