@@ -156,7 +156,7 @@ if __name__ == "__main__":
         "| set | texts | primary type | crime types P / R | countries P / R / F1 | no foreign country → triage |"
     )
     print("| --- | ---: | ---: | --- | --- | ---: |")
-    rows = [(name, name, None) for name in CORPORA]
+    rows: list[tuple[str, str, str | None]] = [(name, name, None) for name in CORPORA]
     rows += [
         ("corpus", "corpus, first 307", "first"),
         ("corpus", "corpus, ty batch (blind)", "ty"),
