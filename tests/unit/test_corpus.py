@@ -29,7 +29,9 @@ def _load(name: str) -> list[dict[str, Any]]:
 # the first set was looked at while the rules were tuned; the held-out set was written later, by
 # someone who saw neither the rules nor the first set, and was not used for tuning
 CORPORA = {
-    "corpus": _load("classification_corpus") + _load("classification_corpus_ty"),
+    "corpus": _load("classification_corpus")
+    + _load("classification_corpus_ty")
+    + _load("classification_corpus_tz"),
     "holdout": _load("classification_holdout") + _load("classification_holdout_hy"),
 }
 CORPUS = CORPORA["corpus"]
@@ -82,10 +84,11 @@ def figures(name: str, batch: str | None = None) -> dict[str, float]:
     }
 
 
-# the held-out set's batches: 'hx-' was written later than the rest, after the rules were changed;
-# 'hy-' later still, by someone who saw neither the rules nor any labelled text (its own file)
+# the batches: in the held-out set 'hx-' was written later than the rest, after the rules were
+# changed, 'hy-' later still, by someone who saw neither the rules nor any labelled text (its own
+# file); in the tuning set 'ty-' and 'tz-' were written blind the same way (their own files)
 def _batch(item_id: str) -> str:
-    return item_id[:2] if item_id.startswith(("hx-", "hy-")) else "first"
+    return item_id[:2] if item_id.startswith(("hx-", "hy-", "ty-", "tz-")) else "first"
 
 
 def test_the_corpora_are_large_and_bilingual() -> None:
@@ -153,8 +156,11 @@ if __name__ == "__main__":
         "| set | texts | primary type | crime types P / R | countries P / R / F1 | no foreign country → triage |"
     )
     print("| --- | ---: | ---: | --- | --- | ---: |")
-    rows = [(name, name, None) for name in CORPORA]
+    rows: list[tuple[str, str, str | None]] = [(name, name, None) for name in CORPORA]
     rows += [
+        ("corpus", "corpus, first 307", "first"),
+        ("corpus", "corpus, ty batch (blind)", "ty"),
+        ("corpus", "corpus, tz batch (blind)", "tz"),
         ("holdout", "holdout, first 156", "first"),
         ("holdout", "holdout, hx batch", "hx"),
         ("holdout", "holdout, hy batch (blind)", "hy"),
@@ -215,6 +221,18 @@ if __name__ == "__main__":
         ("Arrested in Saint-Martin; the boat was seen near Amsterdam Island.", []),
         ("Légine pêchée près de l'île Amsterdam ; interpellé à Port-Louis (Guadeloupe).", []),
         ("Un Mauricien arrêté à Port-Louis.", ["MU"]),
+        # where a thing was made is its make: the country said for itself still counts
+        ("Police seized Belgian-made pistols and an Austrian Glock.", []),
+        ("Des pistolets de fabrication italienne ; une console de jeu japonaise.", []),
+        ("Italian-made rifles were bought in Italy by the suspects.", ["IT"]),
+        ("He lived under a Venezuelan identity.", []),
+        # comparisons, a place said not to be concerned by the case, French common nouns
+        ("The attack is comparable to the one in Baltimore.", []),
+        ("Il a comparé l'attaque à celle subie par la ville de Baltimore.", []),
+        ("Un armateur danois étranger à l'affaire ; un conteneur de sucre passé par le détroit.", []),
+        # states and provinces name their federation
+        ("Arrested in Texas; the guns came from Ontario and Queensland.", ["AU", "CA", "US"]),
+        ("Interpellé au Nouveau-Mexique puis extradé depuis la Colombie-Britannique.", ["CA", "US"]),
     ],
 )
 def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[str]) -> None:
@@ -277,6 +295,41 @@ def test_places_named_in_passing_are_not_routed_on(body: str, countries: list[st
             "Assassinat commandité à Marseille",
             "Les deux tireurs ont été payés 30 000 euros.",
             "violent_crime",
+        ),
+        # a killing in a drug war is a killing first, however much the drug trade is described
+        (
+            "Two men shot dead in Marseille drug war",
+            "The victims were killed at a cannabis dealing spot. Investigators believe the murders are"
+            " linked to a turf war between two drug trafficking networks selling cannabis and cocaine."
+            " Several kilos of drugs were seized.",
+            "violent_crime",
+        ),
+        (
+            "Règlement de comptes sur fond de trafic de stupéfiants",
+            "Un homme a été tué par balles près d'un point de deal. Les enquêteurs évoquent une guerre"
+            " de territoire entre trafiquants de cannabis et de cocaïne. De la résine a été saisie.",
+            "violent_crime",
+        ),
+        # the charge the suspects face says what the message is about; what someone was known for
+        # before is background
+        (
+            "Trois hommes mis en examen pour assassinat",
+            "La victime était connue pour trafic de stupéfiants et gérait un point de deal où"
+            " cannabis, cocaïne et héroïne ont été saisis.",
+            "violent_crime",
+        ),
+        # laundering the proceeds of drugs, said so in the subject, is laundering
+        (
+            "Money laundering of drug proceeds through car dealers",
+            "The network laundered the profits of cocaine and hashish trafficking in Marseille"
+            " through second-hand car sales and cash deposits.",
+            "financial_crime",
+        ),
+        (
+            "Man charged in Lyon",
+            "A 30-year-old man was charged with fraud for selling fake investment products. He had"
+            " previously been convicted of drug trafficking and cannabis dealing.",
+            "financial_crime",
         ),
     ],
 )

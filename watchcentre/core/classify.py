@@ -46,6 +46,25 @@ class Negation(BaseModel):
     cues: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class Role(BaseModel):
+    """Words that say what part the crime named right after them plays in the message: the charge
+    ('arrested for', 'mis en examen pour': what it is about) or the background ('already known for',
+    'déjà condamné pour': not what it is about). A crime phrase within `window` tokens after one
+    weighs `factor` times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factor: float = Field(gt=0.0, le=4.0)
+    cues: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Roles(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window: int = Field(default=3, ge=0, le=8, description="tokens between a cue and the crime phrase")
+    roles: dict[str, Role] = Field(default_factory=dict, description="name -> its factor and cues")
+
+
 class NamedAfter(BaseModel):
     """Words that, right next to a place's name, make it the name of a thing: products, breeds,
     cuisine, dress and brands named after a country's people ('Italian suits', 'montres suisses'),
@@ -132,6 +151,7 @@ class CrimeRules(BaseModel):
     version: int = 1
     weights: Weights = Field(default_factory=Weights)
     negation: Negation = Field(default_factory=Negation)
+    roles: Roles = Field(default_factory=Roles)
     codes: dict[str, CodeRules]
 
     def problems(self) -> list[str]:
@@ -152,9 +172,22 @@ class CrimeRules(BaseModel):
                     re.compile(pat)
                 except re.error as exc:
                     out.append(f"codes.{code}.patterns[{i}]: invalid regex ({exc})")
+            for table in (rules.strong, rules.phrases):
+                out += [
+                    f"codes.{code}: '{phrase}' holds punctuation between words: the text's breaks there,"
+                    " it never matches"
+                    for phrases in table.values()
+                    for phrase in phrases
+                    if _BREAKS.search(phrase)
+                ]
             if not any(rules.strong.values()) and not any(rules.phrases.values()) and not rules.patterns:
                 out.append(f"codes.{code}: no phrases or patterns")
         return out
+
+
+# punctuation that the fold makes a space next to a space: a phrase holding it never matches, since
+# the scan reads a comma or a full stop as a break ('Guinée, Bissau' is not 'Guinée-Bissau')
+_BREAKS = re.compile(r"[;:!?()\[\]]|[,.]\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +372,7 @@ class TrieIndex:
 
 # --------------------------------------------------------------------------- the classifier
 
-_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE, _AFTER_CUE, _NAMED = 0, 1, 2, 3, 4, 5, 6
+_CRIME, _COUNTRY, _NEGATION, _NOT_PLACE, _PLACE_CUE, _AFTER_CUE, _NAMED, _ROLE = 0, 1, 2, 3, 4, 5, 6, 7
 _NO_KINDS: frozenset[str] = frozenset()
 _Payload = tuple[str, str, float, int]  # (target, rule, weight, what: _CRIME, _COUNTRY or _NEGATION)
 _Key = tuple[tuple[_Found, ...], str | tuple[int, ...] | None]
@@ -390,6 +423,12 @@ class Vocabulary:
                 for v in expand(cue):
                     if key := scan_key(v):
                         by_key[key].append((key, "negation", 0.0, _NEGATION))
+        for role in rules.roles.roles.values():
+            for cues in role.cues.values():
+                for cue in cues:
+                    for v in expand(cue):
+                        if key := scan_key(v):
+                            by_key[key].append((key, "role", role.factor, _ROLE))
         places = places or PlaceRules()
         for phrase in places.not_places:
             for v in expand(phrase):
@@ -436,6 +475,8 @@ class Vocabulary:
                 special = "\0" + key  # a place cue: what follows is named in passing
             elif first == _AFTER_CUE:
                 special = "\1" + key  # what comes just before is named in passing
+            elif first == _ROLE:
+                special = f"\3{found[0][2]!r}"  # the crime named right after weighs this factor
             elif first in (_NAMED, _CRIME) and any(p[3] == _NAMED for p in found):
                 # '\2' and the kinds of name it makes a thing's, before and after it; a crime phrase
                 # too ('couteau suisse') stays that phrase
@@ -537,6 +578,7 @@ class Classifier:
         # backtracking into a token); `len(norm[a:b].split()) <= n` copied and split the whole span
         self._within_negation = _within(self._window)
         self._within_place = _within(vocabulary.place_window)
+        self._within_role = _within(rules.roles.window)
         self._place_window = vocabulary.place_window
         self._place_factor = vocabulary.place_factor
         items: list[tuple[str, Any]] = list(vocabulary.phrases)
@@ -579,6 +621,11 @@ class Classifier:
                     frozenset(before.split(",")) - {""},
                     frozenset(after.split(",")) - {""},
                 )
+        self._role_factor = {
+            special: float(special[1:])
+            for _, special in meanings.values()
+            if isinstance(special, str) and special.startswith("\3")
+        }
         self._always = frozenset(i for i, (_, _, req) in enumerate(self._patterns) if req is None)
         self._pattern_says = [
             (_says((code, "pattern", w.pattern, _CRIME), self.home),) for code, _, _ in self._patterns
@@ -602,6 +649,9 @@ class Classifier:
         weight = next(s[2] for s in says if s[0] == target) * self._place_factor
         miss[target] = miss.get(target, 1.0) * (1.0 - min(weight, 1.0))
         return tuple(s if s[0] != target else (*s[:2], weight, *s[3:]) for s in says)
+
+    def _in_role(self, norm: str, cue_end: int, start: int) -> bool:
+        return cue_end <= start and self._within_role(norm, cue_end, start) is not None
 
     def _in_passing(self, norm: str, cue_end: int, start: int) -> bool:
         return cue_end <= start and self._within_place(norm, cue_end, start) is not None
@@ -741,6 +791,9 @@ class Classifier:
         before = 0
         wanted = self._always
         lead_end = 0
+        # the last role cue ('arrested for', 'déjà connu pour'): where it ends, and its factor
+        role_end = -1
+        role_factor = 1.0
         if where == _BODY and self._lead_factor != 1.0:
             m = _LEAD_END.search(text)
             lead_end = m.start() if m else len(text)
@@ -753,6 +806,9 @@ class Classifier:
                     elif special[0] == "\1":
                         if places:
                             self._named_before(text, start, places, found, miss)
+                    elif special[0] == "\3":
+                        if start >= role_end:  # not inside a longer cue ('déjà condamné pour')
+                            role_factor, role_end = self._role_factor[special], end - 2
                     elif special[0] == "\2":
                         before_kinds, after_kinds = self._named[special]
                         if after_kinds and last_key >= 0 and places:
@@ -815,6 +871,11 @@ class Classifier:
                     neg = self._negated(norm, cue, cue_end, start)
                 if neg is None and not again_crime:
                     boost = lead if start < lead_end else 1.0
+                    if role_end >= 0:
+                        if self._in_role(norm, role_end, start):
+                            boost *= role_factor
+                        else:
+                            role_end = -1
                     crime[target] = crime.get(target, 0.0) + value * factor * boost
             else:
                 passing = False
@@ -833,6 +894,11 @@ class Classifier:
                             neg = self._negated(norm, cue, cue_end, start)
                         if neg is None and not again_crime:
                             boost = lead if start < lead_end else 1.0
+                            if role_end >= 0:
+                                if self._in_role(norm, role_end, start):
+                                    boost *= role_factor
+                                else:
+                                    role_end = -1
                             crime[target] = crime.get(target, 0.0) + weight * factor * boost
                     elif is_home:
                         if target not in home:
@@ -935,7 +1001,7 @@ class Classifier:
                         and crime[first] >= w.precedence_ratio * crime[top]
                         and not (
                             first in w.precedence_needs_subject
-                            and in_subject.get(first, 0.0) < in_subject.get(top, 0.0)
+                            and not 0.0 < in_subject.get(first, 0.0) >= in_subject.get(top, 0.0)
                         )
                     ):
                         crime_types.remove(first)
