@@ -15,7 +15,8 @@ import orjson
 
 from watchcentre.settings import Settings
 
-CORPUS_FILES = ("classification_corpus.jsonl", "classification_holdout.jsonl")
+CORPUS_FILES = "classification_*.jsonl"
+"""Every batch of the labelled corpus: a name with `holdout` is held out (tests/unit/test_corpus.py)."""
 _HELD_OUT = frozenset({"holdout", "held-out", "heldout", "held_out", "test"})
 
 
@@ -49,8 +50,8 @@ def _corpus_paths(given: list[str] | None) -> list[Path]:
     if given:
         return [Path(p) for p in given]
     for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        found = [root / "tests" / "data" / name for name in CORPUS_FILES]
-        if all(p.exists() for p in found):
+        found = sorted((root / "tests" / "data").glob(CORPUS_FILES))
+        if found:
             return found
     return []
 
