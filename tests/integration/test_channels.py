@@ -8,26 +8,32 @@ publisher now opens its own channels, and `ChannelWatch` reopens a robust channe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aio_pika
 import aiormq
 import pytest
+import structlog
+from aio_pika.abc import AbstractRobustChannel
 
 from tests.integration.harness import AMQP_URL
 from tests.integration.processes import async_true, poll_until
 from watchcentre.adapters.amqp import AmqpConsumer, ChannelWatch, connect
+from watchcentre.adapters.amqp.connect import OwnChannel
 from watchcentre.core.ports import Delivery
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_consumer_whose_channel_could_not_be_reopened_is_consuming_again(amqp_prefix: str) -> None:
-    queue_name = f"{amqp_prefix}.watched"
+    inbound, side = f"{amqp_prefix}.watched", f"{amqp_prefix}.watched-side"
     connection = await connect(AMQP_URL)
     other = await connection.channel()
     try:
-        channel = await connection.channel(publisher_confirms=False)
-        queue = await channel.declare_queue(queue_name, durable=True, arguments={"x-max-length": 100})
+        channel: AbstractRobustChannel = await connection.channel(publisher_confirms=False)
+        # the consumer's channel also declared another queue, as the service's declares its topology
+        await channel.declare_queue(side, durable=True, arguments={"x-max-length": 100})
+        queue = await channel.declare_queue(inbound, durable=True)
         received: asyncio.Queue[bytes] = asyncio.Queue()
 
         async def handle(delivery: Delivery) -> None:
@@ -36,34 +42,92 @@ async def test_a_consumer_whose_channel_could_not_be_reopened_is_consuming_again
 
         consumer = AmqpConsumer(channel, queue, prefetch=10)
         await consumer.start(handle)
-        await other.default_exchange.publish(aio_pika.Message(b"before"), routing_key=queue_name)
+        await other.default_exchange.publish(aio_pika.Message(b"before"), routing_key=inbound)
         assert await asyncio.wait_for(received.get(), 10) == b"before"
 
-        # the queue now exists with other arguments (as a declare fails in a leader election): the
-        # channel's reopen, which declares it again first, fails
-        await other.queue_delete(queue_name)
-        await other.declare_queue(queue_name, durable=True, arguments={"x-max-length": 200})
+        # the other queue now exists with other arguments (as a declare fails in a leader election),
+        # and the broker closes the consumer's channel: aio-pika's reopen, which declares the queue
+        # again first, fails
+        await other.queue_delete(side)
+        await other.declare_queue(side, durable=True, arguments={"x-max-length": 200})
         underlay = await channel.get_underlay_channel()
         with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
             await underlay.basic_ack(999_999, wait=True)  # an unknown delivery tag: the broker closes it
             await underlay.basic_qos(prefetch_count=10)  # (the close arrives with the next answer)
-        await poll_until(async_true(lambda: channel.is_closed), 10, "the channel is closed")
-        await asyncio.sleep(1.0)  # aio-pika's own reopen has been tried and failed: nothing retries it
+        # aio-pika's reopen failed: it leaves the channel without an underlying one
+        await poll_until(async_true(lambda: not channel.is_initialized), 10, "aio-pika's reopen failed")
+        await other.queue_delete(side)  # the election is over: a reopen would now work
+        await other.default_exchange.publish(aio_pika.Message(b"during"), routing_key=inbound)
+        # under aio-pika alone nothing tries again: the message waits, unconsumed (a bounded wait
+        # for a negative claim)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(received.get(), 3)
         assert channel.is_closed and not consumer.consuming
 
-        watch = ChannelWatch(connection, {"consume": channel}, interval_s=0.2)
-        watch.start()
-        try:
-            await asyncio.sleep(1.0)  # while the conflict lasts, each attempt fails and is retried
-            assert channel.is_closed and watch.reopened == 0
-            await other.queue_delete(queue_name)  # the election is over
-            await poll_until(async_true(lambda: not channel.is_closed), 10, "the channel reopened")
-            assert watch.reopened == 1
-            await other.default_exchange.publish(aio_pika.Message(b"after"), routing_key=queue_name)
-            assert await asyncio.wait_for(received.get(), 10) == b"after"
-        finally:
-            await watch.stop()
+        with structlog.testing.capture_logs() as logs:
+            watch = ChannelWatch(connection, {"consume": channel}, interval_s=0.2)
+            watch.start()
+            try:
+                assert await asyncio.wait_for(received.get(), 10) == b"during"
+            finally:
+                await watch.stop()
+        assert [e["channel"] for e in logs if e["event"] == "channel_reopened"] == ["consume"]
+        assert consumer.consuming
         await consumer.stop(deadline_s=5)
     finally:
-        await other.queue_delete(queue_name)
+        for name in (inbound, side):
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await other.queue_delete(name)
+        await connection.close()
+
+
+async def test_a_reopen_that_keeps_failing_is_tried_again_and_logged(amqp_prefix: str) -> None:
+    side = f"{amqp_prefix}.failing-side"
+    connection = await connect(AMQP_URL)
+    other = await connection.channel()
+    try:
+        channel: AbstractRobustChannel = await connection.channel(publisher_confirms=False)
+        await channel.declare_queue(side, durable=True, arguments={"x-max-length": 100})
+        await other.queue_delete(side)
+        await other.declare_queue(side, durable=True, arguments={"x-max-length": 200})
+        underlay = await channel.get_underlay_channel()
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+            await underlay.basic_ack(999_999, wait=True)
+            await underlay.basic_qos(prefetch_count=10)
+        await poll_until(async_true(lambda: not channel.is_initialized), 10, "aio-pika's reopen failed")
+        with structlog.testing.capture_logs() as logs:
+            watch = ChannelWatch(connection, {"topology": channel}, interval_s=0.1)
+            watch.start()
+            try:
+                await poll_until(async_true(lambda: _failures(logs) >= 3), 10, "three attempts, each failing")
+            finally:
+                await watch.stop()
+        failures = [e for e in logs if e["event"] == "channel_reopen_failed"]
+        assert all(e["channel"] == "topology" and "PRECONDITION_FAILED" in e["error"] for e in failures)
+        assert not any(e["event"] == "channel_reopened" for e in logs)
+    finally:
+        with contextlib.suppress(aiormq.exceptions.AMQPError):
+            await other.queue_delete(side)
+        await connection.close()
+
+
+def _failures(logs: list[dict[str, object]]) -> int:
+    return sum(1 for e in logs if e["event"] == "channel_reopen_failed")
+
+
+async def test_a_late_nack_from_a_replaced_channel_leaves_its_successor_open() -> None:
+    # publishes in flight on one channel are nacked one after another: the first replaces the
+    # channel, the later ones must not close the new one (and every publish in flight on it)
+    connection = await connect(AMQP_URL)
+    try:
+        own = OwnChannel(connection, confirms=True)
+        first = await own.get()
+        await own.drop(first)
+        second = await own.get()
+        assert second is not first and first.is_closed
+        await own.drop(first)  # the late nack
+        assert not second.is_closed and await own.get() is second
+        await own.close()
+        assert second.is_closed
+    finally:
         await connection.close()

@@ -159,7 +159,16 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     stall_s = max(b - a for a, b in itertools.pairwise(marks))
     new_leader = await asyncio.to_thread(cluster.leader_of, f"{prefix}.inbound")
 
-    await wait_settled(schema, n, within=60)
+    try:
+        await wait_settled(schema, n, within=60)
+    except AssertionError:
+        report(await asyncio.to_thread(broker_state, cluster))
+        log = proc.log_path.read_text(errors="replace").splitlines()
+        report(
+            "the service's last warnings and errors:\n"
+            + "\n".join([x for x in log if '"level": "info"' not in x][-40:])
+        )
+        raise
     await poll_until(lambda: inbound_is_empty(broker), 60, "P.inbound drained")
     code, _ = await proc.terminate()
     assert code == 0

@@ -99,9 +99,6 @@ def user_of(connection: AbstractRobustConnection) -> str | None:
     return cast(str | None, url.user) if url is not None else None
 
 
-REOPEN_FAILED: tuple[type[BaseException], ...] = (*CHANNEL_GONE, RuntimeError)
-
-
 class OwnChannel:
     """A channel this adapter opens on the connection when it needs one, and drops when it closes.
 
@@ -126,20 +123,29 @@ class OwnChannel:
             if self._channel is None or self._channel.is_closed:
                 await self._connection.ready()
                 transport = self._connection.transport
-                if transport is None:
+                if transport is None or transport.connection.is_closed:
                     raise ChannelInvalidStateError("no connection to the broker")
-                opened = await transport.connection.channel(
-                    publisher_confirms=self._confirms, on_return_raises=self._confirms
-                )
+                try:
+                    opened = await transport.connection.channel(
+                        publisher_confirms=self._confirms, on_return_raises=self._confirms
+                    )
+                except RuntimeError as exc:  # the connection closed under us: transient, as above
+                    raise ChannelInvalidStateError(f"no connection to the broker: {exc}") from exc
                 self._channel = cast(aiormq.Channel, opened)
             return self._channel
 
-    async def drop(self) -> None:
-        """Close the channel: the next `get` opens a new one."""
-        channel, self._channel = self._channel, None
-        if channel is not None and not channel.is_closed:
+    async def drop(self, channel: aiormq.Channel) -> None:
+        """Close `channel`; if it is the current one, the next `get` opens a new one. (A nack that
+        arrives late from a channel already replaced must not close its successor.)"""
+        if self._channel is channel:
+            self._channel = None
+        if not channel.is_closed:
             with contextlib.suppress(*CHANNEL_GONE):
                 await channel.close()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self.drop(self._channel)
 
 
 class ChannelWatch:
@@ -160,7 +166,6 @@ class ChannelWatch:
         self._channels = channels
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
-        self.reopened = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="channel-watch")
@@ -186,12 +191,26 @@ class ChannelWatch:
                 since = closed_at.setdefault(name, time.monotonic())
                 if time.monotonic() - since < self._interval_s:
                     continue
-                try:
-                    async with asyncio.timeout(REOPEN_TIMEOUT_S):
-                        await channel.restore()  # under aio-pika's lock: never beside its own reopen
-                except REOPEN_FAILED as exc:
-                    log.warning("channel_reopen_failed", channel=name, error=f"{type(exc).__name__}: {exc}")
+                error = await self._restore(channel)
+                if error is not None:
+                    log.warning("channel_reopen_failed", channel=name, error=error)
                     continue
-                self.reopened += 1
                 log.warning("channel_reopened", channel=name, closed_s=round(time.monotonic() - since, 1))
                 closed_at.pop(name, None)
+
+    @staticmethod
+    async def _restore(channel: AbstractRobustChannel) -> str | None:
+        """Reopen `channel` through aio-pika's own restore (under its lock: never beside its own
+        reopen in progress); None when it is open again, else why not. Nothing ends the watch but
+        its stop."""
+        try:
+            async with asyncio.timeout(REOPEN_TIMEOUT_S):
+                await channel.restore()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return "CancelledError (the channel was closed during the reopen)"
+        except Exception as exc:  # whatever it was, the next check tries again
+            return f"{type(exc).__name__}: {exc}"
+        return "still closed after the restore" if channel.is_closed else None

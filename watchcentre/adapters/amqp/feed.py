@@ -9,9 +9,9 @@ from typing import Any
 
 import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 
-from watchcentre.adapters.amqp.connect import CHANNEL_GONE
+from watchcentre.adapters.amqp.connect import CHANNEL_GONE, ChannelWatch
 from watchcentre.adapters.amqp.publisher import EVENTS_BATCH
 from watchcentre.adapters.amqp.topology import Names
 
@@ -20,7 +20,7 @@ EventListener = Callable[[dict[str, Any]], None]
 
 class EventFeed:
     """This instance's subscription to `P.events`: one exclusive, auto-delete queue on a robust
-    channel (re-declared and re-consumed after a reconnection). Each `P.events` message is a JSON
+    channel (re-declared and re-consumed after a reconnection, and watched). Each `P.events` message is a JSON
     array of audit records (one committed batch, routing key `batch`); each record whose type is in
     `event_types` is handed to `listener`, one at a time. Every instance has its own queue, so each
     sees every event, whichever instance committed it. While `listening()` is false (no console
@@ -40,7 +40,8 @@ class EventFeed:
         self._listening = listening  # False: nobody to hand events to (no page open), skip decoding
         types = frozenset(event_types)
         self._wanted: Callable[[object], bool] = (lambda _: True) if "#" in types else types.__contains__
-        self._channel: AbstractChannel | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._watch: ChannelWatch | None = None
 
     async def start(self) -> None:
         self._channel = await self._connection.channel(publisher_confirms=False)
@@ -70,8 +71,12 @@ class EventFeed:
                     self._listener(event)
 
         await queue.consume(on_event, no_ack=True)
+        self._watch = ChannelWatch(self._connection, {"feed": self._channel})  # else a feed gone silent
+        self._watch.start()
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
         if self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(*CHANNEL_GONE, RuntimeError):
                 await self._channel.close()

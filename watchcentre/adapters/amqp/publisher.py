@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aiormq import spec
@@ -44,8 +45,8 @@ class AmqpPublisher:
         self._names = names
 
     async def close(self) -> None:
-        await self._confirm.drop()
-        await self._plain.drop()
+        await self._confirm.close()
+        await self._plain.close()
 
     async def publish_routed(self, copies: Sequence[OutboundCopy]) -> None:
         # One publish per OutboundCopy, whatever its fan-out: RabbitMQ's sender-selected
@@ -107,14 +108,17 @@ class AmqpPublisher:
             if isinstance(result, PublishError) and _no_route(result):
                 unroutable.append(copy)
             elif isinstance(result, BaseException):
-                if isinstance(result, DeliveryError) and not channel.is_closed:
-                    # a nack: a queue it routes to did not take it. Once in six runs of test_cluster,
-                    # RabbitMQ went on nacking every publish of the channel opened during a leader
-                    # election for over a minute; publishing again on a new channel clears it
-                    log.warning("confirm_channel_renewed", cause=f"{type(result).__name__}: {result}")
-                    await self._confirm.drop()
+                await self._renew_if_nacked(channel, result)
                 raise result
         return unroutable
+
+    async def _renew_if_nacked(self, channel: aiormq.Channel, exc: BaseException) -> None:
+        """A nack (not a return): a queue it routes to did not take it. Once in six runs of
+        test_cluster, RabbitMQ went on nacking every publish of a channel opened during a leader
+        election for over a minute: the next publish goes on a new channel."""
+        if isinstance(exc, DeliveryError) and not isinstance(exc, PublishError) and not channel.is_closed:
+            log.warning("confirm_channel_renewed", cause=f"{type(exc).__name__}: {exc}")
+            await self._confirm.drop(channel)
 
     async def _declare_recipients(self, routing_keys: Sequence[str]) -> None:
         channel = await self._confirm.get()
@@ -129,7 +133,7 @@ class AmqpPublisher:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 channel = await self._confirm.get()
-                await channel.basic_publish(
+                publishing = channel.basic_publish(
                     body,
                     routing_key=self._names.dead,
                     properties=spec.Basic.Properties(
@@ -140,6 +144,11 @@ class AmqpPublisher:
                     ),
                     mandatory=True,
                 )
+                try:
+                    await publishing
+                except DeliveryError as exc:
+                    await self._renew_if_nacked(channel, exc)
+                    raise
         except CHANNEL_GONE as exc:
             raise TransientError(f"dead-letter publish not confirmed: {type(exc).__name__}") from exc
 
