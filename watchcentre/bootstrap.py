@@ -89,7 +89,7 @@ from watchcentre.service import (
 from watchcentre.service.outbox import announcing
 from watchcentre.service.watch import WatchCommands
 from watchcentre.settings import Settings
-from watchcentre.tasks import cancel_and_wait
+from watchcentre.tasks import cancel_and_wait, where_tasks_wait
 
 log = structlog.get_logger("watchcentre.bootstrap")
 
@@ -634,6 +634,7 @@ async def build_app(settings: Settings) -> web.Application:
         _retention(retention),
         _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES, lambda: hub.listening)),
         _reloading(reloader),
+        _task_dump(),
     ):
         app.cleanup_ctx.append(ctx)
     return app
@@ -828,6 +829,24 @@ def _reloading(reloader: Reloader) -> Ctx:
         loop.remove_signal_handler(signal.SIGHUP)
         for task in list(pending):
             await cancel_and_wait(task)
+
+    return ctx
+
+
+def _task_dump() -> Ctx:
+    """SIGUSR1 logs where every task waits (`task_waits`, one line each): an instance that has gone
+    silent says what it is waiting for, without a restart that would lose the answer."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def dump() -> None:
+            for name, chain in sorted(where_tasks_wait()):
+                log.warning("task_waits", task=name, awaits=chain)
+
+        loop.add_signal_handler(signal.SIGUSR1, dump)
+        yield
+        loop.remove_signal_handler(signal.SIGUSR1)
 
     return ctx
 

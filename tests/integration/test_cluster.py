@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -144,6 +145,10 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     except AssertionError:
         arriving.cancel()
         report(await asyncio.to_thread(broker_state, cluster))
+        os.kill(proc.pid, signal.SIGUSR1)
+        await poll_until(async_true(lambda: bool(proc.log_lines("task_waits"))), 10, "the task dump")
+        await asyncio.sleep(0.5)
+        report("\n".join(proc.log_lines("task_waits")))
         raise
     finally:
         enough.set()  # the inputs after this are not needed to see the resumption
@@ -163,6 +168,9 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
         await wait_settled(schema, n, within=60)
     except AssertionError:
         report(await asyncio.to_thread(broker_state, cluster))
+        os.kill(proc.pid, signal.SIGUSR1)  # the service logs where each of its tasks waits
+        await poll_until(async_true(lambda: bool(proc.log_lines("task_waits"))), 10, "the task dump")
+        await asyncio.sleep(0.5)  # the rest of the dump
         log = proc.log_path.read_text(errors="replace").splitlines()
         report(
             "the service's last warnings and errors:\n"
