@@ -15,12 +15,12 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import history, retention, schema, subject_access
+from watchcentre.adapters.sql import schema, subject_access
 from watchcentre.adapters.sql.dialects import (
     INT,
     JSON,
@@ -35,13 +35,10 @@ from watchcentre.adapters.sql.dialects import (
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
-from watchcentre.core.identifiers import Identifier
-from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
 from watchcentre.core.ports import Mentions, OpsCounts, ReferenceTaken, TransientError
 from watchcentre.core.records import (
-    SYSTEM_ACTOR,
     Accepted,
     AuditEvent,
     CaseCursor,
@@ -54,11 +51,8 @@ from watchcentre.core.records import (
     handling_of,
 )
 from watchcentre.core.references import new_reference
-from watchcentre.core.replay import Decided
-from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
-from watchcentre.core.search import Clause, SearchHit, SearchQuery
-from watchcentre.core.watches import Watch, WatchHit, WatchInput
+from watchcentre.core.search import SearchQuery
 
 
 def _names(columns: Columns, prefix: str = "") -> str:
@@ -98,24 +92,23 @@ _Key = tuple[str | None, ...]
 K = TypeVar("K")
 
 
-class SqlStore:
-    """Messages, audit trail, cases, tokens and the console's records in one SQL database."""
+class SqlRecords:
+    """Messages, audit trail, cases, tokens and the console's records (the package's SqlStore adds
+    search, history and the purge, each from its module)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._d = dialect
 
     @classmethod
-    async def sqlite(cls, path: str, checkpoint_every: float = 0.25) -> SqlStore:
+    async def sqlite(cls, path: str, checkpoint_every: float = 0.25) -> Self:
         return await cls._open(SqliteDialect(path, checkpoint_every))
 
     @classmethod
-    async def postgres(
-        cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10
-    ) -> SqlStore:
+    async def postgres(cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> Self:
         return await cls._open(PostgresDialect(dsn, schema, min_size, max_size))
 
     @classmethod
-    async def _open(cls, dialect: SqliteDialect | PostgresDialect) -> SqlStore:
+    async def _open(cls, dialect: SqliteDialect | PostgresDialect) -> Self:
         await dialect.connect()
         try:
             await dialect.migrate(schema.steps(dialect))
@@ -482,20 +475,7 @@ class SqlStore:
         )
         return [_note(self._d, r) for r in rows]
 
-    # -- retention (adapters/sql/retention.py) ------------------------------------------------------
-
-    async def purge(
-        self,
-        rules: RetentionRules,
-        now: datetime,
-        *,
-        at: datetime | None = None,
-        dry_run: bool = False,
-        actor: str = SYSTEM_ACTOR,
-    ) -> PurgeReport:
-        return await retention.purge(
-            self._d, rules, now, at=at or now, record=_insert_events, dry_run=dry_run, actor=actor
-        )
+    # -- subject access (adapters/sql/subject_access.py) ------------------------------------------
 
     async def mentions(self, needle: str, limit: int = 500) -> Mentions:
         ids, refs, note_ids, truncated = await subject_access.matching(self._d, needle, limit)
@@ -508,43 +488,6 @@ class SqlStore:
             notes=sorted((_note(d, r) for r in notes), key=lambda n: n.id or 0),
             truncated=truncated,
         )
-
-    # -- search, identifiers, watch lists: the SQL is in search.py ------------------------------------
-
-    async def search(
-        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
-    ) -> list[SearchHit]:
-        return await search.search(self._d, query, clauses, visibility)
-
-    async def identifiers(self, message_pk: int) -> list[Identifier]:
-        return await search.identifiers_of(self._d, message_pk)
-
-    async def related(
-        self, message_pk: int, visibility: Visibility | None = None, limit: int = 100
-    ) -> list[tuple[StoredMessage, list[Identifier]]]:
-        return await search.related(self._d, message_pk, visibility, limit)
-
-    async def cross_match_counts(self, message_pks: Sequence[int]) -> dict[int, int]:
-        return await search.cross_match_counts(self._d, message_pks)
-
-    async def add_watch(
-        self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
-    ) -> Watch:
-        return await search.add_watch(self._d, watch, value, actor, at, event)
-
-    async def watches(self, live_at: datetime | None = None) -> list[Watch]:
-        return await search.watches(self._d, live_at)
-
-    async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
-        return await search.end_watch(self._d, watch_id, actor, at, event)
-
-    async def pending_watch_hits(self, limit: int = 200) -> list[tuple[WatchHit, StoredMessage]]:
-        return await search.pending_watch_hits(self._d, limit)
-
-    async def acknowledge_watch_hit(
-        self, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
-    ) -> tuple[WatchHit | None, AuditEvent | None]:
-        return await search.acknowledge_watch_hit(self._d, watch_id, message_pk, actor, at, event)
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
@@ -563,22 +506,6 @@ UNION ALL SELECT 'triage_backlog', count(*) FROM messages WHERE status = 'triage
 UNION ALL SELECT 'audit_head_seq', coalesce(max(seq), 0) FROM audit
 """
         return OpsCounts.of_rows((r[0], r[1]) for r in await self._d.fetch(sql, self._d.ts(now)))
-
-    # -- what-if and labels (adapters/sql/history.py) ---------------------------------------------
-
-    async def count_decided(self, since: datetime | None, until: datetime | None) -> int:
-        return await history.count_decided(self._d, since, until)
-
-    async def decided_page(
-        self, since: datetime | None, until: datetime | None, after_id: int, limit: int
-    ) -> list[Decided]:
-        return await history.decided_page(self._d, since, until, after_id, limit)
-
-    async def add_label(self, label: Label) -> None:
-        await history.add_label(self._d, label)
-
-    async def labels(self, limit: int = 10_000) -> list[tuple[Label, dict[str, Any] | None]]:
-        return await history.labels(self._d, limit)
 
     async def ping(self) -> None:
         await self._d.ping()
