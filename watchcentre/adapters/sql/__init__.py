@@ -6,9 +6,10 @@ from watchcentre.adapters.sql.history import SqlHistory
 from watchcentre.adapters.sql.retention import SqlRetention
 from watchcentre.adapters.sql.search import SqlSearch
 from watchcentre.adapters.sql.store import SqlRecords
+from watchcentre.adapters.sql.subject_access import SqlSubjectAccess
 
 
-class SqlStore(SqlRecords, SqlSearch, SqlHistory, SqlRetention):
+class SqlStore(SqlRecords, SqlSearch, SqlHistory, SqlRetention, SqlSubjectAccess):
     """core/ports.Store with History, Labels, RetentionStore and SubjectAccessStore."""
 
 

@@ -52,7 +52,8 @@ class Tx(Protocol):
     """One connection inside one transaction (or, for reads, outside any)."""
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        """Rows, each indexable by position."""
+        """Rows, each indexable by position. Text and timestamp parameters travel as `Dialect.text`
+        and `Dialect.ts` make them."""
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -104,15 +105,7 @@ def utc(at: datetime) -> datetime:
 # -- SQLite ----------------------------------------------------------------------------------------
 
 # Busy/locked: another process holds the write lock; I/O error, disk full, cannot open: the volume.
-_SQLITE_TRANSIENT = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_CANTOPEN,
-    }
-)
+_SQLITE_TRANSIENT = {getattr(sqlite3, f"SQLITE_{e}") for e in ("BUSY", "LOCKED", "IOERR", "FULL", "CANTOPEN")}
 _PARAM = re.compile(r"\$(\d+)")
 _SQLITE_CHUNK = 500  # rows per multi-row INSERT: SQLite caps bound parameters per statement
 
@@ -128,7 +121,7 @@ class _SqliteTx:
         self._conn = conn
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return self._conn.execute(_qmarks(sql), params).fetchall()
+        return self._conn.execute(_qmarks(sql), _sqlite_params(params)).fetchall()
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -155,6 +148,15 @@ class _SqliteTx:
         ).fetchall()
         base = int(rows[0][0]) if rows else 0
         return list(range(base + 1, base + 1 + n))
+
+
+def _iso(at: datetime) -> str:
+    """ISO-8601 UTC with microseconds: fixed width, so text order is time order."""
+    return utc(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sqlite_params(params: Sequence[Any]) -> Sequence[Any]:
+    return [_iso(p) if isinstance(p, datetime) else p for p in params]
 
 
 def _drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -205,8 +207,7 @@ class SqliteDialect:
         self._conn = conn
 
     def ts(self, at: datetime) -> str:
-        """ISO-8601 UTC with microseconds: fixed width, so text order is time order."""
-        return utc(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _iso(at)
 
     def at(self, value: Any) -> datetime:
         return datetime.fromisoformat(value)
@@ -218,7 +219,8 @@ class SqliteDialect:
         return f"json_extract({column}, '$.{key}')"
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return await self._run(lambda conn: conn.execute(_qmarks(sql), params).fetchall())
+        values = _sqlite_params(params)
+        return await self._run(lambda conn: conn.execute(_qmarks(sql), values).fetchall())
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
         return await self.fetch(sql, *params)  # SQLite's planner does not look at parameter values
@@ -405,7 +407,7 @@ class _PostgresTx:
         self._conn = conn
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return list(await self._conn.fetch(sql, *params))
+        return list(await self._conn.fetch(sql, *_pg_params(params)))
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -458,7 +460,7 @@ class PostgresDialect:
         return value  # type: ignore[no-any-return]
 
     def text(self, value: str) -> str:
-        return value.replace("\x00", "\ufffd")
+        return _pg_text(value)
 
     def json_text(self, column: str, key: str) -> str:
         return f"({column} ->> '{key}')"
@@ -466,7 +468,7 @@ class PostgresDialect:
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():
             async with self._pool.acquire() as conn:
-                return list(await conn.fetch(sql, *params))
+                return list(await conn.fetch(sql, *_pg_params(params)))
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
         # asyncpg prepares every statement; after five runs PostgreSQL may keep a generic plan,
@@ -474,7 +476,7 @@ class PostgresDialect:
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction(readonly=True):
                 await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-                return list(await conn.fetch(sql, *params))
+                return list(await conn.fetch(sql, *_pg_params(params)))
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         with _pg_transient():
@@ -511,6 +513,14 @@ class PostgresDialect:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+def _pg_text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
+
+
+def _pg_params(params: Sequence[Any]) -> list[Any]:
+    return [_pg_text(p) if isinstance(p, str) else utc(p) if isinstance(p, datetime) else p for p in params]
 
 
 @contextmanager

@@ -314,7 +314,7 @@ class SqlSearch:
             score = "ts_rank_cd(s.doc, wq.query)::float8"
             where.conditions.append("s.doc @@ wq.query")
         matching = len(where.conditions)
-        _filter_messages(d, where, q, None, _tags(d, q))  # need-to-know below, on the index
+        _filter_messages(where, q, None, _tags(d, q))  # need-to-know below, on the index
         # Only rejected messages are left out of the index: the message's row is read for a filter on
         # its own columns only; need-to-know is id sets (`+`: SQLite must not offer them to FTS5, which
         # would run the whole match again per id).
