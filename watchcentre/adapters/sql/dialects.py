@@ -1,8 +1,14 @@
 """What truly differs between SQLite and PostgreSQL, behind one seam (`Dialect`, `Tx`).
 
 The store (store.py) writes each query once, with numbered parameters (`$1`); a dialect runs it:
-connection and transaction handling, the placeholder spelling, how values travel (timestamps, NUL
-characters), the bulk insert and the audit sequence (the DDL's words are schema.py's).
+connection and transaction handling, the placeholder spelling, how values travel (text and
+timestamp parameters are made ready by `fetch`; `ts` and `text` do it for inserted rows; `at`
+reads a timestamp back, aware), the bulk insert and the audit sequence (the DDL's words are
+schema.py's). `write(body, serial)` runs `body(tx)` as one transaction, rolled back if it raises;
+`serial`: writers take turns (the audit chain needs it), else only row locks and unique keys order
+them. A `Tx` has `fetch`, `insert` (many rows in a constant number of statements; with `returning`,
+ON CONFLICT DO NOTHING and the inserted rows' `returning` columns, in no particular order) and
+`next_seqs` (fresh audit sequence numbers, ascending, under the writer lock).
 
 SQLite: one connection on one thread of our own. A write transaction is one job on that thread,
 BEGIN IMMEDIATE to COMMIT: the transaction body is an `async def` whose awaits on `Tx` never
@@ -27,7 +33,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
@@ -46,56 +52,6 @@ Columns = Sequence[tuple[str, str]]  # (name, kind)
 def columns(spec: str) -> Columns:
     """`"id:int at:ts author"` → (("id", INT), ("at", TS), ("author", TEXT)): text unless it says."""
     return tuple((name, kind or TEXT) for name, _, kind in (c.partition(":") for c in spec.split()))
-
-
-class Tx(Protocol):
-    """One connection inside one transaction (or, for reads, outside any)."""
-
-    async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        """Rows, each indexable by position. Text and timestamp parameters travel as `Dialect.text`
-        and `Dialect.ts` make them."""
-
-    async def insert(
-        self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
-    ) -> list[Any]:
-        """Many rows in a constant number of statements. With `returning`: ON CONFLICT DO NOTHING,
-        and the inserted rows' `returning` columns (in no particular order)."""
-
-    async def next_seqs(self, n: int) -> list[int]:
-        """`n` fresh audit sequence numbers, ascending (the caller holds the writer lock)."""
-
-
-class Dialect(Protocol):
-    name: ClassVar[str]
-
-    def ts(self, at: datetime) -> Any:
-        """A timestamp as a parameter. Naive means UTC."""
-
-    def at(self, value: Any) -> datetime:
-        """A timestamp column's value back as an aware datetime."""
-
-    def text(self, value: str) -> str:
-        """Text as the engine can hold it."""
-
-    def json_text(self, column: str, key: str) -> str:
-        """SQL for the text of a top-level key of a JSON column."""
-
-    async def fetch(self, sql: str, *params: Any) -> list[Any]: ...
-
-    async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
-        """A read planned for its parameters' values every time: a search, whose best plan depends
-        on how common its words are (PostgreSQL would otherwise settle on one generic plan for all)."""
-
-    async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
-        """Run `body` as one transaction, rolled back if it raises. `serial`: writers take turns
-        (the audit chain needs it); without it only the row locks and unique keys order writers."""
-
-    async def migrate(self, steps: Sequence[tuple[int, str, str]]) -> None:
-        """Apply the (version, description, sql) steps above the recorded version, in order."""
-
-    async def ping(self) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 def utc(at: datetime) -> datetime:
@@ -143,10 +99,8 @@ class _SqliteTx:
 
     async def next_seqs(self, n: int) -> list[int]:
         # sqlite_sequence (unlike max(seq)) never hands the same number out twice.
-        rows = self._conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'audit'"
-        ).fetchall()
-        base = int(rows[0][0]) if rows else 0
+        sql = "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'audit'"
+        base = int(self._conn.execute(sql).fetchone()[0])
         return list(range(base + 1, base + 1 + n))
 
 
@@ -223,7 +177,9 @@ class SqliteDialect:
         return await self._run(lambda conn: conn.execute(_qmarks(sql), values).fetchall())
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
-        return await self.fetch(sql, *params)  # SQLite's planner does not look at parameter values
+        """A read planned for its parameters' values every time (a search: its best plan depends on
+        how common its words are). SQLite's planner does that anyway."""
+        return await self.fetch(sql, *params)
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         """BEGIN IMMEDIATE makes the transaction the only writer, in this process and any other.
@@ -247,10 +203,8 @@ class SqliteDialect:
                     for statement in _statements(sql):
                         if not _column_there(conn, statement):
                             conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version VALUES (?, ?, ?)",
-                        (version, self.ts(datetime.now(UTC)), description),
-                    )
+                    now = _iso(datetime.now(UTC))
+                    conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, now, description))
 
         await self._run(lambda conn: _immediate(conn, lambda: job(conn)))
 
@@ -379,9 +333,9 @@ class Checkpointer:
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -529,3 +483,8 @@ def _pg_transient() -> Iterator[None]:
         yield
     except _PG_TRANSIENT as exc:
         raise TransientError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+
+
+# The seam the store is written against: one of the two engines, and a transaction on it.
+Dialect = SqliteDialect | PostgresDialect
+Tx = _SqliteTx | _PostgresTx

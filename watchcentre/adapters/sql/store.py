@@ -585,7 +585,8 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     """Open cases in the caller's transaction, a constant number of statements per round whatever the
     batch size. Decided in batch order as one `open_case` after another would; inserted with ON CONFLICT
     DO NOTHING in (sender, message_id) order (the same lock order in every instance): a case another
-    instance inserted meanwhile is not written twice but looked up again in the next round."""
+    instance inserted meanwhile (or a reference generated meanwhile) is not written twice but looked up
+    (or drawn) again in the next round."""
     keys = [(d.text(c.sender), d.text(c.message_id)) for c in cases]
     first = _firsts(keys)
     results: list[tuple[Case, bool] | ReferenceTaken | None] = [None] * len(cases)
@@ -593,7 +594,35 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     for _ in range(5):
         if not pending:
             break
-        pending = await _open_round(d, t, cases, keys, pending, results)
+        found = await _cases_where(d, t, "sender, message_id", sorted({keys[i] for i in pending}))
+        explicit = sorted(
+            {cases[i].reference for i in pending if cases[i].reference and keys[i] not in found}
+        )
+        taken = await _cases_where(d, t, "reference", [d.text(r) for r in explicit]) if explicit else {}
+        inserts: list[tuple[int, Case]] = []
+        generate: list[int] = []
+        for i in pending:
+            case = cases[i]
+            if keys[i] in found:
+                results[i] = (found[keys[i]], False)
+            elif not case.reference:
+                generate.append(i)
+            elif case.reference in taken:
+                results[i] = ReferenceTaken(taken[case.reference])
+            else:
+                taken[case.reference] = case  # a later request of the batch naming it is refused
+                inserts.append((i, case))
+        if generate:
+            numbered = await _with_references(t, [cases[i] for i in generate], avoid=set(taken))
+            inserts += zip(generate, numbered, strict=True)
+        inserts.sort(key=lambda ic: keys[ic[0]])
+        rows = [_values(d, _CASE, c, data=_case_data(c, d)) for _, c in inserts]
+        returned = await t.insert("cases", _CASE, rows, "sender, message_id") if rows else []
+        inserted = {(r[0], r[1]) for r in returned}
+        for i, case in inserts:
+            if keys[i] in inserted:
+                results[i] = (case, True)
+        pending = sorted(i for i, _ in inserts if keys[i] not in inserted)
     if pending:
         raise TransientError(f"{d.name}: cases kept conflicting with concurrent writers")
     out: list[tuple[Case, bool] | ReferenceTaken] = []
@@ -602,46 +631,6 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
         assert r is not None
         out.append(r if i == first[k] or isinstance(r, ReferenceTaken) else (r[0], False))
     return out
-
-
-async def _open_round(
-    d: Dialect,
-    t: Tx,
-    cases: list[Case],
-    keys: list[tuple[str, str]],
-    pending: list[int],
-    results: list[tuple[Case, bool] | ReferenceTaken | None],
-) -> list[int]:
-    """One round of `_open_cases`: the indexes still to settle (their insert met a concurrent one, or
-    a generated reference met one inserted meanwhile: drawn again next round)."""
-    found = await _cases_where(d, t, "sender, message_id", sorted({keys[i] for i in pending}))
-    explicit = sorted({cases[i].reference for i in pending if cases[i].reference and keys[i] not in found})
-    taken = await _cases_where(d, t, "reference", [d.text(r) for r in explicit]) if explicit else {}
-    inserts: list[tuple[int, Case]] = []
-    generate: list[int] = []
-    for i in pending:
-        case = cases[i]
-        if keys[i] in found:
-            results[i] = (found[keys[i]], False)
-        elif not case.reference:
-            generate.append(i)
-        elif case.reference in taken:
-            results[i] = ReferenceTaken(taken[case.reference])
-        else:
-            taken[case.reference] = case  # a later request of the batch naming it is refused
-            inserts.append((i, case))
-    if generate:
-        numbered = await _with_references(t, [cases[i] for i in generate], avoid=set(taken))
-        inserts += zip(generate, numbered, strict=True)
-    if not inserts:
-        return []
-    inserts.sort(key=lambda ic: keys[ic[0]])
-    rows = [_values(d, _CASE, c, data=_case_data(c, d)) for _, c in inserts]
-    inserted = {(r[0], r[1]) for r in await t.insert("cases", _CASE, rows, "sender, message_id")}
-    for i, case in inserts:
-        if keys[i] in inserted:
-            results[i] = (case, True)
-    return sorted(i for i, _ in inserts if keys[i] not in inserted)
 
 
 async def _with_references(t: Tx, cases: list[Case], avoid: set[str]) -> list[Case]:
