@@ -147,13 +147,11 @@ class SqliteDialect:
         # isolation_level=None: no implicit transactions; `write` issues BEGIN IMMEDIATE itself.
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=10.0, check_same_thread=False)
         try:
+            # NORMAL in WAL mode survives a process crash (only a power loss or OS crash can lose the
+            # last commits; FULL, an fsync per commit, would cost). The autocheckpoint is the net
+            # under the Checkpointer, should it fall behind.
             conn.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode, NORMAL is durable across a process crash: a committed transaction is in
-            # the WAL file, which the OS keeps. Only a power loss or OS crash can lose the last
-            # commits; FULL (an fsync per commit) would guard against that, at a cost.
             conn.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoints run on their own connection and thread, not inside a commit on the hot
-            # path (see Checkpointer); this is the net under them should they fall behind.
             conn.execute(f"PRAGMA wal_autocheckpoint={Checkpointer.FALLBACK_PAGES}")
         except BaseException:
             conn.close()
@@ -395,17 +393,17 @@ class PostgresDialect:
     def __init__(self, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> None:
         if not _IDENTIFIER.match(schema):
             raise ValueError(f"schema {schema!r}: use lower-case letters, digits and '_'")
-        self._dsn, self._schema, self._sizes = dsn, schema, (min_size, max_size)
+        self._dsn, self._schema = dsn, schema
         self._pool: Any = None
+        self._pool_args = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "server_settings": {"search_path": schema},
+        }
 
     async def connect(self) -> None:
         with _pg_transient():
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=self._sizes[0],
-                max_size=self._sizes[1],
-                server_settings={"search_path": self._schema},
-            )
+            self._pool = await asyncpg.create_pool(self._dsn, **self._pool_args)
 
     def ts(self, at: datetime) -> datetime:
         return utc(at)
@@ -455,9 +453,8 @@ class PostgresDialect:
                 for version, description, sql in steps:
                     if version > done:
                         await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO schema_version VALUES ($1, now(), $2)", version, description
-                        )
+                        sql = "INSERT INTO schema_version VALUES ($1, now(), $2)"
+                        await conn.execute(sql, version, description)
 
     async def ping(self) -> None:
         with _pg_transient():

@@ -12,12 +12,12 @@ of the side table `message_tags`. A write is one transaction holding the writer 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence, Sized
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel
 from pydantic_core import to_json
 
 from watchcentre.adapters.sql import schema
@@ -88,6 +88,7 @@ _CLAIM = (
     " ON CONFLICT (sender, message_id, revision) DO UPDATE SET claim = excluded.claim, at = excluded.at"
     " WHERE manual_claims.at < $6 RETURNING claim"
 )
+_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 _KEYS_PER_QUERY = 400  # bound parameters per statement are capped (SQLite, PostgreSQL alike)
 K = TypeVar("K")
 
@@ -160,11 +161,8 @@ class SqlRecords:
         return bool(await self._d.fetch(sql, digest))
 
     async def originals(self, message_id: str) -> list[Original]:
-        rows = await self._d.fetch(
-            "SELECT sender, message_id, recipients, reference FROM messages"
-            " WHERE message_id = $1 AND status <> 'rejected' ORDER BY id DESC",
-            message_id,
-        )
+        sql = "SELECT sender, message_id, recipients, reference FROM messages WHERE message_id = $1"
+        rows = await self._d.fetch(sql + " AND status <> 'rejected' ORDER BY id DESC", message_id)
         return [Original(r[0], r[1], tuple(json.loads(r[2])), r[3]) for r in rows]
 
     async def get_message(
@@ -487,7 +485,6 @@ _NEED_TO_KNOW = {
 
 
 def _tags(d: Dialect, q: MessageQuery | SearchQuery) -> list[tuple[str, str]]:
-    """The query's tag filters, (tag_kind, tag)."""
     tags = (("crime_type", q.crime_type), ("country", q.country), ("recipient", q.recipient))
     return [(kind, d.text(tag)) for kind, tag in tags if tag]
 
@@ -545,7 +542,6 @@ async def _insert_events(d: Dialect, t: Tx, events: list[AuditEvent]) -> list[Au
 
 
 async def _write_case(d: Dialect, t: Tx, case: Case, expected_version: int, also: str = "") -> bool:
-    """Store the case (version + 1) if its stored version is still `expected_version`."""
     sql = (
         "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
         f" data = $5{also} WHERE reference = $6 AND version = $7 RETURNING reference"
@@ -659,7 +655,6 @@ async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dic
 
 
 def _in(values: Sized, start: int = 1) -> str:
-    """`$1, $2, …` for `IN (…)`, numbered from `start`."""
     return ", ".join(f"${i}" for i in range(start, start + len(values)))
 
 
@@ -691,25 +686,11 @@ async def _fetch_in(
 # -- rows --------------------------------------------------------------------------------------------
 
 
-def _scrub(value: Any, d: Dialect) -> Any:
-    """The text of every string of a JSON value as the engine can hold it."""
-    if isinstance(value, str):
-        return d.text(value)
-    if isinstance(value, list):
-        return [_scrub(v, d) for v in value]
-    if isinstance(value, dict):
-        return {d.text(k): _scrub(v, d) for k, v in value.items()}
-    return value
-
-
 def _json(value: Any, d: Dialect) -> str:
     """Compact JSON text (pydantic-core: fast); NaN and infinities as null. NUL characters, which
-    PostgreSQL's jsonb refuses, become U+FFFD there (the rare slow path)."""
+    PostgreSQL's jsonb refuses, become U+FFFD there (each `\\u0000` after an even run of backslashes)."""
     text = to_json(value, inf_nan_mode="null", fallback=str).decode()
-    if "\\u0000" in text and d.text("\x00") != "\x00":
-        plain = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-        text = to_json(_scrub(plain, d), inf_nan_mode="null", fallback=str).decode()
-    return text
+    return _NUL.sub(r"\1\\ufffd", text) if "\\u0000" in text and d.text("\x00") != "\x00" else text
 
 
 def _raw_envelope(raw: bytes, d: Dialect) -> str | None:
@@ -719,9 +700,8 @@ def _raw_envelope(raw: bytes, d: Dialect) -> str | None:
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\\ud800") are not text
     except (ValueError, RecursionError):
         return None
-    if too_deep(data):  # kept as raw bytes only: too deep to serialise for display
-        return None
-    return _json(data, d) if isinstance(data, dict) else None
+    # too deep to serialise for display: kept as raw bytes only
+    return _json(data, d) if isinstance(data, dict) and not too_deep(data) else None
 
 
 def _refuse(constant: str) -> Any:
@@ -759,7 +739,6 @@ def _key(
 
 
 def _firsts(keys: Iterable[K]) -> dict[K, int]:
-    """Each key's first index, in the order of the keys."""
     firsts: dict[K, int] = {}
     for i, k in enumerate(keys):
         firsts.setdefault(k, i)
@@ -770,10 +749,8 @@ def _tag_rows(outcome: Outcome, message_fk: int, text: Any) -> list[tuple[str, s
     if isinstance(outcome, Rejected):
         return []
     r = outcome.routing
-    tags = {("crime_type", text(t)) for t in r.crime_types}
-    tags |= {("country", text(t)) for t in r.countries}
-    tags |= {("recipient", text(t)) for t in r.recipients}
-    return [(kind, tag, message_fk) for kind, tag in sorted(tags)]
+    by_kind = (("crime_type", r.crime_types), ("country", r.countries), ("recipient", r.recipients))
+    return [(kind, tag, message_fk) for kind, tag in sorted({(k, text(t)) for k, ts in by_kind for t in ts})]
 
 
 def _value(d: Dialect, kind: str, v: Any) -> Any:
@@ -797,7 +774,6 @@ def _values(d: Dialect, columns: Columns, source: Any, **given: Any) -> tuple[An
 
 
 def _read(d: Dialect, columns: Columns, r: Any) -> dict[str, Any]:
-    """A row as {column: value}, its timestamps and JSON decoded."""
     return {
         name: v if v is None else d.at(v) if kind == TS else json.loads(v) if kind == JSON else v
         for (name, kind), v in zip(columns, r, strict=True)
