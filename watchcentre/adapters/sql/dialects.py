@@ -13,9 +13,7 @@ ON CONFLICT DO NOTHING and the inserted rows' `returning` columns, in no particu
 SQLite: one connection on one thread of our own. A write transaction is one job on that thread,
 BEGIN IMMEDIATE to COMMIT: the transaction body is an `async def` whose awaits on `Tx` never
 suspend, so the thread drives it to the end in one go (one hand-over between the event loop and
-the thread per transaction, not one per statement). WAL checkpoints run on a connection and thread
-of their own (`Checkpointer`). Timestamps are ISO-8601 UTC text with microseconds, so that text
-order is time order.
+the thread per transaction, not one per statement). WAL checkpoints: `Checkpointer`.
 
 PostgreSQL: an asyncpg pool; a writer takes a per-schema advisory lock until COMMIT, so audit `seq`
 follows commit order. Text cannot hold NUL characters: they are stored as U+FFFD.
@@ -90,9 +88,9 @@ class _SqliteTx:
         out: list[Any] = []
         for i in range(0, len(rows), _SQLITE_CHUNK):
             chunk = rows[i : i + _SQLITE_CHUNK]
+            values = ", ".join([row_marks] * len(chunk))
             sql = (
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_marks] * len(chunk))}"
-                f" ON CONFLICT DO NOTHING RETURNING {returning}"
+                f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING {returning}"
             )
             out += self._conn.execute(sql, [v for row in chunk for v in row]).fetchall()
         return out
@@ -158,17 +156,13 @@ class SqliteDialect:
             raise
         self._conn = conn
 
-    def ts(self, at: datetime) -> str:
-        return _iso(at)
-
-    def at(self, value: Any) -> datetime:
-        return datetime.fromisoformat(value)
+    ts = staticmethod(_iso)
+    at = staticmethod(datetime.fromisoformat)
 
     def text(self, value: str) -> str:
         return value
 
-    def json_text(self, column: str, key: str) -> str:
-        return f"json_extract({column}, '$.{key}')"
+    json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         values = _sqlite_params(params)
@@ -354,6 +348,14 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.watchcentre.writer'))"
 
 
+def _pg_text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
+
+
+def _pg_params(params: Sequence[Any]) -> list[Any]:
+    return [_pg_text(p) if isinstance(p, str) else utc(p) if isinstance(p, datetime) else p for p in params]
+
+
 class _PostgresTx:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -405,17 +407,14 @@ class PostgresDialect:
         with _pg_transient():
             self._pool = await asyncpg.create_pool(self._dsn, **self._pool_args)
 
-    def ts(self, at: datetime) -> datetime:
-        return utc(at)
+    ts = staticmethod(utc)
 
     def at(self, value: Any) -> datetime:
         return value  # type: ignore[no-any-return]
 
-    def text(self, value: str) -> str:
-        return _pg_text(value)
+    text = staticmethod(_pg_text)
 
-    def json_text(self, column: str, key: str) -> str:
-        return f"({column} ->> '{key}')"
+    json_text = staticmethod("({} ->> '{}')".format)
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():
@@ -464,14 +463,6 @@ class PostgresDialect:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
-
-
-def _pg_text(value: str) -> str:
-    return value.replace("\x00", "\ufffd")
-
-
-def _pg_params(params: Sequence[Any]) -> list[Any]:
-    return [_pg_text(p) if isinstance(p, str) else utc(p) if isinstance(p, datetime) else p for p in params]
 
 
 @contextmanager

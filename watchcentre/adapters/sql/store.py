@@ -22,7 +22,6 @@ from pydantic_core import to_json
 
 from watchcentre.adapters.sql import schema
 from watchcentre.adapters.sql.dialects import (
-    INT,
     JSON,
     TS,
     Columns,
@@ -72,7 +71,11 @@ _CASE = columns(
     "reference sender message_id state version:int opened_at:ts ack_due_at:ts warn_at:ts due_at:ts data:json"
 )
 
-_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2], ("purged_at", TS))  # the raw input and digest: not read
+_MESSAGE_READ = (
+    *columns("id:int"),
+    *_MESSAGE[:-2],
+    *columns("purged_at:ts"),
+)  # the raw input and digest: not read
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
 _CASE_COLUMNS = ", ".join(("data", "version", *_FLAGS))
@@ -89,8 +92,13 @@ _CLAIM = (
     " WHERE manual_claims.at < $6 RETURNING claim"
 )
 _NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_ROUTE_BY_HAND = (
+    "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
+    " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id"
+)
 _KEYS_PER_QUERY = 400  # bound parameters per statement are capped (SQLite, PostgreSQL alike)
 K = TypeVar("K")
+_Fetch = Callable[..., Awaitable[list[Any]]]  # a Dialect's or a Tx's
 
 
 class SqlRecords:
@@ -351,14 +359,8 @@ class SqlRecords:
             row = _values(d, _MANUAL, dec, recipients=_json(dec.routing.recipients, d))
             if not await t.insert("manual_routes", _MANUAL, [row], returning="revision"):
                 return None
-            rows = await t.fetch(
-                "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
-                " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id",
-                _json(dec.recipients, d),
-                _json(dec.routing, d),
-                dec.sender,
-                dec.message_id,
-            )
+            routed = (_json(dec.recipients, d), _json(dec.routing, d), dec.sender, dec.message_id)
+            rows = await t.fetch(_ROUTE_BY_HAND, *routed)
             if not rows:
                 raise LookupError(f"no accepted message {dec.sender}/{dec.message_id}")
             if dec.recipients:
@@ -546,17 +548,8 @@ async def _write_case(d: Dialect, t: Tx, case: Case, expected_version: int, also
         "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
         f" data = $5{also} WHERE reference = $6 AND version = $7 RETURNING reference"
     )
-    data = _case_data(case, d)
-    params = (
-        case.state.value,
-        case.ack_due_at,
-        case.warn_at,
-        case.due_at,
-        data,
-        case.reference,
-        expected_version,
-    )
-    return len(await t.fetch(sql, *params)) == 1
+    values = (case.state.value, case.ack_due_at, case.warn_at, case.due_at, _case_data(case, d))
+    return len(await t.fetch(sql, *values, case.reference, expected_version)) == 1
 
 
 async def _end(
@@ -659,11 +652,7 @@ def _in(values: Sized, start: int = 1) -> str:
 
 
 async def _fetch_in(
-    fetch: Callable[..., Awaitable[list[Any]]],
-    sql: str,
-    on: str | tuple[str, str],
-    keys: Sequence[Any],
-    tail: str = "",
+    fetch: _Fetch, sql: str, on: str | tuple[str, str], keys: Sequence[Any], tail: str = ""
 ) -> list[Any]:
     """The rows of `sql` (it ends with WHERE or AND) whose column `on` is one of `keys`, a chunk of
     keys per query; `tail` (a GROUP BY) follows. With two columns `a, b` (a composite index) the keys
