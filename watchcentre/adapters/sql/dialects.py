@@ -75,7 +75,8 @@ class _SqliteTx:
         self._conn = conn
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return self._conn.execute(_qmarks(sql), _sqlite_params(params)).fetchall()
+        values = [_iso(p) if isinstance(p, datetime) else p for p in params]
+        return self._conn.execute(_qmarks(sql), values).fetchall()
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -105,10 +106,6 @@ class _SqliteTx:
 def _iso(at: datetime) -> str:
     """ISO-8601 UTC with microseconds: fixed width, so text order is time order."""
     return utc(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _sqlite_params(params: Sequence[Any]) -> Sequence[Any]:
-    return [_iso(p) if isinstance(p, datetime) else p for p in params]
 
 
 def _drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -165,8 +162,7 @@ class SqliteDialect:
     json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        values = _sqlite_params(params)
-        return await self._run(lambda conn: conn.execute(_qmarks(sql), values).fetchall())
+        return await self._run(lambda conn: _drive(_SqliteTx(conn).fetch(sql, *params)))
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
         """A read planned for its parameters' values every time (a search: its best plan depends on
@@ -352,16 +348,15 @@ def _pg_text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def _pg_params(params: Sequence[Any]) -> list[Any]:
-    return [_pg_text(p) if isinstance(p, str) else utc(p) if isinstance(p, datetime) else p for p in params]
-
-
 class _PostgresTx:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return list(await self._conn.fetch(sql, *_pg_params(params)))
+        values = [
+            _pg_text(p) if isinstance(p, str) else utc(p) if isinstance(p, datetime) else p for p in params
+        ]
+        return list(await self._conn.fetch(sql, *values))
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -419,7 +414,7 @@ class PostgresDialect:
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():
             async with self._pool.acquire() as conn:
-                return list(await conn.fetch(sql, *_pg_params(params)))
+                return await _PostgresTx(conn).fetch(sql, *params)
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
         # asyncpg prepares every statement; after five runs PostgreSQL may keep a generic plan,
@@ -427,7 +422,7 @@ class PostgresDialect:
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction(readonly=True):
                 await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-                return list(await conn.fetch(sql, *_pg_params(params)))
+                return await _PostgresTx(conn).fetch(sql, *params)
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         with _pg_transient():
