@@ -1,15 +1,19 @@
 """What truly differs between SQLite and PostgreSQL, behind one seam (`Dialect`, `Tx`).
 
 The store (store.py) writes each query once, with numbered parameters (`$1`); a dialect runs it:
-connection and transaction handling, the placeholder spelling, how values travel (timestamps, NUL
-characters), the bulk insert and the audit sequence (the DDL's words are schema.py's).
+connection and transaction handling, the placeholder spelling, how values travel (text and
+timestamp parameters are made ready by `fetch`; `ts` and `text` do it for inserted rows; `at`
+reads a timestamp back, aware), the bulk insert and the audit sequence (the DDL's words are
+schema.py's). `write(body, serial)` runs `body(tx)` as one transaction, rolled back if it raises;
+`serial`: writers take turns (the audit chain needs it), else only row locks and unique keys order
+them. A `Tx` has `fetch`, `insert` (many rows in a constant number of statements; with `returning`,
+ON CONFLICT DO NOTHING and the inserted rows' `returning` columns, in no particular order) and
+`next_seqs` (fresh audit sequence numbers, ascending, under the writer lock).
 
 SQLite: one connection on one thread of our own. A write transaction is one job on that thread,
 BEGIN IMMEDIATE to COMMIT: the transaction body is an `async def` whose awaits on `Tx` never
 suspend, so the thread drives it to the end in one go (one hand-over between the event loop and
-the thread per transaction, not one per statement). WAL checkpoints run on a connection and thread
-of their own (`Checkpointer`). Timestamps are ISO-8601 UTC text with microseconds, so that text
-order is time order.
+the thread per transaction, not one per statement). WAL checkpoints: `Checkpointer`.
 
 PostgreSQL: an asyncpg pool; a writer takes a per-schema advisory lock until COMMIT, so audit `seq`
 follows commit order. Text cannot hold NUL characters: they are stored as U+FFFD.
@@ -27,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
@@ -48,55 +52,6 @@ def columns(spec: str) -> Columns:
     return tuple((name, kind or TEXT) for name, _, kind in (c.partition(":") for c in spec.split()))
 
 
-class Tx(Protocol):
-    """One connection inside one transaction (or, for reads, outside any)."""
-
-    async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        """Rows, each indexable by position."""
-
-    async def insert(
-        self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
-    ) -> list[Any]:
-        """Many rows in a constant number of statements. With `returning`: ON CONFLICT DO NOTHING,
-        and the inserted rows' `returning` columns (in no particular order)."""
-
-    async def next_seqs(self, n: int) -> list[int]:
-        """`n` fresh audit sequence numbers, ascending (the caller holds the writer lock)."""
-
-
-class Dialect(Protocol):
-    name: ClassVar[str]
-
-    def ts(self, at: datetime) -> Any:
-        """A timestamp as a parameter. Naive means UTC."""
-
-    def at(self, value: Any) -> datetime:
-        """A timestamp column's value back as an aware datetime."""
-
-    def text(self, value: str) -> str:
-        """Text as the engine can hold it."""
-
-    def json_text(self, column: str, key: str) -> str:
-        """SQL for the text of a top-level key of a JSON column."""
-
-    async def fetch(self, sql: str, *params: Any) -> list[Any]: ...
-
-    async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
-        """A read planned for its parameters' values every time: a search, whose best plan depends
-        on how common its words are (PostgreSQL would otherwise settle on one generic plan for all)."""
-
-    async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
-        """Run `body` as one transaction, rolled back if it raises. `serial`: writers take turns
-        (the audit chain needs it); without it only the row locks and unique keys order writers."""
-
-    async def migrate(self, steps: Sequence[tuple[int, str, str]]) -> None:
-        """Apply the (version, description, sql) steps above the recorded version, in order."""
-
-    async def ping(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
 def utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
@@ -104,15 +59,7 @@ def utc(at: datetime) -> datetime:
 # -- SQLite ----------------------------------------------------------------------------------------
 
 # Busy/locked: another process holds the write lock; I/O error, disk full, cannot open: the volume.
-_SQLITE_TRANSIENT = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_CANTOPEN,
-    }
-)
+_SQLITE_TRANSIENT = {getattr(sqlite3, f"SQLITE_{e}") for e in ("BUSY", "LOCKED", "IOERR", "FULL", "CANTOPEN")}
 _PARAM = re.compile(r"\$(\d+)")
 _SQLITE_CHUNK = 500  # rows per multi-row INSERT: SQLite caps bound parameters per statement
 
@@ -128,7 +75,8 @@ class _SqliteTx:
         self._conn = conn
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return self._conn.execute(_qmarks(sql), params).fetchall()
+        values = [_iso(p) if isinstance(p, datetime) else p for p in params]
+        return self._conn.execute(_qmarks(sql), values).fetchall()
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -141,20 +89,23 @@ class _SqliteTx:
         out: list[Any] = []
         for i in range(0, len(rows), _SQLITE_CHUNK):
             chunk = rows[i : i + _SQLITE_CHUNK]
+            values = ", ".join([row_marks] * len(chunk))
             sql = (
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_marks] * len(chunk))}"
-                f" ON CONFLICT DO NOTHING RETURNING {returning}"
+                f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING {returning}"
             )
             out += self._conn.execute(sql, [v for row in chunk for v in row]).fetchall()
         return out
 
     async def next_seqs(self, n: int) -> list[int]:
         # sqlite_sequence (unlike max(seq)) never hands the same number out twice.
-        rows = self._conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'audit'"
-        ).fetchall()
-        base = int(rows[0][0]) if rows else 0
+        sql = "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'audit'"
+        base = int(self._conn.execute(sql).fetchone()[0])
         return list(range(base + 1, base + 1 + n))
+
+
+def _iso(at: datetime) -> str:
+    """ISO-8601 UTC with microseconds: fixed width, so text order is time order."""
+    return utc(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -191,37 +142,32 @@ class SqliteDialect:
         # isolation_level=None: no implicit transactions; `write` issues BEGIN IMMEDIATE itself.
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=10.0, check_same_thread=False)
         try:
+            # NORMAL in WAL mode survives a process crash (only a power loss or OS crash can lose the
+            # last commits; FULL, an fsync per commit, would cost). The autocheckpoint is the net
+            # under the Checkpointer, should it fall behind.
             conn.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode, NORMAL is durable across a process crash: a committed transaction is in
-            # the WAL file, which the OS keeps. Only a power loss or OS crash can lose the last
-            # commits; FULL (an fsync per commit) would guard against that, at a cost.
             conn.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoints run on their own connection and thread, not inside a commit on the hot
-            # path (see Checkpointer); this is the net under them should they fall behind.
             conn.execute(f"PRAGMA wal_autocheckpoint={Checkpointer.FALLBACK_PAGES}")
         except BaseException:
             conn.close()
             raise
         self._conn = conn
 
-    def ts(self, at: datetime) -> str:
-        """ISO-8601 UTC with microseconds: fixed width, so text order is time order."""
-        return utc(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-    def at(self, value: Any) -> datetime:
-        return datetime.fromisoformat(value)
+    ts = staticmethod(_iso)
+    at = staticmethod(datetime.fromisoformat)
 
     def text(self, value: str) -> str:
         return value
 
-    def json_text(self, column: str, key: str) -> str:
-        return f"json_extract({column}, '$.{key}')"
+    json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return await self._run(lambda conn: conn.execute(_qmarks(sql), params).fetchall())
+        return await self._run(lambda conn: _drive(_SqliteTx(conn).fetch(sql, *params)))
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
-        return await self.fetch(sql, *params)  # SQLite's planner does not look at parameter values
+        """A read planned for its parameters' values every time (a search: its best plan depends on
+        how common its words are). SQLite's planner does that anyway."""
+        return await self.fetch(sql, *params)
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         """BEGIN IMMEDIATE makes the transaction the only writer, in this process and any other.
@@ -245,10 +191,8 @@ class SqliteDialect:
                     for statement in _statements(sql):
                         if not _column_there(conn, statement):
                             conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_version VALUES (?, ?, ?)",
-                        (version, self.ts(datetime.now(UTC)), description),
-                    )
+                    now = _iso(datetime.now(UTC))
+                    conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, now, description))
 
         await self._run(lambda conn: _immediate(conn, lambda: job(conn)))
 
@@ -377,9 +321,9 @@ class Checkpointer:
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -400,12 +344,19 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.watchcentre.writer'))"
 
 
+def _pg_text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")
+
+
 class _PostgresTx:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
-        return list(await self._conn.fetch(sql, *params))
+        values = [
+            _pg_text(p) if isinstance(p, str) else utc(p) if isinstance(p, datetime) else p for p in params
+        ]
+        return list(await self._conn.fetch(sql, *values))
 
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
@@ -439,34 +390,31 @@ class PostgresDialect:
     def __init__(self, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> None:
         if not _IDENTIFIER.match(schema):
             raise ValueError(f"schema {schema!r}: use lower-case letters, digits and '_'")
-        self._dsn, self._schema, self._sizes = dsn, schema, (min_size, max_size)
+        self._dsn, self._schema = dsn, schema
         self._pool: Any = None
+        self._pool_args = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "server_settings": {"search_path": schema},
+        }
 
     async def connect(self) -> None:
         with _pg_transient():
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=self._sizes[0],
-                max_size=self._sizes[1],
-                server_settings={"search_path": self._schema},
-            )
+            self._pool = await asyncpg.create_pool(self._dsn, **self._pool_args)
 
-    def ts(self, at: datetime) -> datetime:
-        return utc(at)
+    ts = staticmethod(utc)
 
     def at(self, value: Any) -> datetime:
         return value  # type: ignore[no-any-return]
 
-    def text(self, value: str) -> str:
-        return value.replace("\x00", "\ufffd")
+    text = staticmethod(_pg_text)
 
-    def json_text(self, column: str, key: str) -> str:
-        return f"({column} ->> '{key}')"
+    json_text = staticmethod("({} ->> '{}')".format)
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():
             async with self._pool.acquire() as conn:
-                return list(await conn.fetch(sql, *params))
+                return await _PostgresTx(conn).fetch(sql, *params)
 
     async def fetch_replanned(self, sql: str, *params: Any) -> list[Any]:
         # asyncpg prepares every statement; after five runs PostgreSQL may keep a generic plan,
@@ -474,7 +422,7 @@ class PostgresDialect:
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction(readonly=True):
                 await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-                return list(await conn.fetch(sql, *params))
+                return await _PostgresTx(conn).fetch(sql, *params)
 
     async def write(self, body: Callable[[Tx], Coroutine[Any, Any, T]], serial: bool = True) -> T:
         with _pg_transient():
@@ -499,9 +447,8 @@ class PostgresDialect:
                 for version, description, sql in steps:
                     if version > done:
                         await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO schema_version VALUES ($1, now(), $2)", version, description
-                        )
+                        sql = "INSERT INTO schema_version VALUES ($1, now(), $2)"
+                        await conn.execute(sql, version, description)
 
     async def ping(self) -> None:
         with _pg_transient():
@@ -519,3 +466,8 @@ def _pg_transient() -> Iterator[None]:
         yield
     except _PG_TRANSIENT as exc:
         raise TransientError(f"postgresql: {type(exc).__name__}: {exc}") from exc
+
+
+# The seam the store is written against: one of the two engines, and a transaction on it.
+Dialect = SqliteDialect | PostgresDialect
+Tx = _SqliteTx | _PostgresTx

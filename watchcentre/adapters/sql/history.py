@@ -22,44 +22,6 @@ def _json(value: Any) -> Any:
     return None if value is None else orjson.loads(value)
 
 
-async def count_decided(d: Dialect, since: datetime | None, until: datetime | None) -> int:
-    rows = await d.fetch(
-        f"SELECT count(*) FROM messages m WHERE {_PERIOD}", d.ts(since or _EARLIEST), d.ts(until or _LATEST)
-    )
-    return int(rows[0][0])
-
-
-async def decided_page(
-    d: Dialect, since: datetime | None, until: datetime | None, after_id: int, limit: int
-) -> list[Decided]:
-    rows = await d.fetch(
-        "SELECT m.id, m.sender, m.message_id, m.envelope, m.recipients, m.routing,"
-        " EXISTS (SELECT 1 FROM manual_routes r WHERE r.sender = m.sender AND r.message_id = m.message_id)"
-        f" FROM messages m WHERE {_PERIOD} AND m.id > $3 ORDER BY m.id LIMIT $4",
-        d.ts(since or _EARLIEST),
-        d.ts(until or _LATEST),
-        after_id,
-        limit,
-    )
-    manual = [(r[1], r[2]) for r in rows if r[6]]
-    automatic = await _automatic(d, manual) if manual else {}
-    out = []
-    for r in rows:
-        routing = _json(r[5]) or {}
-        recipients = automatic.get((r[1], r[2])) if r[6] else None
-        out.append(
-            Decided(
-                id=int(r[0]),
-                sender=r[1],
-                message_id=r[2],
-                envelope=_json(r[3]),
-                recipients=recipients if recipients is not None else _json(r[4]) or [],
-                explanation=list(routing.get("explanation", [])),
-            )
-        )
-    return out
-
-
 async def _automatic(d: Dialect, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
     """The rules' own decision on messages later routed by hand: their first `routed`/`triaged` record
     by the service (the operator's decision is recorded under the operator's name)."""
@@ -79,51 +41,98 @@ async def _automatic(d: Dialect, keys: list[tuple[str, str]]) -> dict[tuple[str,
     return out
 
 
-async def add_label(d: Dialect, label: Label) -> None:
-    async def tx(t: Tx) -> None:
-        await t.fetch(
-            "INSERT INTO labels (sender, message_id, at, actor, reason, crime_types, countries, predicted, blamed)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            d.text(label.sender),
-            d.text(label.message_id),
-            d.ts(label.at),
-            d.text(label.actor),
-            d.text(label.reason),
-            orjson.dumps(label.crime_types).decode(),
-            orjson.dumps(label.countries).decode(),
-            orjson.dumps(
-                {"crime_types": label.predicted_crime_types, "countries": label.predicted_countries}
-            ).decode(),
-            orjson.dumps(label.blamed).decode(),
+class SqlHistory:
+    """What-if's reads and the operators' labels (core/ports.History, Labels)."""
+
+    _d: Dialect
+
+    async def count_decided(self, since: datetime | None, until: datetime | None) -> int:
+        d = self._d
+        rows = await d.fetch(
+            f"SELECT count(*) FROM messages m WHERE {_PERIOD}",
+            d.ts(since or _EARLIEST),
+            d.ts(until or _LATEST),
         )
+        return int(rows[0][0])
 
-    await d.write(tx, serial=False)
-
-
-async def labels(d: Dialect, limit: int) -> list[tuple[Label, dict[str, Any] | None]]:
-    rows = await d.fetch(
-        "SELECT l.sender, l.message_id, l.at, l.actor, l.reason, l.crime_types, l.countries, l.predicted,"
-        " l.blamed, (SELECT m.envelope FROM messages m WHERE m.sender = l.sender AND m.message_id = l.message_id"
-        " AND m.status <> 'rejected')"
-        " FROM labels l WHERE NOT EXISTS (SELECT 1 FROM labels n WHERE n.sender = l.sender"
-        " AND n.message_id = l.message_id AND n.id > l.id)"
-        " ORDER BY l.id DESC LIMIT $1",
-        limit,
-    )
-    out = []
-    for r in rows:
-        predicted = _json(r[7]) or {}
-        label = Label(
-            sender=r[0],
-            message_id=r[1],
-            at=d.at(r[2]),
-            actor=r[3],
-            reason=r[4],
-            crime_types=_json(r[5]),
-            countries=_json(r[6]),
-            predicted_crime_types=predicted.get("crime_types", []),
-            predicted_countries=predicted.get("countries", []),
-            blamed=_json(r[8]) or [],
+    async def decided_page(
+        self, since: datetime | None, until: datetime | None, after_id: int, limit: int
+    ) -> list[Decided]:
+        d = self._d
+        rows = await d.fetch(
+            "SELECT m.id, m.sender, m.message_id, m.envelope, m.recipients, m.routing,"
+            " EXISTS (SELECT 1 FROM manual_routes r WHERE r.sender = m.sender AND r.message_id = m.message_id)"
+            f" FROM messages m WHERE {_PERIOD} AND m.id > $3 ORDER BY m.id LIMIT $4",
+            d.ts(since or _EARLIEST),
+            d.ts(until or _LATEST),
+            after_id,
+            limit,
         )
-        out.append((label, _json(r[9])))
-    return out
+        manual = [(r[1], r[2]) for r in rows if r[6]]
+        automatic = await _automatic(d, manual) if manual else {}
+        out = []
+        for r in rows:
+            routing = _json(r[5]) or {}
+            recipients = automatic.get((r[1], r[2])) if r[6] else None
+            out.append(
+                Decided(
+                    id=int(r[0]),
+                    sender=r[1],
+                    message_id=r[2],
+                    envelope=_json(r[3]),
+                    recipients=recipients if recipients is not None else _json(r[4]) or [],
+                    explanation=list(routing.get("explanation", [])),
+                )
+            )
+        return out
+
+    async def add_label(self, label: Label) -> None:
+        d = self._d
+
+        async def tx(t: Tx) -> None:
+            await t.fetch(
+                "INSERT INTO labels (sender, message_id, at, actor, reason, crime_types, countries, predicted, blamed)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                d.text(label.sender),
+                d.text(label.message_id),
+                d.ts(label.at),
+                d.text(label.actor),
+                d.text(label.reason),
+                orjson.dumps(label.crime_types).decode(),
+                orjson.dumps(label.countries).decode(),
+                orjson.dumps(
+                    {"crime_types": label.predicted_crime_types, "countries": label.predicted_countries}
+                ).decode(),
+                orjson.dumps(label.blamed).decode(),
+            )
+
+        await d.write(tx, serial=False)
+
+    async def labels(self, limit: int = 10_000) -> list[tuple[Label, dict[str, Any] | None]]:
+        d = self._d
+        rows = await d.fetch(
+            "SELECT l.sender, l.message_id, l.at, l.actor, l.reason, l.crime_types, l.countries, l.predicted,"
+            " l.blamed, (SELECT m.envelope FROM messages m WHERE m.sender = l.sender AND m.message_id = l.message_id"
+            " AND m.status <> 'rejected')"
+            " FROM labels l WHERE NOT EXISTS (SELECT 1 FROM labels n WHERE n.sender = l.sender"
+            " AND n.message_id = l.message_id AND n.id > l.id)"
+            " ORDER BY l.id DESC LIMIT $1",
+            limit,
+        )
+        out = []
+        for r in rows:
+            predicted = _json(r[7]) or {}
+            label = Label(
+                sender=r[0],
+                message_id=r[1],
+                at=d.at(r[2]),
+                actor=r[3],
+                reason=r[4],
+                crime_types=_json(r[5]),
+                countries=_json(r[6]),
+                predicted_crime_types=predicted.get("crime_types", []),
+                predicted_countries=predicted.get("countries", []),
+                blamed=_json(r[8]) or [],
+            )
+            out.append((label, _json(r[9])))
+        return out

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
 
 from watchcentre.adapters.sql.dialects import Dialect, Tx
+from watchcentre.adapters.sql.store import _insert_events
 from watchcentre.core.lifecycle import TERMINAL
-from watchcentre.core.records import AuditEvent
+from watchcentre.core.records import SYSTEM_ACTOR, AuditEvent
 from watchcentre.core.retention import (
     CATEGORIES,
     COMBINATIONS,
@@ -39,7 +40,6 @@ HORIZON_WAIT_S = 120.0
 CHUNK = 5000
 """Messages erased per transaction: the writer lock (the intake waits on it) is held a second or two
 at a time, however large the first pass after enabling retention."""
-Record = Callable[[Dialect, Tx, list[AuditEvent]], Awaitable[list[AuditEvent]]]
 
 _ENDED = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
 
@@ -160,51 +160,6 @@ _NOT_OF_OPEN_CASE = (
 def _message_id(row: Sequence[object]) -> str:
     """`sender/message_id`, or `#<row id>` for a rejected input that named no sender."""
     return f"{row[1]}/{row[2]}" if row[1] is not None and row[2] is not None else f"#{row[0]}"
-
-
-async def purge(
-    d: Dialect,
-    rules: RetentionRules,
-    now: datetime,
-    *,
-    at: datetime,
-    record: Record,
-    dry_run: bool = False,
-    actor: str,
-) -> PurgeReport:
-    """One pass as of `now` (the limits' clock), at `at` (the wall clock: `purged_at` and the audit
-    records): erase what is past its limit (or, `dry_run`, count it), audit it, and scrub the freed
-    bytes from the database files."""
-
-    sqlite = d.name == "sqlite"
-    if sqlite and not dry_run:
-        await d.fetch("PRAGMA secure_delete = ON")  # freed cells and pages are overwritten with zeros
-    counts: dict[str, PurgeCount] = {}
-    try:
-        for chunk in itertools.count():
-            # Each chunk's rows carry a time of their own, so that its erasures touch only them.
-            when = at + timedelta(microseconds=chunk)
-
-            async def tx(t: Tx, when: datetime = when) -> tuple[dict[str, PurgeCount], bool]:
-                done, more = await _pass(d, t, rules, now, when, dry_run, CHUNK)
-                if not dry_run:
-                    await record(d, t, _events(rules, now, when, actor, done))
-                return done, more
-
-            done, more = await d.write(tx)
-            counts = _add(counts, done)
-            if not more:
-                break
-    finally:
-        if sqlite and not dry_run:
-            await d.fetch("PRAGMA secure_delete = OFF")
-    erased = sum(c.erased for c in counts.values())
-    if erased and not dry_run:
-        committed_at = (await d.fetch("SELECT current_timestamp"))[0][0] if not sqlite else None
-        await scrub_files(d, committed_at)
-    report = PurgeReport(now=now, dry_run=dry_run, counts=counts)
-    log.info("retention_pass", now=now.isoformat(), dry_run=dry_run, **_flat(report))
-    return report
 
 
 async def scrub_files(d: Dialect, committed_at: datetime | None = None) -> None:
@@ -380,3 +335,52 @@ def _events(
         if count is not None and count.erased:
             out += purge_events(at, now, actor, category, rule_text(rules, category), count)
     return out
+
+
+class SqlRetention:
+    """The purge (core/ports.RetentionStore) on the store's database."""
+
+    _d: Dialect
+
+    async def purge(
+        self,
+        rules: RetentionRules,
+        now: datetime,
+        *,
+        at: datetime | None = None,
+        dry_run: bool = False,
+        actor: str = SYSTEM_ACTOR,
+    ) -> PurgeReport:
+        """One pass as of `now` (the limits' clock), at `at` (the wall clock: `purged_at` and the audit
+        records): erase what is past its limit (or, `dry_run`, count it), audit it, and scrub the freed
+        bytes from the database files."""
+        d, at = self._d, at or now
+        sqlite = d.name == "sqlite"
+        if sqlite and not dry_run:
+            await d.fetch("PRAGMA secure_delete = ON")  # freed cells and pages are overwritten with zeros
+        counts: dict[str, PurgeCount] = {}
+        try:
+            for chunk in itertools.count():
+                # Each chunk's rows carry a time of their own, so that its erasures touch only them.
+                when = at + timedelta(microseconds=chunk)
+
+                async def tx(t: Tx, when: datetime = when) -> tuple[dict[str, PurgeCount], bool]:
+                    done, more = await _pass(d, t, rules, now, when, dry_run, CHUNK)
+                    if not dry_run:
+                        await _insert_events(d, t, _events(rules, now, when, actor, done))
+                    return done, more
+
+                done, more = await d.write(tx)
+                counts = _add(counts, done)
+                if not more:
+                    break
+        finally:
+            if sqlite and not dry_run:
+                await d.fetch("PRAGMA secure_delete = OFF")
+        erased = sum(c.erased for c in counts.values())
+        if erased and not dry_run:
+            committed_at = (await d.fetch("SELECT current_timestamp"))[0][0] if not sqlite else None
+            await scrub_files(d, committed_at)
+        report = PurgeReport(now=now, dry_run=dry_run, counts=counts)
+        log.info("retention_pass", now=now.isoformat(), dry_run=dry_run, **_flat(report))
+        return report

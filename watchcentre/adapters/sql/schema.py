@@ -16,32 +16,22 @@ from importlib.resources import files
 
 from watchcentre.adapters.sql.dialects import Dialect
 
-# The words of the DDL that differ: type names (a column kind of dialects.py is a key here), keys, clauses.
+# The words of the DDL that differ, {word: (SQLite's, PostgreSQL's)}: type names (a column kind of
+# dialects.py is a word here), keys, clauses.
+_BOTH = {
+    "text": ("TEXT", "text"),
+    "int": ("INTEGER", "integer"),
+    "bigint": ("INTEGER", "bigint"),
+    "ts": ("TEXT", "timestamptz"),
+    "json": ("TEXT", "jsonb"),
+    "blob": ("BLOB", "bytea"),
+    "rowid": ("INTEGER PRIMARY KEY", "bigserial PRIMARY KEY"),
+    "serial": ("INTEGER PRIMARY KEY AUTOINCREMENT", "bigserial PRIMARY KEY"),
+    "without_rowid": (" WITHOUT ROWID", ""),
+    "if_not": ("", "IF NOT EXISTS"),
+}
 _WORDS = {
-    "sqlite": {
-        "text": "TEXT",
-        "int": "INTEGER",
-        "bigint": "INTEGER",
-        "ts": "TEXT",
-        "json": "TEXT",
-        "blob": "BLOB",
-        "rowid": "INTEGER PRIMARY KEY",
-        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
-        "without_rowid": " WITHOUT ROWID",
-        "if_not": "",
-    },
-    "postgres": {
-        "text": "text",
-        "int": "integer",
-        "bigint": "bigint",
-        "ts": "timestamptz",
-        "json": "jsonb",
-        "blob": "bytea",
-        "rowid": "bigserial PRIMARY KEY",
-        "serial": "bigserial PRIMARY KEY",
-        "without_rowid": "",
-        "if_not": "IF NOT EXISTS",
-    },
+    dialect: {w: both[i] for w, both in _BOTH.items()} for i, dialect in enumerate(("sqlite", "postgres"))
 }
 # (version, name, description): the step's SQL is in migrations/NNNN_name*.sql.
 _STEPS = (

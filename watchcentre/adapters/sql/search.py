@@ -35,7 +35,15 @@ from watchcentre.adapters.sql.store import (
     _Where,
 )
 from watchcentre.core.identifiers import Identifier
-from watchcentre.core.records import SYSTEM_ACTOR, Accepted, AuditEvent, EventType, Outcome, Visibility
+from watchcentre.core.records import (
+    SYSTEM_ACTOR,
+    Accepted,
+    AuditEvent,
+    EventType,
+    Outcome,
+    StoredMessage,
+    Visibility,
+)
 from watchcentre.core.search import (
     HIT_END,
     HIT_START,
@@ -87,80 +95,6 @@ def _pg_query(where: _Where, clauses: tuple[Clause, ...]) -> str:
             fn = "phraseto_tsquery" if c.kind == "phrase" else "plainto_tsquery"
         parts.append(f"({fn}('wc_french', {p}) || {fn}('wc_english', {p}))")
     return " && ".join(parts)
-
-
-async def search(
-    d: Dialect, q: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None
-) -> list[SearchHit]:
-    """One page of hits, best first: the messages matching every clause that `visibility` lets the
-    caller see, after the cursor `q.after`, at most `q.limit`."""
-    where = _Where()
-    if d.name == "sqlite":
-        where.conditions.append(f"message_search MATCH {where.param(fts5_match(clauses))}")
-        score, query_cte = "-bm25(message_search, 2.0, 1.0)", ""
-    else:
-        query_cte = f"WITH wq AS (SELECT {_pg_query(where, clauses)} AS query) "
-        score = "ts_rank_cd(s.doc, wq.query)::float8"
-        where.conditions.append("s.doc @@ wq.query")
-    matching = len(where.conditions)
-    _filter_messages(d, where, q, None, _tags(d, q))  # need-to-know below, on the index
-    # Only rejected messages are left out of the index: the message's row is read for a filter on
-    # its own columns only; need-to-know is id sets (`+`: SQLite must not offer them to FTS5, which
-    # would run the whole match again per id).
-    joined = len(where.conditions) > matching
-    key = "s.rowid" if d.name == "sqlite" else "s.message_fk"
-    _visible(where, visibility, "message_search", ("+" if d.name == "sqlite" else "") + key)
-    filtered = len(where.conditions) > matching
-    if d.name == "sqlite":
-        select_from = "message_search s CROSS JOIN messages m" if joined else "message_search s"
-        if joined:
-            where.conditions.append("m.id = s.rowid")
-    else:
-        select_from = "wq, message_search s" + (" JOIN messages m ON m.id = s.message_fk" if joined else "")
-    # Ranking scores every candidate: without a filter, a query matching more than RANK_WINDOW
-    # messages (a common word) ranks the newest RANK_WINDOW of them, found first from the index
-    # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would test
-    # the matches one by one, newest first, as much as the ranking it saves (docs/performance.md).
-    edge = (
-        []
-        if filtered
-        else await d.fetch_replanned(
-            f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
-            f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
-            *where.params,
-        )
-    )
-    if edge:
-        where.add(f"{key} >= {{}}", int(edge[0][0]))
-    # Narrow first (ids and scores: what the sort carries), then the page's rows by id.
-    body = f"SELECT {key} AS id, {score} AS score FROM {select_from} {where.sql}"
-    page = _Where()
-    page.params = where.params
-    if q.after is not None:
-        cursor = SearchCursor.parse(q.after)
-        s, i = page.param(cursor.score), page.param(cursor.id)
-        page.conditions.append(f"(x.score < {s} OR (x.score = {s} AND x.id < {i}))")
-    n = page.param(q.limit)
-    sql = f"{query_cte}SELECT x.id, x.score FROM ({body}) x {page.sql} ORDER BY x.score DESC, x.id DESC LIMIT {n}"
-    ranked = [(int(r[0]), float(r[1])) for r in await d.fetch_replanned(sql, *page.params)]
-    if not ranked:
-        return []
-    rows = await d.fetch(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({_in([i for i, _ in ranked])})",
-        *[i for i, _ in ranked],
-    )
-    by_id = {int(r[0]): _stored_message(d, r) for r in rows}
-    messages = [(by_id[i], score_) for i, score_ in ranked if i in by_id]
-    marked = await _highlights(d, clauses, [m.id for m, _ in messages])
-    return [
-        SearchHit(
-            message=m,
-            score=score_,
-            subject=fragments(marked.get(m.id, (m.subject, ""))[0]),
-            body=fragments(marked.get(m.id, ("", ""))[1]),
-        )
-        for m, score_ in messages
-    ]
 
 
 async def _highlights(d: Dialect, clauses: tuple[Clause, ...], ids: list[int]) -> dict[int, tuple[Any, Any]]:
@@ -335,85 +269,7 @@ async def _watch_hits(
 # -- reads: a message's identifiers and the messages sharing them ---------------------------------------
 
 
-async def identifiers_of(d: Dialect, message_pk: int) -> list[Identifier]:
-    rows = await d.fetch(
-        "SELECT kind, value FROM message_identifiers WHERE message_fk = $1 ORDER BY kind, value", message_pk
-    )
-    return [Identifier(r[0], r[1]) for r in rows]
-
-
-async def related(
-    d: Dialect, message_pk: int, visibility: Visibility | None, limit: int = 100
-) -> list[tuple[Any, list[Identifier]]]:
-    """The other messages the caller may see that share an identifier with message `message_pk`,
-    newest first, each with the identifiers shared (need-to-know in the query)."""
-    where = _Where()
-    where.conditions.append(f"mine.message_fk = {where.param(message_pk)}")
-    where.conditions.append("i.message_fk <> mine.message_fk")
-    _visible(where, visibility, "messages")
-    n = where.param(limit * 8)
-    rows = await d.fetch(
-        f"SELECT {_MESSAGE_COLUMNS}, i.kind, i.value FROM message_identifiers mine"
-        " JOIN message_identifiers i ON i.kind = mine.kind AND i.value = mine.value"
-        f" JOIN messages m ON m.id = i.message_fk {where.sql} ORDER BY m.id DESC, i.kind, i.value LIMIT {n}",
-        *where.params,
-    )
-    out: dict[int, tuple[Any, list[Identifier]]] = {}
-    for r in rows:
-        message = out.get(int(r[0]))
-        if message is None:
-            if len(out) == limit:
-                break
-            message = out[int(r[0])] = (_stored_message(d, r[:-2]), [])
-        message[1].append(Identifier(r[-2], r[-1]))
-    return list(out.values())
-
-
-async def cross_match_counts(d: Dialect, message_pks: Sequence[int]) -> dict[int, int]:
-    """{id: how many earlier messages share an identifier with it} (the feed's mark), for those with any."""
-    rows = await _fetch_in(
-        d.fetch,
-        "SELECT mine.message_fk, COUNT(DISTINCT other.message_fk) FROM message_identifiers mine"
-        " JOIN message_identifiers other ON other.kind = mine.kind AND other.value = mine.value"
-        " AND other.message_fk < mine.message_fk WHERE",
-        "mine.message_fk",
-        list(message_pks),
-        tail=" GROUP BY mine.message_fk",
-    )
-    return {int(r[0]): int(r[1]) for r in rows}
-
-
 # -- watch lists --------------------------------------------------------------------------------------
-
-
-async def add_watch(
-    d: Dialect, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
-) -> Watch:
-    async def tx(t: Tx) -> Watch:
-        row = _values(
-            d, _WATCH_NEW, watch, value=d.text(value), created_by=d.text(actor), created_at=d.ts(at)
-        )
-        rows = await t.insert("watches", _WATCH_NEW, [row], returning=_WATCH_COLUMNS)
-        stored = Watch(**_read(d, _WATCH, rows[0]))
-        details = {**event.details, "watch_id": stored.id}
-        await _insert_events(d, t, [event.model_copy(update={"details": details})])
-        return stored
-
-    return await d.write(tx)
-
-
-async def watches(d: Dialect, live_at: datetime | None = None) -> list[Watch]:
-    where = "WHERE ended_at IS NULL AND expires_at > $1" if live_at is not None else ""
-    rows = await d.fetch(
-        f"SELECT {_WATCH_COLUMNS} FROM watches {where} ORDER BY id DESC",
-        *([d.ts(live_at)] if live_at is not None else []),
-    )
-    return [Watch(**_read(d, _WATCH, r)) for r in rows]
-
-
-async def end_watch(d: Dialect, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
-    ended = await _end(d, "watches", _WATCH, watch_id, {"ended_at": at, "ended_by": actor}, event)
-    return None if ended is None else Watch(**ended)
 
 
 # -- watch hits as the console's alerts ------------------------------------------------------------------
@@ -435,51 +291,213 @@ def _watch_hit(d: Dialect, r: Any) -> WatchHit:
     )
 
 
-async def pending_watch_hits(d: Dialect, limit: int) -> list[tuple[WatchHit, Any]]:
-    n = len(_WATCH) + 4
-    rows = await d.fetch(
-        f"SELECT {_HIT_COLUMNS}, {_MESSAGE_COLUMNS} FROM watch_hits h JOIN watches w ON w.id = h.watch_id"
-        " JOIN messages m ON m.id = h.message_fk"
-        " WHERE h.acknowledged_at IS NULL ORDER BY h.at, h.message_fk, h.watch_id LIMIT $1",
-        limit,
-    )
-    return [(_watch_hit(d, r[:n]), _stored_message(d, r[n:])) for r in rows]
-
-
-async def acknowledge_watch_hit(
-    d: Dialect, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
-) -> tuple[WatchHit | None, AuditEvent | None]:
-    """(the hit, the event recorded, about the hit's message): no hit when there is none; no event
-    when it was acknowledged already (the hit says by whom)."""
-
-    async def tx(t: Tx) -> tuple[WatchHit | None, AuditEvent | None]:
-        done = await t.fetch(
-            "UPDATE watch_hits SET acknowledged_at = $1, acknowledged_by = $2"
-            " WHERE watch_id = $3 AND message_fk = $4 AND acknowledged_at IS NULL RETURNING watch_id",
-            d.ts(at),
-            d.text(actor),
-            watch_id,
-            message_pk,
-        )
-        rows = await t.fetch(
-            f"SELECT {_HIT_COLUMNS}, m.sender, m.message_id, m.reference FROM watch_hits h"
-            " JOIN watches w ON w.id = h.watch_id JOIN messages m ON m.id = h.message_fk"
-            " WHERE h.watch_id = $1 AND h.message_fk = $2",
-            watch_id,
-            message_pk,
-        )
-        if not rows:
-            return None, None
-        hit = _watch_hit(d, rows[0][:-3])
-        if not done:
-            return hit, None
-        sender, message_id, reference = rows[0][-3:]
-        about = {"sender": sender, "message_id": message_id, "reference": reference}
-        details = {**event.details, "raised_at": hit.at.isoformat(), "label": hit.watch.label}
-        stored = await _insert_events(d, t, [event.model_copy(update={**about, "details": details})])
-        return hit, stored[0]
-
-    return await d.write(tx)
-
-
 # -- the data-protection purge (issue 15) ---------------------------------------------------------------
+
+
+class SqlSearch:
+    """Search, identifiers and watch lists (core/ports.SearchStore) on the store's database."""
+
+    _d: Dialect
+
+    async def search(
+        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
+    ) -> list[SearchHit]:
+        """One page of hits, best first: the messages matching every clause that `visibility` lets the
+        caller see, after the cursor `q.after`, at most `q.limit`."""
+        d, q = self._d, query
+        where = _Where()
+        if d.name == "sqlite":
+            where.conditions.append(f"message_search MATCH {where.param(fts5_match(clauses))}")
+            score, query_cte = "-bm25(message_search, 2.0, 1.0)", ""
+        else:
+            query_cte = f"WITH wq AS (SELECT {_pg_query(where, clauses)} AS query) "
+            score = "ts_rank_cd(s.doc, wq.query)::float8"
+            where.conditions.append("s.doc @@ wq.query")
+        matching = len(where.conditions)
+        _filter_messages(where, q, None, _tags(d, q))  # need-to-know below, on the index
+        # Only rejected messages are left out of the index: the message's row is read for a filter on
+        # its own columns only; need-to-know is id sets (`+`: SQLite must not offer them to FTS5, which
+        # would run the whole match again per id).
+        joined = len(where.conditions) > matching
+        key = "s.rowid" if d.name == "sqlite" else "s.message_fk"
+        _visible(where, visibility, "message_search", ("+" if d.name == "sqlite" else "") + key)
+        filtered = len(where.conditions) > matching
+        if d.name == "sqlite":
+            select_from = "message_search s CROSS JOIN messages m" if joined else "message_search s"
+            if joined:
+                where.conditions.append("m.id = s.rowid")
+        else:
+            select_from = "wq, message_search s" + (
+                " JOIN messages m ON m.id = s.message_fk" if joined else ""
+            )
+        # Ranking scores every candidate: without a filter, a query matching more than RANK_WINDOW
+        # messages (a common word) ranks the newest RANK_WINDOW of them, found first from the index
+        # alone in id order (no scoring). With filters (a post's need-to-know) that look-up would test
+        # the matches one by one, newest first, as much as the ranking it saves (docs/performance.md).
+        edge = (
+            []
+            if filtered
+            else await d.fetch_replanned(
+                f"{query_cte}SELECT {key} FROM {select_from} {where.sql} ORDER BY {key} DESC"
+                f" LIMIT 1 OFFSET {RANK_WINDOW - 1}",
+                *where.params,
+            )
+        )
+        if edge:
+            where.add(f"{key} >= {{}}", int(edge[0][0]))
+        # Narrow first (ids and scores: what the sort carries), then the page's rows by id.
+        body = f"SELECT {key} AS id, {score} AS score FROM {select_from} {where.sql}"
+        page = _Where()
+        page.params = where.params
+        if q.after is not None:
+            cursor = SearchCursor.parse(q.after)
+            s, i = page.param(cursor.score), page.param(cursor.id)
+            page.conditions.append(f"(x.score < {s} OR (x.score = {s} AND x.id < {i}))")
+        n = page.param(q.limit)
+        sql = f"{query_cte}SELECT x.id, x.score FROM ({body}) x {page.sql} ORDER BY x.score DESC, x.id DESC LIMIT {n}"
+        ranked = [(int(r[0]), float(r[1])) for r in await d.fetch_replanned(sql, *page.params)]
+        if not ranked:
+            return []
+        rows = await d.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.id IN ({_in([i for i, _ in ranked])})",
+            *[i for i, _ in ranked],
+        )
+        by_id = {int(r[0]): _stored_message(d, r) for r in rows}
+        messages = [(by_id[i], score_) for i, score_ in ranked if i in by_id]
+        marked = await _highlights(d, clauses, [m.id for m, _ in messages])
+        return [
+            SearchHit(
+                message=m,
+                score=score_,
+                subject=fragments(marked.get(m.id, (m.subject, ""))[0]),
+                body=fragments(marked.get(m.id, ("", ""))[1]),
+            )
+            for m, score_ in messages
+        ]
+
+    async def identifiers(self, message_pk: int) -> list[Identifier]:
+        d = self._d
+        rows = await d.fetch(
+            "SELECT kind, value FROM message_identifiers WHERE message_fk = $1 ORDER BY kind, value",
+            message_pk,
+        )
+        return [Identifier(r[0], r[1]) for r in rows]
+
+    async def related(
+        self, message_pk: int, visibility: Visibility | None = None, limit: int = 100
+    ) -> list[tuple[StoredMessage, list[Identifier]]]:
+        """The other messages the caller may see that share an identifier with message `message_pk`,
+        newest first, each with the identifiers shared (need-to-know in the query)."""
+        d = self._d
+        where = _Where()
+        where.conditions.append(f"mine.message_fk = {where.param(message_pk)}")
+        where.conditions.append("i.message_fk <> mine.message_fk")
+        _visible(where, visibility, "messages")
+        n = where.param(limit * 8)
+        rows = await d.fetch(
+            f"SELECT {_MESSAGE_COLUMNS}, i.kind, i.value FROM message_identifiers mine"
+            " JOIN message_identifiers i ON i.kind = mine.kind AND i.value = mine.value"
+            f" JOIN messages m ON m.id = i.message_fk {where.sql} ORDER BY m.id DESC, i.kind, i.value LIMIT {n}",
+            *where.params,
+        )
+        out: dict[int, tuple[StoredMessage, list[Identifier]]] = {}
+        for r in rows:
+            message = out.get(int(r[0]))
+            if message is None:
+                if len(out) == limit:
+                    break
+                message = out[int(r[0])] = (_stored_message(d, r[:-2]), [])
+            message[1].append(Identifier(r[-2], r[-1]))
+        return list(out.values())
+
+    async def cross_match_counts(self, message_pks: Sequence[int]) -> dict[int, int]:
+        """{id: how many earlier messages share an identifier with it} (the feed's mark), for those with any."""
+        d = self._d
+        rows = await _fetch_in(
+            d.fetch,
+            "SELECT mine.message_fk, COUNT(DISTINCT other.message_fk) FROM message_identifiers mine"
+            " JOIN message_identifiers other ON other.kind = mine.kind AND other.value = mine.value"
+            " AND other.message_fk < mine.message_fk WHERE",
+            "mine.message_fk",
+            list(message_pks),
+            tail=" GROUP BY mine.message_fk",
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def add_watch(
+        self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
+    ) -> Watch:
+        d = self._d
+
+        async def tx(t: Tx) -> Watch:
+            row = _values(
+                d, _WATCH_NEW, watch, value=d.text(value), created_by=d.text(actor), created_at=d.ts(at)
+            )
+            rows = await t.insert("watches", _WATCH_NEW, [row], returning=_WATCH_COLUMNS)
+            stored = Watch(**_read(d, _WATCH, rows[0]))
+            details = {**event.details, "watch_id": stored.id}
+            await _insert_events(d, t, [event.model_copy(update={"details": details})])
+            return stored
+
+        return await d.write(tx)
+
+    async def watches(self, live_at: datetime | None = None) -> list[Watch]:
+        d = self._d
+        where = "WHERE ended_at IS NULL AND expires_at > $1" if live_at is not None else ""
+        rows = await d.fetch(
+            f"SELECT {_WATCH_COLUMNS} FROM watches {where} ORDER BY id DESC",
+            *([d.ts(live_at)] if live_at is not None else []),
+        )
+        return [Watch(**_read(d, _WATCH, r)) for r in rows]
+
+    async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
+        d = self._d
+        ended = await _end(d, "watches", _WATCH, watch_id, {"ended_at": at, "ended_by": actor}, event)
+        return None if ended is None else Watch(**ended)
+
+    async def pending_watch_hits(self, limit: int = 200) -> list[tuple[WatchHit, StoredMessage]]:
+        d = self._d
+        n = len(_WATCH) + 4
+        rows = await d.fetch(
+            f"SELECT {_HIT_COLUMNS}, {_MESSAGE_COLUMNS} FROM watch_hits h JOIN watches w ON w.id = h.watch_id"
+            " JOIN messages m ON m.id = h.message_fk"
+            " WHERE h.acknowledged_at IS NULL ORDER BY h.at, h.message_fk, h.watch_id LIMIT $1",
+            limit,
+        )
+        return [(_watch_hit(d, r[:n]), _stored_message(d, r[n:])) for r in rows]
+
+    async def acknowledge_watch_hit(
+        self, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
+    ) -> tuple[WatchHit | None, AuditEvent | None]:
+        """(the hit, the event recorded, about the hit's message): no hit when there is none; no event
+        when it was acknowledged already (the hit says by whom)."""
+        d = self._d
+
+        async def tx(t: Tx) -> tuple[WatchHit | None, AuditEvent | None]:
+            done = await t.fetch(
+                "UPDATE watch_hits SET acknowledged_at = $1, acknowledged_by = $2"
+                " WHERE watch_id = $3 AND message_fk = $4 AND acknowledged_at IS NULL RETURNING watch_id",
+                d.ts(at),
+                d.text(actor),
+                watch_id,
+                message_pk,
+            )
+            rows = await t.fetch(
+                f"SELECT {_HIT_COLUMNS}, m.sender, m.message_id, m.reference FROM watch_hits h"
+                " JOIN watches w ON w.id = h.watch_id JOIN messages m ON m.id = h.message_fk"
+                " WHERE h.watch_id = $1 AND h.message_fk = $2",
+                watch_id,
+                message_pk,
+            )
+            if not rows:
+                return None, None
+            hit = _watch_hit(d, rows[0][:-3])
+            if not done:
+                return hit, None
+            sender, message_id, reference = rows[0][-3:]
+            about = {"sender": sender, "message_id": message_id, "reference": reference}
+            details = {**event.details, "raised_at": hit.at.isoformat(), "label": hit.watch.label}
+            stored = await _insert_events(d, t, [event.model_copy(update={**about, "details": details})])
+            return hit, stored[0]
+
+        return await d.write(tx)

@@ -12,17 +12,16 @@ of the side table `message_tags`. A write is one transaction holding the writer 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Sized
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import history, retention, schema, subject_access
+from watchcentre.adapters.sql import schema
 from watchcentre.adapters.sql.dialects import (
-    INT,
     JSON,
     TS,
     Columns,
@@ -35,13 +34,10 @@ from watchcentre.adapters.sql.dialects import (
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
-from watchcentre.core.identifiers import Identifier
-from watchcentre.core.labels import Label
 from watchcentre.core.lifecycle import AWAITING_ACK, AWAITING_ANSWER, Case
 from watchcentre.core.manual import ManualRecord, ManualRouting, Note, Tallies
-from watchcentre.core.ports import Mentions, OpsCounts, ReferenceTaken, TransientError
+from watchcentre.core.ports import OpsCounts, ReferenceTaken, TransientError
 from watchcentre.core.records import (
-    SYSTEM_ACTOR,
     Accepted,
     AuditEvent,
     CaseCursor,
@@ -54,11 +50,8 @@ from watchcentre.core.records import (
     handling_of,
 )
 from watchcentre.core.references import new_reference
-from watchcentre.core.replay import Decided
-from watchcentre.core.retention import PurgeReport, RetentionRules
 from watchcentre.core.routing import Original
-from watchcentre.core.search import Clause, SearchHit, SearchQuery
-from watchcentre.core.watches import Watch, WatchHit, WatchInput
+from watchcentre.core.search import SearchQuery
 
 
 def _names(columns: Columns, prefix: str = "") -> str:
@@ -73,16 +66,17 @@ _TAGS = columns("tag_kind tag message_fk:int")
 _AUDIT = columns("seq:int at:ts type actor sender message_id reference details:json prev_hash hash")
 _TOKEN = columns("id name role subject created_at:ts expires_at:ts revoked_at:ts hash")
 _MANUAL = columns("sender message_id revision:int at:ts actor reason recipients:json")
-_MANUAL_READ = _MANUAL[2:]  # the reader names the message
 _NOTE = columns("id:int at:ts author text message_ids:json refs:json")
 _CASE = columns(
     "reference sender message_id state version:int opened_at:ts ack_due_at:ts warn_at:ts due_at:ts data:json"
 )
 
-_MESSAGE_READ = (("id", INT), *_MESSAGE[:-2], ("purged_at", TS))  # the raw input and digest: not read
+_MESSAGE_READ = (
+    *columns("id:int"),
+    *_MESSAGE[:-2],
+    *columns("purged_at:ts"),
+)  # the raw input and digest: not read
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
-_AUDIT_COLUMNS = _names(_AUDIT)
-_TOKEN_COLUMNS = _names(_TOKEN)
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
 _CASE_COLUMNS = ", ".join(("data", "version", *_FLAGS))
 _OPEN = ", ".join(f"'{s.value}'" for s in sorted(AWAITING_ANSWER))
@@ -92,30 +86,38 @@ _ALERT_DUE = {  # $1 is now
     "warning": f"state IN ({_OPEN}) AND warn_at <= $1 AND due_at > $1 AND warning_raised_at IS NULL",
     "overdue": f"state IN ({_OPEN}) AND due_at <= $1 AND overdue_raised_at IS NULL",
 }
+_CLAIM = (
+    "INSERT INTO manual_claims (sender, message_id, revision, claim, at) VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (sender, message_id, revision) DO UPDATE SET claim = excluded.claim, at = excluded.at"
+    " WHERE manual_claims.at < $6 RETURNING claim"
+)
+_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_ROUTE_BY_HAND = (
+    "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
+    " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id"
+)
 _KEYS_PER_QUERY = 400  # bound parameters per statement are capped (SQLite, PostgreSQL alike)
-
-_Key = tuple[str | None, ...]
 K = TypeVar("K")
+_Fetch = Callable[..., Awaitable[list[Any]]]  # a Dialect's or a Tx's
 
 
-class SqlStore:
-    """Messages, audit trail, cases, tokens and the console's records in one SQL database."""
+class SqlRecords:
+    """Messages, audit trail, cases, tokens and the console's records. The package's `SqlStore` adds
+    the other ports, each from its own module (search.py, history.py, retention.py, ...)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._d = dialect
 
     @classmethod
-    async def sqlite(cls, path: str, checkpoint_every: float = 0.25) -> SqlStore:
+    async def sqlite(cls, path: str, checkpoint_every: float = 0.25) -> Self:
         return await cls._open(SqliteDialect(path, checkpoint_every))
 
     @classmethod
-    async def postgres(
-        cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10
-    ) -> SqlStore:
+    async def postgres(cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> Self:
         return await cls._open(PostgresDialect(dsn, schema, min_size, max_size))
 
     @classmethod
-    async def _open(cls, dialect: SqliteDialect | PostgresDialect) -> SqlStore:
+    async def _open(cls, dialect: SqliteDialect | PostgresDialect) -> Self:
         await dialect.connect()
         try:
             await dialect.migrate(schema.steps(dialect))
@@ -134,12 +136,8 @@ class SqlStore:
         firsts = _firsts(_key(r[6], r[0], r[1], r[15]) for r in rows)  # a later duplicate is not even sent
 
         async def tx(t: Tx) -> list[list[AuditEvent] | None]:
-            returned = await t.insert(
-                "messages",
-                _MESSAGE,
-                [rows[i] for i in firsts.values()],
-                returning="id, status, sender, message_id, digest",
-            )
+            returning = "id, status, sender, message_id, digest"
+            returned = await t.insert("messages", _MESSAGE, [rows[i] for i in firsts.values()], returning)
             inserted = {firsts[_key(r[1], r[2], r[3], r[4])]: int(r[0]) for r in returned}
             tags = [tag for i, fk in inserted.items() for tag in _tag_rows(outcomes[i], fk, d.text)]
             if tags:
@@ -148,7 +146,10 @@ class SqlStore:
             events = [(i, _marked(e, marks.get(i))) for i in sorted(inserted) for e in outcomes[i].events]
             events += extra
             chained = await _insert_events(d, t, [e for _, e in events])
-            return _committed(len(outcomes), inserted, events, chained)
+            committed: dict[int, list[AuditEvent]] = {i: [] for i in inserted}  # None: nothing written
+            for (i, _), event in zip(events, chained, strict=True):
+                committed[i].append(event)
+            return [committed.get(i) for i in range(len(outcomes))]
 
         return await d.write(tx)
 
@@ -164,29 +165,23 @@ class SqlStore:
         return [key in found for key in clean]
 
     async def seen_rejection(self, digest: str) -> bool:
-        rows = await self._d.fetch(
-            "SELECT 1 FROM messages WHERE digest = $1 AND status = 'rejected' LIMIT 1", digest
-        )
-        return bool(rows)
+        sql = "SELECT 1 FROM messages WHERE digest = $1 AND status = 'rejected' LIMIT 1"
+        return bool(await self._d.fetch(sql, digest))
 
     async def originals(self, message_id: str) -> list[Original]:
-        rows = await self._d.fetch(
-            "SELECT sender, message_id, recipients, reference FROM messages"
-            " WHERE message_id = $1 AND status <> 'rejected' ORDER BY id DESC",
-            self._d.text(message_id),
-        )
+        sql = "SELECT sender, message_id, recipients, reference FROM messages WHERE message_id = $1"
+        rows = await self._d.fetch(sql + " AND status <> 'rejected' ORDER BY id DESC", message_id)
         return [Original(r[0], r[1], tuple(json.loads(r[2])), r[3]) for r in rows]
 
     async def get_message(
         self, message_id: str, sender: str | None = None, visibility: Visibility | None = None
     ) -> StoredMessage | None:
         where = _Where()
-        where.add("m.message_id = {}", self._d.text(message_id))
-        where.add("m.sender = {}", _opt(self._d, sender))
+        where.add("m.message_id = {}", message_id)
+        where.add("m.sender = {}", sender)
         _visible(where, visibility, "messages")
-        rows = await self._d.fetch(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages m {where.sql} ORDER BY m.id DESC LIMIT 1", *where.params
-        )
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages m {where.sql} ORDER BY m.id DESC LIMIT 1"
+        rows = await self._d.fetch(sql, *where.params)
         return _stored_message(self._d, rows[0]) if rows else None
 
     async def list_messages(
@@ -204,13 +199,10 @@ class SqlStore:
         else:
             source, newest = "messages m", "m.id"
         where.add(f"{newest} < {{}}", q.before_id)
-        _filter_messages(d, where, q, visibility, tags[1:])
+        _filter_messages(where, q, visibility, tags[1:])
         limit = where.param(q.limit)
-        rows = await d.fetch(
-            f"SELECT {_MESSAGE_COLUMNS} FROM {source} {where.sql} ORDER BY {newest} DESC LIMIT {limit}",
-            *where.params,
-        )
-        return [_stored_message(d, r) for r in rows]
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM {source} {where.sql} ORDER BY {newest} DESC LIMIT {limit}"
+        return [_stored_message(d, r) for r in await d.fetch(sql, *where.params)]
 
     async def audit(
         self,
@@ -227,39 +219,28 @@ class SqlStore:
     ) -> list[AuditEvent]:
         where = _Where()
         where.add("seq > {}", after_seq)
-        for column, value in (
-            ("sender", sender),
-            ("message_id", message_id),
-            ("type", event_type),
-            ("reference", reference),
-            ("actor", actor),
-        ):
-            where.add(f"{column} = {{}}", _opt(self._d, value))
-        where.add("at >= {}", _ots(self._d, since))
-        where.add("at < {}", _ots(self._d, until))
-        n = where.param(limit)
-        rows = await self._d.fetch(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit {where.sql} ORDER BY seq LIMIT {n}", *where.params
-        )
-        return [AuditEvent(**_read(self._d, _AUDIT, r)) for r in rows]
+        equal = {"sender": sender, "message_id": message_id, "type": event_type, "reference": reference}
+        for column, value in {**equal, "actor": actor}.items():
+            where.add(f"{column} = {{}}", value)
+        where.add("at >= {}", since)
+        where.add("at < {}", until)
+        sql = f"SELECT {_names(_AUDIT)} FROM audit {where.sql} ORDER BY seq LIMIT {where.param(limit)}"
+        return [AuditEvent(**_read(self._d, _AUDIT, r)) for r in await self._d.fetch(sql, *where.params)]
 
     async def last_seq(self) -> int:
         return int((await self._d.fetch("SELECT coalesce(max(seq), 0) FROM audit"))[0][0])
 
     async def tallies(self, since: datetime) -> Tallies:
-        t = self._d.ts(since)
         rows = await self._d.fetch(
             "SELECT t.tag_kind, t.tag, count(*) FROM messages m JOIN message_tags t ON t.message_fk = m.id"
             " WHERE m.received_at >= $1 AND m.status <> 'rejected' AND t.tag_kind IN ('crime_type', 'country')"
             " GROUP BY t.tag_kind, t.tag",
-            t,
+            since,
         )
-        total = await self._d.fetch(
-            "SELECT count(*) FROM messages WHERE received_at >= $1 AND status <> 'rejected'", t
-        )
+        sql = "SELECT count(*) FROM messages WHERE received_at >= $1 AND status <> 'rejected'"
         return Tallies(
             since=since,
-            total=int(total[0][0]),
+            total=int((await self._d.fetch(sql, since))[0][0]),
             crime_types={r[1]: int(r[2]) for r in rows if r[0] == "crime_type"},
             countries={r[1]: int(r[2]) for r in rows if r[0] == "country"},
         )
@@ -273,9 +254,8 @@ class SqlStore:
                 raise result  # nothing was written
             opened, new = result
             if new:
-                await _insert_events(
-                    self._d, t, [e.model_copy(update={"reference": opened.reference}) for e in events]
-                )
+                named = [e.model_copy(update={"reference": opened.reference}) for e in events]
+                await _insert_events(self._d, t, named)
             return opened, new
 
         # The audit chain's lock when there are events; the case row alone needs none (unique keys).
@@ -287,9 +267,7 @@ class SqlStore:
         return await self._d.write(lambda t: _open_cases(self._d, t, list(cases)), serial=False)
 
     async def get_case(self, reference: str) -> Case | None:
-        rows = await self._d.fetch(
-            f"SELECT {_CASE_COLUMNS} FROM cases WHERE reference = $1", self._d.text(reference)
-        )
+        rows = await self._d.fetch(f"SELECT {_CASE_COLUMNS} FROM cases WHERE reference = $1", reference)
         return _case(self._d, rows[0]) if rows else None
 
     async def update_case(
@@ -314,27 +292,26 @@ class SqlStore:
         before: CaseCursor | None = None,
         limit: int = 1000,
     ) -> list[Case]:
-        d, where = self._d, _Where()
+        where = _Where()
         _visible(where, visibility, "cases")
         if open_only:
             where.conditions.append(f"state IN ({_OPEN})")
-        where.add("opened_at >= {}", _ots(d, since))
-        where.add("opened_at < {}", _ots(d, until))
+        where.add("opened_at >= {}", since)
+        where.add("opened_at < {}", until)
         if before is not None:
-            at, ref = where.param(d.ts(before.opened_at)), where.param(d.text(before.reference))
+            at, ref = where.param(before.opened_at), where.param(before.reference)
             where.conditions.append(f"(opened_at, reference) < ({at}, {ref})")
         n = where.param(limit)
-        rows = await d.fetch(
-            f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC LIMIT {n}",
-            *where.params,
+        sql = (
+            f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC LIMIT {n}"
         )
-        return [_case(d, r) for r in rows]
+        return [_case(self._d, r) for r in await self._d.fetch(sql, *where.params)]
 
     async def due_alerts(self, now: datetime) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         for alert, condition in _ALERT_DUE.items():
             rows = await self._d.fetch(
-                f"SELECT reference FROM cases WHERE {condition} ORDER BY reference", self._d.ts(now)
+                f"SELECT reference FROM cases WHERE {condition} ORDER BY reference", now
             )
             out += [(r[0], alert) for r in rows]
         return out
@@ -343,15 +320,10 @@ class SqlStore:
         self, reference: str, alert: str, now: datetime, event: AuditEvent
     ) -> AuditEvent | None:
         also = ", warning_raised_at = coalesce(warning_raised_at, $1)" if alert == "overdue" else ""
+        sql = f"UPDATE cases SET {alert}_raised_at = $1{also} WHERE reference = $2 AND {_ALERT_DUE[alert]}"
 
         async def tx(t: Tx) -> AuditEvent | None:
-            done = await t.fetch(
-                f"UPDATE cases SET {alert}_raised_at = $1{also} WHERE reference = $2 AND {_ALERT_DUE[alert]}"
-                " RETURNING reference",
-                self._d.ts(now),
-                self._d.text(reference),
-            )
-            if len(done) != 1:
+            if len(await t.fetch(sql + " RETURNING reference", now, reference)) != 1:
                 return None
             return (await _insert_events(self._d, t, [event]))[0]
 
@@ -360,62 +332,44 @@ class SqlStore:
     # -- tokens ----------------------------------------------------------------------------------
 
     async def add_token(self, token: TokenRecord, event: AuditEvent) -> None:
-        d = self._d
-
         async def tx(t: Tx) -> None:
-            await t.insert("tokens", _TOKEN, [_values(d, _TOKEN, token)])
-            await _insert_events(d, t, [event])
+            await t.insert("tokens", _TOKEN, [_values(self._d, _TOKEN, token)])
+            await _insert_events(self._d, t, [event])
 
-        await d.write(tx)
+        await self._d.write(tx)
 
     async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
-        rows = await self._d.fetch(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = $1", self._d.text(token_hash)
-        )
+        rows = await self._d.fetch(f"SELECT {_names(_TOKEN)} FROM tokens WHERE hash = $1", token_hash)
         return TokenRecord(**_read(self._d, _TOKEN, rows[0])) if rows else None
 
     async def tokens(self) -> list[TokenRecord]:
-        rows = await self._d.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id")
+        rows = await self._d.fetch(f"SELECT {_names(_TOKEN)} FROM tokens ORDER BY created_at DESC, id")
         return [TokenRecord(**_read(self._d, _TOKEN, r)) for r in rows]
 
     async def revoke_token(self, token_id: str, at: datetime, event: AuditEvent) -> TokenRecord | None:
-        ended = await _end(self._d, "tokens", _TOKEN, self._d.text(token_id), {"revoked_at": at}, event)
+        ended = await _end(self._d, "tokens", _TOKEN, token_id, {"revoked_at": at}, event)
         return None if ended is None else TokenRecord(**ended)
 
     # -- the operator console ----------------------------------------------------------------------
 
     async def apply_manual(self, decision: ManualRouting) -> list[AuditEvent] | None:
         dec, d = decision, self._d
-        sender, message_id = d.text(dec.sender), d.text(dec.message_id)
 
         async def tx(t: Tx) -> list[AuditEvent] | None:
             row = _values(d, _MANUAL, dec, recipients=_json(dec.routing.recipients, d))
-            done = await t.insert("manual_routes", _MANUAL, [row], returning="revision")
-            if not done:
+            if not await t.insert("manual_routes", _MANUAL, [row], returning="revision"):
                 return None
-            rows = await t.fetch(
-                "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
-                " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id",
-                _json(dec.recipients, d),
-                _json(dec.routing, d),
-                sender,
-                message_id,
-            )
+            routed = (_json(dec.recipients, d), _json(dec.routing, d), dec.sender, dec.message_id)
+            rows = await t.fetch(_ROUTE_BY_HAND, *routed)
             if not rows:
                 raise LookupError(f"no accepted message {dec.sender}/{dec.message_id}")
-            fk = int(rows[0][0])
             if dec.recipients:
-                await t.insert(
-                    "message_tags",
-                    _TAGS,
-                    [("recipient", d.text(r), fk) for r in dec.recipients],
-                    returning="message_fk",
-                )
+                tags = [("recipient", d.text(r), int(rows[0][0])) for r in dec.recipients]
+                await t.insert("message_tags", _TAGS, tags, returning="message_fk")
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
                 raise _CaseChanged  # rolls the decision back: nothing of it is written
-            await t.fetch(
-                "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2", sender, message_id
-            )
+            sql = "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2"
+            await t.fetch(sql, dec.sender, dec.message_id)
             return await _insert_events(d, t, list(dec.events))
 
         try:
@@ -424,50 +378,29 @@ class SqlStore:
             return None
 
     async def manual_routings(self, sender: str, message_id: str) -> list[ManualRecord]:
-        rows = await self._d.fetch(
-            f"SELECT {_names(_MANUAL_READ)} FROM manual_routes"
-            " WHERE sender = $1 AND message_id = $2 ORDER BY revision",
-            self._d.text(sender),
-            self._d.text(message_id),
-        )
-        return [ManualRecord(**_read(self._d, _MANUAL_READ, r)) for r in rows]
+        read = _MANUAL[2:]  # the caller names the message
+        sql = f"SELECT {_names(read)} FROM manual_routes WHERE sender = $1 AND message_id = $2 ORDER BY revision"
+        return [ManualRecord(**_read(self._d, read, r)) for r in await self._d.fetch(sql, sender, message_id)]
 
     async def claim_manual(
         self, sender: str, message_id: str, revision: int, claim: str, now: datetime, stale_s: float
     ) -> bool:
-        d = self._d
-        rows = await d.write(
-            lambda t: t.fetch(
-                "INSERT INTO manual_claims (sender, message_id, revision, claim, at) VALUES ($1, $2, $3, $4, $5)"
-                " ON CONFLICT (sender, message_id, revision) DO UPDATE SET claim = excluded.claim, at = excluded.at"
-                " WHERE manual_claims.at < $6 RETURNING claim",
-                d.text(sender),
-                d.text(message_id),
-                revision,
-                claim,
-                d.ts(now),
-                d.ts(now - timedelta(seconds=stale_s)),
-            ),
-            serial=False,
-        )
-        return bool(rows)
+        stale = now - timedelta(seconds=stale_s)
+        params = (sender, message_id, revision, claim, now, stale)
+        return bool(await self._d.write(lambda t: t.fetch(_CLAIM, *params), serial=False))
 
     async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
-        d = self._d
         sql = (
             "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2 AND revision = $3 AND claim = $4"
         )
-        await d.write(
-            lambda t: t.fetch(sql, d.text(sender), d.text(message_id), revision, claim), serial=False
-        )
+        await self._d.write(lambda t: t.fetch(sql, sender, message_id, revision, claim), serial=False)
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
         d = self._d
 
         async def tx(t: Tx) -> tuple[Note, list[AuditEvent]]:
             row = _values(d, _NOTE[1:], note, refs=_json(note.references, d))
-            rows = await t.insert("notes", _NOTE[1:], [row], returning="id")
-            note_id = int(rows[0][0])
+            note_id = int((await t.insert("notes", _NOTE[1:], [row], returning="id"))[0][0])
             details = {**event.details, "note_id": note_id}
             events = await _insert_events(d, t, [event.model_copy(update={"details": details})])
             return note.model_copy(update={"id": note_id}), events
@@ -475,82 +408,14 @@ class SqlStore:
         return await d.write(tx)
 
     async def notes(self, limit: int = 50, before_id: int | None = None) -> list[Note]:
-        rows = await self._d.fetch(
-            f"SELECT {_names(_NOTE)} FROM notes WHERE id < $1 ORDER BY id DESC LIMIT $2",
-            before_id if before_id is not None else 2**63 - 1,
-            limit,
-        )
+        sql = f"SELECT {_names(_NOTE)} FROM notes WHERE id < $1 ORDER BY id DESC LIMIT $2"
+        rows = await self._d.fetch(sql, before_id if before_id is not None else 2**63 - 1, limit)
         return [_note(self._d, r) for r in rows]
-
-    # -- retention (adapters/sql/retention.py) ------------------------------------------------------
-
-    async def purge(
-        self,
-        rules: RetentionRules,
-        now: datetime,
-        *,
-        at: datetime | None = None,
-        dry_run: bool = False,
-        actor: str = SYSTEM_ACTOR,
-    ) -> PurgeReport:
-        return await retention.purge(
-            self._d, rules, now, at=at or now, record=_insert_events, dry_run=dry_run, actor=actor
-        )
-
-    async def mentions(self, needle: str, limit: int = 500) -> Mentions:
-        ids, refs, note_ids, truncated = await subject_access.matching(self._d, needle, limit)
-        d = self._d
-        rows = await _fetch_in(d.fetch, f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE", "m.id", ids)
-        notes = await _fetch_in(d.fetch, f"SELECT {_names(_NOTE)} FROM notes WHERE", "id", note_ids)
-        return Mentions(
-            messages=sorted((_stored_message(d, r) for r in rows), key=lambda m: m.id),
-            cases=[c for c in [await self.get_case(r) for r in refs] if c is not None],
-            notes=sorted((_note(d, r) for r in notes), key=lambda n: n.id or 0),
-            truncated=truncated,
-        )
-
-    # -- search, identifiers, watch lists: the SQL is in search.py ------------------------------------
-
-    async def search(
-        self, query: SearchQuery, clauses: tuple[Clause, ...], visibility: Visibility | None = None
-    ) -> list[SearchHit]:
-        return await search.search(self._d, query, clauses, visibility)
-
-    async def identifiers(self, message_pk: int) -> list[Identifier]:
-        return await search.identifiers_of(self._d, message_pk)
-
-    async def related(
-        self, message_pk: int, visibility: Visibility | None = None, limit: int = 100
-    ) -> list[tuple[StoredMessage, list[Identifier]]]:
-        return await search.related(self._d, message_pk, visibility, limit)
-
-    async def cross_match_counts(self, message_pks: Sequence[int]) -> dict[int, int]:
-        return await search.cross_match_counts(self._d, message_pks)
-
-    async def add_watch(
-        self, watch: WatchInput, value: str, actor: str, at: datetime, event: AuditEvent
-    ) -> Watch:
-        return await search.add_watch(self._d, watch, value, actor, at, event)
-
-    async def watches(self, live_at: datetime | None = None) -> list[Watch]:
-        return await search.watches(self._d, live_at)
-
-    async def end_watch(self, watch_id: int, actor: str, at: datetime, event: AuditEvent) -> Watch | None:
-        return await search.end_watch(self._d, watch_id, actor, at, event)
-
-    async def pending_watch_hits(self, limit: int = 200) -> list[tuple[WatchHit, StoredMessage]]:
-        return await search.pending_watch_hits(self._d, limit)
-
-    async def acknowledge_watch_hit(
-        self, watch_id: int, message_pk: int, actor: str, at: datetime, event: AuditEvent
-    ) -> tuple[WatchHit | None, AuditEvent | None]:
-        return await search.acknowledge_watch_hit(self._d, watch_id, message_pk, actor, at, event)
 
     # -- operations: the gauges of /metrics (issue 18) ------------------------------------------------
 
     async def ops_counts(self, now: datetime) -> OpsCounts:
-        """What /metrics reports on scrape; each count runs on an index (cases_state, messages_status,
-        the audit primary key)."""
+        """Each count runs on an index (cases_state, messages_status, the audit primary key)."""
         priority = self._d.json_text("data", "priority")
         sql = f"""
 SELECT 'state:' || state, count(*) FROM cases WHERE state IN ({_OPEN}) GROUP BY state
@@ -562,23 +427,7 @@ UNION ALL SELECT 'warnings_pending', count(*) FROM cases WHERE state IN ({_OPEN}
 UNION ALL SELECT 'triage_backlog', count(*) FROM messages WHERE status = 'triage'
 UNION ALL SELECT 'audit_head_seq', coalesce(max(seq), 0) FROM audit
 """
-        return OpsCounts.of_rows((r[0], r[1]) for r in await self._d.fetch(sql, self._d.ts(now)))
-
-    # -- what-if and labels (adapters/sql/history.py) ---------------------------------------------
-
-    async def count_decided(self, since: datetime | None, until: datetime | None) -> int:
-        return await history.count_decided(self._d, since, until)
-
-    async def decided_page(
-        self, since: datetime | None, until: datetime | None, after_id: int, limit: int
-    ) -> list[Decided]:
-        return await history.decided_page(self._d, since, until, after_id, limit)
-
-    async def add_label(self, label: Label) -> None:
-        await history.add_label(self._d, label)
-
-    async def labels(self, limit: int = 10_000) -> list[tuple[Label, dict[str, Any] | None]]:
-        return await history.labels(self._d, limit)
+        return OpsCounts.of_rows((r[0], r[1]) for r in await self._d.fetch(sql, now))
 
     async def ping(self) -> None:
         await self._d.ping()
@@ -638,17 +487,12 @@ _NEED_TO_KNOW = {
 
 
 def _tags(d: Dialect, q: MessageQuery | SearchQuery) -> list[tuple[str, str]]:
-    """The query's tag filters, (tag_kind, tag)."""
     tags = (("crime_type", q.crime_type), ("country", q.country), ("recipient", q.recipient))
     return [(kind, d.text(tag)) for kind, tag in tags if tag]
 
 
 def _filter_messages(
-    d: Dialect,
-    where: _Where,
-    q: MessageQuery | SearchQuery,
-    visibility: Visibility | None,
-    tags: list[tuple[str, str]],
+    where: _Where, q: MessageQuery | SearchQuery, visibility: Visibility | None, tags: list[tuple[str, str]]
 ) -> None:
     """The query's filters on messages `m`, with `tags` (those not already joined) and need-to-know."""
     for kind, tag in tags:
@@ -657,9 +501,9 @@ def _filter_messages(
             f"{where.param(kind)} AND t.tag = {where.param(tag)} AND t.message_fk = m.id)"
         )
     where.add("m.status = {}", None if q.status is None else q.status.value)
-    where.add("m.sender = {}", _opt(d, q.sender))
-    where.add("m.received_at >= {}", _ots(d, q.since))
-    where.add("m.received_at < {}", _ots(d, q.until))
+    where.add("m.sender = {}", q.sender)
+    where.add("m.received_at >= {}", q.since)
+    where.add("m.received_at < {}", q.until)
     _visible(where, visibility, "messages")
 
 
@@ -692,28 +536,20 @@ async def _insert_events(d: Dialect, t: Tx, events: list[AuditEvent]) -> list[Au
     for seq, e in zip(seqs, events, strict=True):
         row = _values(d, _AUDIT, e, seq=seq, prev_hash=prev, hash=None)
         event = AuditEvent(**_read(d, _AUDIT, row))  # as it will read back: the hash covers what is stored
-        digest = event_hash(prev, event)
-        rows.append((*row[:-1], digest))
-        stored.append(event.model_copy(update={"hash": digest}))
-        prev = digest
+        prev = event_hash(prev, event)
+        rows.append((*row[:-1], prev))
+        stored.append(event.model_copy(update={"hash": prev}))
     await t.insert("audit", _AUDIT, rows)
     return stored
 
 
 async def _write_case(d: Dialect, t: Tx, case: Case, expected_version: int, also: str = "") -> bool:
-    """Store the case (version + 1) if its stored version is still `expected_version`."""
-    done = await t.fetch(
+    sql = (
         "UPDATE cases SET state = $1, version = version + 1, ack_due_at = $2, warn_at = $3, due_at = $4,"
-        f" data = $5{also} WHERE reference = $6 AND version = $7 RETURNING reference",
-        case.state.value,
-        _ots(d, case.ack_due_at),
-        _ots(d, case.warn_at),
-        _ots(d, case.due_at),
-        _case_data(case, d),
-        d.text(case.reference),
-        expected_version,
+        f" data = $5{also} WHERE reference = $6 AND version = $7 RETURNING reference"
     )
-    return len(done) == 1
+    values = (case.state.value, case.ack_due_at, case.warn_at, case.due_at, _case_data(case, d))
+    return len(await t.fetch(sql, *values, case.reference, expected_version)) == 1
 
 
 async def _end(
@@ -738,7 +574,8 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     """Open cases in the caller's transaction, a constant number of statements per round whatever the
     batch size. Decided in batch order as one `open_case` after another would; inserted with ON CONFLICT
     DO NOTHING in (sender, message_id) order (the same lock order in every instance): a case another
-    instance inserted meanwhile is not written twice but looked up again in the next round."""
+    instance inserted meanwhile (or a reference generated meanwhile) is not written twice but looked up
+    (or drawn) again in the next round."""
     keys = [(d.text(c.sender), d.text(c.message_id)) for c in cases]
     first = _firsts(keys)
     results: list[tuple[Case, bool] | ReferenceTaken | None] = [None] * len(cases)
@@ -746,7 +583,35 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     for _ in range(5):
         if not pending:
             break
-        pending = await _open_round(d, t, cases, keys, pending, results)
+        found = await _cases_where(d, t, "sender, message_id", sorted({keys[i] for i in pending}))
+        explicit = sorted(
+            {cases[i].reference for i in pending if cases[i].reference and keys[i] not in found}
+        )
+        taken = await _cases_where(d, t, "reference", [d.text(r) for r in explicit]) if explicit else {}
+        inserts: list[tuple[int, Case]] = []
+        generate: list[int] = []
+        for i in pending:
+            case = cases[i]
+            if keys[i] in found:
+                results[i] = (found[keys[i]], False)
+            elif not case.reference:
+                generate.append(i)
+            elif case.reference in taken:
+                results[i] = ReferenceTaken(taken[case.reference])
+            else:
+                taken[case.reference] = case  # a later request of the batch naming it is refused
+                inserts.append((i, case))
+        if generate:
+            numbered = await _with_references(t, [cases[i] for i in generate], avoid=set(taken))
+            inserts += zip(generate, numbered, strict=True)
+        inserts.sort(key=lambda ic: keys[ic[0]])
+        rows = [_values(d, _CASE, c, data=_case_data(c, d)) for _, c in inserts]
+        returned = await t.insert("cases", _CASE, rows, "sender, message_id") if rows else []
+        inserted = {(r[0], r[1]) for r in returned}
+        for i, case in inserts:
+            if keys[i] in inserted:
+                results[i] = (case, True)
+        pending = sorted(i for i, _ in inserts if keys[i] not in inserted)
     if pending:
         raise TransientError(f"{d.name}: cases kept conflicting with concurrent writers")
     out: list[tuple[Case, bool] | ReferenceTaken] = []
@@ -757,107 +622,13 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     return out
 
 
-def _in(values: Sequence[Any], start: int = 1) -> str:
-    """`$1, $2, …` for `IN (…)`, numbered from `start`."""
-    return ", ".join(f"${i}" for i in range(start, start + len(values)))
-
-
-def _pairs(a: str, b: str, keys: Sequence[tuple[Any, Any]]) -> tuple[str, list[Any]]:
-    """A condition on columns `a`, `b` (a composite index) true for every pair of `keys`, and the
-    parameters: `a IN (…) AND b IN (…)`, which both engines answer from the index. It may also hold
-    for mixed pairs: callers keep the rows they asked for. Not `(a, b) IN ((…), …)`: SQLite (3.40)
-    reads that by scanning the whole table, on every batch."""
-    firsts, seconds = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
-    where = f"{a} IN ({_in(firsts)}) AND {b} IN ({_in(seconds, len(firsts) + 1)})"
-    return where, [*firsts, *seconds]
-
-
-async def _fetch_in(
-    fetch: Callable[..., Awaitable[list[Any]]],
-    sql: str,
-    on: str | tuple[str, str],
-    keys: Sequence[Any],
-    tail: str = "",
-) -> list[Any]:
-    """The rows of `sql` (it ends with WHERE or AND) whose column `on` is one of `keys`, a chunk of
-    keys per query; `tail` (a GROUP BY) follows. With two columns the keys are pairs and each row
-    starts with its pair: the condition is `_pairs`, and the rows of mixed pairs are left out here."""
-    rows: list[Any] = []
-    for i in range(0, len(keys), _KEYS_PER_QUERY):
-        chunk = keys[i : i + _KEYS_PER_QUERY]
-        where, params = (f"{on} IN ({_in(chunk)})", chunk) if isinstance(on, str) else _pairs(*on, chunk)
-        rows += await fetch(f"{sql} {where}{tail}", *params)
-    if isinstance(on, str):
-        return rows
-    wanted = set(keys)
-    return [r for r in rows if (r[0], r[1]) in wanted]
-
-
-async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
-    """{key: case} for the cases whose `column` (`reference`, or `sender, message_id`) is one of `values`."""
-    width = 1 if column == "reference" else 2
-    on = "reference" if width == 1 else ("sender", "message_id")
-    rows = await _fetch_in(t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE", on, values)
-    return {r[0] if width == 1 else (r[0], r[1]): _case(d, r, width) for r in rows}
-
-
-async def _open_round(
-    d: Dialect,
-    t: Tx,
-    cases: list[Case],
-    keys: list[tuple[str, str]],
-    pending: list[int],
-    results: list[tuple[Case, bool] | ReferenceTaken | None],
-) -> list[int]:
-    """One round of `_open_cases`: the indexes still to settle (their insert met a concurrent one, or
-    a generated reference met one inserted meanwhile: drawn again next round)."""
-    found = await _cases_where(d, t, "sender, message_id", sorted({keys[i] for i in pending}))
-    explicit = sorted({cases[i].reference for i in pending if cases[i].reference and keys[i] not in found})
-    taken = await _cases_where(d, t, "reference", [d.text(r) for r in explicit]) if explicit else {}
-    inserts: list[tuple[int, Case]] = []
-    generate: list[int] = []
-    for i in pending:
-        case = cases[i]
-        if keys[i] in found:
-            results[i] = (found[keys[i]], False)
-        elif not case.reference:
-            generate.append(i)
-        elif case.reference in taken:
-            results[i] = ReferenceTaken(taken[case.reference])
-        else:
-            taken[case.reference] = case  # a later request of the batch naming it is refused
-            inserts.append((i, case))
-    if generate:
-        numbered = await _with_references(t, [cases[i] for i in generate], avoid=set(taken))
-        inserts += zip(generate, numbered, strict=True)
-    if not inserts:
-        return []
-    inserts.sort(key=lambda ic: keys[ic[0]])
-    rows = await t.insert(
-        "cases",
-        _CASE,
-        [_values(d, _CASE, c, data=_case_data(c, d)) for _, c in inserts],
-        returning="sender, message_id",
-    )
-    inserted = {(r[0], r[1]) for r in rows}
-    again = []
-    for i, case in inserts:
-        if keys[i] in inserted:
-            results[i] = (case, True)
-        else:
-            again.append(i)
-    return sorted(again)
-
-
 async def _with_references(t: Tx, cases: list[Case], avoid: set[str]) -> list[Case]:
     """The cases with generated references, none already used (one query per draw)."""
-    out, used = list(cases), set(avoid)
-    todo = list(range(len(cases)))
+    out, used, todo = list(cases), set(avoid), list(range(len(cases)))
     while todo:
         drawn = {j: new_reference(cases[j].opened_at.astimezone(UTC).year) for j in todo}
-        values = list(drawn.values())
-        rows = await t.fetch(f"SELECT reference FROM cases WHERE reference IN ({_in(values)})", *values)
-        used |= {r[0] for r in rows}
+        sql = f"SELECT reference FROM cases WHERE reference IN ({_in(drawn)})"
+        used |= {r[0] for r in await t.fetch(sql, *drawn.values())}
         todo = []
         for j, ref in drawn.items():
             if ref in used:
@@ -868,46 +639,47 @@ async def _with_references(t: Tx, cases: list[Case], avoid: set[str]) -> list[Ca
     return out
 
 
-def _committed(
-    n: int, inserted: Iterable[int], events: list[tuple[int, AuditEvent]], stored: list[AuditEvent]
-) -> list[list[AuditEvent] | None]:
-    """Per outcome: its events as stored (seq, hash), or None when nothing was written for it."""
-    committed: dict[int, list[AuditEvent]] = {i: [] for i in inserted}
-    for (i, _), event in zip(events, stored, strict=True):
-        committed[i].append(event)
-    return [committed.get(i) for i in range(n)]
+async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
+    """{key: case} for the cases whose `column` (`reference`, or `sender, message_id`) is one of `values`."""
+    width = 1 if column == "reference" else 2
+    on = "reference" if width == 1 else ("sender", "message_id")
+    rows = await _fetch_in(t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE", on, values)
+    return {r[0] if width == 1 else (r[0], r[1]): _case(d, r, width) for r in rows}
+
+
+def _in(values: Sized, start: int = 1) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + len(values)))
+
+
+async def _fetch_in(
+    fetch: _Fetch, sql: str, on: str | tuple[str, str], keys: Sequence[Any], tail: str = ""
+) -> list[Any]:
+    """The rows of `sql` (it ends with WHERE or AND) whose column `on` is one of `keys`, a chunk of
+    keys per query; `tail` (a GROUP BY) follows. With two columns `a, b` (a composite index) the keys
+    are pairs, each row starts with its pair, and the condition is `a IN (…) AND b IN (…)`, which both
+    engines answer from the index (not `(a, b) IN ((…), …)`: SQLite 3.40 scans the whole table for
+    it); it may hold for mixed pairs too, whose rows are left out here."""
+    rows: list[Any] = []
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[i : i + _KEYS_PER_QUERY]
+        if isinstance(on, str):
+            rows += await fetch(f"{sql} {on} IN ({_in(chunk)}){tail}", *chunk)
+        else:
+            a, b = sorted({k[0] for k in chunk}), sorted({k[1] for k in chunk})
+            where = f"{on[0]} IN ({_in(a)}) AND {on[1]} IN ({_in(b, len(a) + 1)})"
+            rows += await fetch(f"{sql} {where}{tail}", *a, *b)
+    wanted = set(keys)
+    return rows if isinstance(on, str) else [r for r in rows if (r[0], r[1]) in wanted]
 
 
 # -- rows --------------------------------------------------------------------------------------------
 
 
-def _opt(d: Dialect, text: str | None) -> str | None:
-    return None if text is None else d.text(text)
-
-
-def _ots(d: Dialect, at: datetime | None) -> Any:
-    return None if at is None else d.ts(at)
-
-
-def _scrub(value: Any, d: Dialect) -> Any:
-    """The text of every string of a JSON value as the engine can hold it."""
-    if isinstance(value, str):
-        return d.text(value)
-    if isinstance(value, list):
-        return [_scrub(v, d) for v in value]
-    if isinstance(value, dict):
-        return {d.text(k): _scrub(v, d) for k, v in value.items()}
-    return value
-
-
 def _json(value: Any, d: Dialect) -> str:
     """Compact JSON text (pydantic-core: fast); NaN and infinities as null. NUL characters, which
-    PostgreSQL's jsonb refuses, become U+FFFD there (the rare slow path)."""
+    PostgreSQL's jsonb refuses, become U+FFFD there (each `\\u0000` after an even run of backslashes)."""
     text = to_json(value, inf_nan_mode="null", fallback=str).decode()
-    if "\\u0000" in text and d.text("\x00") != "\x00":
-        plain = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-        text = to_json(_scrub(plain, d), inf_nan_mode="null", fallback=str).decode()
-    return text
+    return _NUL.sub(r"\1\\ufffd", text) if "\\u0000" in text and d.text("\x00") != "\x00" else text
 
 
 def _raw_envelope(raw: bytes, d: Dialect) -> str | None:
@@ -917,9 +689,8 @@ def _raw_envelope(raw: bytes, d: Dialect) -> str | None:
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\\ud800") are not text
     except (ValueError, RecursionError):
         return None
-    if too_deep(data):  # kept as raw bytes only: too deep to serialise for display
-        return None
-    return _json(data, d) if isinstance(data, dict) else None
+    # too deep to serialise for display: kept as raw bytes only
+    return _json(data, d) if isinstance(data, dict) and not too_deep(data) else None
 
 
 def _refuse(constant: str) -> Any:
@@ -949,13 +720,14 @@ def _marked(event: AuditEvent, mark: dict[str, Any] | None) -> AuditEvent:
     return event.model_copy(update={"details": {**event.details, **mark}})
 
 
-def _key(status: str, sender: str | None, message_id: str | None, digest: str | None) -> _Key:
+def _key(
+    status: str, sender: str | None, message_id: str | None, digest: str | None
+) -> tuple[str | None, ...]:
     """What makes a row a duplicate: the digest of a rejection, the (sender, message_id) otherwise."""
     return ("rejected", digest) if status == Status.REJECTED else ("accepted", sender, message_id)
 
 
 def _firsts(keys: Iterable[K]) -> dict[K, int]:
-    """Each key's first index, in the order of the keys."""
     firsts: dict[K, int] = {}
     for i, k in enumerate(keys):
         firsts.setdefault(k, i)
@@ -966,10 +738,8 @@ def _tag_rows(outcome: Outcome, message_fk: int, text: Any) -> list[tuple[str, s
     if isinstance(outcome, Rejected):
         return []
     r = outcome.routing
-    tags = {("crime_type", text(t)) for t in r.crime_types}
-    tags |= {("country", text(t)) for t in r.countries}
-    tags |= {("recipient", text(t)) for t in r.recipients}
-    return [(kind, tag, message_fk) for kind, tag in sorted(tags)]
+    by_kind = (("crime_type", r.crime_types), ("country", r.countries), ("recipient", r.recipients))
+    return [(kind, tag, message_fk) for kind, tag in sorted({(k, text(t)) for k, ts in by_kind for t in ts})]
 
 
 def _value(d: Dialect, kind: str, v: Any) -> Any:
@@ -993,7 +763,6 @@ def _values(d: Dialect, columns: Columns, source: Any, **given: Any) -> tuple[An
 
 
 def _read(d: Dialect, columns: Columns, r: Any) -> dict[str, Any]:
-    """A row as {column: value}, its timestamps and JSON decoded."""
     return {
         name: v if v is None else d.at(v) if kind == TS else json.loads(v) if kind == JSON else v
         for (name, kind), v in zip(columns, r, strict=True)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from watchcentre.adapters.sql.dialects import Dialect
+from watchcentre.adapters.sql.store import _MESSAGE_COLUMNS, _NOTE, _fetch_in, _names, _note, _stored_message
+from watchcentre.core.lifecycle import Case
+from watchcentre.core.ports import Mentions
 
 PAGE = 2000
 _SEPARATORS = re.compile(r"[\s.\-/()]+")
@@ -73,3 +76,22 @@ async def matching(d: Dialect, needle: str, limit: int) -> tuple[list[int], list
         after = int(rows[-1][0])
     truncated = max(len(messages), len(cases), len(notes)) > limit
     return messages[:limit], cases[:limit], notes[:limit], truncated
+
+
+class SqlSubjectAccess:
+    """core/ports.SubjectAccessStore on the store's database."""
+
+    _d: Dialect
+    get_case: Callable[[str], Awaitable[Case | None]]
+
+    async def mentions(self, needle: str, limit: int = 500) -> Mentions:
+        d = self._d
+        ids, refs, note_ids, truncated = await matching(d, needle, limit)
+        rows = await _fetch_in(d.fetch, f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE", "m.id", ids)
+        notes = await _fetch_in(d.fetch, f"SELECT {_names(_NOTE)} FROM notes WHERE", "id", note_ids)
+        return Mentions(
+            messages=sorted((_stored_message(d, r) for r in rows), key=lambda m: m.id),
+            cases=[c for c in [await self.get_case(r) for r in refs] if c is not None],
+            notes=sorted((_note(d, r) for r in notes), key=lambda n: n.id or 0),
+            truncated=truncated,
+        )
