@@ -634,7 +634,7 @@ async def build_app(settings: Settings) -> web.Application:
         _retention(retention),
         _live_feed(hub, amqp.EventFeed(connection, names, hub.dispatch, HUB_TYPES, lambda: hub.listening)),
         _reloading(reloader),
-        _task_dump(),
+        _task_dump(consumer),
     ):
         app.cleanup_ctx.append(ctx)
     return app
@@ -833,16 +833,24 @@ def _reloading(reloader: Reloader) -> Ctx:
     return ctx
 
 
-def _task_dump() -> Ctx:
+def _task_dump(consumer: amqp.AmqpConsumer) -> Ctx:
     """SIGUSR1 logs where every task waits (`task_waits`, one line each): an instance that has gone
     silent says what it is waiting for, without a restart that would lose the answer."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
 
+        async def consumer_state() -> None:
+            log.warning("consumer_state", **await consumer.state())
+
         def dump() -> None:
             for name, chain in sorted(where_tasks_wait()):
                 log.warning("task_waits", task=name, awaits=chain)
+            task = asyncio.create_task(consumer_state(), name="consumer-state")
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        tasks: set[asyncio.Task[None]] = set()
 
         loop.add_signal_handler(signal.SIGUSR1, dump)
         yield

@@ -148,7 +148,7 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
         os.kill(proc.pid, signal.SIGUSR1)
         await poll_until(async_true(lambda: bool(proc.log_lines("task_waits"))), 10, "the task dump")
         await asyncio.sleep(0.5)
-        report("\n".join(proc.log_lines("task_waits")))
+        report("\n".join(proc.log_lines("task_waits") + proc.log_lines("consumer_state")))
         raise
     finally:
         enough.set()  # the inputs after this are not needed to see the resumption
@@ -174,7 +174,7 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
         log = proc.log_path.read_text(errors="replace").splitlines()
         report(
             "the service's last warnings and errors:\n"
-            + "\n".join([x for x in log if '"level": "info"' not in x][-40:])
+            + "\n".join([x for x in log if '"level": "info"' not in x][-80:])
         )
         raise
     await poll_until(lambda: inbound_is_empty(broker), 60, "P.inbound drained")
