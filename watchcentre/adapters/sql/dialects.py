@@ -81,18 +81,16 @@ class _SqliteTx:
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
     ) -> list[Any]:
-        names = ", ".join(c for c, _ in columns)
+        insert = f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) VALUES "
         row_marks = "(" + ", ".join("?" * len(columns)) + ")"
         if not returning:
-            self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES {row_marks}", rows)
+            self._conn.executemany(insert + row_marks, rows)
             return []
         out: list[Any] = []
         for i in range(0, len(rows), _SQLITE_CHUNK):
             chunk = rows[i : i + _SQLITE_CHUNK]
             values = ", ".join([row_marks] * len(chunk))
-            sql = (
-                f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING {returning}"
-            )
+            sql = f"{insert}{values} ON CONFLICT DO NOTHING RETURNING {returning}"
             out += self._conn.execute(sql, [v for row in chunk for v in row]).fetchall()
         return out
 
@@ -376,10 +374,8 @@ class _PostgresTx:
 
     async def next_seqs(self, n: int) -> list[int]:
         # Drawn first (under the writer lock), so that each record's hash covers its seq.
-        rows = await self._conn.fetch(
-            "SELECT nextval(pg_get_serial_sequence('audit', 'seq')) FROM generate_series(1, $1)", n
-        )
-        return sorted(int(r[0]) for r in rows)
+        sql = "SELECT nextval(pg_get_serial_sequence('audit', 'seq')) FROM generate_series(1, $1)"
+        return sorted(int(r[0]) for r in await self._conn.fetch(sql, n))
 
 
 class PostgresDialect:
@@ -392,11 +388,7 @@ class PostgresDialect:
             raise ValueError(f"schema {schema!r}: use lower-case letters, digits and '_'")
         self._dsn, self._schema = dsn, schema
         self._pool: Any = None
-        self._pool_args = {
-            "min_size": min_size,
-            "max_size": max_size,
-            "server_settings": {"search_path": schema},
-        }
+        self._pool_args = dict(min_size=min_size, max_size=max_size, server_settings={"search_path": schema})
 
     async def connect(self) -> None:
         with _pg_transient():
@@ -435,9 +427,8 @@ class PostgresDialect:
         """The advisory lock keeps two instances starting together from racing."""
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1))", f"{self._schema}.watchcentre.ddl"
-                )
+                ddl_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
+                await conn.execute(ddl_lock, f"{self._schema}.watchcentre.ddl")
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version"

@@ -30,9 +30,7 @@ _BOTH = {
     "without_rowid": (" WITHOUT ROWID", ""),
     "if_not": ("", "IF NOT EXISTS"),
 }
-_WORDS = {
-    dialect: {w: both[i] for w, both in _BOTH.items()} for i, dialect in enumerate(("sqlite", "postgres"))
-}
+_WORDS = {d: {w: both[i] for w, both in _BOTH.items()} for i, d in enumerate(("sqlite", "postgres"))}
 # (version, name, description): the step's SQL is in migrations/NNNN_name*.sql.
 _STEPS = (
     (1, "baseline", "baseline (adopts a database of the former per-engine stores)"),

@@ -71,11 +71,8 @@ _CASE = columns(
     "reference sender message_id state version:int opened_at:ts ack_due_at:ts warn_at:ts due_at:ts data:json"
 )
 
-_MESSAGE_READ = (
-    *columns("id:int"),
-    *_MESSAGE[:-2],
-    *columns("purged_at:ts"),
-)  # the raw input and digest: not read
+# The raw input and digest: not read.
+_MESSAGE_READ = (*columns("id:int"), *_MESSAGE[:-2], *columns("purged_at:ts"))
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
 _CASE_COLUMNS = ", ".join(("data", "version", *_FLAGS))
@@ -92,6 +89,7 @@ _CLAIM = (
     " WHERE manual_claims.at < $6 RETURNING claim"
 )
 _NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_UNCLAIM = "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2"
 _ROUTE_BY_HAND = (
     "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
     " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id"
@@ -301,19 +299,15 @@ class SqlRecords:
         if before is not None:
             at, ref = where.param(before.opened_at), where.param(before.reference)
             where.conditions.append(f"(opened_at, reference) < ({at}, {ref})")
-        n = where.param(limit)
-        sql = (
-            f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC LIMIT {n}"
-        )
+        sql = f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC"
+        sql += f" LIMIT {where.param(limit)}"
         return [_case(self._d, r) for r in await self._d.fetch(sql, *where.params)]
 
     async def due_alerts(self, now: datetime) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         for alert, condition in _ALERT_DUE.items():
-            rows = await self._d.fetch(
-                f"SELECT reference FROM cases WHERE {condition} ORDER BY reference", now
-            )
-            out += [(r[0], alert) for r in rows]
+            sql = f"SELECT reference FROM cases WHERE {condition} ORDER BY reference"
+            out += [(r[0], alert) for r in await self._d.fetch(sql, now)]
         return out
 
     async def raise_alert(
@@ -368,8 +362,7 @@ class SqlRecords:
                 await t.insert("message_tags", _TAGS, tags, returning="message_fk")
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
                 raise _CaseChanged  # rolls the decision back: nothing of it is written
-            sql = "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2"
-            await t.fetch(sql, dec.sender, dec.message_id)
+            await t.fetch(_UNCLAIM, dec.sender, dec.message_id)
             return await _insert_events(d, t, list(dec.events))
 
         try:
@@ -390,9 +383,7 @@ class SqlRecords:
         return bool(await self._d.write(lambda t: t.fetch(_CLAIM, *params), serial=False))
 
     async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
-        sql = (
-            "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2 AND revision = $3 AND claim = $4"
-        )
+        sql = _UNCLAIM + " AND revision = $3 AND claim = $4"
         await self._d.write(lambda t: t.fetch(sql, sender, message_id, revision, claim), serial=False)
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
