@@ -228,7 +228,6 @@ class SqliteDialect:
 
 
 def _immediate(conn: sqlite3.Connection, job: Callable[[], T]) -> T:
-    """`job` in one BEGIN IMMEDIATE … COMMIT transaction, rolled back if it raises."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = job()

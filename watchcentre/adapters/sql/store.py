@@ -20,17 +20,8 @@ from typing import Any, Self, TypeVar
 
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import schema
-from watchcentre.adapters.sql.dialects import (
-    JSON,
-    TS,
-    Columns,
-    Dialect,
-    PostgresDialect,
-    SqliteDialect,
-    Tx,
-    columns,
-)
+from watchcentre.adapters.sql import dialects, schema
+from watchcentre.adapters.sql.dialects import JSON, TS, Columns, Dialect, Tx, columns
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
@@ -108,14 +99,14 @@ class SqlRecords:
 
     @classmethod
     async def sqlite(cls, path: str, checkpoint_every: float = 0.25) -> Self:
-        return await cls._open(SqliteDialect(path, checkpoint_every))
+        return await cls._open(dialects.SqliteDialect(path, checkpoint_every))
 
     @classmethod
     async def postgres(cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> Self:
-        return await cls._open(PostgresDialect(dsn, schema, min_size, max_size))
+        return await cls._open(dialects.PostgresDialect(dsn, schema, min_size, max_size))
 
     @classmethod
-    async def _open(cls, dialect: SqliteDialect | PostgresDialect) -> Self:
+    async def _open(cls, dialect: Dialect) -> Self:
         await dialect.connect()
         try:
             await dialect.migrate(schema.steps(dialect))
