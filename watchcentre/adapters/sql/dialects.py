@@ -153,11 +153,10 @@ class SqliteDialect:
 
     ts = staticmethod(_iso)
     at = staticmethod(datetime.fromisoformat)
+    json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     def text(self, value: str) -> str:
         return value
-
-    json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         return await self._run(lambda conn: _drive(_SqliteTx(conn).fetch(sql, *params)))
@@ -282,8 +281,7 @@ class Checkpointer:
     FALLBACK_PAGES = 20_000  # ~80 MB of log: SQLite checkpoints in a commit only if this falls behind
 
     def __init__(self, path: str, interval: float = 0.25) -> None:
-        self._path = path
-        self._interval = interval
+        self._path, self._interval = path, interval
         self._conn: sqlite3.Connection | None = None
         # One thread owns the connection: a checkpoint and the close are queued on it, one after
         # the other, so the close never comes while a checkpoint is running (sqlite3 would crash).
@@ -394,13 +392,11 @@ class PostgresDialect:
             self._pool = await asyncpg.create_pool(self._dsn, **self._pool_args)
 
     ts = staticmethod(utc)
+    text = staticmethod(_pg_text)
+    json_text = staticmethod("({} ->> '{}')".format)
 
     def at(self, value: Any) -> datetime:
         return value  # type: ignore[no-any-return]
-
-    text = staticmethod(_pg_text)
-
-    json_text = staticmethod("({} ->> '{}')".format)
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():

@@ -1,12 +1,10 @@
-"""The Store on SQL: one set of queries and one schema for SQLite and PostgreSQL.
+"""The Store's records on SQL, and the helpers the package's other modules build on.
 
-Every query is written here once, with numbered parameters (`$1`); what truly differs is in
-`dialects.py`, the schema's migrations in `migrations/` (read by `schema.py`). Raw SQL, not a query builder:
-the SQLAlchemy Core version cost 2.5x in `drain` and 13x in latency p99 (docs/performance.md).
-Crime types, countries and recipients are JSON arrays on the row and, for indexed filtering, rows
-of the side table `message_tags`. A write is one transaction holding the writer lock
-(`Dialect.write`), so the audit chain is serial across instances and `seq` order is commit order;
-`save_batch` costs a constant number of statements whatever the batch.
+Raw SQL with numbered parameters (`$1`), not a query builder: the SQLAlchemy Core version cost 2.5x in
+`drain` and 13x in latency p99 (docs/performance.md). Crime types, countries and recipients are JSON
+arrays on the row and, for indexed filtering, rows of the side table `message_tags`. A write is one
+transaction holding the writer lock (`Dialect.write`), so the audit chain is serial across instances and
+`seq` order is commit order; `save_batch` costs a constant number of statements whatever the batch.
 """
 
 from __future__ import annotations
@@ -492,12 +490,10 @@ def _filter_messages(
 def _visible(where: _Where, v: Visibility | None, table: str, key: str = "") -> None:
     if v is None:  # the caller sees everything
         return
-    by_sender, to_recipient = (rule.replace("{key}", key) for rule in _NEED_TO_KNOW[table])
-    senders, recipients = sorted(v.senders), sorted(v.recipients)
-    either = (
-        by_sender.format(where.params_for(senders)) if senders else "1 = 0",
-        to_recipient.format(where.params_for(recipients)) if recipients else "1 = 0",
-    )
+    either = [
+        rule.replace("{key}", key).format(where.params_for(sorted(parties))) if parties else "1 = 0"
+        for rule, parties in zip(_NEED_TO_KNOW[table], (v.senders, v.recipients), strict=True)
+    ]
     if table == "messages":
         where.conditions.append("m.status <> 'rejected'")  # a rejected message is nobody's
     where.conditions.append(f"({' OR '.join(either)})")
@@ -565,7 +561,7 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     for _ in range(5):
         if not pending:
             break
-        found = await _cases_where(d, t, "sender, message_id", sorted({keys[i] for i in pending}))
+        found = await _cases_where(d, t, ("sender", "message_id"), sorted({keys[i] for i in pending}))
         explicit = sorted(
             {cases[i].reference for i in pending if cases[i].reference and keys[i] not in found}
         )
@@ -621,10 +617,9 @@ async def _with_references(t: Tx, cases: list[Case], avoid: set[str]) -> list[Ca
     return out
 
 
-async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
-    """{key: case} for the cases whose `column` (`reference`, or `sender, message_id`) is one of `values`."""
-    width = 1 if column == "reference" else 2
-    on = "reference" if width == 1 else ("sender", "message_id")
+async def _cases_where(d: Dialect, t: Tx, on: str | tuple[str, str], values: list[Any]) -> dict[Any, Case]:
+    """{key: case} for the cases whose `on` (`reference`, or `(sender, message_id)`) is one of `values`."""
+    column, width = (on, 1) if isinstance(on, str) else (", ".join(on), 2)
     rows = await _fetch_in(t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE", on, values)
     return {r[0] if width == 1 else (r[0], r[1]): _case(d, r, width) for r in rows}
 
