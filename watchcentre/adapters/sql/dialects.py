@@ -81,18 +81,16 @@ class _SqliteTx:
     async def insert(
         self, table: str, columns: Columns, rows: Sequence[tuple[Any, ...]], returning: str = ""
     ) -> list[Any]:
-        names = ", ".join(c for c, _ in columns)
+        insert = f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) VALUES "
         row_marks = "(" + ", ".join("?" * len(columns)) + ")"
         if not returning:
-            self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES {row_marks}", rows)
+            self._conn.executemany(insert + row_marks, rows)
             return []
         out: list[Any] = []
         for i in range(0, len(rows), _SQLITE_CHUNK):
             chunk = rows[i : i + _SQLITE_CHUNK]
             values = ", ".join([row_marks] * len(chunk))
-            sql = (
-                f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING {returning}"
-            )
+            sql = f"{insert}{values} ON CONFLICT DO NOTHING RETURNING {returning}"
             out += self._conn.execute(sql, [v for row in chunk for v in row]).fetchall()
         return out
 
@@ -155,11 +153,10 @@ class SqliteDialect:
 
     ts = staticmethod(_iso)
     at = staticmethod(datetime.fromisoformat)
+    json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     def text(self, value: str) -> str:
         return value
-
-    json_text = staticmethod("json_extract({}, '$.{}')".format)  # (column, key): a top-level key's text
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         return await self._run(lambda conn: _drive(_SqliteTx(conn).fetch(sql, *params)))
@@ -230,7 +227,6 @@ class SqliteDialect:
 
 
 def _immediate(conn: sqlite3.Connection, job: Callable[[], T]) -> T:
-    """`job` in one BEGIN IMMEDIATE … COMMIT transaction, rolled back if it raises."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = job()
@@ -285,8 +281,7 @@ class Checkpointer:
     FALLBACK_PAGES = 20_000  # ~80 MB of log: SQLite checkpoints in a commit only if this falls behind
 
     def __init__(self, path: str, interval: float = 0.25) -> None:
-        self._path = path
-        self._interval = interval
+        self._path, self._interval = path, interval
         self._conn: sqlite3.Connection | None = None
         # One thread owns the connection: a checkpoint and the close are queued on it, one after
         # the other, so the close never comes while a checkpoint is running (sqlite3 would crash).
@@ -376,10 +371,8 @@ class _PostgresTx:
 
     async def next_seqs(self, n: int) -> list[int]:
         # Drawn first (under the writer lock), so that each record's hash covers its seq.
-        rows = await self._conn.fetch(
-            "SELECT nextval(pg_get_serial_sequence('audit', 'seq')) FROM generate_series(1, $1)", n
-        )
-        return sorted(int(r[0]) for r in rows)
+        sql = "SELECT nextval(pg_get_serial_sequence('audit', 'seq')) FROM generate_series(1, $1)"
+        return sorted(int(r[0]) for r in await self._conn.fetch(sql, n))
 
 
 class PostgresDialect:
@@ -392,24 +385,18 @@ class PostgresDialect:
             raise ValueError(f"schema {schema!r}: use lower-case letters, digits and '_'")
         self._dsn, self._schema = dsn, schema
         self._pool: Any = None
-        self._pool_args = {
-            "min_size": min_size,
-            "max_size": max_size,
-            "server_settings": {"search_path": schema},
-        }
+        self._pool_args = dict(min_size=min_size, max_size=max_size, server_settings={"search_path": schema})
 
     async def connect(self) -> None:
         with _pg_transient():
             self._pool = await asyncpg.create_pool(self._dsn, **self._pool_args)
 
     ts = staticmethod(utc)
+    text = staticmethod(_pg_text)
+    json_text = staticmethod("({} ->> '{}')".format)
 
     def at(self, value: Any) -> datetime:
         return value  # type: ignore[no-any-return]
-
-    text = staticmethod(_pg_text)
-
-    json_text = staticmethod("({} ->> '{}')".format)
 
     async def fetch(self, sql: str, *params: Any) -> list[Any]:
         with _pg_transient():
@@ -435,9 +422,8 @@ class PostgresDialect:
         """The advisory lock keeps two instances starting together from racing."""
         with _pg_transient():
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1))", f"{self._schema}.watchcentre.ddl"
-                )
+                ddl_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
+                await conn.execute(ddl_lock, f"{self._schema}.watchcentre.ddl")
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version"

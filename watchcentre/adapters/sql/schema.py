@@ -30,9 +30,7 @@ _BOTH = {
     "without_rowid": (" WITHOUT ROWID", ""),
     "if_not": ("", "IF NOT EXISTS"),
 }
-_WORDS = {
-    dialect: {w: both[i] for w, both in _BOTH.items()} for i, dialect in enumerate(("sqlite", "postgres"))
-}
+_WORDS = {d: {w: both[i] for w, both in _BOTH.items()} for i, d in enumerate(("sqlite", "postgres"))}
 # (version, name, description): the step's SQL is in migrations/NNNN_name*.sql.
 _STEPS = (
     (1, "baseline", "baseline (adopts a database of the former per-engine stores)"),
@@ -53,10 +51,9 @@ def steps(dialect: Dialect) -> list[tuple[int, str, str]]:
 
 
 def _sql(stem: str, dialect: str) -> str:
-    """The step's common SQL then its dialect's, each without its note and with the dialect's words.
-    A step with no file at all (a misspelt name, a file left out of the package) is an error: applied
-    empty, it would be recorded as done and never run."""
     paths = [_MIGRATIONS / f"{stem}{tail}.sql" for tail in ("", *(f"_{d}" for d in _WORDS))]
+    # No file at all (a misspelt name, one left out of the package): applied empty, it would be
+    # recorded as done and never run.
     if not any(path.is_file() for path in paths):
         raise FileNotFoundError(f"migration step {stem}: no {stem}*.sql in {_MIGRATIONS}")
     sql = ""

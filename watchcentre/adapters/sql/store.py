@@ -1,12 +1,10 @@
-"""The Store on SQL: one set of queries and one schema for SQLite and PostgreSQL.
+"""The Store's records on SQL, and the helpers the package's other modules build on.
 
-Every query is written here once, with numbered parameters (`$1`); what truly differs is in
-`dialects.py`, the schema's migrations in `migrations/` (read by `schema.py`). Raw SQL, not a query builder:
-the SQLAlchemy Core version cost 2.5x in `drain` and 13x in latency p99 (docs/performance.md).
-Crime types, countries and recipients are JSON arrays on the row and, for indexed filtering, rows
-of the side table `message_tags`. A write is one transaction holding the writer lock
-(`Dialect.write`), so the audit chain is serial across instances and `seq` order is commit order;
-`save_batch` costs a constant number of statements whatever the batch.
+Raw SQL with numbered parameters (`$1`), not a query builder: the SQLAlchemy Core version cost 2.5x in
+`drain` and 13x in latency p99 (docs/performance.md). Crime types, countries and recipients are JSON
+arrays on the row and, for indexed filtering, rows of the side table `message_tags`. A write is one
+transaction holding the writer lock (`Dialect.write`), so the audit chain is serial across instances and
+`seq` order is commit order; `save_batch` costs a constant number of statements whatever the batch.
 """
 
 from __future__ import annotations
@@ -20,17 +18,8 @@ from typing import Any, Self, TypeVar
 
 from pydantic_core import to_json
 
-from watchcentre.adapters.sql import schema
-from watchcentre.adapters.sql.dialects import (
-    JSON,
-    TS,
-    Columns,
-    Dialect,
-    PostgresDialect,
-    SqliteDialect,
-    Tx,
-    columns,
-)
+from watchcentre.adapters.sql import dialects, schema
+from watchcentre.adapters.sql.dialects import JSON, TS, Columns, Dialect, Tx, columns
 from watchcentre.core.access import TokenRecord
 from watchcentre.core.audit_chain import GENESIS, event_hash
 from watchcentre.core.bounds import too_deep
@@ -71,11 +60,8 @@ _CASE = columns(
     "reference sender message_id state version:int opened_at:ts ack_due_at:ts warn_at:ts due_at:ts data:json"
 )
 
-_MESSAGE_READ = (
-    *columns("id:int"),
-    *_MESSAGE[:-2],
-    *columns("purged_at:ts"),
-)  # the raw input and digest: not read
+# The raw input and digest: not read.
+_MESSAGE_READ = (*columns("id:int"), *_MESSAGE[:-2], *columns("purged_at:ts"))
 _MESSAGE_COLUMNS = _names(_MESSAGE_READ, "m.")
 _FLAGS = ("ack_overdue_raised_at", "warning_raised_at", "overdue_raised_at")
 _CASE_COLUMNS = ", ".join(("data", "version", *_FLAGS))
@@ -92,6 +78,7 @@ _CLAIM = (
     " WHERE manual_claims.at < $6 RETURNING claim"
 )
 _NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_UNCLAIM = "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2"
 _ROUTE_BY_HAND = (
     "UPDATE messages SET status = 'routed', recipients = $1, routing = $2"
     " WHERE sender = $3 AND message_id = $4 AND status <> 'rejected' RETURNING id"
@@ -110,14 +97,14 @@ class SqlRecords:
 
     @classmethod
     async def sqlite(cls, path: str, checkpoint_every: float = 0.25) -> Self:
-        return await cls._open(SqliteDialect(path, checkpoint_every))
+        return await cls._open(dialects.SqliteDialect(path, checkpoint_every))
 
     @classmethod
     async def postgres(cls, dsn: str, schema: str = "public", min_size: int = 1, max_size: int = 10) -> Self:
-        return await cls._open(PostgresDialect(dsn, schema, min_size, max_size))
+        return await cls._open(dialects.PostgresDialect(dsn, schema, min_size, max_size))
 
     @classmethod
-    async def _open(cls, dialect: SqliteDialect | PostgresDialect) -> Self:
+    async def _open(cls, dialect: Dialect) -> Self:
         await dialect.connect()
         try:
             await dialect.migrate(schema.steps(dialect))
@@ -301,19 +288,15 @@ class SqlRecords:
         if before is not None:
             at, ref = where.param(before.opened_at), where.param(before.reference)
             where.conditions.append(f"(opened_at, reference) < ({at}, {ref})")
-        n = where.param(limit)
-        sql = (
-            f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC LIMIT {n}"
-        )
+        sql = f"SELECT {_CASE_COLUMNS} FROM cases {where.sql} ORDER BY opened_at DESC, reference DESC"
+        sql += f" LIMIT {where.param(limit)}"
         return [_case(self._d, r) for r in await self._d.fetch(sql, *where.params)]
 
     async def due_alerts(self, now: datetime) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         for alert, condition in _ALERT_DUE.items():
-            rows = await self._d.fetch(
-                f"SELECT reference FROM cases WHERE {condition} ORDER BY reference", now
-            )
-            out += [(r[0], alert) for r in rows]
+            sql = f"SELECT reference FROM cases WHERE {condition} ORDER BY reference"
+            out += [(r[0], alert) for r in await self._d.fetch(sql, now)]
         return out
 
     async def raise_alert(
@@ -368,8 +351,7 @@ class SqlRecords:
                 await t.insert("message_tags", _TAGS, tags, returning="message_fk")
             if dec.case is not None and not await _write_case(d, t, dec.case, dec.case.version):
                 raise _CaseChanged  # rolls the decision back: nothing of it is written
-            sql = "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2"
-            await t.fetch(sql, dec.sender, dec.message_id)
+            await t.fetch(_UNCLAIM, dec.sender, dec.message_id)
             return await _insert_events(d, t, list(dec.events))
 
         try:
@@ -390,9 +372,7 @@ class SqlRecords:
         return bool(await self._d.write(lambda t: t.fetch(_CLAIM, *params), serial=False))
 
     async def release_manual(self, sender: str, message_id: str, revision: int, claim: str) -> None:
-        sql = (
-            "DELETE FROM manual_claims WHERE sender = $1 AND message_id = $2 AND revision = $3 AND claim = $4"
-        )
+        sql = _UNCLAIM + " AND revision = $3 AND claim = $4"
         await self._d.write(lambda t: t.fetch(sql, sender, message_id, revision, claim), serial=False)
 
     async def add_note(self, note: Note, event: AuditEvent) -> tuple[Note, list[AuditEvent]]:
@@ -510,12 +490,10 @@ def _filter_messages(
 def _visible(where: _Where, v: Visibility | None, table: str, key: str = "") -> None:
     if v is None:  # the caller sees everything
         return
-    by_sender, to_recipient = (rule.replace("{key}", key) for rule in _NEED_TO_KNOW[table])
-    senders, recipients = sorted(v.senders), sorted(v.recipients)
-    either = (
-        by_sender.format(where.params_for(senders)) if senders else "1 = 0",
-        to_recipient.format(where.params_for(recipients)) if recipients else "1 = 0",
-    )
+    either = [
+        rule.replace("{key}", key).format(where.params_for(sorted(parties))) if parties else "1 = 0"
+        for rule, parties in zip(_NEED_TO_KNOW[table], (v.senders, v.recipients), strict=True)
+    ]
     if table == "messages":
         where.conditions.append("m.status <> 'rejected'")  # a rejected message is nobody's
     where.conditions.append(f"({' OR '.join(either)})")
@@ -583,7 +561,7 @@ async def _open_cases(d: Dialect, t: Tx, cases: list[Case]) -> list[tuple[Case, 
     for _ in range(5):
         if not pending:
             break
-        found = await _cases_where(d, t, "sender, message_id", sorted({keys[i] for i in pending}))
+        found = await _cases_where(d, t, ("sender", "message_id"), sorted({keys[i] for i in pending}))
         explicit = sorted(
             {cases[i].reference for i in pending if cases[i].reference and keys[i] not in found}
         )
@@ -639,10 +617,9 @@ async def _with_references(t: Tx, cases: list[Case], avoid: set[str]) -> list[Ca
     return out
 
 
-async def _cases_where(d: Dialect, t: Tx, column: str, values: list[Any]) -> dict[Any, Case]:
-    """{key: case} for the cases whose `column` (`reference`, or `sender, message_id`) is one of `values`."""
-    width = 1 if column == "reference" else 2
-    on = "reference" if width == 1 else ("sender", "message_id")
+async def _cases_where(d: Dialect, t: Tx, on: str | tuple[str, str], values: list[Any]) -> dict[Any, Case]:
+    """{key: case} for the cases whose `on` (`reference`, or `(sender, message_id)`) is one of `values`."""
+    column, width = (on, 1) if isinstance(on, str) else (", ".join(on), 2)
     rows = await _fetch_in(t.fetch, f"SELECT {column}, {_CASE_COLUMNS} FROM cases WHERE", on, values)
     return {r[0] if width == 1 else (r[0], r[1]): _case(d, r, width) for r in rows}
 
