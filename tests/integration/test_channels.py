@@ -131,3 +131,34 @@ async def test_a_late_nack_from_a_replaced_channel_leaves_its_successor_open() -
         assert second.is_closed
     finally:
         await connection.close()
+
+
+async def test_a_delivery_its_handler_left_unsettled_is_handed_back(amqp_prefix: str) -> None:
+    # a cancellation leaking out of a library into a handler ends it without an ack or a nack: the
+    # message would stay unacked, and its prefetch slot lost, as long as the channel lives
+    name = f"{amqp_prefix}.unsettled"
+    connection = await connect(AMQP_URL)
+    try:
+        channel = await connection.channel(publisher_confirms=False)
+        queue = await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        seen: asyncio.Queue[int] = asyncio.Queue()
+
+        async def handle(delivery: Delivery) -> None:
+            await seen.put(delivery.attempts)
+            if delivery.attempts == 1:
+                raise asyncio.CancelledError  # not from the consumer: from somewhere below
+            await delivery.ack()
+
+        consumer = AmqpConsumer(channel, queue, prefetch=10)
+        with structlog.testing.capture_logs() as logs:
+            await consumer.start(handle)
+            await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=name)
+            assert [await asyncio.wait_for(seen.get(), 10) for _ in range(2)] == [1, 2]
+            await consumer.stop(deadline_s=5)
+        assert [e["attempts"] for e in logs if e["event"] == "delivery_unsettled"] == [1]
+        assert (
+            await channel.declare_queue(name, passive=True)
+        ).declaration_result.message_count == 0  # acked
+        await channel.queue_delete(name)
+    finally:
+        await connection.close()

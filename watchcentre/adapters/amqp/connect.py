@@ -35,6 +35,7 @@ CONNECT_TIMEOUT_S = 5.0
 """Per attempt: a node whose host is gone (no refusal, no answer) must not hold the reconnection
 for the operating system's TCP timeout (minutes) while other nodes are up."""
 REOPEN_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
 
 # What a publish, ack or nack raises when the channel or the connection is gone (or going).
 CHANNEL_GONE: tuple[type[BaseException], ...] = (
@@ -140,8 +141,9 @@ class OwnChannel:
         if self._channel is channel:
             self._channel = None
         if not channel.is_closed:
-            with contextlib.suppress(*CHANNEL_GONE):
-                await channel.close()
+            with contextlib.suppress(*CHANNEL_GONE):  # TimeoutError included
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):  # on a connection gone, no answer
+                    await channel.close()
 
     async def close(self) -> None:
         if self._channel is not None:

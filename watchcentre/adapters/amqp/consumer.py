@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import cast
@@ -19,11 +20,17 @@ from watchcentre.core.ports import Delivery
 log = structlog.get_logger("watchcentre.amqp")
 
 
+SETTLE_TIMEOUT_S = 5.0
+"""Seconds an ack or a nack may wait to be queued: on a connection gone under it the queue stops
+draining, and the broker requeues what the channel held when it notices."""
+
+
 class _Delivery:
-    __slots__ = ("_message",)
+    __slots__ = ("_message", "settled")
 
     def __init__(self, message: AbstractIncomingMessage) -> None:
         self._message = message
+        self.settled = False
 
     @property
     def body(self) -> bytes:
@@ -55,15 +62,19 @@ class _Delivery:
         # queued for the connection's writer, not awaited until it is on the socket (aio-pika's ack
         # has the writer drain after each one and wakes this task once more). An ack has no answer.
         message = self._message
+        self.settled = True
         try:
-            if message.delivery_tag is not None:
-                await message.channel.basic_ack(message.delivery_tag, wait=False)
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                if message.delivery_tag is not None:
+                    await message.channel.basic_ack(message.delivery_tag, wait=False)
         except CHANNEL_GONE as exc:  # it is redelivered, seen as already handled, and acked then
             log.warning("ack_lost", error=f"{type(exc).__name__}: {exc}")
 
     async def retry(self) -> None:
+        self.settled = True
         try:
-            await self._message.nack(requeue=True)
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                await self._message.nack(requeue=True)
         except CHANNEL_GONE as exc:  # the broker requeued it when the channel closed
             log.warning("nack_lost", error=f"{type(exc).__name__}: {exc}")
 
@@ -144,7 +155,15 @@ class AmqpConsumer:
                     return
                 if delivery.stale:
                     return
-            await handler(delivery)
+            try:
+                await handler(delivery)
+            finally:
+                if not delivery.settled and not delivery.stale and not self._stopping:
+                    # the handler ended without acking or handing it back (cancelled from outside,
+                    # or an error past its own handling): it would stay unacked, and its prefetch
+                    # slot lost, for as long as the channel lives
+                    log.error("delivery_unsettled", attempts=delivery.attempts, error=repr(sys.exc_info()[1]))
+                    await asyncio.shield(delivery.retry())
 
         self._tag = await self._queue.consume(on_message)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -157,10 +158,8 @@ class AmqpPublisher:
         # `batch` (docs/architecture.md). Not confirmed, and wait=False: it only queues its frame.
         if not events:
             return
-        async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
-            channel = await self._plain.get()
         first, last = events[0].seq, events[-1].seq
-        await channel.basic_publish(
+        await self._unconfirmed(
             EVENTS_JSON.dump_json(list(events)),
             exchange=self._names.events,
             routing_key=EVENTS_BATCH,
@@ -169,24 +168,32 @@ class AmqpPublisher:
                 message_id=f"{first}-{last}" if first is not None and last is not None else None,
                 message_type=EVENTS_BATCH,
             ),
-            mandatory=False,  # a live feed nobody listens to is not an error
-            wait=False,
         )
 
     async def publish_reply(self, to: str, body: bytes, correlation_id: str | None) -> None:
         # Not confirmed: a receipt is a courtesy; the sender can always ask the HTTP API.
-        async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
-            channel = await self._plain.get()
-        await channel.basic_publish(
+        await self._unconfirmed(
             body,
             exchange="",
             routing_key=to,
             properties=spec.Basic.Properties(
                 content_type="application/json", correlation_id=correlation_id, message_type="receipt"
             ),
-            mandatory=False,
-            wait=False,
         )
+
+    async def _unconfirmed(self, body: bytes, **publish: Any) -> None:
+        """Best effort, within UNCONFIRMED_TIMEOUT_S in all: waiting for the channel, and queueing the
+        frame (on a connection gone under it, the queue stops draining: a wait there once held the
+        group commit, and every input with it, until the test gave up; a timeout drops the channel)."""
+        channel = None
+        try:
+            async with asyncio.timeout(UNCONFIRMED_TIMEOUT_S):
+                channel = await self._plain.get()
+                await channel.basic_publish(body, mandatory=False, wait=False, **publish)
+        except CHANNEL_GONE as exc:
+            if channel is not None:
+                await self._plain.drop(channel)
+            raise TransientError(f"unconfirmed publish not queued: {type(exc).__name__}") from exc
 
 
 def _with_bcc(copy: OutboundCopy) -> FieldTable:
