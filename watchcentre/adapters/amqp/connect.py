@@ -143,7 +143,9 @@ class OwnChannel:
         if not channel.is_closed:
             with contextlib.suppress(*CHANNEL_GONE):  # TimeoutError included
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):  # on a connection gone, no answer
-                    await channel.close()
+                    # with an error, not aiormq's default CancelledError, which it would throw into
+                    # every publish still waiting on the channel and end their handlers silently
+                    await channel.close(ChannelInvalidStateError("channel replaced"))
 
     async def close(self) -> None:
         if self._channel is not None:

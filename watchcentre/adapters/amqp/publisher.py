@@ -12,7 +12,7 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aiormq import spec
-from aiormq.exceptions import DeliveryError, PublishError
+from aiormq.exceptions import ChannelInvalidStateError, DeliveryError, PublishError
 from pamqp.common import FieldTable
 from pydantic import TypeAdapter
 
@@ -108,6 +108,9 @@ class AmqpPublisher:
         for copy, result in zip([c for c in copies if c.routing_keys], results, strict=True):
             if isinstance(result, PublishError) and _no_route(result):
                 unroutable.append(copy)
+            elif isinstance(result, asyncio.CancelledError) and not _cancelling():
+                # the channel was closed under it (aiormq cancels what waits on a channel it closes)
+                raise ChannelInvalidStateError("routed publish cancelled by its channel's close")
             elif isinstance(result, BaseException):
                 await self._renew_if_nacked(channel, result)
                 raise result
@@ -194,6 +197,11 @@ class AmqpPublisher:
             if channel is not None:
                 await self._plain.drop(channel)
             raise TransientError(f"unconfirmed publish not queued: {type(exc).__name__}") from exc
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _with_bcc(copy: OutboundCopy) -> FieldTable:
