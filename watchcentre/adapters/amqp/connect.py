@@ -105,9 +105,9 @@ class OwnChannel:
 
     The publisher's channels are not aio-pika robust channels: a robust channel reopened after the
     broker closed it re-declares everything ever declared on it first, and when one of those declares
-    fails (in a leader election) it stays closed with the connection up, and every publish waits on
-    it (once in ten CI runs of test_cluster). Here a closed channel is simply replaced by a new one
-    on the next publish; the queues it published to are durable and need no re-declaring."""
+    fails (in a leader election) it stays closed, with the connection up, until the connection is
+    lost. Here a closed channel is simply replaced by a new one on the next publish; the queues it
+    published to are durable and need no re-declaring."""
 
     def __init__(self, connection: AbstractRobustConnection, *, confirms: bool) -> None:
         self._connection = connection
