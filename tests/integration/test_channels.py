@@ -13,7 +13,6 @@ import contextlib
 import aio_pika
 import aiormq
 import pytest
-import structlog
 from aio_pika.abc import AbstractRobustChannel
 
 from tests.integration.harness import AMQP_URL
@@ -64,14 +63,12 @@ async def test_a_consumer_whose_channel_could_not_be_reopened_is_consuming_again
             await asyncio.wait_for(received.get(), 3)
         assert channel.is_closed and not consumer.consuming
 
-        with structlog.testing.capture_logs() as logs:
-            watch = ChannelWatch(connection, {"consume": channel}, interval_s=0.2)
-            watch.start()
-            try:
-                assert await asyncio.wait_for(received.get(), 10) == b"during"
-            finally:
-                await watch.stop()
-        assert [e["channel"] for e in logs if e["event"] == "channel_reopened"] == ["consume"]
+        watch = ChannelWatch(connection, {"consume": channel}, interval_s=0.2)
+        watch.start()
+        try:
+            assert await asyncio.wait_for(received.get(), 10) == b"during"
+        finally:
+            await watch.stop()
         assert consumer.consuming
         await consumer.stop(deadline_s=5)
     finally:
@@ -81,7 +78,7 @@ async def test_a_consumer_whose_channel_could_not_be_reopened_is_consuming_again
         await connection.close()
 
 
-async def test_a_reopen_that_keeps_failing_is_tried_again_and_logged(amqp_prefix: str) -> None:
+async def test_a_reopen_that_keeps_failing_is_tried_again_until_it_works(amqp_prefix: str) -> None:
     side = f"{amqp_prefix}.failing-side"
     connection = await connect(AMQP_URL)
     other = await connection.channel()
@@ -95,24 +92,21 @@ async def test_a_reopen_that_keeps_failing_is_tried_again_and_logged(amqp_prefix
             await underlay.basic_ack(999_999, wait=True)
             await underlay.basic_qos(prefetch_count=10)
         await poll_until(async_true(lambda: not channel.is_initialized), 10, "aio-pika's reopen failed")
-        with structlog.testing.capture_logs() as logs:
-            watch = ChannelWatch(connection, {"topology": channel}, interval_s=0.1)
-            watch.start()
-            try:
-                await poll_until(async_true(lambda: _failures(logs) >= 3), 10, "three attempts, each failing")
-            finally:
-                await watch.stop()
-        failures = [e for e in logs if e["event"] == "channel_reopen_failed"]
-        assert all(e["channel"] == "topology" and "PRECONDITION_FAILED" in e["error"] for e in failures)
-        assert not any(e["event"] == "channel_reopened" for e in logs)
+        watch = ChannelWatch(connection, {"topology": channel}, interval_s=0.1)
+        watch.start()
+        try:
+            await asyncio.sleep(
+                1.0
+            )  # about ten attempts, each failing on the conflict (bounded: a negative claim)
+            assert not channel.is_initialized
+            await other.queue_delete(side)  # the conflict ends: the next attempt works
+            await poll_until(async_true(lambda: not channel.is_closed), 5, "the channel reopened")
+        finally:
+            await watch.stop()
     finally:
         with contextlib.suppress(aiormq.exceptions.AMQPError):
             await other.queue_delete(side)
         await connection.close()
-
-
-def _failures(logs: list[dict[str, object]]) -> int:
-    return sum(1 for e in logs if e["event"] == "channel_reopen_failed")
 
 
 async def test_a_late_nack_from_a_replaced_channel_leaves_its_successor_open() -> None:
@@ -150,12 +144,11 @@ async def test_a_delivery_its_handler_left_unsettled_is_handed_back(amqp_prefix:
             await delivery.ack()
 
         consumer = AmqpConsumer(channel, queue, prefetch=10)
-        with structlog.testing.capture_logs() as logs:
-            await consumer.start(handle)
-            await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=name)
-            assert [await asyncio.wait_for(seen.get(), 10) for _ in range(2)] == [1, 2]
-            await consumer.stop(deadline_s=5)
-        assert [e["attempts"] for e in logs if e["event"] == "delivery_unsettled"] == [1]
+        await consumer.start(handle)
+        await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=name)
+        # handed back, delivered again, handled: not left unacked for as long as the channel lives
+        assert [await asyncio.wait_for(seen.get(), 10) for _ in range(2)] == [1, 2]
+        await consumer.stop(deadline_s=5)
         assert (
             await channel.declare_queue(name, passive=True)
         ).declaration_result.message_count == 0  # acked
