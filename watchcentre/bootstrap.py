@@ -834,23 +834,17 @@ def _reloading(reloader: Reloader) -> Ctx:
 
 
 def _task_dump(consumer: amqp.AmqpConsumer) -> Ctx:
-    """SIGUSR1 logs where every task waits (`task_waits`, one line each): an instance that has gone
-    silent says what it is waiting for, without a restart that would lose the answer."""
+    """SIGUSR1 logs where every task waits (`task_waits`, one line each), then the consumer's state
+    (`consumer_state`): an instance gone silent says what it waits for, without a restart that would
+    lose the answer."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
 
-        async def consumer_state() -> None:
-            log.warning("consumer_state", **await consumer.state())
-
         def dump() -> None:
             for name, chain in sorted(where_tasks_wait()):
                 log.warning("task_waits", task=name, awaits=chain)
-            task = asyncio.create_task(consumer_state(), name="consumer-state")
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-        tasks: set[asyncio.Task[None]] = set()
+            log.warning("consumer_state", **consumer.state())  # last: the dump is whole once it is there
 
         loop.add_signal_handler(signal.SIGUSR1, dump)
         yield

@@ -13,7 +13,7 @@ import contextlib
 import aio_pika
 import aiormq
 import pytest
-from aio_pika.abc import AbstractRobustChannel
+from aio_pika.abc import AbstractChannel, AbstractRobustChannel
 
 from tests.integration.harness import AMQP_URL
 from tests.integration.processes import async_true, poll_until
@@ -44,17 +44,7 @@ async def test_a_consumer_whose_channel_could_not_be_reopened_is_consuming_again
         await other.default_exchange.publish(aio_pika.Message(b"before"), routing_key=inbound)
         assert await asyncio.wait_for(received.get(), 10) == b"before"
 
-        # the other queue now exists with other arguments (as a declare fails in a leader election),
-        # and the broker closes the consumer's channel: aio-pika's reopen, which declares the queue
-        # again first, fails
-        await other.queue_delete(side)
-        await other.declare_queue(side, durable=True, arguments={"x-max-length": 200})
-        underlay = await channel.get_underlay_channel()
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-            await underlay.basic_ack(999_999, wait=True)  # an unknown delivery tag: the broker closes it
-            await underlay.basic_qos(prefetch_count=10)  # (the close arrives with the next answer)
-        # aio-pika's reopen failed: it leaves the channel without an underlying one
-        await poll_until(async_true(lambda: not channel.is_initialized), 10, "aio-pika's reopen failed")
+        await close_with_a_failing_reopen(channel, other, side)
         await other.queue_delete(side)  # the election is over: a reopen would now work
         await other.default_exchange.publish(aio_pika.Message(b"during"), routing_key=inbound)
         # under aio-pika alone nothing tries again: the message waits, unconsumed (a bounded wait
@@ -85,19 +75,12 @@ async def test_a_reopen_that_keeps_failing_is_tried_again_until_it_works(amqp_pr
     try:
         channel: AbstractRobustChannel = await connection.channel(publisher_confirms=False)
         await channel.declare_queue(side, durable=True, arguments={"x-max-length": 100})
-        await other.queue_delete(side)
-        await other.declare_queue(side, durable=True, arguments={"x-max-length": 200})
-        underlay = await channel.get_underlay_channel()
-        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-            await underlay.basic_ack(999_999, wait=True)
-            await underlay.basic_qos(prefetch_count=10)
-        await poll_until(async_true(lambda: not channel.is_initialized), 10, "aio-pika's reopen failed")
+        await close_with_a_failing_reopen(channel, other, side)
         watch = ChannelWatch(connection, {"topology": channel}, interval_s=0.1)
         watch.start()
         try:
-            await asyncio.sleep(
-                1.0
-            )  # about ten attempts, each failing on the conflict (bounded: a negative claim)
+            # about ten attempts, each failing on the conflict (a bounded wait for a negative claim)
+            await asyncio.sleep(1.0)
             assert not channel.is_initialized
             await other.queue_delete(side)  # the conflict ends: the next attempt works
             await poll_until(async_true(lambda: not channel.is_closed), 5, "the channel reopened")
@@ -155,3 +138,18 @@ async def test_a_delivery_its_handler_left_unsettled_is_handed_back(amqp_prefix:
         await channel.queue_delete(name)
     finally:
         await connection.close()
+
+
+async def close_with_a_failing_reopen(
+    channel: AbstractRobustChannel, other: AbstractChannel, side: str
+) -> None:
+    """The queue `side`, declared on `channel`, now exists with other arguments (as a declare fails in
+    a leader election), and the broker closes `channel`: aio-pika's reopen, which declares the queue
+    again first, fails and leaves the channel without an underlying one."""
+    await other.queue_delete(side)
+    await other.declare_queue(side, durable=True, arguments={"x-max-length": 200})
+    underlay = await channel.get_underlay_channel()
+    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+        await underlay.basic_ack(999_999, wait=True)  # an unknown delivery tag: the broker closes it
+        await underlay.basic_qos(prefetch_count=10)  # (the close arrives with the next answer)
+    await poll_until(async_true(lambda: not channel.is_initialized), 10, "aio-pika's reopen failed")

@@ -144,11 +144,7 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
         await poll_until(routing_again, 60, "routing resumed after the leader node stopped")
     except AssertionError:
         arriving.cancel()
-        report(await asyncio.to_thread(broker_state, cluster))
-        os.kill(proc.pid, signal.SIGUSR1)
-        await poll_until(async_true(lambda: bool(proc.log_lines("task_waits"))), 10, "the task dump")
-        await asyncio.sleep(0.5)
-        report("\n".join(proc.log_lines("task_waits") + proc.log_lines("consumer_state")))
+        await report_stall(cluster, proc)
         raise
     finally:
         enough.set()  # the inputs after this are not needed to see the resumption
@@ -167,15 +163,7 @@ async def test_a_backlog_drains_through_a_cluster_while_the_inbound_leader_node_
     try:
         await wait_settled(schema, n, within=60)
     except AssertionError:
-        report(await asyncio.to_thread(broker_state, cluster))
-        os.kill(proc.pid, signal.SIGUSR1)  # the service logs where each of its tasks waits
-        await poll_until(async_true(lambda: bool(proc.log_lines("task_waits"))), 10, "the task dump")
-        await asyncio.sleep(0.5)  # the rest of the dump
-        log = proc.log_path.read_text(errors="replace").splitlines()
-        report(
-            "the service's last warnings and errors:\n"
-            + "\n".join([x for x in log if '"level": "info"' not in x][-80:])
-        )
+        await report_stall(cluster, proc)
         raise
     await poll_until(lambda: inbound_is_empty(broker), 60, "P.inbound drained")
     code, _ = await proc.terminate()
@@ -234,6 +222,19 @@ async def keep_arriving(
                     report(f"publish retried: {type(exc).__name__}")
                     await asyncio.sleep(0.2)
         await asyncio.sleep(0.1)
+
+
+async def report_stall(cluster: Cluster, proc: ServeProcess) -> None:
+    """What the cluster says of its queues and consumers, and what the service says it waits for
+    (SIGUSR1: `task_waits` lines, then `consumer_state` last), with its last warnings and errors."""
+    report(await asyncio.to_thread(broker_state, cluster))
+    os.kill(proc.pid, signal.SIGUSR1)
+    await poll_until(async_true(lambda: bool(proc.log_lines("consumer_state"))), 10, "the task dump")
+    log = proc.log_path.read_text(errors="replace").splitlines()
+    report(
+        "the service's last warnings and errors:\n"
+        + "\n".join([x for x in log if '"level": "info"' not in x][-80:])
+    )
 
 
 def broker_state(cluster: Cluster) -> str:

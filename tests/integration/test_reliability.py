@@ -20,6 +20,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -640,6 +641,30 @@ async def test_sigterm_stops_consuming_finishes_in_flight_and_exits_within_the_d
         f"redundant copies after restart {v.redundant_copies}"
     )
     assert v.redundant_copies == 0  # a clean stop leaves nothing half done
+
+
+async def test_sigusr1_says_where_a_running_instance_waits_and_it_goes_on(
+    broker: Broker, amqp_prefix: str, schema: str, procs: list[ServeProcess], tmp_path: Path
+) -> None:
+    # what an operator asks of an instance gone silent (docs/operations.md): asked while it routes
+    n = 400
+    bodies = stream(n, f"usr1-{amqp_prefix}")
+    await broker.declare_topology()
+    proc = serve(procs, tmp_path, amqp_prefix, schema)
+    await proc.start()
+    await publish_all(broker, bodies[: n // 2])
+    os.kill(proc.pid, signal.SIGUSR1)
+    await poll_until(async_true(lambda: bool(proc.log_lines("consumer_state"))), 10, "the dump")
+    waits = {
+        orjson.loads(line)["task"]: orjson.loads(line)["awaits"] for line in proc.log_lines("task_waits")
+    }
+    assert waits["batcher-commit"][0].startswith("watchcentre/batching.py:")
+    [state] = [orjson.loads(line) for line in proc.log_lines("consumer_state")]
+    assert state["tag"] and state["paused"] is False and state["channel_closed"] is False
+    await publish_all(broker, bodies[n // 2 :])  # and it goes on routing
+    await wait_settled(schema, n, within=60)
+    code, _ = await proc.terminate()
+    assert code == 0
 
 
 # -- 6. two instances -------------------------------------------------------------------------------------

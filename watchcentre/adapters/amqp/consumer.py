@@ -7,9 +7,7 @@ import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import cast
 
-import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelInvalidStateError
@@ -110,20 +108,15 @@ class AmqpConsumer:
         """Registered as a consumer on an open channel (false while the broker is unreachable)."""
         return self._tag is not None and not self._channel.is_closed
 
-    async def state(self) -> dict[str, object]:
+    def state(self) -> dict[str, object]:
         """What an operator asks of a consumer gone silent (SIGUSR1): its tag, whether it is paused,
-        how many handlers run, and the consumer tags its channel dispatches deliveries to."""
-        try:
-            channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
-            dispatched: object = sorted(channel.consumers)
-        except Exception as exc:  # a diagnostic never fails
-            dispatched = f"channel: {type(exc).__name__}"
+        how many handlers run, whether its channel is open. Read at once: the dump must not wait on
+        the broker it may be asked about."""
         return {
             "tag": self._tag,
             "paused": self.paused,
             "handlers": len(self._tasks),
             "channel_closed": self._channel.is_closed,
-            "dispatched_tags": dispatched,
         }
 
     def pause(self) -> None:
