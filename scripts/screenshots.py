@@ -16,9 +16,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.integration.harness import ROOT, Broker, Instance, envelope, fresh_prefix
-from watchcentre.adapters.config_files import load_config
-from watchcentre.bootstrap import recipient_keys
+from tests.integration.harness import ROOT, Broker, Instance, delete_prefix, envelope, fresh_prefix
 from watchcentre.core.access import Role
 from watchcentre.core.ports import SystemClock
 from watchcentre.security import issue_token
@@ -174,7 +172,7 @@ async def main() -> None:
                     await browser.close()
         finally:
             await instance.stop()
-            await broker.delete_everything(["inbound", "dead", *recipient_keys(load_config(ROOT / "config"))])
+            await delete_prefix(prefix)
     print(f"screenshots in {SHOTS}")
 
 
